@@ -1,0 +1,327 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/pion/rtp"
+)
+
+// depacketizer turns one track's RTP packets into published Units. Each track's packets
+// arrive on one goroutine, so a depacketizer needs no locking.
+type depacketizer interface {
+	packet(pkt *rtp.Packet, pts int64)
+}
+
+// unitSink is where depacketizers put finished units, and how they count what they could
+// not use.
+type unitSink interface {
+	decodeError()
+	videoParams(p *VideoParams)
+}
+
+func (s *Source) decodeError() { s.decodeErrs.Add(1) }
+
+func (s *Source) videoParams(p *VideoParams) { s.setResolution(p.Width, p.Height) }
+
+func newDepacketizer(t *Track, f format.Format, sink unitSink, publish func(*Unit)) depacketizer {
+	switch f := f.(type) {
+	case *format.H264:
+		dec, _ := f.CreateDecoder() // cannot fail for a parsed SDP format
+		sps, pps := f.SafeParams()
+		v := &videoDepacketizer{
+			track: t, sink: sink, publish: publish,
+			decode:  dec.Decode,
+			partial: func(err error) bool { return errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) },
+			codec:   h264Codec{},
+		}
+		v.params = updateParams(v.codec, &VideoParams{}, [][]byte{sps, pps})
+		sink.videoParams(v.params)
+		return v
+	case *format.H265:
+		dec, _ := f.CreateDecoder()
+		vps, sps, pps := f.SafeParams()
+		v := &videoDepacketizer{
+			track: t, sink: sink, publish: publish,
+			decode:  dec.Decode,
+			partial: func(err error) bool { return errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) },
+			codec:   h265Codec{},
+		}
+		v.params = updateParams(v.codec, &VideoParams{}, [][]byte{vps, sps, pps})
+		sink.videoParams(v.params)
+		return v
+	case *format.MPEG4Audio:
+		dec, _ := f.CreateDecoder()
+		return &audioDepacketizer{track: t, sink: sink, publish: publish, decode: dec.Decode,
+			partial: func(err error) bool { return errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) }}
+	case *format.Opus:
+		dec, _ := f.CreateDecoder()
+		return &audioDepacketizer{track: t, sink: sink, publish: publish, decode: single(dec.Decode)}
+	case *format.G711:
+		dec, _ := f.CreateDecoder()
+		return &audioDepacketizer{track: t, sink: sink, publish: publish, decode: single(dec.Decode)}
+	}
+	panic("ingest: depacketizer for unsupported format") // selectMedias admits only the formats above
+}
+
+// single adapts a decoder that yields one frame per packet.
+func single(dec func(*rtp.Packet) ([]byte, error)) func(*rtp.Packet) ([][]byte, error) {
+	return func(p *rtp.Packet) ([][]byte, error) {
+		b, err := dec(p)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{b}, nil
+	}
+}
+
+// videoCodec holds what differs between H.264 and H.265.
+type videoCodec interface {
+	// paramSet says which parameter set a NAL unit is, or paramNone.
+	paramSet(nalu []byte) paramSetKind
+	// needsVPS tells whether a VPS is required to decode (H.265).
+	needsVPS() bool
+	// size parses the picture size from an SPS; ok is false when it cannot be parsed.
+	size(sps []byte) (w, h int, ok bool)
+	isRandomAccess(au [][]byte) bool
+	newDTSExtractor() dtsExtractor
+}
+
+type paramSetKind int
+
+const (
+	paramNone paramSetKind = iota
+	paramVPS
+	paramSPS
+	paramPPS
+)
+
+type dtsExtractor interface {
+	Extract(au [][]byte, pts int64) (int64, error)
+}
+
+// updateParams returns cur, or new parameters when au carries parameter sets that differ
+// from cur. Published *VideoParams are never modified, so a change makes a copy.
+func updateParams(c videoCodec, cur *VideoParams, au [][]byte) *VideoParams {
+	var next *VideoParams
+	for _, n := range au {
+		kind := c.paramSet(n)
+		if kind == paramNone {
+			continue
+		}
+		slot := func(p *VideoParams) *[]byte {
+			switch kind {
+			case paramVPS:
+				return &p.VPS
+			case paramSPS:
+				return &p.SPS
+			}
+			return &p.PPS
+		}
+		if bytes.Equal(*slot(cur), n) || next != nil && bytes.Equal(*slot(next), n) {
+			continue
+		}
+		if next == nil {
+			next = &VideoParams{}
+			*next = *cur
+		}
+		*slot(next) = bytes.Clone(n)
+		if kind == paramSPS {
+			next.Width, next.Height, _ = c.size(n)
+		}
+	}
+	if next == nil {
+		return cur
+	}
+	return next
+}
+
+// paramsComplete tells whether a decoder can start with p.
+func paramsComplete(c videoCodec, p *VideoParams) bool {
+	return len(p.SPS) > 0 && len(p.PPS) > 0 && (!c.needsVPS() || len(p.VPS) > 0)
+}
+
+// withParams returns a keyframe's access unit with p's parameter sets in front when it does
+// not carry its own, so that every consumer can start decoding at any keyframe.
+func withParams(c videoCodec, p *VideoParams, au [][]byte) [][]byte {
+	for _, n := range au {
+		if c.paramSet(n) == paramSPS {
+			return au
+		}
+	}
+	out := make([][]byte, 0, len(au)+3)
+	if c.needsVPS() {
+		out = append(out, p.VPS)
+	}
+	return append(append(out, p.SPS, p.PPS), au...)
+}
+
+// videoDepacketizer reassembles access units, tracks parameter sets, waits for a keyframe,
+// computes DTS and drops what would break a consumer's decoder.
+type videoDepacketizer struct {
+	track   *Track
+	sink    unitSink
+	publish func(*Unit)
+	decode  func(*rtp.Packet) ([][]byte, error)
+	partial func(error) bool // errors that only mean "more packets needed"
+	codec   videoCodec
+
+	params  *VideoParams
+	dts     dtsExtractor // nil until the first keyframe
+	lastDTS int64
+}
+
+func (v *videoDepacketizer) packet(pkt *rtp.Packet, pts int64) {
+	au, err := v.decode(pkt)
+	if err != nil {
+		if !v.partial(err) {
+			v.sink.decodeError()
+		}
+		return
+	}
+	if p := updateParams(v.codec, v.params, au); p != v.params {
+		v.params = p
+		v.sink.videoParams(p)
+	}
+	key := v.codec.isRandomAccess(au) && paramsComplete(v.codec, v.params)
+	if v.dts == nil {
+		if !key {
+			return // a decoder cannot start before the first keyframe of the session
+		}
+		v.dts = v.codec.newDTSExtractor()
+	}
+	if key {
+		au = withParams(v.codec, v.params, au)
+	}
+	dts, err := v.dts.Extract(au, pts)
+	if err != nil || (v.lastDTS != 0 && dts <= v.lastDTS) {
+		// A unit that cannot be placed in decode order would corrupt every consumer's
+		// timeline. Drop it and everything up to the next keyframe, which starts afresh.
+		v.sink.decodeError()
+		v.dts, v.lastDTS = nil, 0
+		return
+	}
+	v.lastDTS = dts
+	rate := v.track.ClockRate
+	v.publish(&Unit{
+		Track:   v.track,
+		PTS:     clockToDuration(pts, rate),
+		DTS:     clockToDuration(dts, rate),
+		Key:     key,
+		Payload: au,
+		Params:  v.params,
+	})
+}
+
+// audioDepacketizer publishes audio frames; every audio unit is a random access point.
+type audioDepacketizer struct {
+	track   *Track
+	sink    unitSink
+	publish func(*Unit)
+	decode  func(*rtp.Packet) ([][]byte, error)
+	partial func(error) bool
+
+	started bool
+	lastPTS int64
+}
+
+func (a *audioDepacketizer) packet(pkt *rtp.Packet, pts int64) {
+	frames, err := a.decode(pkt)
+	if err != nil {
+		if a.partial == nil || !a.partial(err) {
+			a.sink.decodeError()
+		}
+		return
+	}
+	if a.started && pts <= a.lastPTS {
+		a.sink.decodeError() // a duplicate or reordered packet; its time has already passed
+		return
+	}
+	a.started, a.lastPTS = true, pts
+	d := clockToDuration(pts, a.track.ClockRate)
+	a.publish(&Unit{Track: a.track, PTS: d, DTS: d, Key: true, Payload: frames})
+}
+
+// clockToDuration converts RTP clock ticks to a Duration without overflowing: a plain
+// v*1e9 overflows int64 after about 28 hours at 90 kHz.
+func clockToDuration(v int64, rate int) time.Duration {
+	r := int64(rate)
+	return time.Duration(v/r)*time.Second + time.Duration(v%r)*time.Second/time.Duration(r)
+}
+
+// h264Codec implements videoCodec for H.264.
+type h264Codec struct{}
+
+func (h264Codec) paramSet(n []byte) paramSetKind {
+	if len(n) == 0 {
+		return paramNone
+	}
+	switch h264.NALUType(n[0] & 0x1f) {
+	case h264.NALUTypeSPS:
+		return paramSPS
+	case h264.NALUTypePPS:
+		return paramPPS
+	}
+	return paramNone
+}
+
+func (h264Codec) needsVPS() bool { return false }
+
+func (h264Codec) size(sps []byte) (int, int, bool) {
+	var p h264.SPS
+	if p.Unmarshal(sps) != nil {
+		return 0, 0, false
+	}
+	return p.Width(), p.Height(), true
+}
+
+func (h264Codec) isRandomAccess(au [][]byte) bool { return h264.IsRandomAccess(au) }
+
+func (h264Codec) newDTSExtractor() dtsExtractor {
+	d := &h264.DTSExtractor{}
+	d.Initialize()
+	return d
+}
+
+// h265Codec implements videoCodec for H.265.
+type h265Codec struct{}
+
+func (h265Codec) paramSet(n []byte) paramSetKind {
+	if len(n) < 2 {
+		return paramNone
+	}
+	switch h265.NALUType((n[0] >> 1) & 0x3f) {
+	case h265.NALUType_VPS_NUT:
+		return paramVPS
+	case h265.NALUType_SPS_NUT:
+		return paramSPS
+	case h265.NALUType_PPS_NUT:
+		return paramPPS
+	}
+	return paramNone
+}
+
+func (h265Codec) needsVPS() bool { return true }
+
+func (h265Codec) size(sps []byte) (int, int, bool) {
+	var p h265.SPS
+	if p.Unmarshal(sps) != nil {
+		return 0, 0, false
+	}
+	return p.Width(), p.Height(), true
+}
+
+func (h265Codec) isRandomAccess(au [][]byte) bool { return h265.IsRandomAccess(au) }
+
+func (h265Codec) newDTSExtractor() dtsExtractor {
+	d := &h265.DTSExtractor{}
+	d.Initialize()
+	return d
+}

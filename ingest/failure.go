@@ -1,0 +1,122 @@
+package ingest
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+)
+
+// Errors a session ends with that are ours, not the network's.
+var (
+	errStalled          = errors.New("stalled")
+	errUnsupportedCodec = errors.New("unsupported codec")
+	errCredentials      = errors.New("credentials")
+	errCertificate      = errors.New("certificate")
+)
+
+// failure is how a failed session is reported: which state, why, and whether the camera
+// looked gone (so its return can be probed for).
+type failure struct {
+	state      State
+	reason     string
+	cameraGone bool
+}
+
+// classify turns a session error into a failure a dispatcher can act on. Errors that need a
+// person (credentials, unknown path, codec, certificate) are StateFailed; the rest are
+// transient and StateBackoff.
+func classify(err error) failure {
+	if err == nil {
+		return failure{state: StateBackoff, reason: "session ended"}
+	}
+	var bad liberrors.ErrClientBadStatusCode
+	if errors.As(err, &bad) {
+		switch bad.Code {
+		case base.StatusUnauthorized:
+			return failure{state: StateFailed, reason: "authentication failed (401 Unauthorized): check the username and password"}
+		case base.StatusForbidden:
+			return failure{state: StateFailed, reason: "access denied (403 Forbidden): the camera refuses this user"}
+		case base.StatusNotFound:
+			return failure{state: StateFailed, reason: "stream not found (404 Not Found): check the URL path"}
+		}
+		return failure{state: StateBackoff, reason: fmt.Sprintf("camera answered %d %s", bad.Code, bad.Message)}
+	}
+	var authority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	if errors.Is(err, errUnsupportedCodec) || errors.Is(err, errCredentials) || errors.Is(err, errCertificate) ||
+		errors.As(err, &authority) || errors.As(err, &hostname) {
+		return failure{state: StateFailed, reason: err.Error()}
+	}
+	if errors.Is(err, errStalled) {
+		return failure{state: StateBackoff, reason: err.Error()}
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return failure{state: StateBackoff, reason: "camera unreachable: " + dialReason(op), cameraGone: true}
+	}
+	return failure{state: StateBackoff, reason: "connection lost: " + err.Error()}
+}
+
+// dialReason shortens a dial error to what matters ("connection refused", "i/o timeout").
+func dialReason(op *net.OpError) string {
+	msg := op.Err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
+}
+
+// dialAddress returns host:port of an RTSP URL with the scheme's default port, or "" when the
+// URL cannot be parsed.
+func dialAddress(raw string) string {
+	u, err := base.ParseURL(raw)
+	if err != nil {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "554"
+	if u.Scheme == "rtsps" {
+		port = "322"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// scrubSecret removes a password from an error message. gortsplib and net/url may quote the
+// URL they were given; the password must never reach a log line or the status API.
+func scrubSecret(err error, dialURL string) error {
+	if err == nil {
+		return nil
+	}
+	u, perr := url.Parse(dialURL)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	pass, ok := u.User.Password()
+	if !ok || pass == "" {
+		return err
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, pass) && !strings.Contains(msg, url.PathEscape(pass)) {
+		return err
+	}
+	msg = strings.ReplaceAll(msg, url.PathEscape(pass), "***")
+	msg = strings.ReplaceAll(msg, pass, "***")
+	return &scrubbedError{msg: msg, err: err}
+}
+
+// scrubbedError keeps the original error for errors.Is/As but prints the scrubbed text.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }

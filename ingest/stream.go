@@ -1,0 +1,130 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ErrStreamEnded is returned by Reader.Read once the Stream's session has ended and the
+// Reader's queue is drained. The consumer should wait on the Hub for the next Stream.
+var ErrStreamEnded = errors.New("stream ended")
+
+// Stream is one RTSP session's media for one camera stream. Its Tracks are fixed for its
+// lifetime; a reconnect makes a new Stream.
+type Stream struct {
+	Camera  string    // camera id
+	Name    string    // StreamMain or StreamSub
+	Tracks  []*Track  // as negotiated in the session's SDP
+	Started time.Time // when the session started delivering media
+
+	hub      *Hub
+	hasVideo bool
+
+	mu      sync.Mutex
+	readers []*Reader
+	ended   bool
+	endErr  error
+}
+
+// Video returns the stream's video track, or nil if it has none.
+func (s *Stream) Video() *Track {
+	for _, t := range s.Tracks {
+		if t.Kind == KindVideo {
+			return t
+		}
+	}
+	return nil
+}
+
+// Publish hands u to every Reader. It never blocks: a Reader whose queue is full drops u
+// and resynchronises at the next keyframe (see the package documentation). Publish may be
+// called from several goroutines (gortsplib reads UDP tracks on separate goroutines); each
+// track's units must be published in order. Publishing to an ended Stream does nothing.
+func (s *Stream) Publish(u *Unit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	for _, r := range s.readers {
+		r.offer(u)
+	}
+}
+
+// End ends the Stream: Readers return ErrStreamEnded after draining their queues, and the
+// Hub forgets the Stream. cause, if not nil, is wrapped into the error Readers return.
+// Safe to call more than once.
+func (s *Stream) End(cause error) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	s.endErr = ErrStreamEnded
+	if cause != nil {
+		s.endErr = fmt.Errorf("%w: %w", ErrStreamEnded, cause)
+	}
+	for _, r := range s.readers {
+		close(r.queue)
+	}
+	s.readers = nil
+	s.mu.Unlock()
+	s.hub.ended(s)
+}
+
+// NewReader attaches a consumer to the Stream with a queue of queueLen units. consumer
+// names it in drop counts and metrics ("recorder", "motion", "viewer"). The Reader starts
+// at the next keyframe. The caller must Close it.
+func (s *Stream) NewReader(consumer string, queueLen int) *Reader {
+	if queueLen < 1 {
+		queueLen = 1
+	}
+	r := &Reader{
+		stream:     s,
+		Consumer:   consumer,
+		queue:      make(chan delivery, queueLen),
+		waitingKey: true,
+		drops:      s.hub.dropCounter(s.Camera, consumer),
+	}
+	s.mu.Lock()
+	if s.ended {
+		close(r.queue)
+		r.closed = true
+	} else {
+		s.readers = append(s.readers, r)
+	}
+	s.mu.Unlock()
+	return r
+}
+
+// detach removes r from the Stream's readers and closes its queue.
+func (s *Stream) detach(r *Reader) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	for i, x := range s.readers {
+		if x == r {
+			s.readers = append(s.readers[:i], s.readers[i+1:]...)
+			break
+		}
+	}
+	if !s.ended {
+		close(r.queue)
+	}
+}
+
+// endError returns the error Readers report once the queue is drained.
+func (s *Stream) endError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.endErr != nil {
+		return s.endErr
+	}
+	return ErrStreamEnded
+}
