@@ -38,9 +38,11 @@ func newDepacketizer(t *Track, f format.Format, sink unitSink, publish func(*Uni
 		sps, pps := f.SafeParams()
 		v := &videoDepacketizer{
 			track: t, sink: sink, publish: publish,
-			decode:  dec.Decode,
-			partial: func(err error) bool { return errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) },
-			codec:   h264Codec{},
+			decode: dec.Decode,
+			partial: func(err error) bool {
+				return errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious)
+			},
+			codec: h264Codec{},
 		}
 		v.params = updateParams(v.codec, &VideoParams{}, [][]byte{sps, pps})
 		sink.videoParams(v.params)
@@ -50,9 +52,11 @@ func newDepacketizer(t *Track, f format.Format, sink unitSink, publish func(*Uni
 		vps, sps, pps := f.SafeParams()
 		v := &videoDepacketizer{
 			track: t, sink: sink, publish: publish,
-			decode:  dec.Decode,
-			partial: func(err error) bool { return errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) },
-			codec:   h265Codec{},
+			decode: dec.Decode,
+			partial: func(err error) bool {
+				return errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious)
+			},
+			codec: h265Codec{},
 		}
 		v.params = updateParams(v.codec, &VideoParams{}, [][]byte{vps, sps, pps})
 		sink.videoParams(v.params)

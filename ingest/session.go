@@ -82,22 +82,24 @@ func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
 	var lastUnit atomic.Int64 // unix nanoseconds of the last published unit
 	var st *Stream
 	clock := &sessionClock{log: s.log}
-	firstUnit := make(chan struct{})
-	var gotFirst atomic.Bool
 	publish := func(un *Unit) {
 		now := time.Now()
 		un.Wall = clock.wall(un.PTS, now)
 		st.Publish(un)
 		s.published(un, now)
 		lastUnit.Store(now.UnixNano())
-		if gotFirst.CompareAndSwap(false, true) {
-			close(firstUnit)
-		}
 	}
+	// The stream counts as streaming from its first media packet, not its first keyframe:
+	// media is flowing, and the dispatcher should not see "connecting" for a whole GOP.
+	firstPacket := make(chan struct{})
+	var gotFirst atomic.Bool
 	for _, m := range sel.medias {
 		dp := newDepacketizer(m.track, m.format, s, publish)
 		medi := m.media
 		c.OnPacketRTP(medi, m.format, func(pkt *rtp.Packet) {
+			if gotFirst.CompareAndSwap(false, true) {
+				close(firstPacket)
+			}
 			pts, ok := c.PacketPTS2(medi, pkt)
 			if !ok {
 				return // time base not synchronised yet; gortsplib needs the first packets
@@ -143,8 +145,8 @@ func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
 			waitErr <- err // the deferred drain reads it again
 			endCause = err
 			return sessionResult{err: err, streamed: since(streamingSince)}
-		case <-firstUnit:
-			firstUnit = nil
+		case <-firstPacket:
+			firstPacket = nil
 			streamingSince = time.Now()
 			s.setState(StateStreaming, "", time.Time{})
 		case now := <-ticker.C:

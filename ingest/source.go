@@ -168,8 +168,10 @@ func (s *Source) setState(st State, reason string, retryAt time.Time) {
 		s.log.Warn("camera stream unavailable", append(attrs, "reason", reason, "retry_at", retryAt)...)
 	case StateConnecting:
 		s.log.Debug("connecting to camera", attrs...)
+	case StateStreaming:
+		s.log.Info("camera streaming", attrs...)
 	default:
-		s.log.Info("camera stream "+string(st), attrs...)
+		s.log.Info("camera stopped", attrs...)
 	}
 }
 

@@ -26,9 +26,9 @@ type Status struct {
 	Stream     string    `json:"stream"`
 	URL        string    `json:"url"` // redacted
 	State      State     `json:"state"`
-	Reason     string    `json:"reason,omitempty"`   // why the Source is not streaming
-	Since      time.Time `json:"since"`              // when State was entered
-	RetryAt    time.Time `json:"retry_at,omitzero"`  // next attempt, in backoff/failed
+	Reason     string    `json:"reason,omitempty"`    // why the Source is not streaming
+	Since      time.Time `json:"since"`               // when State was entered
+	RetryAt    time.Time `json:"retry_at,omitzero"`   // next attempt, in backoff/failed
 	Transport  string    `json:"transport,omitempty"` // TCP or UDP, while streaming
 	Codec      Codec     `json:"codec,omitempty"`
 	AudioCodec Codec     `json:"audio_codec,omitempty"`
@@ -77,7 +77,7 @@ func (m *rateMeter) add(now time.Time, frames, bytes int) {
 func (m *rateMeter) reset() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	*m = rateMeter{}
+	m.windowStart, m.frames, m.bytes, m.fps, m.bitsPerSec = time.Time{}, 0, 0, 0, 0
 }
 
 func (m *rateMeter) read() (fps, bitsPerSec float64) {

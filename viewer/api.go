@@ -3,6 +3,7 @@ package viewer
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/townwatch/townwatch/ingest"
 )
@@ -83,12 +84,11 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-// quote renders a user-supplied value for an error message without letting it inject
-// markup or control characters.
+// quote renders a user-supplied value for an error message: quoted, control characters
+// escaped and cut to a sane length (the JSON encoder escapes markup).
 func quote(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "…"
 	}
-	b, _ := json.Marshal(s)
-	return string(b)
+	return strconv.Quote(s)
 }

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the townwatch executable built once for the subprocess tests: signals, exit
+// statuses and stdout are what an operator sees, so they are tested on the real binary.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "townwatch-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "townwatch")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building townwatch:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runBinary runs townwatch to completion and returns its exit status and output.
+func runBinary(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("running townwatch %v: %v", args, err)
+	}
+	return code, out.String(), errOut.String()
+}
+
+func TestCheckConfigListsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	err := os.WriteFile(path, []byte(`storage:
+  path: ./data
+cameras:
+  - id: stribro-namesti
+    main:
+      url: http://admin:tajne-heslo@127.0.0.1/cam
+      transport: quic
+    record:
+      mode: sometimes
+  - id: stribro-most
+    main:
+      url: rtsp://127.0.0.1/cam2
+  - id: stribro-most
+    main:
+      url: rtsp://127.0.0.1/cam3
+  - id: Bad_ID
+    main: {}
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runBinary(t, "check-config", "-config", path)
+	if code != 2 {
+		t.Fatalf("exit status %d, want 2; stderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		"cameras[stribro-namesti].main.url: scheme must be rtsp or rtsps",
+		"cameras[stribro-namesti].main.transport: unknown value \"quic\"",
+		"cameras[stribro-namesti].record.mode: unknown value \"sometimes\"",
+		"cameras[2].id: duplicate id \"stribro-most\"",
+		"cameras[3].id: invalid id \"Bad_ID\"",
+		"cameras[3].main.url: required",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("check-config output lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "tajne-heslo") {
+		t.Errorf("check-config printed the password:\n%s", stderr)
+	}
+}
+
+func TestCheckConfigAcceptsTheDemoConfig(t *testing.T) {
+	code, stdout, stderr := runBinary(t, "check-config", "-config", "../../configs/demo.yaml")
+	if code != 0 || !strings.Contains(stdout, "valid (2 camera(s)") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestCheckConfigUnknownKeyNamesItsLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "typo.yaml")
+	if err := os.WriteFile(path, []byte("storage:\n  path: ./data\n  retension: 7d\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runBinary(t, "check-config", "-config", path)
+	if code != 2 || !strings.Contains(stderr, ":3") || !strings.Contains(stderr, "retension") {
+		t.Fatalf("exit %d, stderr:\n%s\nwant status 2 naming line 3 and the key", code, stderr)
+	}
+}
+
+func TestUsageAndVersion(t *testing.T) {
+	if code, _, stderr := runBinary(t, "frobnicate"); code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := runBinary(t, "serve"); code != 2 || !strings.Contains(stderr, "-config FILE is required") {
+		t.Errorf("serve without -config: exit %d, stderr %q", code, stderr)
+	}
+	if code, stdout, _ := runBinary(t, "version"); code != 0 || !strings.HasPrefix(stdout, "townwatch ") {
+		t.Errorf("version: exit %d, stdout %q", code, stdout)
+	}
+}
+
+// cameraStates polls /api/cameras and returns id → state.
+func cameraStates(t *testing.T, base string) map[string]string {
+	t.Helper()
+	resp, err := http.Get(base + "api/cameras")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var cams []struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cams); err != nil {
+		t.Fatalf("/api/cameras: %v", err)
+	}
+	out := map[string]string{}
+	for _, c := range cams {
+		out[c.ID] = c.State
+	}
+	return out
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// TestDemoStreamsBothCamerasAndStopsOnSIGTERM is what a newcomer does with `make demo`:
+// both simulated cameras must report streaming within 10 s, metrics and health must show
+// them, and SIGTERM must stop the process cleanly.
+func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
+	data := t.TempDir()
+	cmd := exec.Command(binary, "demo", "-data", data, "-http", "127.0.0.1:0", "-simcam", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("townwatch stderr:\n%s", stderr.String())
+		}
+	})
+
+	started := time.Now()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	var base string
+	select {
+	case line := <-lines:
+		m := regexp.MustCompile(`open (http://127\.0\.0\.1:\d+/)`).FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("demo's first line does not give the web address: %q", line)
+		}
+		base = m[1]
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo printed no web address within 20 s")
+	}
+
+	var states map[string]string
+	for deadline := started.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		states = cameraStates(t, base)
+		if states["demo-motion"] == "streaming" && states["demo-static"] == "streaming" {
+			break
+		}
+	}
+	if states["demo-motion"] != "streaming" || states["demo-static"] != "streaming" {
+		t.Fatalf("within 10 s of start the cameras are %v, want both streaming", states)
+	}
+
+	// Streaming starts with the first packet; frames are counted from the first keyframe,
+	// at most one GOP (2 s) later.
+	framesSeen := regexp.MustCompile(`townwatch_camera_received_frames_total\{camera="demo-static"\} [1-9]`)
+	var metrics string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if metrics = httpGet(t, base+"metrics"); framesSeen.MatchString(metrics) {
+			break
+		}
+	}
+	if !framesSeen.MatchString(metrics) {
+		t.Error("/metrics shows no frames received from demo-static")
+	}
+	for _, want := range []string{
+		`townwatch_camera_up{camera="demo-motion"} 1`,
+		`townwatch_camera_up{camera="demo-static"} 1`,
+		`townwatch_camera_reconnects_total{camera="demo-motion"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if h := httpGet(t, base+"healthz"); !strings.Contains(h, `"status": "ok"`) {
+		t.Errorf("/healthz = %s", h)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("after SIGTERM townwatch exited with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("townwatch did not stop within 15 s of SIGTERM")
+	}
+	// Not a terminal: the log must be JSON, one object per line.
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if line != "" && !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %q", line)
+			break
+		}
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/townwatch/townwatch/ingest"
+)
+
+// ingestCollector exposes every camera's ingest state at scrape time, read from the
+// Sources' atomic counters and the Hub's drop counters. The only label is camera.
+type ingestCollector struct {
+	sources []*ingest.Source
+	hub     *ingest.Hub
+}
+
+var (
+	descUp = prometheus.NewDesc("townwatch_camera_up",
+		"1 when the camera's main stream is streaming, 0 otherwise.", []string{"camera"}, nil)
+	descSubUp = prometheus.NewDesc("townwatch_camera_sub_up",
+		"1 when the camera's sub stream is streaming, 0 otherwise (only cameras with a sub stream).", []string{"camera"}, nil)
+	descReconnects = prometheus.NewDesc("townwatch_camera_reconnects_total",
+		"RTSP sessions started after the first, main and sub stream together.", []string{"camera"}, nil)
+	descBytes = prometheus.NewDesc("townwatch_camera_received_bytes_total",
+		"Media payload bytes received and published, main and sub stream together.", []string{"camera"}, nil)
+	descFrames = prometheus.NewDesc("townwatch_camera_received_frames_total",
+		"Video access units received and published, main and sub stream together.", []string{"camera"}, nil)
+	descLost = prometheus.NewDesc("townwatch_camera_lost_packets_total",
+		"RTP packets lost between camera and townwatch.", []string{"camera"}, nil)
+	descDecodeErrors = prometheus.NewDesc("townwatch_camera_decode_errors_total",
+		"Units that could not be depacketized or timed and were not published.", []string{"camera"}, nil)
+	descLastFrame = prometheus.NewDesc("townwatch_camera_last_frame_timestamp_seconds",
+		"Unix time of the last video frame received on the main stream.", []string{"camera"}, nil)
+)
+
+func newIngestCollector(sources []*ingest.Source, hub *ingest.Hub) *ingestCollector {
+	return &ingestCollector{sources: sources, hub: hub}
+}
+
+// Describe sends nothing: the per-consumer drop metrics are named after consumers that
+// appear at run time, which makes this an unchecked collector.
+func (c *ingestCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c *ingestCollector) Collect(ch chan<- prometheus.Metric) {
+	type totals struct{ reconnects, bytes, frames, lost, decodeErrs uint64 }
+	perCamera := map[string]*totals{}
+	var order []string
+	for _, src := range c.sources {
+		st := src.Status()
+		t, ok := perCamera[st.Camera]
+		if !ok {
+			t = &totals{}
+			perCamera[st.Camera] = t
+			order = append(order, st.Camera)
+		}
+		t.reconnects += st.Reconnects
+		t.bytes += st.ReceivedBytes
+		t.frames += st.ReceivedFrames
+		t.lost += st.LostPackets
+		t.decodeErrs += st.DecodeErrors
+
+		up := 0.0
+		if st.State == ingest.StateStreaming {
+			up = 1
+		}
+		if st.Stream == ingest.StreamSub {
+			ch <- prometheus.MustNewConstMetric(descSubUp, prometheus.GaugeValue, up, st.Camera)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, st.Camera)
+		last := 0.0
+		if !st.LastFrame.IsZero() {
+			last = float64(st.LastFrame.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(descLastFrame, prometheus.GaugeValue, last, st.Camera)
+	}
+	for _, cam := range order {
+		t := perCamera[cam]
+		ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(t.reconnects), cam)
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(t.bytes), cam)
+		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(t.frames), cam)
+		ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(t.lost), cam)
+		ch <- prometheus.MustNewConstMetric(descDecodeErrors, prometheus.CounterValue, float64(t.decodeErrs), cam)
+	}
+	for _, d := range c.hub.DropCounts() {
+		desc := prometheus.NewDesc("townwatch_"+d.Consumer+"_dropped_units_total",
+			"Units the "+d.Consumer+" dropped because it fell behind (it resumes at the next keyframe).",
+			[]string{"camera"}, nil)
+		m, err := prometheus.NewConstMetric(desc, prometheus.CounterValue, float64(d.Units), d.Camera)
+		if err != nil { // a consumer name that is not a valid metric name: show it at scrape
+			m = prometheus.NewInvalidMetric(desc, err)
+		}
+		ch <- m
+	}
+}

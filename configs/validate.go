@@ -1,0 +1,215 @@
+package configs
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Problem is one thing wrong with a config, at a YAML path such as
+// "cameras[stribro-namesti].main.url".
+type Problem struct {
+	Path, Message string
+}
+
+// String returns "path: message".
+func (p Problem) String() string { return p.Path + ": " + p.Message }
+
+// ValidationError lists every problem Validate found, in file order.
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Error returns one problem per line.
+func (e *ValidationError) Error() string { return problemLines("", e.Problems) }
+
+// sourceError is the *ValidationError that Parse returns, with every line prefixed by the
+// source ("townwatch.yaml: cameras[x].main.url: ...") like decoding errors are.
+type sourceError struct {
+	source string
+	err    *ValidationError
+}
+
+func (e *sourceError) Error() string { return problemLines(e.source+": ", e.err.Problems) }
+func (e *sourceError) Unwrap() error { return e.err }
+
+func problemLines(prefix string, ps []Problem) string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = prefix + p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Validate checks c and returns nil or a *ValidationError with every problem at once, so an
+// operator fixes a file in one round. It does not apply defaults: a Config built in Go must
+// set every field (or come from Parse).
+//
+// Validate reads nothing secret: for password_file it only checks that the file can be
+// opened and is not empty; for password_env, that the variable is set and not empty. The
+// passwords themselves are read by Stream.DialURL.
+func (c *Config) Validate() error {
+	if ps := c.problems(); len(ps) > 0 {
+		return &ValidationError{Problems: ps}
+	}
+	return nil
+}
+
+func (c *Config) problems() []Problem {
+	var v validator
+	if c.Storage.Path == "" {
+		v.add("storage.path", "must not be empty")
+	}
+	if err := checkListen(c.HTTP.Listen); err != nil {
+		v.add("http.listen", "%v", err)
+	}
+	v.cameras(c.Cameras)
+	return v.problems
+}
+
+type validator struct {
+	problems []Problem
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// cameraID is the id syntax: it is used in file paths, URLs and metric labels, so it is
+// kept to what is safe in all of them.
+var cameraID = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$`)
+
+func (v *validator) cameras(cams []Camera) {
+	count := make(map[string]int, len(cams))
+	first := make(map[string]int, len(cams))
+	for i, cam := range cams {
+		if count[cam.ID] == 0 {
+			first[cam.ID] = i
+		}
+		count[cam.ID]++
+	}
+	for i, cam := range cams {
+		// A camera is named by its id when that names it unambiguously, else by its index.
+		path := fmt.Sprintf("cameras[%d]", i)
+		if cameraID.MatchString(cam.ID) && count[cam.ID] == 1 {
+			path = "cameras[" + cam.ID + "]"
+		}
+		switch {
+		case cam.ID == "":
+			v.add(path+".id", "required")
+		case !cameraID.MatchString(cam.ID):
+			v.add(path+".id", "invalid id %q (want 1-64 lowercase letters, digits and hyphens, not starting or ending with a hyphen)", cam.ID)
+		}
+		if cam.ID != "" && first[cam.ID] != i {
+			v.add(path+".id", "duplicate id %q (also cameras[%d])", cam.ID, first[cam.ID])
+		}
+		v.stream(path+".main", &cam.Main)
+		if cam.Sub != nil {
+			v.stream(path+".sub", cam.Sub)
+		}
+		v.record(path, cam)
+	}
+}
+
+func (v *validator) stream(path string, s *Stream) {
+	u := v.streamURL(path+".url", s.URL)
+	for _, p := range s.credentialProblems(u) {
+		v.add(path+"."+p.Path, "%s", p.Message)
+	}
+	if s.PasswordFile != "" {
+		if err := checkPasswordFile(s.PasswordFile); err != nil {
+			v.add(path+".password_file", "%v", err)
+		}
+	}
+	if s.PasswordEnv != "" {
+		if _, err := passwordFromEnv(s.PasswordEnv); err != nil {
+			v.add(path+".password_env", "%v", err)
+		}
+	}
+	v.enum(path+".transport", s.Transport, TransportAuto, TransportTCP, TransportUDP)
+	if s.StallTimeout < Duration(time.Second) {
+		v.add(path+".stall_timeout", "must be at least 1s")
+	}
+	if s.TLSFingerprint != "" {
+		if u != nil && u.Scheme == "rtsp" {
+			v.add(path+".tls_fingerprint", "only allowed with rtsps:// URLs")
+		}
+		if b, err := hex.DecodeString(strings.ReplaceAll(s.TLSFingerprint, ":", "")); err != nil || len(b) != 32 {
+			v.add(path+".tls_fingerprint", "want 64 hex digits (the certificate's SHA-256), colons allowed")
+		}
+	}
+}
+
+// streamURL checks a stream URL and returns it parsed, or nil if it is missing or does not
+// parse, in which case checks that need it are skipped.
+func (v *validator) streamURL(path, raw string) *url.URL {
+	if raw == "" {
+		v.add(path, "required")
+		return nil
+	}
+	u, err := parseURL(raw)
+	if err != nil {
+		v.add(path, "%v", err)
+		return nil
+	}
+	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+		v.add(path, "scheme must be rtsp or rtsps")
+	}
+	switch {
+	case u.Hostname() == "":
+		v.add(path, "missing host (want rtsp://host[:port]/path)")
+	case u.Port() != "" && !validPort(u.Port()):
+		v.add(path, "invalid port %q (want 1-65535)", u.Port())
+	}
+	return u
+}
+
+func (v *validator) record(path string, cam Camera) {
+	v.enum(path+".record.mode", cam.Record.Mode, RecordContinuous, RecordMotion, RecordOff)
+	if cam.Record.Mode == RecordMotion && !cam.Motion.Enabled {
+		// Without a detector there are no events, so this camera would record nothing.
+		v.add(path+".record.mode", "%q needs motion.enabled: true", RecordMotion)
+	}
+	if cam.Record.Retention <= 0 {
+		v.add(path+".record.retention", "must be > 0")
+	}
+}
+
+// enum checks that value is one of allowed.
+func (v *validator) enum(path, value string, allowed ...string) {
+	if slices.Contains(allowed, value) {
+		return
+	}
+	list := strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
+	v.add(path, "unknown value %q (want %s)", value, list)
+}
+
+// checkListen checks a listen address: host:port with a numeric port. The host may be
+// empty (all interfaces) or a name. Port 0 lets the system pick a free port (townwatch
+// prints the address it got), which tests and side-by-side instances rely on.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err) // without the address, which the path already points at
+		}
+		return fmt.Errorf("%v (want host:port such as 127.0.0.1:8080)", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil { // digits only: no sign, no spaces
+		return fmt.Errorf("invalid port %q (want 0-65535)", port)
+	}
+	return nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16) // digits only: no sign, no spaces
+	return err == nil && n >= 1
+}

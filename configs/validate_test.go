@@ -1,0 +1,304 @@
+package configs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// validationFixture makes what the validation cases refer to: files under $DIR and
+// environment variables TOWNWATCH_TEST_*. It returns a function that expands $DIR.
+func validationFixture(t *testing.T) func(string) string {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte("file-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "empty"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TOWNWATCH_TEST_PW", "env-secret")
+	t.Setenv("TOWNWATCH_TEST_EMPTY", "")
+	return func(s string) string { return strings.ReplaceAll(s, "$DIR", dir) }
+}
+
+// problems parses src and returns its validation problems as "path: message" lines.
+func problems(t *testing.T, src string) []string {
+	t.Helper()
+	_, err := Parse([]byte(src), "t.yaml")
+	if err == nil {
+		return nil
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("not a validation error: %v", err)
+	}
+	var lines []string
+	for _, p := range ve.Problems {
+		lines = append(lines, p.String())
+	}
+	return lines
+}
+
+// camera is a config with one camera "cam" whose main stream has the given extra lines.
+func camera(mainURL string, extra ...string) string {
+	return "cameras:\n  - id: cam\n    main:\n      url: " + mainURL + "\n" + indent(6, extra)
+}
+
+func indent(n int, lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(strings.Repeat(" ", n) + l + "\n")
+	}
+	return b.String()
+}
+
+func TestValidate(t *testing.T) {
+	expand := validationFixture(t)
+	tests := []struct {
+		name string
+		src  string
+		want []string // nil: valid
+	}{
+		// storage, http
+		{"minimal", camera("rtsp://10.0.0.21/"), nil},
+		{"empty storage path", "storage: {path: ''}\n", []string{"storage.path: must not be empty"}},
+		{"listen all interfaces", "http: {listen: ':8080'}\n", nil},
+		{"listen IPv6", "http: {listen: '[::1]:8080'}\n", nil},
+		{"listen host name", "http: {listen: 'localhost:8080'}\n", nil},
+		{"listen without port", "http: {listen: '8080'}\n", []string{"http.listen: missing port in address (want host:port such as 127.0.0.1:8080)"}},
+		{"listen too many colons", "http: {listen: '::1:8080'}\n", []string{"http.listen: too many colons in address (want host:port such as 127.0.0.1:8080)"}},
+		{"listen empty", "http: {listen: ''}\n", []string{"http.listen: missing port in address (want host:port such as 127.0.0.1:8080)"}},
+		{"listen named port", "http: {listen: '127.0.0.1:http'}\n", []string{`http.listen: invalid port "http" (want 0-65535)`}},
+		{"listen port 0 picks a free port", "http: {listen: '127.0.0.1:0'}\n", nil},
+		{"listen port too big", "http: {listen: '127.0.0.1:65536'}\n", []string{`http.listen: invalid port "65536" (want 0-65535)`}},
+
+		// ids
+		{"id missing", "cameras:\n  - main: {url: rtsp://h/}\n", []string{"cameras[0].id: required"}},
+		{"id 64 characters", "cameras:\n  - id: " + strings.Repeat("a", 64) + "\n    main: {url: rtsp://h/}\n", nil},
+		{"id 65 characters", "cameras:\n  - id: " + strings.Repeat("a", 65) + "\n    main: {url: rtsp://h/}\n",
+			[]string{`cameras[0].id: invalid id "` + strings.Repeat("a", 65) + `" (want 1-64 lowercase letters, digits and hyphens, not starting or ending with a hyphen)`}},
+		{"id single character", "cameras:\n  - id: '7'\n    main: {url: rtsp://h/}\n", nil},
+		{"id numeric", "cameras:\n  - id: 101\n    main: {url: rtsp://h/}\n", nil},
+		{"id uppercase", "cameras:\n  - id: Stribro\n    main: {url: rtsp://h/}\n",
+			[]string{`cameras[0].id: invalid id "Stribro" (want 1-64 lowercase letters, digits and hyphens, not starting or ending with a hyphen)`}},
+		{"id leading hyphen", "cameras:\n  - id: -cam\n    main: {url: rtsp://h/}\n",
+			[]string{`cameras[0].id: invalid id "-cam" (want 1-64 lowercase letters, digits and hyphens, not starting or ending with a hyphen)`}},
+		{"id trailing hyphen", "cameras:\n  - id: cam-\n    main: {url: rtsp://h/}\n",
+			[]string{`cameras[0].id: invalid id "cam-" (want 1-64 lowercase letters, digits and hyphens, not starting or ending with a hyphen)`}},
+		{"id with diacritics", "cameras:\n  - id: stříbro\n    main: {url: rtsp://h/}\n",
+			[]string{`cameras[0].id: invalid id "stříbro" (want 1-64 lowercase letters, digits and hyphens, not starting or ending with a hyphen)`}},
+		{"duplicate id", `
+cameras:
+  - id: stribro-namesti
+    main: {url: rtsp://10.0.0.21/}
+  - id: stribro-most
+    main: {url: rtsp://10.0.0.22/}
+  - id: stribro-namesti
+    main: {url: rtsp://10.0.0.23/, transport: quic}
+`, []string{
+			`cameras[2].id: duplicate id "stribro-namesti" (also cameras[0])`,
+			`cameras[2].main.transport: unknown value "quic" (want auto, tcp or udp)`,
+		}},
+
+		// url
+		{"main missing", "cameras:\n  - id: cam\n", []string{"cameras[cam].main.url: required"}},
+		{"url empty", camera("''"), []string{"cameras[cam].main.url: required"}},
+		{"rtsps", camera("rtsps://10.0.0.21:322/"), nil},
+		{"scheme in capitals", camera("RTSP://10.0.0.21/"), nil},
+		{"http scheme", camera("http://10.0.0.21/"), []string{"cameras[cam].main.url: scheme must be rtsp or rtsps"}},
+		{"no scheme", camera("10.0.0.21/live"), []string{
+			"cameras[cam].main.url: scheme must be rtsp or rtsps",
+			"cameras[cam].main.url: missing host (want rtsp://host[:port]/path)",
+		}},
+		{"no host", camera("rtsp:///live"), []string{"cameras[cam].main.url: missing host (want rtsp://host[:port]/path)"}},
+		{"port only", camera("rtsp://:554/live"), []string{"cameras[cam].main.url: missing host (want rtsp://host[:port]/path)"}},
+		{"opaque", camera("'rtsp:10.0.0.21'"), []string{"cameras[cam].main.url: missing host (want rtsp://host[:port]/path)"}},
+		{"port out of range", camera("rtsp://10.0.0.21:70000/"), []string{`cameras[cam].main.url: invalid port "70000" (want 1-65535)`}},
+		{"port not a number", camera("rtsp://10.0.0.21:abc/"), []string{`cameras[cam].main.url: cannot parse URL: invalid port ":abc" after host`}},
+		{"bad escape in password", camera("rtsp://admin:pa%zzword@10.0.0.21/"), []string{"cameras[cam].main.url: cannot parse URL: invalid percent-escape (write % as %25)"}},
+		{"space in host", camera("'rtsp://10.0.0 .21/'"), []string{`cameras[cam].main.url: cannot parse URL: invalid character " " in host name`}},
+
+		// credentials
+		{"password in url", camera("rtsp://admin:pw@h/"), nil},
+		{"username and password_file", camera("rtsp://h/", "username: admin", "password_file: $DIR/pw"), nil},
+		{"username and password_env", camera("rtsp://h/", "username: admin", "password_env: TOWNWATCH_TEST_PW"), nil},
+		{"url user and password_env", camera("rtsp://admin@h/", "password_env: TOWNWATCH_TEST_PW"), nil},
+		{"username alone", camera("rtsp://h/", "username: admin"), nil},
+		{"password in url and password_file", camera("rtsp://admin:pw@h/", "password_file: $DIR/pw"),
+			[]string{"cameras[cam].main.password_file: conflicts with the password in url (use one)"}},
+		{"password in url and password_env", camera("rtsp://admin:pw@h/", "password_env: TOWNWATCH_TEST_PW"),
+			[]string{"cameras[cam].main.password_env: conflicts with the password in url (use one)"}},
+		{"password_file and password_env", camera("rtsp://h/", "username: admin", "password_file: $DIR/pw", "password_env: TOWNWATCH_TEST_PW"),
+			[]string{"cameras[cam].main.password_env: conflicts with password_file (use one)"}},
+		{"password_file without user", camera("rtsp://h/", "password_file: $DIR/pw"),
+			[]string{"cameras[cam].main.password_file: needs a user name (set username)"}},
+		{"password_env without user", camera("rtsp://h/", "password_env: TOWNWATCH_TEST_PW"),
+			[]string{"cameras[cam].main.password_env: needs a user name (set username)"}},
+		{"username and user in url", camera("rtsp://admin@h/", "username: admin"),
+			[]string{"cameras[cam].main.username: conflicts with the user name in url (use one)"}},
+		{"password in url without user", camera("rtsp://:pw@h/"),
+			[]string{"cameras[cam].main.url: has a password but no user name"}},
+		{"password_file missing", camera("rtsp://h/", "username: admin", "password_file: $DIR/nope"),
+			[]string{"cameras[cam].main.password_file: open $DIR/nope: no such file or directory"}},
+		{"password_file directory", camera("rtsp://h/", "username: admin", "password_file: $DIR"),
+			[]string{"cameras[cam].main.password_file: $DIR is a directory"}},
+		{"password_file empty", camera("rtsp://h/", "username: admin", "password_file: $DIR/empty"),
+			[]string{"cameras[cam].main.password_file: $DIR/empty is empty"}},
+		{"password_env not set", camera("rtsp://h/", "username: admin", "password_env: TOWNWATCH_TEST_UNSET"),
+			[]string{"cameras[cam].main.password_env: environment variable TOWNWATCH_TEST_UNSET is not set"}},
+		{"password_env empty", camera("rtsp://h/", "username: admin", "password_env: TOWNWATCH_TEST_EMPTY"),
+			[]string{"cameras[cam].main.password_env: environment variable TOWNWATCH_TEST_EMPTY is empty"}},
+		// Without a usable URL the checks that need it are skipped, the others still run.
+		{"credentials with a broken url", camera("'rtsp://h:x/'", "password_file: $DIR/nope", "password_env: TOWNWATCH_TEST_PW"), []string{
+			`cameras[cam].main.url: cannot parse URL: invalid port ":x" after host`,
+			"cameras[cam].main.password_env: conflicts with password_file (use one)",
+			"cameras[cam].main.password_file: open $DIR/nope: no such file or directory",
+		}},
+
+		// transport, stall_timeout, tls_fingerprint
+		{"transport tcp", camera("rtsp://h/", "transport: tcp"), nil},
+		{"transport udp", camera("rtsp://h/", "transport: udp"), nil},
+		{"transport unknown", camera("rtsp://h/", "transport: quic"),
+			[]string{`cameras[cam].main.transport: unknown value "quic" (want auto, tcp or udp)`}},
+		{"transport in capitals", camera("rtsp://h/", "transport: TCP"),
+			[]string{`cameras[cam].main.transport: unknown value "TCP" (want auto, tcp or udp)`}},
+		{"transport empty", camera("rtsp://h/", "transport: ''"),
+			[]string{`cameras[cam].main.transport: unknown value "" (want auto, tcp or udp)`}},
+		{"stall_timeout 1s", camera("rtsp://h/", "stall_timeout: 1s"), nil},
+		{"stall_timeout too short", camera("rtsp://h/", "stall_timeout: 999ms"), []string{"cameras[cam].main.stall_timeout: must be at least 1s"}},
+		{"stall_timeout zero", camera("rtsp://h/", "stall_timeout: 0"), []string{"cameras[cam].main.stall_timeout: must be at least 1s"}},
+		{"stall_timeout negative", camera("rtsp://h/", "stall_timeout: -10s"), []string{"cameras[cam].main.stall_timeout: must be at least 1s"}},
+		{"fingerprint", camera("rtsps://h/", "tls_fingerprint: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"), nil},
+		{"fingerprint with colons", camera("rtsps://h/", "tls_fingerprint: 9f:86:d0:81:88:4c:7d:65:9a:2f:ea:a0:c5:5a:d0:15:a3:bf:4f:1b:2b:0b:82:2c:d1:5d:6c:15:b0:f0:0a:08"), nil},
+		{"fingerprint on rtsp", camera("rtsp://h/", "tls_fingerprint: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+			[]string{"cameras[cam].main.tls_fingerprint: only allowed with rtsps:// URLs"}},
+		{"fingerprint SHA-1", camera("rtsps://h/", "tls_fingerprint: da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+			[]string{"cameras[cam].main.tls_fingerprint: want 64 hex digits (the certificate's SHA-256), colons allowed"}},
+		{"fingerprint not hex", camera("rtsps://h/", "tls_fingerprint: "+strings.Repeat("g", 64)),
+			[]string{"cameras[cam].main.tls_fingerprint: want 64 hex digits (the certificate's SHA-256), colons allowed"}},
+
+		// sub stream: same rules, own path
+		{"sub", camera("rtsp://h/1") + "    sub: {url: rtsp://h/2, transport: tcp}\n", nil},
+		{"sub without url", camera("rtsp://h/1") + "    sub: {transport: tcp}\n", []string{"cameras[cam].sub.url: required"}},
+		{"sub null", camera("rtsp://h/1") + "    sub:\n", nil},
+		{"sub problems", camera("rtsp://h/1") + "    sub: {url: 'rtsp://:pw@h/2', transport: tls, stall_timeout: 0s}\n", []string{
+			"cameras[cam].sub.url: has a password but no user name",
+			`cameras[cam].sub.transport: unknown value "tls" (want auto, tcp or udp)`,
+			"cameras[cam].sub.stall_timeout: must be at least 1s",
+		}},
+
+		// record, motion
+		{"record off", camera("rtsp://h/") + "    record: {mode: 'off'}\n", nil},
+		{"record motion", camera("rtsp://h/") + "    record: {mode: motion}\n    motion: {enabled: true}\n", nil},
+		{"record motion without detector", camera("rtsp://h/") + "    record: {mode: motion}\n",
+			[]string{`cameras[cam].record.mode: "motion" needs motion.enabled: true`}},
+		{"record mode unknown", camera("rtsp://h/") + "    record: {mode: always}\n",
+			[]string{`cameras[cam].record.mode: unknown value "always" (want continuous, motion or off)`}},
+		// YAML 1.1 would read an unquoted off as false; yaml.v3 keeps it a string.
+		{"record mode off unquoted", camera("rtsp://h/") + "    record: {mode: off}\n", nil},
+		{"retention zero", camera("rtsp://h/") + "    record: {retention: 0}\n", []string{"cameras[cam].record.retention: must be > 0"}},
+		{"retention negative", camera("rtsp://h/") + "    record: {retention: -1d}\n", []string{"cameras[cam].record.retention: must be > 0"}},
+		{"retention 1ns", camera("rtsp://h/") + "    record: {retention: 1ns}\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := make([]string, len(tt.want))
+			for i, w := range tt.want {
+				want[i] = expand(w)
+			}
+			if got := problems(t, expand(tt.src)); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// One file with many mistakes: every one is reported, in file order, each with its path, in
+// Parse's error prefixed with the source. The passwords in it appear nowhere.
+func TestValidateEverythingAtOnce(t *testing.T) {
+	src := `
+storage:
+  path: ""
+http:
+  listen: 8080
+cameras:
+  - id: stribro-namesti
+    main:
+      url: rtsp://admin:Tajne-Heslo-42@10.0.0.21:554/Streaming/Channels/101
+      password_env: TOWNWATCH_TEST_UNSET
+      transport: quic
+    sub:
+      url: http://admin:Tajne-Heslo-42@10.0.0.21/102
+    record:
+      mode: motion
+      retention: 0
+  - id: Stribro Most
+    main:
+      url: rtsp://admin:Tajne-Heslo-42@10.0.0.22:99999/
+      tls_fingerprint: ab:cd
+  - id: stribro-namesti
+    main: {}
+`
+	want := strings.Join([]string{
+		"t.yaml: storage.path: must not be empty",
+		"t.yaml: http.listen: missing port in address (want host:port such as 127.0.0.1:8080)",
+		"t.yaml: cameras[0].main.password_env: conflicts with the password in url (use one)",
+		"t.yaml: cameras[0].main.password_env: environment variable TOWNWATCH_TEST_UNSET is not set",
+		`t.yaml: cameras[0].main.transport: unknown value "quic" (want auto, tcp or udp)`,
+		"t.yaml: cameras[0].sub.url: scheme must be rtsp or rtsps",
+		`t.yaml: cameras[0].record.mode: "motion" needs motion.enabled: true`,
+		"t.yaml: cameras[0].record.retention: must be > 0",
+		`t.yaml: cameras[1].id: invalid id "Stribro Most" (want 1-64 lowercase letters, digits and hyphens, not starting or ending with a hyphen)`,
+		`t.yaml: cameras[1].main.url: invalid port "99999" (want 1-65535)`,
+		"t.yaml: cameras[1].main.tls_fingerprint: only allowed with rtsps:// URLs",
+		"t.yaml: cameras[1].main.tls_fingerprint: want 64 hex digits (the certificate's SHA-256), colons allowed",
+		`t.yaml: cameras[2].id: duplicate id "stribro-namesti" (also cameras[0])`,
+		"t.yaml: cameras[2].main.url: required",
+	}, "\n")
+	_, err := Parse([]byte(src), "t.yaml")
+	if err == nil || err.Error() != want {
+		t.Fatalf("Parse error:\n%v\nwant:\n%s", err, want)
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 14 {
+		t.Fatalf("errors.As(*ValidationError) = %v, %+v", errors.As(err, &ve), ve)
+	}
+	if got := ve.Problems[0]; got != (Problem{Path: "storage.path", Message: "must not be empty"}) {
+		t.Errorf("first problem = %#v", got)
+	}
+	if !strings.HasPrefix(ve.Error(), "storage.path: must not be empty\nhttp.listen: ") {
+		t.Errorf("ValidationError.Error() =\n%s\nwant one problem per line without the source", ve.Error())
+	}
+	if strings.Contains(err.Error(), "Tajne-Heslo-42") {
+		t.Errorf("error contains the password:\n%s", err)
+	}
+}
+
+// Validate checks what components will see and applies no defaults: a Config built in Go
+// must set every field.
+func TestValidateZeroConfig(t *testing.T) {
+	c := &Config{Cameras: []Camera{{ID: "cam", Main: Stream{URL: "rtsp://h/"}}}}
+	want := []Problem{
+		{"storage.path", "must not be empty"},
+		{"http.listen", "missing port in address (want host:port such as 127.0.0.1:8080)"},
+		{"cameras[cam].main.transport", `unknown value "" (want auto, tcp or udp)`},
+		{"cameras[cam].main.stall_timeout", "must be at least 1s"},
+		{"cameras[cam].record.mode", `unknown value "" (want continuous, motion or off)`},
+		{"cameras[cam].record.retention", "must be > 0"},
+	}
+	var ve *ValidationError
+	if err := c.Validate(); !errors.As(err, &ve) || !slices.Equal(ve.Problems, want) {
+		t.Fatalf("Validate() = %v\nwant problems %v", err, want)
+	}
+
+	ok, err := Parse([]byte(camera("rtsp://h/")), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate() of a parsed config = %v", err)
+	}
+}
