@@ -15,6 +15,12 @@ type Config struct {
 // Storage says where recordings, snapshots and the catalog live.
 type Storage struct {
 	Path string `yaml:"path"` // default "./data"; relative to the working directory
+	// Quota caps the bytes of all recordings together; 0 means no cap. Retention deletes
+	// the oldest unlocked footage to stay under it.
+	Quota ByteSize `yaml:"quota"`
+	// MinFree is the free space retention keeps on the filesystem, whatever the quotas say,
+	// so that the disk never fills (default 10%).
+	MinFree FreeSpace `yaml:"min_free"`
 }
 
 // HTTP configures the viewer's listener.
@@ -59,6 +65,13 @@ const (
 type Record struct {
 	Mode      string   `yaml:"mode"`      // "continuous" (default) | "motion" | "off"
 	Retention Duration `yaml:"retention"` // default 7d, must be > 0
+	// Segment is the target length of one recording file (default 60s, 10s to 1h). Files
+	// are cut at the first keyframe after it, and also on any gap or codec change.
+	Segment Duration `yaml:"segment"`
+	Quota   ByteSize `yaml:"quota"` // cap on this camera's recordings; 0 = none
+	// Audio records the camera's audio track. Off by default: recording conversations in
+	// public space needs a legal basis that video surveillance alone does not give.
+	Audio bool `yaml:"audio"`
 }
 
 // Modes for Record.Mode. RecordMotion needs Motion.Enabled, or it would record nothing.
@@ -83,7 +96,11 @@ const (
 	DefaultStallTimeout = Duration(10 * time.Second)
 	DefaultRecordMode   = RecordContinuous
 	DefaultRetention    = Duration(7 * day)
+	DefaultSegment      = Duration(60 * time.Second)
 )
+
+// DefaultMinFree is storage.min_free's default: a tenth of the filesystem.
+var DefaultMinFree = FreeSpace{Percent: 10}
 
 // The setDefaults methods fill a value before it is decoded, so that decoding overwrites
 // only the keys the file has. The decoder calls them for every Camera and Stream it creates.
@@ -91,12 +108,14 @@ const (
 func (c *Config) setDefaults() {
 	c.Storage.Path = DefaultStoragePath
 	c.HTTP.Listen = DefaultListen
+	c.Storage.MinFree = DefaultMinFree
 }
 
 func (c *Camera) setDefaults() {
 	c.Main.setDefaults()
 	c.Record.Mode = DefaultRecordMode
 	c.Record.Retention = DefaultRetention
+	c.Record.Segment = DefaultSegment
 }
 
 func (s *Stream) setDefaults() {

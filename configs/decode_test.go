@@ -93,7 +93,7 @@ cameras:
 		{"several mistakes at once", `
 storage:
   path: ./data
-  quota: 2TiB
+  qouta: 2TiB
 http:
   listen: 127.0.0.1:8080
   listen: 127.0.0.1:9090
@@ -109,7 +109,7 @@ cameras:
     motion: {enabled: on}
     snapshots: true
 `, strings.Join([]string{
-			`t.yaml:4: unknown key "quota" in storage`,
+			`t.yaml:4: unknown key "qouta" in storage`,
 			`t.yaml:7: duplicate key "listen" in http (first at line 6)`,
 			`t.yaml:12: unknown key "stall_timout" in cameras[0].main`,
 			`t.yaml:14: cameras[0].record.retention: invalid duration "1 week": unknown unit " week" (want d, h, m, s, ms, us or ns)`,
@@ -164,12 +164,12 @@ cameras:
 		Name:   "stribro-namesti",
 		Main:   Stream{URL: "rtsp://10.0.0.21/101", Transport: "auto", StallTimeout: Duration(10e9)},
 		Sub:    &Stream{URL: "rtsp://10.0.0.21/102", Transport: "tcp", StallTimeout: Duration(10e9)},
-		Record: Record{Mode: "continuous", Retention: Duration(7 * 24 * 3600e9)},
+		Record: Record{Mode: "continuous", Retention: Duration(7 * 24 * 3600e9), Segment: DefaultSegment},
 	}, {
 		ID:     "stribro-most",
 		Name:   "Stříbro – most",
 		Main:   Stream{URL: "rtsp://10.0.0.22/", Transport: "auto", StallTimeout: Duration(3e9)},
-		Record: Record{Mode: "off", Retention: Duration(30 * 24 * 3600e9)},
+		Record: Record{Mode: "off", Retention: Duration(30 * 24 * 3600e9), Segment: DefaultSegment},
 		Motion: Motion{Enabled: true},
 	}}
 	if len(c.Cameras) != len(want) {

@@ -67,6 +67,12 @@ func (c *Config) problems() []Problem {
 	if c.Storage.Path == "" {
 		v.add("storage.path", "must not be empty")
 	}
+	if c.Storage.Quota < 0 {
+		v.add("storage.quota", "must not be negative")
+	}
+	if c.Storage.MinFree.Percent < 0 || c.Storage.MinFree.Percent >= 100 || c.Storage.MinFree.Bytes < 0 {
+		v.add("storage.min_free", "must be a size or a share below 100%%")
+	}
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		v.add("http.listen", "%v", err)
 	}
@@ -180,7 +186,20 @@ func (v *validator) record(path string, cam Camera) {
 	if cam.Record.Retention <= 0 {
 		v.add(path+".record.retention", "must be > 0")
 	}
+	if cam.Record.Segment < Duration(minSegment) || cam.Record.Segment > Duration(maxSegment) {
+		v.add(path+".record.segment", "must be between %s and %s", Duration(minSegment), Duration(maxSegment))
+	}
+	if cam.Record.Quota < 0 {
+		v.add(path+".record.quota", "must not be negative")
+	}
 }
+
+// Segment length bounds: shorter files multiply catalog rows and file-system overhead for
+// no gain (fragments already bound what a crash loses); longer ones make retention coarse.
+const (
+	minSegment = 10 * time.Second
+	maxSegment = time.Hour
+)
 
 // enum checks that value is one of allowed.
 func (v *validator) enum(path, value string, allowed ...string) {

@@ -288,6 +288,7 @@ func TestValidateZeroConfig(t *testing.T) {
 		{"cameras[cam].main.stall_timeout", "must be at least 1s"},
 		{"cameras[cam].record.mode", `unknown value "" (want continuous, motion or off)`},
 		{"cameras[cam].record.retention", "must be > 0"},
+		{"cameras[cam].record.segment", "must be between 10s and 1h"},
 	}
 	var ve *ValidationError
 	if err := c.Validate(); !errors.As(err, &ve) || !slices.Equal(ve.Problems, want) {
