@@ -1,0 +1,99 @@
+package simcam
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+)
+
+// CameraSpec describes one simulated camera.
+type CameraSpec struct {
+	// Path is the RTSP path served, e.g. "motion" -> rtsp://host:port/motion.
+	// It is one or more segments of [A-Za-z0-9._~-] joined by "/", with no
+	// leading or trailing slash.
+	Path string
+	// Clip is the bundled clip the camera loops.
+	Clip Clip
+
+	// Username and Password, when set, make the camera require RTSP
+	// authentication on DESCRIBE and SETUP (Basic or Digest-MD5, as gortsplib
+	// offers). Set both or neither. A wrong password gets 401 and the
+	// connection is closed, as real cameras do.
+	Username, Password string
+	// RTPTimestampStart is the RTP timestamp of the first frame; set it near
+	// 2^32 to make readers cross the timestamp wrap. 0 picks a random start.
+	RTPTimestampStart uint32
+	// SequenceStart is the RTP sequence number of the first packet; set it
+	// near 65535 to make readers cross the sequence wrap. 0 picks a random
+	// start.
+	SequenceStart uint16
+}
+
+// Config configures a Server.
+type Config struct {
+	// Listen is the TCP address of the RTSP server, e.g. "127.0.0.1:8554" or
+	// "127.0.0.1:0". RTP/RTCP over UDP use a free even/odd port pair on the
+	// same host, picked when Run starts.
+	Listen string
+	// Cameras to serve; if empty, DefaultCameras().
+	Cameras []CameraSpec
+	// Logger receives connection/session events and state changes, never
+	// per-packet lines; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultCameras is the pair `townwatch demo` shows: a camera with known
+// motion and one with none.
+func DefaultCameras() []CameraSpec {
+	return []CameraSpec{
+		{Path: "motion", Clip: ClipMotion},
+		{Path: "static", Clip: ClipStatic},
+	}
+}
+
+// validate reports every problem in cfg at once.
+func (cfg *Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %w", err))
+	}
+	seen := make(map[string]bool, len(cfg.Cameras))
+	for i, spec := range cfg.Cameras {
+		where := fmt.Sprintf("cameras[%d]", i)
+		if err := validatePath(spec.Path); err != nil {
+			errs = append(errs, fmt.Errorf("%s.path: %w", where, err))
+		} else if seen[spec.Path] {
+			errs = append(errs, fmt.Errorf("%s.path: duplicate %q", where, spec.Path))
+		}
+		seen[spec.Path] = true
+		if _, ok := clipLoaders[spec.Clip]; !ok {
+			errs = append(errs, fmt.Errorf("%s.clip: unknown clip %q (want %q or %q)",
+				where, spec.Clip, ClipMotion, ClipStatic))
+		}
+		if (spec.Username == "") != (spec.Password == "") {
+			errs = append(errs, fmt.Errorf("%s: username and password must be set together", where))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validatePath(p string) error {
+	if p == "" {
+		return errors.New("must not be empty")
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "" {
+			return fmt.Errorf("%q: empty segment or leading/trailing slash", p)
+		}
+		for _, r := range seg {
+			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+				r == '.' || r == '_' || r == '~' || r == '-'
+			if !ok {
+				return fmt.Errorf("%q: character %q not allowed", p, r)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package simcam
+
+import (
+	"testing"
+)
+
+func TestNewValidates(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{
+			name: "bad listen",
+			cfg:  Config{Listen: "8554"},
+			want: "simcam: listen: address 8554: missing port in address",
+		},
+		{
+			name: "every camera problem at once",
+			cfg: Config{Listen: "127.0.0.1:0", Cameras: []CameraSpec{
+				{Path: "", Clip: ClipMotion},
+				{Path: "/motion", Clip: ClipMotion},
+				{Path: "a b", Clip: ClipMotion},
+				{Path: "ok", Clip: "dashcam"},
+				{Path: "ok", Clip: ClipStatic},
+				{Path: "auth", Clip: ClipStatic, Username: "admin"},
+			}},
+			want: "simcam: cameras[0].path: must not be empty\n" +
+				`cameras[1].path: "/motion": empty segment or leading/trailing slash` + "\n" +
+				`cameras[2].path: "a b": character ' ' not allowed` + "\n" +
+				`cameras[3].clip: unknown clip "dashcam" (want "motion" or "static")` + "\n" +
+				`cameras[4].path: duplicate "ok"` + "\n" +
+				"cameras[5]: username and password must be set together",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(tc.cfg)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("New() error:\n%v\nwant:\n%s", err, tc.want)
+			}
+			if s != nil {
+				t.Error("New returned a server with an error")
+			}
+		})
+	}
+}
+
+func TestNewDefaults(t *testing.T) {
+	s, err := New(Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range DefaultCameras() {
+		c, ok := s.cameras[want.Path]
+		if !ok || c.spec.Clip != want.Clip {
+			t.Errorf("camera %q: %+v, want clip %q", want.Path, c, want.Clip)
+		}
+	}
+	if len(s.cameras) != 2 {
+		t.Errorf("%d cameras, want the 2 defaults", len(s.cameras))
+	}
+	if s.Addr() != "" || s.URL("motion") != "" {
+		t.Error("Addr/URL before Run should be empty")
+	}
+	select {
+	case <-s.Ready():
+		t.Error("Ready closed before Run")
+	default:
+	}
+}
+
+func TestValidatePath(t *testing.T) {
+	for _, p := range []string{"motion", "cam-1/sub_stream", "a.b~c"} {
+		if err := validatePath(p); err != nil {
+			t.Errorf("validatePath(%q) = %v, want nil", p, err)
+		}
+	}
+	for _, p := range []string{"cam/", "a//b", "cam?x=1", "trackID=0", "č"} {
+		if err := validatePath(p); err == nil {
+			t.Errorf("validatePath(%q) = nil, want an error", p)
+		}
+	}
+}
