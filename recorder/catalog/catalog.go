@@ -1,0 +1,192 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Sentinel errors; match them with errors.Is.
+var (
+	// ErrNotFound: no row with that id or path.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: CreateSegment was given a path the catalog already indexes.
+	ErrExists = errors.New("already exists")
+	// ErrSegmentOpen: DeleteSegment was asked to delete a segment still being written.
+	ErrSegmentOpen = errors.New("segment is open")
+	// ErrSegmentClosed: CloseSegment or UpdateOpenSegment on a segment already closed.
+	ErrSegmentClosed = errors.New("segment is closed")
+	// ErrLocked: DeleteSegment was asked to delete footage under an active evidence lock.
+	// Retention can race with AddLock between OldestUnlocked and DeleteSegment; it should
+	// skip the segment, not fail.
+	ErrLocked = errors.New("under an evidence lock")
+)
+
+// busyTimeout is how long a connection waits for another connection's lock before
+// SQLITE_BUSY. Within this process writes are already serialised on one connection, so
+// only another process (townwatch verify/export against a live catalog) or a WAL
+// checkpoint can make us wait; 5 s rides that out without hiding a real deadlock.
+const busyTimeout = 5 * time.Second
+
+// readConns bounds the read pool. WAL readers block neither each other nor the writer;
+// four covers the API, retention and start-up verification on a 2–4 core box without
+// holding many idle SQLite page caches.
+const readConns = 4
+
+// Catalog is the SQLite index of recorded footage. It is safe for concurrent use.
+type Catalog struct {
+	// w is the only connection that writes: MaxOpenConns(1) makes database/sql queue
+	// writers, so SQLite never has two writers in this process to arbitrate between.
+	w *sql.DB
+	// r is a pool of read-only connections; in WAL mode they read a committed snapshot
+	// while w writes.
+	r *sql.DB
+}
+
+// Open opens the catalog at path (e.g. <storage>/catalog.db), creating it if needed, and
+// brings its schema up to date. It refuses a catalog written by a newer townwatch.
+func Open(ctx context.Context, path string) (*Catalog, error) {
+	// synchronous=FULL, not NORMAL. In WAL mode NORMAL fsyncs the WAL only at checkpoints,
+	// so a power cut can roll back the last commits although they returned success. For
+	// this catalog that is not just lost metadata: DeleteSegment returns, the caller
+	// removes the file, the power fails and the segment row comes back pointing at bytes
+	// that no longer exist; or CloseSegment's size and SHA-256 vanish and start-up finds
+	// an "open" segment to recover that was already finished. FULL fsyncs the WAL on every
+	// commit, which makes a commit durable before the recorder acts on it. Commits are
+	// rare (per camera: a progress update every few seconds, a segment a minute), so
+	// the extra fsync is cheap (see BenchmarkCreateAndCloseSegment).
+	return open(ctx, path, "FULL")
+}
+
+// open is Open with the synchronous level as a parameter, so the benchmark can measure
+// what FULL costs against NORMAL.
+func open(ctx context.Context, path, synchronous string) (*Catalog, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
+	}
+	// A file: URI (not a plain name) so that SQLite sees mode=ro on the read pool; the
+	// driver passes file: names to sqlite3_open_v2 whole and reads its own _pragma and
+	// _txlock keys from the same query string. url.URL escapes '?', '#' and '%' in the path.
+	name := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+	ms := fmt.Sprint(busyTimeout.Milliseconds())
+
+	wq := url.Values{}
+	wq.Add("_pragma", "busy_timeout("+ms+")")
+	wq.Add("_pragma", "journal_mode(WAL)")
+	wq.Add("_pragma", "synchronous("+synchronous+")")
+	wq.Add("_pragma", "foreign_keys(1)")
+	// BEGIN IMMEDIATE takes the write lock when the transaction starts, so a transaction
+	// that reads before it writes (DeleteSegment checks locks first) waits in busy_timeout
+	// instead of failing with SQLITE_BUSY on upgrade if another process wrote meanwhile.
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", name+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1) // database/sql keeps it idle, not closed, between writes
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
+	}
+
+	// The read pool opens after the writer has created the file and switched it to WAL
+	// (persistent in the file), since mode=ro can do neither. query_only is a second
+	// guard should someone drop mode=ro from the name.
+	rq := url.Values{}
+	rq.Set("mode", "ro")
+	rq.Add("_pragma", "busy_timeout("+ms+")")
+	rq.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", name+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("catalog: open %s for reading: %w", path, err)
+	}
+	r.SetMaxOpenConns(readConns)
+	r.SetMaxIdleConns(readConns) // keep them: each new connection re-reads the schema
+	if err := r.PingContext(ctx); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("catalog: open %s for reading: %w", path, err)
+	}
+	return &Catalog{w: w, r: r}, nil
+}
+
+// Close closes both connection pools. The writer closes last: as the last connection it
+// checkpoints the WAL into the database file.
+func (c *Catalog) Close() error {
+	rerr := c.r.Close()
+	if werr := c.w.Close(); werr != nil {
+		return fmt.Errorf("catalog: close: %w", werr)
+	}
+	if rerr != nil {
+		return fmt.Errorf("catalog: close read pool: %w", rerr)
+	}
+	return nil
+}
+
+// write runs fn in one transaction on the writer connection. It waits while another write
+// is in progress (or ctx ends).
+func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := c.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Times are stored as int64 Unix nanoseconds, which cover 1677–2262; time.Time.UnixNano
+// is undefined outside that range, so every time crossing into SQL is checked here.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos converts t for storage; field names the value in the error.
+func nanos(field string, t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, fmt.Errorf("%s is not set", field)
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, fmt.Errorf("%s %s is outside the storable range", field, t.Format(time.RFC3339Nano))
+	}
+	return t.UnixNano(), nil
+}
+
+// fromNanos is the inverse of nanos: every time leaving the catalog is UTC.
+func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// nullNanos converts an optional time: the zero time is stored as NULL.
+func nullNanos(field string, t time.Time) (sql.NullInt64, error) {
+	if t.IsZero() {
+		return sql.NullInt64{}, nil
+	}
+	ns, err := nanos(field, t)
+	return sql.NullInt64{Int64: ns, Valid: err == nil}, err
+}
+
+// fromNullNanos maps NULL back to the zero time.
+func fromNullNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromNanos(n.Int64)
+}
+
+// ensureCamera creates the cameras row other tables reference. ON CONFLICT DO NOTHING is
+// SQLite's INSERT OR IGNORE in the spelling PostgreSQL also accepts.
+func ensureCamera(ctx context.Context, tx *sql.Tx, camera string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO cameras (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, camera)
+	return err
+}

@@ -1,0 +1,264 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestOpenPragmas checks that the DSN's pragmas took effect on both pools.
+func TestOpenPragmas(t *testing.T) {
+	c, _ := openTest(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		pool, pragma, want string
+	}{
+		{"writer", "journal_mode", "wal"},
+		{"writer", "synchronous", "2"}, // FULL
+		{"writer", "foreign_keys", "1"},
+		{"writer", "busy_timeout", "5000"},
+		{"reader", "journal_mode", "wal"},
+		{"reader", "query_only", "1"},
+		{"reader", "busy_timeout", "5000"},
+	} {
+		db := c.w
+		if tc.pool == "reader" {
+			db = c.r
+		}
+		var got string
+		if err := db.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+			t.Fatalf("%s: PRAGMA %s: %v", tc.pool, tc.pragma, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: PRAGMA %s = %s, want %s", tc.pool, tc.pragma, got, tc.want)
+		}
+	}
+}
+
+// TestReadPoolIsReadOnly: the read pool is opened with mode=ro, so even a connection
+// that switches query_only off cannot write.
+func TestReadPoolIsReadOnly(t *testing.T) {
+	c, _ := openTest(t)
+	ctx := context.Background()
+	conn, err := c.r.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA query_only = 0"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.ExecContext(ctx, `INSERT INTO cameras (id) VALUES ('x')`)
+	wantErr(t, err, nil, "readonly")
+}
+
+// TestDollarPlaceholders: modernc binds $N by position, out of order and repeated, so the
+// queries can stay PostgreSQL-shaped.
+func TestDollarPlaceholders(t *testing.T) {
+	c, _ := openTest(t)
+	var a, b, again string
+	var n int64
+	err := c.r.QueryRowContext(context.Background(), `SELECT $2, $1, $2, $3 + 1`, "first", "second", int64(41)).Scan(&a, &b, &again, &n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != "second" || b != "first" || again != "second" || n != 42 {
+		t.Errorf("SELECT $2, $1, $2, $3+1 = %q %q %q %d, want second first second 42", a, b, again, n)
+	}
+}
+
+func TestForeignKeysEnforced(t *testing.T) {
+	c, _ := openTest(t)
+	_, err := c.w.ExecContext(context.Background(), `INSERT INTO locks (camera, start_ns, end_ns, reason, created_ns) VALUES ('ghost', 1, 2, 'x', 1)`)
+	wantErr(t, err, nil, "FOREIGN KEY")
+}
+
+func schemaVersions(t *testing.T, c *Catalog) map[int]int64 {
+	t.Helper()
+	rows, err := c.r.QueryContext(context.Background(), `SELECT version, applied_at_ns FROM schema_migrations`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[int]int64{}
+	for rows.Next() {
+		var v int
+		var at int64
+		if err := rows.Scan(&v, &at); err != nil {
+			t.Fatal(err)
+		}
+		m[v] = at
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestMigrationsApplyOnce(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := schemaVersions(t, c)
+	if len(first) != len(migrations) || first[len(migrations)] == 0 {
+		t.Fatalf("after first open schema_migrations = %v, want versions 1..%d", first, len(migrations))
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		c, err = Open(ctx, path)
+		if err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		again := schemaVersions(t, c)
+		if fmt.Sprint(again) != fmt.Sprint(first) {
+			t.Errorf("after reopen schema_migrations = %v, want unchanged %v", again, first)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMigrationIsAtomic: a migration that fails half way leaves neither its schema
+// changes nor its version behind, and a later fixed build applies it.
+func TestMigrationIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	orig := migrations
+	t.Cleanup(func() { migrations = orig })
+	migrations = append(orig[:len(orig):len(orig)], `CREATE TABLE extra (a INTEGER); INSERT INTO no_such_table VALUES (1);`)
+	_, err = Open(ctx, path)
+	wantErr(t, err, nil, fmt.Sprintf("schema migration %d", len(migrations)), "no_such_table")
+
+	migrations = append(orig[:len(orig):len(orig)], `CREATE TABLE extra (a INTEGER); INSERT INTO extra VALUES (7);`)
+	c, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open after fixing the migration: %v (the failed attempt left something behind)", err)
+	}
+	defer c.Close()
+	var n int
+	if err := c.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM extra`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("extra has %d rows (err %v), want 1: the migration ran once, whole", n, err)
+	}
+	if v := schemaVersions(t, c); len(v) != len(migrations) {
+		t.Errorf("schema_migrations = %v, want versions 1..%d", v, len(migrations))
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := len(migrations) + 1
+	if _, err := c.w.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at_ns) VALUES ($1, 0)`, newer); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	_, err = Open(ctx, path)
+	wantErr(t, err, nil, path, fmt.Sprintf("schema version %d is newer than this townwatch knows (%d)", newer, len(migrations)), "refusing")
+}
+
+// TestOpenOddPath: the path becomes a file: URI, so characters that mean something in a
+// URI must be escaped, not cut the name short or be taken as parameters.
+func TestOpenOddPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a b?mode=ro#x%41")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "catalog.db")
+	c, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addOpen(t, c, "a", t0)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the database is not where it was asked to be: %v", err)
+	}
+}
+
+func TestOpenMissingDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no", "such", "dir", "catalog.db")
+	_, err := Open(context.Background(), path)
+	wantErr(t, err, nil, "catalog: open "+path)
+}
+
+// TestPersistence: everything written survives Close and Open.
+func TestPersistence(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := addClosed(t, c, "a", at(0), at(time.Minute), 1000)
+	gone := addClosed(t, c, "a", at(time.Minute), at(2*time.Minute), 2000)
+	open := addOpen(t, c, "b", at(0))
+	lock, err := c.AddLock(ctx, Lock{Camera: "a", Start: at(0), End: at(time.Second), Reason: "case 17", Created: at(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, err := c.DeleteSegment(ctx, gone, "age", at(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := RetentionHold{Since: at(time.Hour), Reason: "would delete 90%", PlannedBytes: 9, TotalBytes: 10}
+	if err := c.SetRetentionHold(ctx, hold); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.AllSegments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	after, err := c.AllSegments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after) != fmt.Sprint(before) || fmt.Sprint(ids(after)) != fmt.Sprint([]int64{kept, open}) {
+		t.Errorf("segments after reopen = %+v, want %+v", after, before)
+	}
+	locks, err := c.Locks(ctx, at(0))
+	if err != nil || len(locks) != 1 || locks[0].ID != lock {
+		t.Errorf("locks after reopen = %+v (err %v), want lock %d", locks, err, lock)
+	}
+	d, err := c.DeletionByPath(ctx, del.Path)
+	if err != nil || d != del {
+		t.Errorf("deletion after reopen = %+v (err %v), want %+v", d, err, del)
+	}
+	h, ok, err := c.RetentionHold(ctx)
+	if err != nil || !ok || h != hold {
+		t.Errorf("hold after reopen = %+v %v (err %v), want %+v", h, ok, err, hold)
+	}
+	// A new segment never reuses a deleted one's id.
+	if id := addOpen(t, c, "a", at(3*time.Minute)); id <= gone || id <= open {
+		t.Errorf("new segment id %d, want greater than every earlier id (%d, %d)", id, gone, open)
+	}
+}

@@ -1,0 +1,129 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Deletion records one deleted segment: what it was, why and when it went.
+type Deletion struct {
+	ID                           int64
+	SegmentID                    int64 // the deleted Segment.ID (ids are never reused)
+	Camera, Stream, Path, SHA256 string
+	Reason                       string
+	Start, End, At               time.Time
+	Bytes                        int64
+}
+
+const deletionColumns = `id, segment_id, camera, stream, path, sha256, reason, start_ns, end_ns, deleted_ns, bytes`
+
+func scanDeletion(sc scanner) (Deletion, error) {
+	var d Deletion
+	var start, end, at int64
+	err := sc.Scan(&d.ID, &d.SegmentID, &d.Camera, &d.Stream, &d.Path, &d.SHA256, &d.Reason, &start, &end, &at, &d.Bytes)
+	d.Start, d.End, d.At = fromNanos(start), fromNanos(end), fromNanos(at)
+	return d, err
+}
+
+// DeleteSegment removes segment id from the catalog and records why, in one transaction:
+// either the deletion row exists and the segment row is gone, or nothing changed. It
+// refuses a segment that is still open (ErrSegmentOpen) or that a lock active at `at`
+// covers (ErrLocked); an unknown id wraps ErrNotFound.
+//
+// The caller removes the file afterwards. Once DeleteSegment has returned, the deletion
+// is durable, so a crash before the file is gone leaves a file with a deletion record
+// and no segment row: start-up finds it with DeletionByPath and finishes the job. The
+// reverse order could leave a row pointing at bytes that no longer exist.
+func (c *Catalog) DeleteSegment(ctx context.Context, id int64, reason string, at time.Time) (Deletion, error) {
+	d, err := c.deleteSegment(ctx, id, reason, at)
+	if err != nil {
+		return Deletion{}, fmt.Errorf("catalog: delete segment %d: %w", id, err)
+	}
+	return d, nil
+}
+
+func (c *Catalog) deleteSegment(ctx context.Context, id int64, reason string, at time.Time) (Deletion, error) {
+	if reason == "" {
+		return Deletion{}, errors.New("reason is empty")
+	}
+	atNS, err := nanos("at", at)
+	if err != nil {
+		return Deletion{}, err
+	}
+	var d Deletion
+	err = c.write(ctx, func(tx *sql.Tx) error {
+		s, err := scanSegment(tx.QueryRowContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE id = $1`, id))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return err
+		case s.Open:
+			return ErrSegmentOpen
+		}
+		var lock int64
+		switch err := tx.QueryRowContext(ctx, `SELECT l.id FROM segments s JOIN locks l ON `+lockCovers("$2")+`
+WHERE s.id = $1 ORDER BY l.id LIMIT 1`, id, atNS).Scan(&lock); {
+		case err == nil:
+			return fmt.Errorf("lock %d: %w", lock, ErrLocked)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		d, err = scanDeletion(tx.QueryRowContext(ctx, `INSERT INTO deletions (segment_id, camera, stream, start_ns, end_ns, path, bytes, sha256, reason, deleted_ns)
+SELECT id, camera, stream, start_ns, end_ns, path, bytes, sha256, $2, $3 FROM segments WHERE id = $1
+RETURNING `+deletionColumns, id, reason, atNS))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM segments WHERE id = $1`, id)
+		return err
+	})
+	return d, err
+}
+
+// Deletions returns the deletions recorded at or after since, oldest first.
+func (c *Catalog) Deletions(ctx context.Context, since time.Time) ([]Deletion, error) {
+	ds, err := c.deletions(ctx, since)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: deletions: %w", err)
+	}
+	return ds, nil
+}
+
+func (c *Catalog) deletions(ctx context.Context, since time.Time) ([]Deletion, error) {
+	sinceNS, err := nanos("since", since)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.r.QueryContext(ctx, `SELECT `+deletionColumns+` FROM deletions WHERE deleted_ns >= $1 ORDER BY deleted_ns, id`, sinceNS)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Deletion
+	for rows.Next() {
+		d, err := scanDeletion(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// DeletionByPath returns the latest deletion of the segment stored at path, or an error
+// wrapping ErrNotFound. Start-up uses it to tell a file whose deletion was interrupted
+// (remove it) from one the catalog never knew (adopt it).
+func (c *Catalog) DeletionByPath(ctx context.Context, path string) (Deletion, error) {
+	d, err := scanDeletion(c.r.QueryRowContext(ctx, `SELECT `+deletionColumns+` FROM deletions WHERE path = $1 ORDER BY id DESC LIMIT 1`, path))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Deletion{}, fmt.Errorf("catalog: deletion of %s: %w", path, err)
+	}
+	return d, nil
+}

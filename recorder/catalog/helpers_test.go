@@ -1,0 +1,88 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// t0 is a fixed instant with a nanosecond part, so round trips prove nanosecond exactness.
+var t0 = time.Date(2026, 3, 14, 9, 26, 53, 589793238, time.UTC)
+
+// at returns t0 plus d.
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func openTest(t testing.TB) (*Catalog, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c, path
+}
+
+// segPath is the path the recorder would give a segment of camera starting at start.
+func segPath(camera, stream string, start time.Time) string {
+	s := start.UTC()
+	return fmt.Sprintf("recordings/%s/%s/%s.%s.mp4", camera, s.Format("2006/01/02"), s.Format("20060102T150405.000000000Z"), stream)
+}
+
+// sha returns a valid digest derived from n.
+func sha(n int) string { return fmt.Sprintf("%064x", n) }
+
+// addClosed indexes and closes a main-stream segment of camera covering [start, end).
+func addClosed(t testing.TB, c *Catalog, camera string, start, end time.Time, bytes int64) int64 {
+	t.Helper()
+	id := addOpen(t, c, camera, start)
+	if err := c.CloseSegment(context.Background(), id, end, bytes, 25, sha(int(id))); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// addOpen indexes an open, empty main-stream segment of camera at start.
+func addOpen(t testing.TB, c *Catalog, camera string, start time.Time) int64 {
+	t.Helper()
+	id, err := c.CreateSegment(context.Background(), Segment{
+		Camera: camera, Stream: "main", Start: start, Path: segPath(camera, "main", start),
+		Codec: "H264", Width: 1920, Height: 1080,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// wantErr fails unless err is non-nil, matches target (if any) and mentions every part.
+func wantErr(t *testing.T, err, target error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("err = nil, want an error mentioning %q", parts)
+	}
+	if target != nil && !errors.Is(err, target) {
+		t.Errorf("err = %v, want errors.Is %v", err, target)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("err = %q, want it to mention %q", err, p)
+		}
+	}
+}
+
+func ids(segs []Segment) []int64 {
+	out := []int64{}
+	for _, s := range segs {
+		out = append(out, s.ID)
+	}
+	return out
+}

@@ -1,0 +1,316 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"time"
+)
+
+// Segment is one recorded media file.
+type Segment struct {
+	ID            int64
+	Camera        string
+	Stream        string    // "main" or "sub"
+	Start, End    time.Time // UTC; End == Start while open and empty
+	Path          string    // relative to the storage path, slash-separated: recordings/<camera>/<YYYY>/<MM>/<DD>/<start>.mp4
+	Bytes         int64
+	SHA256        string // lowercase hex; "" while open
+	Codec         string // "H264", "H265"
+	Width, Height int
+	Audio         bool
+	GapBefore     bool  // footage is missing just before this segment (reconnect, resync, restart)
+	Open          bool  // still being written
+	Frames        int64 // video frames in the segment
+}
+
+const segmentColumns = `id, camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames`
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanSegment(sc scanner) (Segment, error) {
+	var s Segment
+	var start, end int64
+	err := sc.Scan(&s.ID, &s.Camera, &s.Stream, &start, &end, &s.Path, &s.Bytes, &s.SHA256,
+		&s.Codec, &s.Width, &s.Height, &s.Audio, &s.GapBefore, &s.Open, &s.Frames)
+	s.Start, s.End = fromNanos(start), fromNanos(end)
+	return s, err
+}
+
+func collectSegments(rows *sql.Rows, err error) ([]Segment, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Segment
+	for rows.Next() {
+		s, err := scanSegment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// CreateSegment indexes a new, open segment and returns its id. s.ID, s.Open and s.SHA256
+// are ignored: a new segment is open and has no digest yet. A zero s.End means s.Start.
+// The camera's row is created on demand. A path the catalog already indexes is an error
+// wrapping ErrExists.
+func (c *Catalog) CreateSegment(ctx context.Context, s Segment) (int64, error) {
+	id, err := c.createSegment(ctx, s)
+	if err != nil {
+		return 0, fmt.Errorf("catalog: create segment %s: %w", s.Path, err)
+	}
+	return id, nil
+}
+
+func (c *Catalog) createSegment(ctx context.Context, s Segment) (int64, error) {
+	if s.Camera == "" {
+		return 0, errors.New("camera is empty")
+	}
+	if s.Stream != "main" && s.Stream != "sub" {
+		return 0, fmt.Errorf("stream %q: must be main or sub", s.Stream)
+	}
+	// The path is joined to the storage root to find the bytes; refusing anything that is
+	// not a clean relative path keeps a row from ever naming a file outside it.
+	if !fs.ValidPath(s.Path) || s.Path == "." {
+		return 0, errors.New("path must be relative, slash-separated and clean")
+	}
+	start, err := nanos("start", s.Start)
+	if err != nil {
+		return 0, err
+	}
+	end := start
+	if !s.End.IsZero() {
+		if end, err = nanos("end", s.End); err != nil {
+			return 0, err
+		}
+		if end < start {
+			return 0, fmt.Errorf("end %s is before start %s", fromNanos(end).Format(time.RFC3339Nano), fromNanos(start).Format(time.RFC3339Nano))
+		}
+	}
+	if s.Bytes < 0 || s.Frames < 0 {
+		return 0, fmt.Errorf("bytes (%d) and frames (%d) must not be negative", s.Bytes, s.Frames)
+	}
+	var id int64
+	err = c.write(ctx, func(tx *sql.Tx) error {
+		// Checked rather than left to the UNIQUE constraint so the error says which
+		// segment holds the path, in a way that does not depend on the SQL dialect.
+		var other int64
+		switch err := tx.QueryRowContext(ctx, `SELECT id FROM segments WHERE path = $1`, s.Path).Scan(&other); {
+		case err == nil:
+			return fmt.Errorf("path is indexed as segment %d: %w", other, ErrExists)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if err := ensureCamera(ctx, tx, s.Camera); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO segments (camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames)
+VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $11, 1, $12)
+RETURNING id`,
+			s.Camera, s.Stream, start, end, s.Path, s.Bytes, s.Codec, s.Width, s.Height, s.Audio, s.GapBefore, s.Frames).Scan(&id)
+	})
+	return id, err
+}
+
+// UpdateOpenSegment records the progress of an open segment, so searches see live
+// footage up to end.
+func (c *Catalog) UpdateOpenSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64) error {
+	if err := c.updateSegment(ctx, id, end, bytes, frames, "", false); err != nil {
+		return fmt.Errorf("catalog: update open segment %d: %w", id, err)
+	}
+	return nil
+}
+
+// CloseSegment finishes an open segment with its final end, size, frame count and
+// SHA-256 (lowercase hex). Closing an unknown segment wraps ErrNotFound; closing one
+// twice wraps ErrSegmentClosed. The digest is always required: a segment that ended up
+// with no bytes is closed with bytes 0 and the SHA-256 of no input (e3b0c442…b855),
+// which keeps "every closed row's size and digest match its file" checkable.
+func (c *Catalog) CloseSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64, sha256 string) error {
+	if !sha256Hex.MatchString(sha256) {
+		return fmt.Errorf("catalog: close segment %d: sha256 %q is not 64 lowercase hex digits", id, sha256)
+	}
+	if err := c.updateSegment(ctx, id, end, bytes, frames, sha256, true); err != nil {
+		return fmt.Errorf("catalog: close segment %d: %w", id, err)
+	}
+	return nil
+}
+
+// updateSegment changes an open segment's end, size and frames, and closes it if close.
+func (c *Catalog) updateSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64, sha256 string, close bool) error {
+	endNS, err := nanos("end", end)
+	if err != nil {
+		return err
+	}
+	if bytes < 0 || frames < 0 {
+		return fmt.Errorf("bytes (%d) and frames (%d) must not be negative", bytes, frames)
+	}
+	open := !close
+	return c.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE segments SET end_ns = $2, bytes = $3, frames = $4, sha256 = $5, open = $6
+WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, open)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		// Nothing changed: say why.
+		var isOpen bool
+		var start int64
+		switch err := tx.QueryRowContext(ctx, `SELECT open, start_ns FROM segments WHERE id = $1`, id).Scan(&isOpen, &start); {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return err
+		case !isOpen:
+			return ErrSegmentClosed
+		default:
+			return fmt.Errorf("end %s is before start %s", end.UTC().Format(time.RFC3339Nano), fromNanos(start).Format(time.RFC3339Nano))
+		}
+	})
+}
+
+// OpenSegments returns the segments still being written, ordered by camera and start.
+// At start-up these are the ones a crash interrupted.
+func (c *Catalog) OpenSegments(ctx context.Context) ([]Segment, error) {
+	segs, err := collectSegments(c.r.QueryContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE open = 1 ORDER BY camera, start_ns, id`))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: open segments: %w", err)
+	}
+	return segs, nil
+}
+
+// Segment returns the segment with id, or an error wrapping ErrNotFound.
+func (c *Catalog) Segment(ctx context.Context, id int64) (Segment, error) {
+	s, err := scanSegment(c.r.QueryRowContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Segment{}, fmt.Errorf("catalog: segment %d: %w", id, err)
+	}
+	return s, nil
+}
+
+// SegmentByPath returns the segment stored at path, or an error wrapping ErrNotFound.
+func (c *Catalog) SegmentByPath(ctx context.Context, path string) (Segment, error) {
+	s, err := scanSegment(c.r.QueryRowContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE path = $1`, path))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Segment{}, fmt.Errorf("catalog: segment %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// overlapsRange is the WHERE clause of the segments of camera $1 that overlap [$2, $3),
+// both streams, open ones included.
+//
+// A segment covers [start, end); one with end == start (open and still empty, or a
+// single frame) covers its start instant. The lower bound on start_ns adds nothing to the
+// result: no segment is longer than the longest, so one starting earlier than $2 minus
+// that cannot reach $2. It lets SQLite scan the (camera, start_ns) index from just before
+// the range instead of from the camera's oldest segment; the longest duration itself is
+// one seek into segments_camera_duration (tens of µs, against about 1 ms to scan a
+// week of one camera's entries).
+const overlapsRange = `camera = $1
+	AND start_ns < $3
+	AND start_ns >= $2 - COALESCE((SELECT MAX(end_ns - start_ns) FROM segments WHERE camera = $1), 0)
+	AND (end_ns > $2 OR start_ns >= $2)`
+
+// Segments returns camera's segments (both streams) that overlap [from, to), ordered by
+// start. A segment ending exactly at from or starting exactly at to does not overlap.
+func (c *Catalog) Segments(ctx context.Context, camera string, from, to time.Time) ([]Segment, error) {
+	segs, err := c.segments(ctx, camera, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: segments of %q: %w", camera, err)
+	}
+	return segs, nil
+}
+
+func (c *Catalog) segments(ctx context.Context, camera string, from, to time.Time) ([]Segment, error) {
+	if camera == "" {
+		return nil, errors.New("camera is empty")
+	}
+	fromNS, toNS, err := timeRange(from, to)
+	if err != nil {
+		return nil, err
+	}
+	return collectSegments(c.r.QueryContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE `+overlapsRange+` ORDER BY start_ns, stream, id`,
+		camera, fromNS, toNS))
+}
+
+// timeRange converts a query range [from, to), which must not be empty.
+func timeRange(from, to time.Time) (int64, int64, error) {
+	fromNS, err := nanos("from", from)
+	if err != nil {
+		return 0, 0, err
+	}
+	toNS, err := nanos("to", to)
+	if err != nil {
+		return 0, 0, err
+	}
+	if toNS <= fromNS {
+		return 0, 0, fmt.Errorf("to %s is not after from %s", to.UTC().Format(time.RFC3339Nano), from.UTC().Format(time.RFC3339Nano))
+	}
+	return fromNS, toNS, nil
+}
+
+// AllSegments returns every segment, ordered by camera and start: the list start-up
+// verification checks against the files on disk.
+func (c *Catalog) AllSegments(ctx context.Context) ([]Segment, error) {
+	segs, err := collectSegments(c.r.QueryContext(ctx, `SELECT `+segmentColumns+` FROM segments ORDER BY camera, start_ns, stream, id`))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: all segments: %w", err)
+	}
+	return segs, nil
+}
+
+// BytesByCamera returns the bytes of every camera's segments, open ones included (their
+// bytes are on disk too). Cameras without segments are absent.
+func (c *Catalog) BytesByCamera(ctx context.Context) (map[string]int64, error) {
+	m, err := c.bytesPerCamera(ctx, `SELECT camera, SUM(bytes) FROM segments GROUP BY camera`)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: bytes by camera: %w", err)
+	}
+	return m, nil
+}
+
+// TotalBytes returns the bytes of all segments, open ones included.
+func (c *Catalog) TotalBytes(ctx context.Context) (int64, error) {
+	var n int64
+	if err := c.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("catalog: total bytes: %w", err)
+	}
+	return n, nil
+}
+
+// bytesPerCamera runs a (camera, bytes) query on the read pool into a map.
+func (c *Catalog) bytesPerCamera(ctx context.Context, query string, args ...any) (map[string]int64, error) {
+	rows, err := c.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := make(map[string]int64)
+	for rows.Next() {
+		var camera string
+		var n int64
+		if err := rows.Scan(&camera, &n); err != nil {
+			return nil, err
+		}
+		m[camera] = n
+	}
+	return m, rows.Err()
+}
