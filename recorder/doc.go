@@ -1,0 +1,23 @@
+// Package recorder owns footage on disk: the segment Writer (one per recorded camera, main
+// stream), crash recovery at start-up, Retention, and Export (the range reader behind
+// `townwatch export`, later HTTP playback and evidence export). The SQLite index lives in
+// recorder/catalog.
+//
+// # Files
+//
+// Segments are fragmented MP4 under <storage.path>/recordings/<camera>/<YYYY>/<MM>/<DD>/
+// <start-UTC>.mp4, opened only through an os.Root on the storage path. Each ~1 s fragment
+// (moof+mdat) is written in one write and fdatasync'ed before the next one starts, so a
+// crash or power loss loses at most the fragment in flight; Recover truncates a torn tail
+// and indexes what is complete.
+//
+// # What blocks and what is dropped
+//
+// The Writer reads the Hub through a deep queue (recorderQueue units) so that a slow disk
+// flush never makes it fall behind. If it does fall behind, the Hub drops units for it and
+// it resumes at the next keyframe in a new segment marked GapBefore (counted in
+// recording_gaps_total). When the disk is full the current segment is closed at its last
+// complete fragment, recording pauses (state paused_disk_full) and Retention is asked to
+// free space; recording resumes, in a new segment marked GapBefore, once space is back.
+// Every such loss is logged, counted and visible in Status.
+package recorder

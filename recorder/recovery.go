@@ -1,0 +1,221 @@
+package recorder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+
+	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/recorder/catalog"
+)
+
+// RecoveryReport says what Recover found and did.
+type RecoveryReport struct {
+	Completed  []string // open segments truncated to their last complete fragment and indexed
+	Adopted    []string // files the catalog did not know, now indexed
+	Finished   []string // files of recorded deletions that a crash left behind, now removed
+	Dropped    []string // open segments without one complete fragment: no footage, removed
+	Mismatched []string // indexed files whose size differs from the catalog: reported, untouched
+}
+
+// Recover makes the catalog and the recordings folder agree after a crash, power loss or
+// unclean stop. It runs once at start-up, before any Writer. Nothing with footage in it is
+// deleted: an interrupted segment is cut back to its last complete fragment and indexed,
+// and a file the catalog does not know is adopted.
+func Recover(ctx context.Context, st *Storage, cat *catalog.Catalog, log *slog.Logger) (RecoveryReport, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var rep RecoveryReport
+	open, err := cat.OpenSegments(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("recover: %w", err)
+	}
+	for _, seg := range open {
+		if err := completeOpen(ctx, st, cat, seg, &rep); err != nil {
+			return rep, fmt.Errorf("recover %s: %w", seg.Path, err)
+		}
+	}
+	sizes := map[string]int64{}
+	if err := st.walkSegments(func(rel string, size int64) error {
+		sizes[rel] = size
+		return nil
+	}); err != nil {
+		return rep, fmt.Errorf("recover: list recordings: %w", err)
+	}
+	all, err := cat.AllSegments(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("recover: %w", err)
+	}
+	known := make(map[string]bool, len(all))
+	for _, seg := range all {
+		known[seg.Path] = true
+		size, ok := sizes[seg.Path]
+		if !ok || size != seg.Bytes {
+			rep.Mismatched = append(rep.Mismatched, seg.Path)
+			log.Error("recording does not match the catalog", "path", seg.Path, "catalog_bytes", seg.Bytes, "file_bytes", size, "file_exists", ok)
+		}
+	}
+	for rel := range sizes {
+		if known[rel] {
+			continue
+		}
+		if err := adoptOrFinish(ctx, st, cat, rel, &rep, log); err != nil {
+			// One unreadable stray file must not keep the cameras from recording.
+			log.Error("unknown file in recordings could not be adopted; left in place", "path", rel, "err", err)
+		}
+	}
+	for _, p := range rep.Completed {
+		log.Warn("interrupted segment recovered", "path", p)
+	}
+	for _, p := range rep.Adopted {
+		log.Warn("unindexed segment adopted", "path", p)
+	}
+	return rep, nil
+}
+
+// completeOpen finishes one segment the catalog has as open.
+func completeOpen(ctx context.Context, st *Storage, cat *catalog.Catalog, seg catalog.Segment, rep *RecoveryReport) error {
+	f, err := st.open(seg.Path, true)
+	if errors.Is(err, os.ErrNotExist) {
+		rep.Dropped = append(rep.Dropped, seg.Path)
+		return dropRow(ctx, cat, seg, "recovery: file missing after crash")
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum, layout, err := truncateToComplete(f)
+	if err != nil {
+		return err
+	}
+	if len(layout.Fragments) == 0 {
+		f.Close()
+		if err := st.remove(seg.Path); err != nil {
+			return err
+		}
+		rep.Dropped = append(rep.Dropped, seg.Path)
+		return dropRow(ctx, cat, seg, "recovery: no complete fragment")
+	}
+	dur, frames, err := segmentDuration(f, layout)
+	if err != nil {
+		return err
+	}
+	rep.Completed = append(rep.Completed, seg.Path)
+	return cat.CloseSegment(ctx, seg.ID, seg.Start.Add(dur), layout.ValidEnd, frames, sum)
+}
+
+// emptySHA256 is the digest of zero bytes: a closed row always carries a checkable size and
+// digest, even the row of a segment that got no footage.
+var emptySHA256 = hex.EncodeToString(sha256.New().Sum(nil))
+
+// dropRow removes the row of a segment that holds no footage, recording why.
+func dropRow(ctx context.Context, cat *catalog.Catalog, seg catalog.Segment, reason string) error {
+	if err := cat.CloseSegment(ctx, seg.ID, seg.Start, 0, 0, emptySHA256); err != nil {
+		return err
+	}
+	_, err := cat.DeleteSegment(ctx, seg.ID, reason, time.Now())
+	return err
+}
+
+// truncateToComplete cuts a segment file after its last complete fragment, syncs it, and
+// returns the SHA-256 of what remains.
+func truncateToComplete(f *os.File) (string, segmentLayout, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return "", segmentLayout{}, err
+	}
+	layout, err := scanSegment(f, info.Size())
+	if err != nil {
+		return "", layout, err
+	}
+	if info.Size() > layout.ValidEnd {
+		if err := f.Truncate(layout.ValidEnd); err != nil {
+			return "", layout, err
+		}
+		if err := f.Sync(); err != nil {
+			return "", layout, err
+		}
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, layout.ValidEnd)); err != nil {
+		return "", layout, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), layout, nil
+}
+
+// adoptOrFinish handles a file the catalog has no row for: the leftover of a recorded
+// deletion is removed; anything else is indexed from its own content.
+func adoptOrFinish(ctx context.Context, st *Storage, cat *catalog.Catalog, rel string, rep *RecoveryReport, log *slog.Logger) error {
+	if _, err := cat.DeletionByPath(ctx, rel); err == nil {
+		rep.Finished = append(rep.Finished, rel)
+		log.Info("finishing an interrupted deletion", "path", rel)
+		return st.remove(rel)
+	} else if !errors.Is(err, catalog.ErrNotFound) {
+		return err
+	}
+	camera, start, err := ParseSegmentPath(rel)
+	if err != nil {
+		return err
+	}
+	f, err := st.open(rel, true)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum, layout, err := truncateToComplete(f)
+	if err != nil {
+		return err
+	}
+	if len(layout.Fragments) == 0 {
+		return fmt.Errorf("no complete fragment; not a recording townwatch can index")
+	}
+	var init fmp4.Init
+	if err := init.Unmarshal(io.NewSectionReader(f, 0, layout.InitEnd)); err != nil {
+		return fmt.Errorf("read init: %w", err)
+	}
+	seg := catalog.Segment{Camera: camera, Stream: ingest.StreamMain, Start: start, End: start, Path: rel,
+		GapBefore: true, Open: true, Audio: len(init.Tracks) > 1}
+	seg.Codec, seg.Width, seg.Height = describeVideo(&init)
+	dur, frames, err := segmentDuration(f, layout)
+	if err != nil {
+		return err
+	}
+	id, err := cat.CreateSegment(ctx, seg)
+	if err != nil {
+		return err
+	}
+	rep.Adopted = append(rep.Adopted, rel)
+	return cat.CloseSegment(ctx, id, start.Add(dur), layout.ValidEnd, frames, sum)
+}
+
+// describeVideo names the video codec of an init and its picture size.
+func describeVideo(init *fmp4.Init) (codec string, w, h int) {
+	for _, t := range init.Tracks {
+		switch c := t.Codec.(type) {
+		case *fmp4.CodecH264:
+			var sps h264.SPS
+			if sps.Unmarshal(c.SPS) == nil {
+				w, h = sps.Width(), sps.Height()
+			}
+			return string(ingest.CodecH264), w, h
+		case *fmp4.CodecH265:
+			var sps h265.SPS
+			if sps.Unmarshal(c.SPS) == nil {
+				w, h = sps.Width(), sps.Height()
+			}
+			return string(ingest.CodecH265), w, h
+		}
+	}
+	return "", 0, 0
+}

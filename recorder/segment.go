@@ -1,0 +1,208 @@
+package recorder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+
+	"github.com/townwatch/townwatch/ingest"
+)
+
+// videoTimescale is the MP4 timescale of video tracks: RTP's 90 kHz video clock, so that
+// camera timestamps convert without rounding.
+const videoTimescale = 90000
+
+// segment is one open segment file: what has been written and fsynced, the SHA-256 of it,
+// and the fragment being assembled.
+type segment struct {
+	id       int64
+	path     string
+	file     *os.File
+	sum      hash.Hash
+	bytes    int64 // bytes written and synced; the file is never longer than this for long
+	start    time.Time
+	startDTS time.Duration // decode time of the first video unit
+	params   *ingest.VideoParams
+	seq      uint32
+	frames   int64 // video samples written
+
+	video *trackWriter
+	audio *trackWriter // nil when audio is not recorded
+
+	wallDrift    bool // the camera's wall mapping moved; cut at the next keyframe
+	lastProgress time.Time
+	buf          seekablebuffer.Buffer
+}
+
+// initFor builds the MP4 init for a video unit's parameters and, optionally, an audio
+// track. It reports whether the audio track can be stored.
+func initFor(u *ingest.Unit, audio *ingest.Track) (*fmp4.Init, bool, error) {
+	var codec fmp4.Codec
+	switch u.Track.Codec {
+	case ingest.CodecH264:
+		codec = &fmp4.CodecH264{SPS: u.Params.SPS, PPS: u.Params.PPS}
+	case ingest.CodecH265:
+		codec = &fmp4.CodecH265{VPS: u.Params.VPS, SPS: u.Params.SPS, PPS: u.Params.PPS}
+	default:
+		return nil, false, fmt.Errorf("cannot record video codec %s", u.Track.Codec)
+	}
+	init := &fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: 1, TimeScale: videoTimescale, Codec: codec}}}
+	if audio == nil {
+		return init, false, nil
+	}
+	var ac fmp4.Codec
+	switch f := audio.Format.(type) {
+	case *format.MPEG4Audio:
+		ac = &fmp4.CodecMPEG4Audio{Config: *f.Config}
+	case *format.Opus:
+		ac = &fmp4.CodecOpus{ChannelCount: f.ChannelCount}
+	case *format.G711:
+		// MP4 has no G.711 sample entry that browsers play; store it as the 16-bit PCM it
+		// decodes to, which every player understands.
+		ac = &fmp4.CodecLPCM{LittleEndian: false, BitDepth: 16, SampleRate: f.SampleRate, ChannelCount: f.ChannelCount}
+	default:
+		return init, false, nil
+	}
+	init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: 2, TimeScale: uint32(audio.ClockRate), Codec: ac})
+	return init, true, nil
+}
+
+// writeInit writes the init and syncs it.
+func (s *segment) writeInit(init *fmp4.Init) error {
+	s.buf.Reset()
+	if err := init.Marshal(&s.buf); err != nil {
+		return fmt.Errorf("marshal init: %w", err)
+	}
+	return s.write(s.buf.Bytes())
+}
+
+// write appends b to the file, makes it durable and adds it to the hash. On error the file
+// is cut back to what was durable before, so that it ends on a complete fragment.
+func (s *segment) write(b []byte) error {
+	if _, err := s.file.Write(b); err != nil {
+		s.rollback()
+		return err
+	}
+	if err := syscall.Fdatasync(int(s.file.Fd())); err != nil {
+		s.rollback()
+		return fmt.Errorf("fdatasync: %w", err)
+	}
+	s.sum.Write(b)
+	s.bytes += int64(len(b))
+	return nil
+}
+
+// rollback drops a partly written fragment. If even that fails, Recover truncates the
+// torn tail at the next start.
+func (s *segment) rollback() {
+	if s.file.Truncate(s.bytes) == nil {
+		s.file.Seek(s.bytes, 0)
+	}
+}
+
+// addVideo adds a video unit.
+func (s *segment) addVideo(u *ingest.Unit) error {
+	smp := &fmp4.Sample{}
+	// Both times are converted from the same origin so that rounding cannot make a
+	// composition offset negative.
+	dts := ticks(u.DTS-s.startDTS, videoTimescale)
+	ptsOffset := int32(int64(ticks(u.PTS-s.startDTS, videoTimescale)) - int64(dts))
+	var err error
+	if u.Track.Codec == ingest.CodecH265 {
+		err = smp.FillH265(ptsOffset, u.Payload)
+	} else {
+		err = smp.FillH264(ptsOffset, u.Payload)
+	}
+	if err != nil {
+		return fmt.Errorf("video sample: %w", err)
+	}
+	smp.IsNonSyncSample = !u.Key
+	s.video.push(smp, dts)
+	return nil
+}
+
+// addAudio adds an audio unit. Audio before the segment's first video frame is dropped:
+// the segment starts at its keyframe.
+func (s *segment) addAudio(u *ingest.Unit) {
+	if s.audio == nil || u.PTS < s.startDTS {
+		return
+	}
+	dts := ticks(u.PTS-s.startDTS, s.audio.timescale)
+	switch f := u.Track.Format.(type) {
+	case *format.MPEG4Audio:
+		// One RTP packet may carry several AAC frames of 1024 samples each.
+		for i, au := range u.Payload {
+			s.audio.push(&fmp4.Sample{Payload: au}, dts+uint64(i)*1024)
+		}
+	case *format.G711:
+		for _, p := range u.Payload {
+			var pcm []byte
+			if f.MULaw {
+				pcm = g711.DecodeMulaw(p)
+			} else {
+				pcm = g711.DecodeAlaw(p)
+			}
+			s.audio.push(&fmp4.Sample{Payload: pcm}, dts)
+			dts += uint64(len(p) / max(f.ChannelCount, 1))
+		}
+	default:
+		for _, p := range u.Payload {
+			s.audio.push(&fmp4.Sample{Payload: p}, dts)
+		}
+	}
+}
+
+// fragmentDue reports whether the current fragment is long enough to be written.
+func (s *segment) fragmentDue() bool {
+	return s.video.fragmentDuration() >= fragmentTarget
+}
+
+// flush writes the current fragment (all tracks' completed samples) and syncs it.
+func (s *segment) flush() (frames int, err error) {
+	var tracks []*fmp4.PartTrack
+	v := s.video.take()
+	if v != nil {
+		tracks = append(tracks, v)
+		frames = len(v.Samples)
+	}
+	if s.audio != nil {
+		if a := s.audio.take(); a != nil {
+			tracks = append(tracks, a)
+		}
+	}
+	if len(tracks) == 0 {
+		return 0, nil
+	}
+	s.seq++
+	part := &fmp4.Part{SequenceNumber: s.seq, Tracks: tracks}
+	s.buf.Reset()
+	if err := part.Marshal(&s.buf); err != nil {
+		return 0, fmt.Errorf("marshal fragment: %w", err)
+	}
+	if err := s.write(s.buf.Bytes()); err != nil {
+		return 0, err
+	}
+	s.frames += int64(frames)
+	return frames, nil
+}
+
+// end is the wall-clock end of what has been written.
+func (s *segment) end() time.Time {
+	return s.start.Add(time.Duration(s.video.written * uint64(time.Second) / videoTimescale))
+}
+
+// sha256 is the hex digest of the bytes written.
+func (s *segment) sha256() string { return hex.EncodeToString(s.sum.Sum(nil)) }
+
+func newSegment() *segment {
+	return &segment{sum: sha256.New(), video: &trackWriter{id: 1, timescale: videoTimescale}}
+}

@@ -1,0 +1,152 @@
+package recorder
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Storage is the recording area under storage.path: every media file is created, opened
+// and removed through an os.Root, so that no path computed from a camera id or a catalog
+// row can reach outside it.
+type Storage struct {
+	dir  string
+	root *os.Root
+}
+
+// RecordingsDir is the folder under the storage path that holds the segments.
+const RecordingsDir = "recordings"
+
+// segmentTimeLayout names segment files by their start in UTC, to the millisecond, in a
+// form that sorts by time and is valid on every filesystem (no colons).
+const segmentTimeLayout = "20060102T150405.000Z"
+
+// OpenStorage opens (creating it if needed) the storage directory.
+func OpenStorage(dir string) (*Storage, error) {
+	if err := os.MkdirAll(filepath.Join(dir, RecordingsDir), 0o750); err != nil {
+		return nil, fmt.Errorf("storage.path %s: %w", dir, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage.path %s: %w", dir, err)
+	}
+	return &Storage{dir: dir, root: root}, nil
+}
+
+// Close releases the storage root.
+func (s *Storage) Close() error { return s.root.Close() }
+
+// Dir returns the storage directory as configured.
+func (s *Storage) Dir() string { return s.dir }
+
+// SegmentPath returns the catalog path of a segment of camera starting at start:
+// recordings/<camera>/<YYYY>/<MM>/<DD>/<start-UTC>.mp4 (slash-separated, relative).
+func SegmentPath(camera string, start time.Time) string {
+	t := start.UTC()
+	return path.Join(RecordingsDir, camera, t.Format("2006"), t.Format("01"), t.Format("02"), t.Format(segmentTimeLayout)+".mp4")
+}
+
+// ParseSegmentPath recovers the camera and start time from a segment path made by
+// SegmentPath; it is how files the catalog does not know are adopted.
+func ParseSegmentPath(p string) (camera string, start time.Time, err error) {
+	parts := strings.Split(p, "/")
+	if len(parts) != 6 || parts[0] != RecordingsDir || !strings.HasSuffix(parts[5], ".mp4") {
+		return "", time.Time{}, fmt.Errorf("%s: not a segment path (want %s/<camera>/<YYYY>/<MM>/<DD>/<start>.mp4)", p, RecordingsDir)
+	}
+	start, err = time.Parse(segmentTimeLayout, strings.TrimSuffix(parts[5], ".mp4"))
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("%s: file name is not a start time: %w", p, err)
+	}
+	if start.Format("2006/01/02") != strings.Join(parts[2:5], "/") {
+		return "", time.Time{}, fmt.Errorf("%s: folder does not match the start time", p)
+	}
+	return parts[1], start, nil
+}
+
+// create makes a new segment file (never overwriting one) and makes its directory entry
+// durable, so that a crash cannot leave a catalog row whose file vanished with the
+// directory's unsynced metadata.
+func (s *Storage) create(rel string) (*os.File, error) {
+	dir := path.Dir(rel)
+	if err := s.root.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	f, err := s.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.syncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (s *Storage) syncDir(dir string) error {
+	d, err := s.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// open opens a segment file for reading and, with write, for truncation during recovery.
+func (s *Storage) open(rel string, write bool) (*os.File, error) {
+	flag := os.O_RDONLY
+	if write {
+		flag = os.O_RDWR
+	}
+	return s.root.OpenFile(rel, flag, 0)
+}
+
+// Open opens a segment file for reading (export, playback, verification).
+func (s *Storage) Open(rel string) (*os.File, error) { return s.open(rel, false) }
+
+// remove deletes a segment file; one that is already gone is not an error (an interrupted
+// deletion being finished).
+func (s *Storage) remove(rel string) error {
+	err := s.root.Remove(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// walkSegments calls fn for every .mp4 file under recordings/, with its catalog path.
+func (s *Storage) walkSegments(fn func(rel string, size int64) error) error {
+	return fs.WalkDir(s.root.FS(), RecordingsDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".mp4") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return fn(p, info.Size())
+	})
+}
+
+// DiskSpace is the filesystem's size and free space as an unprivileged writer sees it.
+type DiskSpace struct {
+	Total, Free uint64
+}
+
+// Space reports the filesystem holding the storage directory.
+func (s *Storage) Space() (DiskSpace, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.dir, &st); err != nil {
+		return DiskSpace{}, fmt.Errorf("statfs %s: %w", s.dir, err)
+	}
+	bs := uint64(st.Bsize)
+	return DiskSpace{Total: st.Blocks * bs, Free: st.Bavail * bs}, nil
+}

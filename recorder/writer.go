@@ -1,0 +1,386 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/townwatch/townwatch/configs"
+	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/recorder/catalog"
+)
+
+const (
+	// recorderQueue is the Writer's Hub queue in units: about 40 s of a 25 fps camera with
+	// audio. Footage is lost only if the disk stalls longer than that.
+	recorderQueue = 2048
+	// fragmentTarget is the length of one fragment, the most a crash can lose.
+	fragmentTarget = time.Second
+	// catalogProgressInterval is how often an open segment's end is written to the catalog,
+	// so that search and export see live footage without a catalog write per fragment.
+	catalogProgressInterval = 10 * time.Second
+	// wallJumpTolerance: when a unit's wall time strays this far from what the segment's
+	// start and the camera's timestamps predict (the ingest clock re-anchored), the segment
+	// is cut at the next keyframe so that every segment maps media time to wall time truly.
+	wallJumpTolerance = time.Second
+	// diskRetryInterval is how often a Writer paused on a full disk checks for space again.
+	diskRetryInterval = 2 * time.Second
+	// resumeFreeBytes is the free space a paused Writer waits for before it opens a new
+	// segment: a few fragments of a 16 Mbit/s camera, so it does not fail again at once.
+	resumeFreeBytes = 16 << 20
+)
+
+// State is what a Writer is doing.
+type State string
+
+// Writer states.
+const (
+	StateWaiting   State = "waiting"   // no stream from the camera
+	StateRecording State = "recording" // writing segments
+	StatePaused    State = "paused_disk_full"
+	StateError     State = "error" // the last write failed for another reason; retrying
+	StateOff       State = "off"   // record.mode is off
+)
+
+// WriterStats are a Writer's counters, read at scrape time.
+type WriterStats struct {
+	State          State
+	Reason         string
+	RecordedBytes  uint64
+	RecordedFrames uint64
+	Segments       uint64
+	Gaps           uint64
+}
+
+// Writer records one camera's main stream into segments and indexes them.
+type Writer struct {
+	cam         configs.Camera
+	st          *Storage
+	cat         *catalog.Catalog
+	hub         *ingest.Hub
+	log         *slog.Logger
+	diskFull    func() // asks Retention for an immediate sweep
+	fragLatency func(time.Duration)
+
+	mu     sync.Mutex
+	state  State
+	reason string
+
+	bytes    atomic.Uint64
+	frames   atomic.Uint64
+	segments atomic.Uint64
+	gaps     atomic.Uint64
+}
+
+// WriterOptions are the Writer's optional hooks.
+type WriterOptions struct {
+	// DiskFull is called (without blocking) when a write fails for lack of space.
+	DiskFull func()
+	// FragmentLatency observes how long each fragment's write+fdatasync took.
+	FragmentLatency func(time.Duration)
+}
+
+// NewWriter validates its arguments. It starts nothing and does no I/O.
+func NewWriter(cam configs.Camera, st *Storage, cat *catalog.Catalog, hub *ingest.Hub, log *slog.Logger, opt WriterOptions) (*Writer, error) {
+	if st == nil || cat == nil || hub == nil {
+		return nil, fmt.Errorf("camera %s: recorder needs storage, catalog and hub", cam.ID)
+	}
+	if cam.Record.Segment <= 0 {
+		return nil, fmt.Errorf("cameras[%s].record.segment: must be > 0", cam.ID)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &Writer{cam: cam, st: st, cat: cat, hub: hub, log: log.With("camera", cam.ID, "component", "recorder"),
+		diskFull: opt.DiskFull, fragLatency: opt.FragmentLatency, state: StateWaiting}
+	if w.diskFull == nil {
+		w.diskFull = func() {}
+	}
+	if w.fragLatency == nil {
+		w.fragLatency = func(time.Duration) {}
+	}
+	return w, nil
+}
+
+// Stats returns the Writer's state and counters.
+func (w *Writer) Stats() WriterStats {
+	w.mu.Lock()
+	st, reason := w.state, w.reason
+	w.mu.Unlock()
+	return WriterStats{State: st, Reason: reason, RecordedBytes: w.bytes.Load(), RecordedFrames: w.frames.Load(),
+		Segments: w.segments.Load(), Gaps: w.gaps.Load()}
+}
+
+func (w *Writer) setState(s State, reason string) {
+	w.mu.Lock()
+	changed := w.state != s || w.reason != reason
+	w.state, w.reason = s, reason
+	w.mu.Unlock()
+	if !changed {
+		return
+	}
+	switch s {
+	case StatePaused, StateError:
+		w.log.Error("recording interrupted", "state", s, "reason", reason)
+	case StateRecording:
+		w.log.Info("recording")
+	case StateWaiting:
+		w.log.Info("recorder waiting for the camera")
+	default:
+		w.log.Info("recording off", "record.mode", w.cam.Record.Mode)
+	}
+}
+
+// Run records until ctx is done. It returns after the open segment is closed and indexed.
+func (w *Writer) Run(ctx context.Context) error {
+	if w.cam.Record.Mode == configs.RecordOff {
+		w.setState(StateOff, "")
+		<-ctx.Done()
+		return nil
+	}
+	rec := &recording{w: w, gapNext: true}
+	for {
+		w.setState(StateWaiting, "")
+		stream, err := w.hub.Wait(ctx, w.cam.ID, ingest.StreamMain)
+		if err != nil {
+			return nil // ctx done
+		}
+		r := stream.NewReader("recorder", recorderQueue)
+		rec.stream(ctx, r)
+		r.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// recording is the state of one Writer's Run that outlives Streams.
+type recording struct {
+	w       *Writer
+	seg     *segment
+	gapNext bool // the next segment does not continue the previous one
+	paused  bool // disk full or write error: skip until space is back and a keyframe comes
+	retryAt time.Time
+}
+
+// stream records one Stream until it ends or ctx is done.
+func (rc *recording) stream(ctx context.Context, r *ingest.Reader) {
+	defer func() {
+		rc.close("stream ended")
+		rc.gapNext = true // a reconnect always loses something
+	}()
+	var audio *ingest.Track
+	if rc.w.cam.Record.Audio {
+		for _, t := range r.Stream().Tracks {
+			if t.Kind == ingest.KindAudio {
+				audio = t
+			}
+		}
+	}
+	for {
+		u, gap, err := r.Read(ctx)
+		if err != nil {
+			return
+		}
+		if gap {
+			// This Writer fell behind and the Hub dropped units for it: the segment ends
+			// where the footage does.
+			rc.close("resync after dropped units")
+			rc.gapNext = true
+		}
+		rc.unit(u, audio)
+	}
+}
+
+// unit records one unit.
+func (rc *recording) unit(u *ingest.Unit, audio *ingest.Track) {
+	if u.Track.Kind == ingest.KindAudio {
+		if rc.seg != nil && u.Track == audio {
+			rc.seg.addAudio(u)
+		}
+		return
+	}
+	if rc.seg != nil && u.Key && rc.cutBefore(u) {
+		rc.close("")
+	}
+	if rc.seg == nil {
+		if !u.Key || !rc.mayOpen() {
+			return
+		}
+		if err := rc.open(u, audio); err != nil {
+			rc.failed(err)
+			return
+		}
+	}
+	if exp := rc.seg.start.Add(u.DTS - rc.seg.startDTS); absDur(u.Wall.Sub(exp)) > wallJumpTolerance {
+		rc.seg.wallDrift = true
+	}
+	if err := rc.seg.addVideo(u); err != nil {
+		rc.w.log.Warn("unrecordable video unit skipped", "err", err)
+		return
+	}
+	if rc.seg.fragmentDue() {
+		rc.flush()
+	}
+}
+
+// cutBefore reports whether a keyframe must start a new segment.
+func (rc *recording) cutBefore(u *ingest.Unit) bool {
+	s := rc.seg
+	return u.Params != s.params || s.wallDrift || u.DTS-s.startDTS >= rc.w.cam.Record.Segment.Std()
+}
+
+// mayOpen reports whether recording may (re)start: after a disk-full pause, only once there
+// is room again.
+func (rc *recording) mayOpen() bool {
+	if !rc.paused {
+		return true
+	}
+	now := time.Now()
+	if now.Before(rc.retryAt) {
+		return false
+	}
+	rc.retryAt = now.Add(diskRetryInterval)
+	space, err := rc.w.st.Space()
+	if err != nil || space.Free < resumeFreeBytes {
+		rc.w.diskFull()
+		return false
+	}
+	return true
+}
+
+// open starts a segment at keyframe u.
+func (rc *recording) open(u *ingest.Unit, audio *ingest.Track) error {
+	w := rc.w
+	init, withAudio, err := initFor(u, audio)
+	if err != nil {
+		return err
+	}
+	s := newSegment()
+	s.start, s.startDTS, s.params = u.Wall.UTC(), u.DTS, u.Params
+	s.path = SegmentPath(w.cam.ID, s.start)
+	if withAudio {
+		s.audio = &trackWriter{id: 2, timescale: init.Tracks[1].TimeScale}
+	}
+	// The row comes first: a crash after it leaves an open row that Recover completes from
+	// the file; a file without a row would have to be adopted blind.
+	s.id, err = w.cat.CreateSegment(context.Background(), catalog.Segment{
+		Camera: w.cam.ID, Stream: ingest.StreamMain, Start: s.start, End: s.start, Path: s.path,
+		Codec: string(u.Track.Codec), Width: u.Params.Width, Height: u.Params.Height,
+		Audio: withAudio, GapBefore: rc.gapNext, Open: true,
+	})
+	if err != nil {
+		return fmt.Errorf("index segment %s: %w", s.path, err)
+	}
+	if s.file, err = w.st.create(s.path); err != nil {
+		rc.abandon(s, err)
+		return fmt.Errorf("create %s: %w", s.path, err)
+	}
+	if err := s.writeInit(init); err != nil {
+		s.file.Close()
+		rc.abandon(s, err)
+		return fmt.Errorf("write %s: %w", s.path, err)
+	}
+	if rc.gapNext && w.segments.Load() > 0 {
+		w.gaps.Add(1)
+	}
+	rc.seg, rc.gapNext, rc.paused = s, false, false
+	w.segments.Add(1)
+	w.bytes.Add(uint64(s.bytes))
+	w.setState(StateRecording, "")
+	return nil
+}
+
+// abandon removes a segment that never got a fragment: its row and whatever file exists.
+func (rc *recording) abandon(s *segment, cause error) {
+	if err := rc.w.st.remove(s.path); err != nil {
+		rc.w.log.Error("could not remove an empty segment file; Recover will", "path", s.path, "err", err)
+	}
+	seg := catalog.Segment{ID: s.id, Start: s.start}
+	if err := dropRow(context.Background(), rc.w.cat, seg, "recorder: segment without footage: "+cause.Error()); err != nil {
+		rc.w.log.Error("could not drop the row of an empty segment; Recover will", "path", s.path, "err", err)
+	}
+}
+
+// flush writes the current fragment.
+func (rc *recording) flush() {
+	start := time.Now()
+	before := rc.seg.bytes
+	frames, err := rc.seg.flush()
+	if err != nil {
+		rc.failed(fmt.Errorf("write %s: %w", rc.seg.path, err))
+		return
+	}
+	rc.w.fragLatency(time.Since(start))
+	rc.w.bytes.Add(uint64(rc.seg.bytes - before))
+	rc.w.frames.Add(uint64(frames))
+	if time.Since(rc.seg.lastProgress) >= catalogProgressInterval {
+		rc.seg.lastProgress = time.Now()
+		if err := rc.w.cat.UpdateOpenSegment(context.Background(), rc.seg.id, rc.seg.end(), rc.seg.bytes, rc.seg.frames); err != nil {
+			rc.w.log.Warn("catalog progress update failed; the segment is indexed when it closes", "err", err)
+		}
+	}
+}
+
+// failed handles a write or create error: the segment (if any) is closed at its last
+// complete fragment and recording pauses until space is back.
+func (rc *recording) failed(err error) {
+	if rc.seg != nil {
+		rc.closeSegment()
+	}
+	rc.paused, rc.gapNext = true, true
+	rc.retryAt = time.Now().Add(diskRetryInterval)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		rc.w.setState(StatePaused, err.Error())
+		rc.w.diskFull()
+		return
+	}
+	rc.w.setState(StateError, err.Error())
+}
+
+// close ends the current segment after writing what is pending.
+func (rc *recording) close(why string) {
+	if rc.seg == nil {
+		return
+	}
+	rc.seg.video.finish()
+	if rc.seg.audio != nil {
+		rc.seg.audio.finish()
+	}
+	rc.flush()
+	if rc.seg != nil { // flush may have failed and closed it
+		rc.closeSegment()
+	}
+	if why != "" {
+		rc.w.log.Debug("segment closed", "why", why)
+	}
+}
+
+// closeSegment closes the file and indexes the segment as complete.
+func (rc *recording) closeSegment() {
+	s := rc.seg
+	rc.seg = nil
+	if err := s.file.Close(); err != nil {
+		rc.w.log.Error("closing segment file", "path", s.path, "err", err)
+	}
+	if s.frames == 0 {
+		rc.abandon(s, errors.New("no complete fragment"))
+		return
+	}
+	if err := rc.w.cat.CloseSegment(context.Background(), s.id, s.end(), s.bytes, s.frames, s.sha256()); err != nil {
+		// The file is complete and synced; Recover indexes it at the next start.
+		rc.w.log.Error("could not index closed segment; it will be recovered at restart", "path", s.path, "err", err)
+	}
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
