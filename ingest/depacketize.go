@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
@@ -20,59 +21,78 @@ type depacketizer interface {
 	packet(pkt *rtp.Packet, pts int64)
 }
 
-// unitSink is where depacketizers put finished units, and how they count what they could
-// not use.
+// unitSink is what a depacketizer reports to besides publishing: what it could not use,
+// the parameter sets in force, and a stream whose timeline broke.
 type unitSink interface {
 	decodeError()
 	videoParams(p *VideoParams)
+	// streamBroken ends the session: its timeline cannot continue (the camera's clock
+	// jumped back), so consumers must start afresh with a new Stream.
+	streamBroken(err error)
 }
 
 func (s *Source) decodeError() { s.decodeErrs.Add(1) }
 
 func (s *Source) videoParams(p *VideoParams) { s.setResolution(p.Width, p.Height) }
 
-func newDepacketizer(t *Track, f format.Format, sink unitSink, publish func(*Unit)) depacketizer {
+// errClockJump ends a session whose camera clock went backwards.
+var errClockJump = errors.New("camera clock jumped backwards")
+
+// audioJumpTolerance tells a reordered or duplicated audio packet (dropped) from a camera
+// clock that went back (the session restarts): no network reorders by a second.
+const audioJumpTolerance = time.Second
+
+// newDepacketizer returns the depacketizer for a format selectMedias admitted. An error
+// means the format's parameters are beyond what gortsplib can depacketize.
+func newDepacketizer(t *Track, f format.Format, sink unitSink, publish func(*Unit)) (depacketizer, error) {
 	switch f := f.(type) {
 	case *format.H264:
-		dec, _ := f.CreateDecoder() // cannot fail for a parsed SDP format
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
 		sps, pps := f.SafeParams()
-		v := &videoDepacketizer{
-			track: t, sink: sink, publish: publish,
-			decode: dec.Decode,
-			partial: func(err error) bool {
-				return errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious)
-			},
-			codec: h264Codec{},
-		}
-		v.params = updateParams(v.codec, &VideoParams{}, [][]byte{sps, pps})
-		sink.videoParams(v.params)
-		return v
+		return newVideoDepacketizer(t, sink, publish, h264Codec{}, dec.Decode, func(err error) bool {
+			return errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious)
+		}, [][]byte{sps, pps}), nil
 	case *format.H265:
-		dec, _ := f.CreateDecoder()
-		vps, sps, pps := f.SafeParams()
-		v := &videoDepacketizer{
-			track: t, sink: sink, publish: publish,
-			decode: dec.Decode,
-			partial: func(err error) bool {
-				return errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious)
-			},
-			codec: h265Codec{},
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
 		}
-		v.params = updateParams(v.codec, &VideoParams{}, [][]byte{vps, sps, pps})
-		sink.videoParams(v.params)
-		return v
+		vps, sps, pps := f.SafeParams()
+		return newVideoDepacketizer(t, sink, publish, h265Codec{}, dec.Decode, func(err error) bool {
+			return errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious)
+		}, [][]byte{vps, sps, pps}), nil
 	case *format.MPEG4Audio:
-		dec, _ := f.CreateDecoder()
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
 		return &audioDepacketizer{track: t, sink: sink, publish: publish, decode: dec.Decode,
-			partial: func(err error) bool { return errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) }}
+			partial: func(err error) bool { return errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) }}, nil
 	case *format.Opus:
-		dec, _ := f.CreateDecoder()
-		return &audioDepacketizer{track: t, sink: sink, publish: publish, decode: single(dec.Decode)}
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
+		return &audioDepacketizer{track: t, sink: sink, publish: publish, decode: single(dec.Decode)}, nil
 	case *format.G711:
-		dec, _ := f.CreateDecoder()
-		return &audioDepacketizer{track: t, sink: sink, publish: publish, decode: single(dec.Decode)}
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
+		return &audioDepacketizer{track: t, sink: sink, publish: publish, decode: single(dec.Decode)}, nil
 	}
-	panic("ingest: depacketizer for unsupported format") // selectMedias admits only the formats above
+	return nil, fmt.Errorf("no depacketizer for %s", f.Codec())
+}
+
+func newVideoDepacketizer(t *Track, sink unitSink, publish func(*Unit), c videoCodec,
+	decode func(*rtp.Packet) ([][]byte, error), partial func(error) bool, sdpParams [][]byte) *videoDepacketizer {
+	v := &videoDepacketizer{track: t, sink: sink, publish: publish, decode: decode, partial: partial, codec: c}
+	v.params = updateParams(c, &VideoParams{}, sdpParams)
+	sink.videoParams(v.params)
+	return v
 }
 
 // single adapts a decoder that yields one frame per packet.
@@ -95,6 +115,8 @@ type videoCodec interface {
 	// size parses the picture size from an SPS; ok is false when it cannot be parsed.
 	size(sps []byte) (w, h int, ok bool)
 	isRandomAccess(au [][]byte) bool
+	// isDelimiter tells an access unit delimiter.
+	isDelimiter(nalu []byte) bool
 	newDTSExtractor() dtsExtractor
 }
 
@@ -152,19 +174,38 @@ func paramsComplete(c videoCodec, p *VideoParams) bool {
 	return len(p.SPS) > 0 && len(p.PPS) > 0 && (!c.needsVPS() || len(p.VPS) > 0)
 }
 
-// withParams returns a keyframe's access unit with p's parameter sets in front when it does
-// not carry its own, so that every consumer can start decoding at any keyframe.
+// withParams returns a keyframe's access unit starting with the parameter sets in force
+// (which updateParams already refreshed from this unit), followed by the unit's other NAL
+// units: every consumer can then start decoding at any keyframe, whether the camera sends
+// its parameter sets in band, only in the SDP, or in part. Access unit delimiters are
+// dropped, since they would have to come first.
 func withParams(c videoCodec, p *VideoParams, au [][]byte) [][]byte {
-	for _, n := range au {
-		if c.paramSet(n) == paramSPS {
-			return au
-		}
-	}
 	out := make([][]byte, 0, len(au)+3)
 	if c.needsVPS() {
 		out = append(out, p.VPS)
 	}
-	return append(append(out, p.SPS, p.PPS), au...)
+	out = append(out, p.SPS, p.PPS)
+	for _, n := range au {
+		switch c.paramSet(n) {
+		case paramVPS:
+			if bytes.Equal(n, p.VPS) {
+				continue
+			}
+		case paramSPS:
+			if bytes.Equal(n, p.SPS) {
+				continue
+			}
+		case paramPPS:
+			if bytes.Equal(n, p.PPS) {
+				continue
+			}
+		}
+		if c.isDelimiter(n) {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // videoDepacketizer reassembles access units, tracks parameter sets, waits for a keyframe,
@@ -178,8 +219,9 @@ type videoDepacketizer struct {
 	codec   videoCodec
 
 	params  *VideoParams
-	dts     dtsExtractor // nil until the first keyframe
-	lastDTS int64
+	dts     dtsExtractor // nil until the first keyframe, and again after a unit that could not be timed
+	lastDTS int64        // decode time of the last published unit, valid when published
+	published bool
 }
 
 func (v *videoDepacketizer) packet(pkt *rtp.Packet, pts int64) {
@@ -205,14 +247,24 @@ func (v *videoDepacketizer) packet(pkt *rtp.Packet, pts int64) {
 		au = withParams(v.codec, v.params, au)
 	}
 	dts, err := v.dts.Extract(au, pts)
-	if err != nil || (v.lastDTS != 0 && dts <= v.lastDTS) {
+	if err == nil && v.published && dts <= v.lastDTS {
+		if key {
+			// Even a fresh start at a keyframe lands in the past: the camera's clock went
+			// back. Consumers cannot continue this timeline, so the session restarts.
+			v.sink.streamBroken(fmt.Errorf("%w: %v after %v", errClockJump,
+				clockToDuration(dts, v.track.ClockRate), clockToDuration(v.lastDTS, v.track.ClockRate)))
+			return
+		}
+		err = errors.New("decode time does not advance")
+	}
+	if err != nil {
 		// A unit that cannot be placed in decode order would corrupt every consumer's
 		// timeline. Drop it and everything up to the next keyframe, which starts afresh.
 		v.sink.decodeError()
-		v.dts, v.lastDTS = nil, 0
+		v.dts = nil
 		return
 	}
-	v.lastDTS = dts
+	v.lastDTS, v.published = dts, true
 	rate := v.track.ClockRate
 	v.publish(&Unit{
 		Track:   v.track,
@@ -245,6 +297,10 @@ func (a *audioDepacketizer) packet(pkt *rtp.Packet, pts int64) {
 		return
 	}
 	if a.started && pts <= a.lastPTS {
+		if clockToDuration(a.lastPTS-pts, a.track.ClockRate) > audioJumpTolerance {
+			a.sink.streamBroken(fmt.Errorf("%w: audio", errClockJump))
+			return
+		}
 		a.sink.decodeError() // a duplicate or reordered packet; its time has already passed
 		return
 	}
@@ -288,6 +344,10 @@ func (h264Codec) size(sps []byte) (int, int, bool) {
 
 func (h264Codec) isRandomAccess(au [][]byte) bool { return h264.IsRandomAccess(au) }
 
+func (h264Codec) isDelimiter(n []byte) bool {
+	return len(n) > 0 && h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter
+}
+
 func (h264Codec) newDTSExtractor() dtsExtractor {
 	d := &h264.DTSExtractor{}
 	d.Initialize()
@@ -323,6 +383,10 @@ func (h265Codec) size(sps []byte) (int, int, bool) {
 }
 
 func (h265Codec) isRandomAccess(au [][]byte) bool { return h265.IsRandomAccess(au) }
+
+func (h265Codec) isDelimiter(n []byte) bool {
+	return len(n) > 1 && h265.NALUType((n[0]>>1)&0x3f) == h265.NALUType_AUD_NUT
+}
 
 func (h265Codec) newDTSExtractor() dtsExtractor {
 	d := &h265.DTSExtractor{}

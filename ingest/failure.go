@@ -4,9 +4,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
@@ -18,7 +20,22 @@ var (
 	errUnsupportedCodec = errors.New("unsupported codec")
 	errCredentials      = errors.New("credentials")
 	errCertificate      = errors.New("certificate")
+	errInvalidResponse  = errors.New("camera sent an invalid response")
 )
+
+// protocolError marks an error of an RTSP request that is neither the network's nor a
+// status code the camera chose: the camera answered something that is not RTSP or not a
+// usable description. Network errors and status codes pass through unchanged.
+func protocolError(err error) error {
+	var op *net.OpError
+	var bad liberrors.ErrClientBadStatusCode
+	var ne net.Error
+	if errors.As(err, &op) || errors.As(err, &bad) || errors.As(err, &ne) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errInvalidResponse, err)
+}
 
 // failure is how a failed session is reported: which state, why, and whether the camera
 // looked gone (so its return can be probed for).
@@ -50,10 +67,11 @@ func classify(err error) failure {
 	var authority x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	if errors.Is(err, errUnsupportedCodec) || errors.Is(err, errCredentials) || errors.Is(err, errCertificate) ||
+		errors.Is(err, errInvalidResponse) ||
 		errors.As(err, &authority) || errors.As(err, &hostname) {
 		return failure{state: StateFailed, reason: err.Error()}
 	}
-	if errors.Is(err, errStalled) {
+	if errors.Is(err, errStalled) || errors.Is(err, errClockJump) {
 		return failure{state: StateBackoff, reason: err.Error()}
 	}
 	var op *net.OpError

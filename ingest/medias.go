@@ -69,9 +69,11 @@ func selectMedias(desc *description.Session) (selection, error) {
 func supportedCodec(f format.Format) (Codec, Kind, bool) {
 	switch f := f.(type) {
 	case *format.H264:
-		return CodecH264, KindVideo, true
+		// Packetization mode 2 (interleaved) is beyond gortsplib's depacketizer.
+		return CodecH264, KindVideo, f.PacketizationMode < 2
 	case *format.H265:
-		return CodecH265, KindVideo, true
+		// So is H.265 with decoding-order reordering (sprop-max-don-diff).
+		return CodecH265, KindVideo, f.MaxDONDiff == 0
 	case *format.MPEG4Audio:
 		return CodecAAC, KindAudio, f.Config != nil
 	case *format.Opus:

@@ -67,7 +67,7 @@ func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
 
 	desc, _, err := c.Describe(u)
 	if err != nil {
-		return sessionResult{err: err}
+		return sessionResult{err: protocolError(err)}
 	}
 	sel, err := selectMedias(desc)
 	if err != nil {
@@ -75,11 +75,11 @@ func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
 	}
 	for _, m := range sel.medias {
 		if _, err := c.Setup(desc.BaseURL, m.media, 0, 0); err != nil {
-			return sessionResult{err: fmt.Errorf("setup %s track: %w", m.track.Codec, err)}
+			return sessionResult{err: fmt.Errorf("setup %s track: %w", m.track.Codec, protocolError(err))}
 		}
 	}
 
-	var lastUnit atomic.Int64 // unix nanoseconds of the last published unit
+	var lastVideo atomic.Int64 // unix nanoseconds of the last published video unit
 	var st *Stream
 	clock := &sessionClock{log: s.log}
 	publish := func(un *Unit) {
@@ -87,14 +87,22 @@ func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
 		un.Wall = clock.wall(un.PTS, now)
 		st.Publish(un)
 		s.published(un, now)
-		lastUnit.Store(now.UnixNano())
+		// Only video feeds the stall watchdog: a camera whose encoder hangs while its
+		// audio goes on records nothing and must be reconnected.
+		if un.Track.Kind == KindVideo {
+			lastVideo.Store(now.UnixNano())
+		}
 	}
+	sink := &sessionSink{Source: s, broken: make(chan error, 1)}
 	// The stream counts as streaming from its first media packet, not its first keyframe:
 	// media is flowing, and the dispatcher should not see "connecting" for a whole GOP.
 	firstPacket := make(chan struct{})
 	var gotFirst atomic.Bool
 	for _, m := range sel.medias {
-		dp := newDepacketizer(m.track, m.format, s, publish)
+		dp, err := newDepacketizer(m.track, m.format, sink, publish)
+		if err != nil {
+			return sessionResult{err: fmt.Errorf("%w: %s track: %w", errUnsupportedCodec, m.track.Codec, err)}
+		}
 		medi := m.media
 		c.OnPacketRTP(medi, m.format, func(pkt *rtp.Packet) {
 			if gotFirst.CompareAndSwap(false, true) {
@@ -145,13 +153,16 @@ func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
 			waitErr <- err // the deferred drain reads it again
 			endCause = err
 			return sessionResult{err: err, streamed: since(streamingSince)}
+		case err := <-sink.broken:
+			endCause = err
+			return sessionResult{err: err, streamed: since(streamingSince)}
 		case <-firstPacket:
 			firstPacket = nil
 			streamingSince = time.Now()
 			s.setState(StateStreaming, "", time.Time{})
 		case now := <-ticker.C:
 			last := playStart
-			if ns := lastUnit.Load(); ns != 0 {
+			if ns := lastVideo.Load(); ns != 0 {
 				last = time.Unix(0, ns)
 			}
 			if quiet := now.Sub(last); quiet >= stall {
@@ -159,6 +170,20 @@ func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
 				return sessionResult{err: endCause, streamed: since(streamingSince)}
 			}
 		}
+	}
+}
+
+// sessionSink is the depacketizers' sink for one session: the Source's counters, plus the
+// channel through which a broken timeline ends the session.
+type sessionSink struct {
+	*Source
+	broken chan error
+}
+
+func (k *sessionSink) streamBroken(err error) {
+	select {
+	case k.broken <- err:
+	default: // the session is already ending
 	}
 }
 

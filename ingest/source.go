@@ -54,6 +54,14 @@ func NewSource(camera, stream string, cfg configs.Stream, hub *Hub, log *slog.Lo
 	if hub == nil {
 		return nil, fmt.Errorf("camera %s: ingest hub is nil", camera)
 	}
+	switch {
+	case cfg.StallTimeout == 0:
+		// A Stream built in code rather than parsed from YAML: use the documented default,
+		// or the watchdog would end every session at its first check.
+		cfg.StallTimeout = configs.DefaultStallTimeout
+	case cfg.StallTimeout < configs.Duration(time.Second):
+		return nil, fmt.Errorf("camera %s: %s.stall_timeout %s is below 1s", camera, stream, cfg.StallTimeout)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -63,6 +63,9 @@ func (m *rateMeter) add(now time.Time, frames, bytes int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.windowStart.IsZero() {
+		if frames == 0 {
+			return // start at a video frame, or audio before the first keyframe skews fps
+		}
 		m.windowStart = now
 	}
 	m.frames += frames
