@@ -218,9 +218,9 @@ type videoDepacketizer struct {
 	partial func(error) bool // errors that only mean "more packets needed"
 	codec   videoCodec
 
-	params  *VideoParams
-	dts     dtsExtractor // nil until the first keyframe, and again after a unit that could not be timed
-	lastDTS int64        // decode time of the last published unit, valid when published
+	params    *VideoParams
+	dts       dtsExtractor // nil until the first keyframe, and again after a unit that could not be timed
+	lastDTS   int64        // decode time of the last published unit, valid when published
 	published bool
 }
 

@@ -53,7 +53,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-
 // TestSourceStopsWithoutLeaks stops Sources in the middle of streaming, over TCP and UDP,
 // and checks that nothing they started is left running. It does not run in parallel, so
 // the goroutines it sees are its own.
