@@ -96,10 +96,12 @@ func completeOpen(ctx context.Context, st *Storage, cat *catalog.Catalog, seg ca
 	}
 	defer f.Close()
 	sum, layout, err := truncateToComplete(f)
-	if err != nil {
+	if err != nil && !errors.Is(err, errNoInit) {
 		return err
 	}
-	if len(layout.Fragments) == 0 {
+	// A crash between creating the file and syncing its header leaves no init at all;
+	// like a file without a complete fragment, it holds no footage.
+	if errors.Is(err, errNoInit) || len(layout.Fragments) == 0 {
 		f.Close()
 		if err := st.remove(seg.Path); err != nil {
 			return err

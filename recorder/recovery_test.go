@@ -80,6 +80,14 @@ func TestRecoverReconcilesFilesAndCatalog(t *testing.T) {
 	if _, err := rig.catalog.CreateSegment(ctx, missing); err != nil {
 		t.Fatal(err)
 	}
+	noInit := catalog.Segment{Camera: "cam", Stream: "main", Start: segs[1].Start.Add(4 * time.Hour), Path: SegmentPath("cam", segs[1].Start.Add(4*time.Hour)), Codec: "H264"}
+	if _, err := rig.catalog.CreateSegment(ctx, noInit); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Dir(abs(noInit.Path)), 0o750)
+	if err := os.WriteFile(abs(noInit.Path), data[:10], 0o640); err != nil { // a torn header
+		t.Fatal(err)
+	}
 	initOnly := catalog.Segment{Camera: "cam", Stream: "main", Start: segs[1].Start.Add(3 * time.Hour), Path: SegmentPath("cam", segs[1].Start.Add(3*time.Hour)), Codec: "H264"}
 	if _, err := rig.catalog.CreateSegment(ctx, initOnly); err != nil {
 		t.Fatal(err)
@@ -117,10 +125,10 @@ func TestRecoverReconcilesFilesAndCatalog(t *testing.T) {
 		got.Width != 640 || got.Codec != "H264" || !got.GapBefore || got.End.Sub(got.Start) != segs[1].End.Sub(segs[1].Start) {
 		t.Errorf("adopted row %+v, want it to describe the file like the original %+v", got, segs[1])
 	}
-	if len(rep.Dropped) != 2 {
-		t.Errorf("dropped %v, want the missing and the init-only segment", rep.Dropped)
+	if len(rep.Dropped) != 3 {
+		t.Errorf("dropped %v, want the missing, the header-less and the init-only segment", rep.Dropped)
 	}
-	for _, p := range []string{missing.Path, initOnly.Path} {
+	for _, p := range []string{missing.Path, noInit.Path, initOnly.Path} {
 		if _, err := rig.catalog.SegmentByPath(ctx, p); !errors.Is(err, catalog.ErrNotFound) {
 			t.Errorf("row of %s: %v, want it gone", p, err)
 		}
@@ -128,8 +136,10 @@ func TestRecoverReconcilesFilesAndCatalog(t *testing.T) {
 			t.Errorf("deletion of %s not recorded: %+v %v", p, d, err)
 		}
 	}
-	if _, err := os.Stat(abs(initOnly.Path)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("init-only file still there: %v", err)
+	for _, p := range []string{noInit.Path, initOnly.Path} {
+		if _, err := os.Stat(abs(p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there: %v", p, err)
+		}
 	}
 	if len(rep.Mismatched) != 0 {
 		t.Errorf("mismatched %v", rep.Mismatched)

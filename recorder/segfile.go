@@ -107,10 +107,13 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 // errors or a file without a complete init.
 //
 // A fragment counts only when its moof is well formed and an mdat follows it directly,
-// both complete: the writer writes each fragment in one write and syncs it before the
-// next, so a crash can tear only the last one, and what the scan accepts is exactly what
-// was durable. Trailing complete boxes that are not fragments (ffmpeg's mfra, say) lie
-// beyond ValidEnd; recovery may cut them, which loses no media.
+// both complete. The writer writes each fragment in one write and syncs it before the
+// next, so a crash can tear only the last one. What the scan cannot see is a last
+// fragment whose boxes are all there but whose mdat holds pages that never reached the
+// disk (a filesystem that made the new size durable before the data): that fragment is
+// kept and decodes as a damaged last second, which is better than guessing it away.
+// Trailing complete boxes that are not fragments (ffmpeg's mfra, say) lie beyond ValidEnd;
+// recovery may cut them, which loses no media.
 func scanSegment(r io.ReaderAt, size int64) (segmentLayout, error) {
 	var l segmentLayout
 	first, ok, err := readBox(r, 0, size)

@@ -40,6 +40,7 @@ func commands() []command {
 		{"serve", "run the system with a configuration file", runServe},
 		{"demo", "run the system against two simulated cameras (nothing to configure)", runDemo},
 		{"check-config", "validate a configuration file and list every problem", runCheckConfig},
+		{"export", "write a camera's recorded footage in a time range to one MP4 file", runExport},
 		{"simcam", "serve simulated cameras over RTSP for any VMS to pull", runSimcam},
 		{"version", "print the version", runVersion},
 	}
