@@ -40,7 +40,7 @@ type segment struct {
 
 	wallDrift    bool // the camera's wall mapping moved; cut at the next keyframe
 	lastProgress time.Time
-	buf          seekablebuffer.Buffer
+	frag         []byte // the fragment being written; reused so that steady state allocates nothing here
 }
 
 // initFor builds the MP4 init for a video unit's parameters and, optionally, an audio
@@ -78,11 +78,11 @@ func initFor(u *ingest.Unit, audio *ingest.Track) (*fmp4.Init, bool, error) {
 
 // writeInit writes the init and syncs it.
 func (s *segment) writeInit(init *fmp4.Init) error {
-	s.buf.Reset()
-	if err := init.Marshal(&s.buf); err != nil {
+	var buf seekablebuffer.Buffer
+	if err := init.Marshal(&buf); err != nil {
 		return fmt.Errorf("marshal init: %w", err)
 	}
-	return s.write(s.buf.Bytes())
+	return s.write(buf.Bytes())
 }
 
 // write appends b to the file, makes it durable and adds it to the hash. On error the file
@@ -109,25 +109,14 @@ func (s *segment) rollback() {
 	}
 }
 
-// addVideo adds a video unit.
-func (s *segment) addVideo(u *ingest.Unit) error {
-	smp := &fmp4.Sample{}
+// addVideo adds a video unit; its NAL units are referenced, not copied, until the
+// fragment is written.
+func (s *segment) addVideo(u *ingest.Unit) {
 	// Both times are converted from the same origin so that rounding cannot make a
 	// composition offset negative.
 	dts := ticks(u.DTS-s.startDTS, videoTimescale)
 	ptsOffset := int32(int64(ticks(u.PTS-s.startDTS, videoTimescale)) - int64(dts))
-	var err error
-	if u.Track.Codec == ingest.CodecH265 {
-		err = smp.FillH265(ptsOffset, u.Payload)
-	} else {
-		err = smp.FillH264(ptsOffset, u.Payload)
-	}
-	if err != nil {
-		return fmt.Errorf("video sample: %w", err)
-	}
-	smp.IsNonSyncSample = !u.Key
-	s.video.push(smp, dts)
-	return nil
+	s.video.push(&sample{ptsOffset: ptsOffset, nonSync: !u.Key, nalus: u.Payload}, dts)
 }
 
 // addAudio adds an audio unit. Audio before the segment's first video frame is dropped:
@@ -141,7 +130,7 @@ func (s *segment) addAudio(u *ingest.Unit) {
 	case *format.MPEG4Audio:
 		// One RTP packet may carry several AAC frames of 1024 samples each.
 		for i, au := range u.Payload {
-			s.audio.push(&fmp4.Sample{Payload: au}, dts+uint64(i)*1024)
+			s.audio.push(&sample{data: au}, dts+uint64(i)*1024)
 		}
 	case *format.G711:
 		for _, p := range u.Payload {
@@ -151,12 +140,12 @@ func (s *segment) addAudio(u *ingest.Unit) {
 			} else {
 				pcm = g711.DecodeAlaw(p)
 			}
-			s.audio.push(&fmp4.Sample{Payload: pcm}, dts)
+			s.audio.push(&sample{data: pcm}, dts)
 			dts += uint64(len(p) / max(f.ChannelCount, 1))
 		}
 	default:
 		for _, p := range u.Payload {
-			s.audio.push(&fmp4.Sample{Payload: p}, dts)
+			s.audio.push(&sample{data: p}, dts)
 		}
 	}
 }
@@ -168,14 +157,13 @@ func (s *segment) fragmentDue() bool {
 
 // flush writes the current fragment (all tracks' completed samples) and syncs it.
 func (s *segment) flush() (frames int, err error) {
-	var tracks []*fmp4.PartTrack
-	v := s.video.take()
-	if v != nil {
+	var tracks []fragmentTrack
+	if v, ok := s.video.take(); ok {
 		tracks = append(tracks, v)
-		frames = len(v.Samples)
+		frames = len(v.samples)
 	}
 	if s.audio != nil {
-		if a := s.audio.take(); a != nil {
+		if a, ok := s.audio.take(); ok {
 			tracks = append(tracks, a)
 		}
 	}
@@ -183,12 +171,8 @@ func (s *segment) flush() (frames int, err error) {
 		return 0, nil
 	}
 	s.seq++
-	part := &fmp4.Part{SequenceNumber: s.seq, Tracks: tracks}
-	s.buf.Reset()
-	if err := part.Marshal(&s.buf); err != nil {
-		return 0, fmt.Errorf("marshal fragment: %w", err)
-	}
-	if err := s.write(s.buf.Bytes()); err != nil {
+	s.frag = appendFragment(s.frag[:0], s.seq, tracks)
+	if err := s.write(s.frag); err != nil {
 		return 0, err
 	}
 	s.frames += int64(frames)

@@ -1,10 +1,6 @@
 package recorder
 
-import (
-	"time"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-)
+import "time"
 
 // trackWriter accumulates one track's samples for the current fragment. A sample's duration
 // is only known when the next one arrives, so the newest sample waits in pending.
@@ -12,13 +8,13 @@ type trackWriter struct {
 	id        int
 	timescale uint32
 
-	pending    *fmp4.Sample
+	pending    *sample
 	pendingDTS uint64 // decode time of pending, in timescale units from the segment start
 	lastDur    uint32 // duration of the last completed sample, used for the final one
 
-	samples  []*fmp4.Sample // completed samples of the current fragment
-	baseTime uint64         // decode time of samples[0]
-	written  uint64         // decode time just after the last sample written to disk
+	samples  []*sample // completed samples of the current fragment
+	baseTime uint64    // decode time of samples[0]
+	written  uint64    // decode time just after the last sample written to disk
 }
 
 // ticks converts a duration to timescale units (segments are at most an hour, so the
@@ -33,7 +29,7 @@ func ticks(d time.Duration, timescale uint32) uint64 {
 // push adds a sample at decode time dts; the previous pending sample gets its duration and
 // joins the fragment. A dts that does not advance gets a one-tick duration: the Hub never
 // publishes such units, but a zero duration would make players stall.
-func (t *trackWriter) push(s *fmp4.Sample, dts uint64) {
+func (t *trackWriter) push(s *sample, dts uint64) {
 	if t.pending != nil {
 		d := uint32(1)
 		if dts > t.pendingDTS {
@@ -46,7 +42,7 @@ func (t *trackWriter) push(s *fmp4.Sample, dts uint64) {
 
 // complete moves the pending sample into the fragment with duration d.
 func (t *trackWriter) complete(d uint32) {
-	t.pending.Duration = d
+	t.pending.duration = d
 	if len(t.samples) == 0 {
 		t.baseTime = t.pendingDTS
 	}
@@ -72,7 +68,7 @@ func (t *trackWriter) finish() {
 func (t *trackWriter) span() uint64 {
 	var sum uint64
 	for _, s := range t.samples {
-		sum += uint64(s.Duration)
+		sum += uint64(s.duration)
 	}
 	return sum
 }
@@ -82,14 +78,14 @@ func (t *trackWriter) fragmentDuration() time.Duration {
 	return time.Duration(t.span() * uint64(time.Second) / uint64(t.timescale))
 }
 
-// take returns the fragment's samples as a part track and starts a new fragment. written
-// becomes the decode time just after the last sample taken.
-func (t *trackWriter) take() *fmp4.PartTrack {
+// take returns the fragment's samples as a fragment track and starts a new fragment.
+// written becomes the decode time just after the last sample taken.
+func (t *trackWriter) take() (fragmentTrack, bool) {
 	if len(t.samples) == 0 {
-		return nil
+		return fragmentTrack{}, false
 	}
-	pt := &fmp4.PartTrack{ID: t.id, BaseTime: t.baseTime, Samples: t.samples}
+	ft := fragmentTrack{id: uint32(t.id), baseTime: t.baseTime, samples: t.samples}
 	t.written = t.baseTime + t.span()
 	t.samples = nil
-	return pt
+	return ft, true
 }

@@ -32,6 +32,8 @@ const (
 	diskRetryInterval = 2 * time.Second
 	// resumeFreeBytes is the free space a paused Writer waits for before it opens a new
 	// segment: a few fragments of a 16 Mbit/s camera, so it does not fail again at once.
+	// It is capped by storage.min_free, which is all retention restores: waiting for more
+	// would wait forever.
 	resumeFreeBytes = 16 << 20
 )
 
@@ -66,6 +68,7 @@ type Writer struct {
 	log         *slog.Logger
 	diskFull    func() // asks Retention for an immediate sweep
 	fragLatency func(time.Duration)
+	minFree     configs.FreeSpace
 
 	mu     sync.Mutex
 	state  State
@@ -83,6 +86,9 @@ type WriterOptions struct {
 	DiskFull func()
 	// FragmentLatency observes how long each fragment's write+fdatasync took.
 	FragmentLatency func(time.Duration)
+	// MinFree is storage.min_free: a Writer paused on a full disk resumes once at most this
+	// much (or resumeFreeBytes, if less) is free.
+	MinFree configs.FreeSpace
 }
 
 // NewWriter validates its arguments. It starts nothing and does no I/O.
@@ -97,7 +103,7 @@ func NewWriter(cam configs.Camera, st *Storage, cat *catalog.Catalog, hub *inges
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{cam: cam, st: st, cat: cat, hub: hub, log: log.With("camera", cam.ID, "component", "recorder"),
-		diskFull: opt.DiskFull, fragLatency: opt.FragmentLatency, state: StateWaiting}
+		diskFull: opt.DiskFull, fragLatency: opt.FragmentLatency, minFree: opt.MinFree, state: StateWaiting}
 	if w.diskFull == nil {
 		w.diskFull = func() {}
 	}
@@ -144,6 +150,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		return nil
 	}
 	rec := &recording{w: w, gapNext: true}
+	defer rec.completeUnfinished()
 	for {
 		w.setState(StateWaiting, "")
 		stream, err := w.hub.Wait(ctx, w.cam.ID, ingest.StreamMain)
@@ -166,6 +173,10 @@ type recording struct {
 	gapNext bool // the next segment does not continue the previous one
 	paused  bool // disk full or write error: skip until space is back and a keyframe comes
 	retryAt time.Time
+	// unfinished are segments whose catalog row could not be completed (closed or dropped)
+	// because the catalog's write failed, typically on a full disk. They are retried before
+	// recording resumes, so no row stays open pointing at a finished or vanished file.
+	unfinished []catalog.Segment
 }
 
 // stream records one Stream until it ends or ctx is done.
@@ -220,10 +231,7 @@ func (rc *recording) unit(u *ingest.Unit, audio *ingest.Track) {
 	if exp := rc.seg.start.Add(u.DTS - rc.seg.startDTS); absDur(u.Wall.Sub(exp)) > wallJumpTolerance {
 		rc.seg.wallDrift = true
 	}
-	if err := rc.seg.addVideo(u); err != nil {
-		rc.w.log.Warn("unrecordable video unit skipped", "err", err)
-		return
-	}
+	rc.seg.addVideo(u)
 	if rc.seg.fragmentDue() {
 		rc.flush()
 	}
@@ -247,11 +255,30 @@ func (rc *recording) mayOpen() bool {
 	}
 	rc.retryAt = now.Add(diskRetryInterval)
 	space, err := rc.w.st.Space()
-	if err != nil || space.Free < resumeFreeBytes {
+	need := uint64(resumeFreeBytes)
+	if m := rc.w.minFree.Of(space.Total); m > 0 && m < need {
+		need = m
+	}
+	if err != nil || space.Free < need || !rc.completeUnfinished() {
 		rc.w.diskFull()
 		return false
 	}
 	return true
+}
+
+// completeUnfinished retries the catalog completion of segments whose row could not be
+// written, the way start-up recovery completes them. It reports whether none is left.
+func (rc *recording) completeUnfinished() bool {
+	var left []catalog.Segment
+	for _, seg := range rc.unfinished {
+		var rep RecoveryReport
+		if err := completeOpen(context.Background(), rc.w.st, rc.w.cat, seg, &rep); err != nil {
+			rc.w.log.Warn("segment still not indexed; will retry", "path", seg.Path, "err", err)
+			left = append(left, seg)
+		}
+	}
+	rc.unfinished = left
+	return len(left) == 0
 }
 
 // open starts a segment at keyframe u.
@@ -301,9 +328,10 @@ func (rc *recording) abandon(s *segment, cause error) {
 	if err := rc.w.st.remove(s.path); err != nil {
 		rc.w.log.Error("could not remove an empty segment file; Recover will", "path", s.path, "err", err)
 	}
-	seg := catalog.Segment{ID: s.id, Start: s.start}
+	seg := catalog.Segment{ID: s.id, Path: s.path, Start: s.start}
 	if err := dropRow(context.Background(), rc.w.cat, seg, "recorder: segment without footage: "+cause.Error()); err != nil {
-		rc.w.log.Error("could not drop the row of an empty segment; Recover will", "path", s.path, "err", err)
+		rc.w.log.Warn("could not drop the row of an empty segment; retrying later", "path", s.path, "err", err)
+		rc.unfinished = append(rc.unfinished, seg)
 	}
 }
 
@@ -335,7 +363,7 @@ func (rc *recording) failed(err error) {
 	}
 	rc.paused, rc.gapNext = true, true
 	rc.retryAt = time.Now().Add(diskRetryInterval)
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, catalog.ErrFull) {
 		rc.w.setState(StatePaused, err.Error())
 		rc.w.diskFull()
 		return
@@ -373,8 +401,11 @@ func (rc *recording) closeSegment() {
 		return
 	}
 	if err := rc.w.cat.CloseSegment(context.Background(), s.id, s.end(), s.bytes, s.frames, s.sha256()); err != nil {
-		// The file is complete and synced; Recover indexes it at the next start.
-		rc.w.log.Error("could not index closed segment; it will be recovered at restart", "path", s.path, "err", err)
+		// The file is complete and synced: index it from the file once the catalog can
+		// write again (before recording resumes), or at the next start.
+		rc.w.log.Warn("could not index a closed segment; retrying before recording resumes", "path", s.path, "err", err)
+		rc.unfinished = append(rc.unfinished, catalog.Segment{ID: s.id, Path: s.path, Start: s.start})
+		rc.paused, rc.gapNext = true, true
 	}
 }
 

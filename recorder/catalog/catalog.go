@@ -8,9 +8,11 @@ import (
 	"math"
 	"net/url"
 	"path/filepath"
+	"syscall"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -27,7 +29,21 @@ var (
 	// Retention can race with AddLock between OldestUnlocked and DeleteSegment; it should
 	// skip the segment, not fail.
 	ErrLocked = errors.New("under an evidence lock")
+	// ErrFull: the filesystem holding the catalog is full, so the write did not happen.
+	// The recorder treats it like a full disk for media: pause and let retention free
+	// space (which keeps a reserve so that its own catalog writes can succeed).
+	ErrFull = errors.New("disk full")
 )
+
+// writeError marks the errors of a write that failed for lack of space as ErrFull
+// (SQLITE_FULL, whose extended codes keep it in the low byte, or a bare ENOSPC).
+func writeError(err error) error {
+	var se *sqlite.Error
+	if err != nil && (errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL || errors.Is(err, syscall.ENOSPC)) {
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
+	return err
+}
 
 // busyTimeout is how long a connection waits for another connection's lock before
 // SQLITE_BUSY. Within this process writes are already serialised on one connection, so
@@ -137,13 +153,13 @@ func (c *Catalog) Close() error {
 func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := c.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return writeError(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return writeError(err)
 	}
-	return tx.Commit()
+	return writeError(tx.Commit())
 }
 
 // Times are stored as int64 Unix nanoseconds, which cover 1677–2262; time.Time.UnixNano
