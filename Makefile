@@ -46,9 +46,14 @@ vet:
 test: deps vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-## bench: run the benchmarks (figures are reported, never asserted)
+## bench: run the benchmarks (figures are reported, never asserted): the Go benchmarks, then the
+## recording benchmark (cmd/recbench: 1, 4 and 16 simulated 1080p cameras recorded by townwatch
+## serve for 60 s each, about 5 minutes; its ffmpeg clip is cached in ~/.cache/townwatch-bench).
+## RECBENCH_FLAGS passes flags to it, e.g. RECBENCH_FLAGS='-n 16 -duration 120s'.
+RECBENCH_FLAGS ?=
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+	$(GO) run ./cmd/recbench $(RECBENCH_FLAGS)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

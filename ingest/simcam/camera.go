@@ -28,7 +28,12 @@ type camera struct {
 	frozen atomic.Bool
 }
 
+// newCamera builds the camera for spec from its parsed clip; spec.FPS 0
+// means FrameRate.
 func newCamera(spec CameraSpec, cd *clipData) *camera {
+	if spec.FPS == 0 {
+		spec.FPS = FrameRate
+	}
 	forma := &format.H264{
 		PayloadTyp:        96,
 		PacketizationMode: 1,
@@ -51,18 +56,31 @@ func newCamera(spec CameraSpec, cd *clipData) *camera {
 // media is the camera's only media, as passed to ServerStream writes.
 func (c *camera) media() *description.Media { return c.desc.Medias[0] }
 
+// frameTime is when frame n is due after the start. It is computed from n,
+// not accumulated, so due times never drift, whatever the rate (no
+// overflow for centuries of frames).
+func (c *camera) frameTime(n uint64) time.Duration {
+	return time.Duration(n * uint64(time.Second) / uint64(c.spec.FPS))
+}
+
+// rtpOffset is frame n's RTP timestamp minus RTPTimestampStart: n*3600 at
+// 25 fps. The uint32 conversion wraps exactly as RTP timestamps must.
+func (c *camera) rtpOffset(n uint64) uint32 {
+	return uint32(n * rtpClockRate / uint64(c.spec.FPS))
+}
+
 // packetWriter sends one RTP packet stamped with its capture time;
 // in production it is ServerStream.WritePacketRTPWithNTP for c.media().
 type packetWriter func(pkt *rtp.Packet, ntp time.Time) error
 
 // run sends the clip in a loop until ctx is done. Frame n (counted from
-// start, across loops and across freezes) is due at start+n*frameInterval
-// and carries RTP timestamp RTPTimestampStart+n*3600 (mod 2^32), so media
-// time is one linear function of wall time: RTCP sender reports, which
-// gortsplib extrapolates from the last packet, stay truthful, and due times
-// never accumulate drift. The NTP time of a frame is its due time, i.e. the
-// start wall clock plus elapsed monotonic time, so a wall-clock step on the
-// host does not bend the RTP/NTP mapping.
+// start, across loops and across freezes) is due at start+n/FPS s and
+// carries RTP timestamp RTPTimestampStart+n*90000/FPS (mod 2^32; n*3600 at
+// 25 fps), so media time is one linear function of wall time: RTCP sender
+// reports, which gortsplib extrapolates from the last packet, stay
+// truthful, and due times never accumulate drift. The NTP time of a frame
+// is its due time, i.e. the start wall clock plus elapsed monotonic time,
+// so a wall-clock step on the host does not bend the RTP/NTP mapping.
 //
 // Sequence numbers count only packets actually sent, so skipped frames
 // (frozen or late) are not reported to receivers as loss: they see a stall
@@ -85,7 +103,7 @@ func (c *camera) run(ctx context.Context, start time.Time, write packetWriter) e
 	resync := true
 
 	for n := uint64(0); ; n++ {
-		due := start.Add(time.Duration(n) * frameInterval)
+		due := start.Add(c.frameTime(n))
 		if wait := time.Until(due); wait > 0 {
 			select {
 			case <-ctx.Done():
@@ -108,7 +126,7 @@ func (c *camera) run(ctx context.Context, start time.Time, write packetWriter) e
 			return fmt.Errorf("camera %s: packetize frame %d: %w", c.spec.Path, n, err)
 		}
 		// uint32 arithmetic wraps exactly as RTP timestamps must.
-		ts := c.spec.RTPTimestampStart + uint32(n)*rtpTicksPerFrame
+		ts := c.spec.RTPTimestampStart + c.rtpOffset(n)
 		for _, pkt := range pkts {
 			pkt.Timestamp = ts
 			pkt.SequenceNumber = seq

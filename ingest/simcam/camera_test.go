@@ -90,13 +90,16 @@ func runCamera(t *testing.T, c *camera, w packetWriter) (start time.Time, stop f
 }
 
 // checkFrame asserts that f is frame n of c's schedule: content, RTP
-// timestamp and NTP time all follow from n alone.
+// timestamp and NTP time all follow from n alone (and the frame rate: n*3600
+// ticks and n*40 ms at 25 fps; rounded down at rates that do not divide
+// 90000 or a second).
 func checkFrame(t *testing.T, c *camera, start time.Time, n uint64, f sentFrame) {
 	t.Helper()
-	if want := c.spec.RTPTimestampStart + uint32(n)*rtpTicksPerFrame; f.ts != want {
+	fps := uint64(c.spec.FPS)
+	if want := c.spec.RTPTimestampStart + uint32(n*rtpClockRate/fps); f.ts != want {
 		t.Errorf("frame %d: ts = %d, want %d", n, f.ts, want)
 	}
-	if want := start.Add(time.Duration(n) * frameInterval); !f.ntp.Equal(want) {
+	if want := start.Add(time.Duration(n * uint64(time.Second) / fps)); !f.ntp.Equal(want) {
 		t.Errorf("frame %d: ntp = %v after start, want %v", n, f.ntp.Sub(start), want.Sub(start))
 	}
 	if want := c.frames[n%uint64(len(c.frames))].nalus; !slices.EqualFunc(f.nalus, want, bytes.Equal) {

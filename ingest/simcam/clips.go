@@ -1,12 +1,15 @@
 package simcam
 
 import (
+	"bytes"
 	"embed"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/bits"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 )
 
@@ -23,9 +26,16 @@ const (
 	ClipStatic Clip = "static"
 )
 
-// FrameRate is the frame rate of every bundled clip, in frames per second.
+// FrameRate is the frame rate of every bundled clip, in frames per second,
+// and the default rate of a clip file (CameraSpec.FPS).
 const FrameRate = 25
 
+// MaxFPS bounds CameraSpec.FPS: above what surveillance cameras send, and
+// low enough that a frame still spans hundreds of RTP ticks.
+const MaxFPS = 120
+
+// Timing of the bundled clips; a camera computes its own from its FPS
+// (camera.frameTime, camera.rtpOffset), which agrees at FrameRate.
 const (
 	// frameInterval is the wall-clock spacing of access units.
 	frameInterval = time.Second / FrameRate
@@ -101,12 +111,26 @@ func loadClip(name string) (*clipData, error) {
 	return cd, nil
 }
 
+// loadFile reads and parses a clip file (CameraSpec.File).
+func loadFile(path string) (*clipData, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("simcam: read file: %w", err) // *PathError names the file
+	}
+	cd, err := parseAnnexB(raw)
+	if err != nil {
+		return nil, fmt.Errorf("simcam: parse file %s: %w", path, err)
+	}
+	return cd, nil
+}
+
 // parseAnnexB splits a raw H.264 elementary stream into access units.
-// The clips carry one slice per picture and no B-frames, so decoding order
-// is presentation order and every access unit is one frame interval long.
+// A picture may span several slices (a slice with first_mb_in_slice 0
+// starts the next one). B-frames are rejected, so decoding order is
+// presentation order and every access unit is one frame interval long.
 func parseAnnexB(raw []byte) (*clipData, error) {
-	var nalus h264.AnnexB
-	if err := nalus.Unmarshal(raw); err != nil {
+	nalus, err := splitAnnexB(raw)
+	if err != nil {
 		return nil, err
 	}
 
@@ -152,6 +176,11 @@ func parseAnnexB(raw []byte) (*clipData, error) {
 			cur.keyframe = true
 			curHasPicture = true
 		case h264.NALUTypeNonIDR:
+			// Frames are sent in decoding order with linearly increasing
+			// timestamps, which is presentation order only without B-frames.
+			if isBSlice(nalu) {
+				return nil, fmt.Errorf("B-frame at access unit %d: not supported (encode with -bf 0)", len(cd.frames))
+			}
 			curHasPicture = true
 		}
 		cur.nalus = append(cur.nalus, nalu)
@@ -174,4 +203,57 @@ func parseAnnexB(raw []byte) (*clipData, error) {
 		return nil, fmt.Errorf("SPS: %w", err)
 	}
 	return cd, nil
+}
+
+// splitAnnexB returns the NAL units of an Annex-B byte stream (H.264
+// Annex B), without start codes or trailing zero bytes, as sub-slices of
+// raw. Unlike h264.AnnexB.Unmarshal, meant for one access unit, it does not
+// cap the total size (8 MiB), which a 1080p clip file exceeds.
+func splitAnnexB(raw []byte) ([][]byte, error) {
+	lead := len(raw) - len(bytes.TrimLeft(raw, "\x00"))
+	switch {
+	case lead == len(raw):
+		return nil, h264.ErrAnnexBNoNALUs
+	case lead < 2 || raw[lead] != 1:
+		return nil, h264.ErrAnnexBNoInitialDelimiter
+	}
+	startCode := []byte{0, 0, 1}
+	var nalus [][]byte
+	for rest := raw[lead+1:]; ; {
+		end := bytes.Index(rest, startCode)
+		nalu := rest
+		if end >= 0 {
+			nalu = rest[:end]
+		}
+		// A NAL unit never ends in a zero byte (its RBSP ends in a stop
+		// bit); zeros there belong to the stream: the zero_byte of a 4-byte
+		// start code or trailing_zero_8bits.
+		if nalu = bytes.TrimRight(nalu, "\x00"); len(nalu) > 0 {
+			nalus = append(nalus, nalu)
+		}
+		if end < 0 {
+			break
+		}
+		rest = rest[end+len(startCode):]
+	}
+	if len(nalus) == 0 {
+		return nil, h264.ErrAnnexBNoNALUs
+	}
+	return nalus, nil
+}
+
+// isBSlice reports whether a coded slice NAL unit is a B slice: slice_type
+// (H.264 7.3.3, the second ue(v) of the header) is 1 or 6. A header too
+// short to tell is left for the decoder to judge, as the rest of the slice.
+func isBSlice(nalu []byte) bool {
+	// Both fields fit in the first bytes after the NAL header (slice_type
+	// <= 9, first_mb_in_slice < 2^16 for any real picture); remove
+	// emulation prevention from those only.
+	hdr := h264.EmulationPreventionRemove(nalu[1:min(len(nalu), 16)])
+	pos := 0
+	if _, err := bits.ReadGolombUnsigned(hdr, &pos); err != nil { // first_mb_in_slice
+		return false
+	}
+	typ, err := bits.ReadGolombUnsigned(hdr, &pos)
+	return err == nil && typ%5 == 1
 }

@@ -85,8 +85,11 @@ func TestClipsParse(t *testing.T) {
 func TestParseAnnexBRejects(t *testing.T) {
 	ref := loadTestClip(t, ClipStatic)
 	sps, pps := ref.sps, ref.pps
+	// Slice headers: first_mb_in_slice 0 (bit 1), then slice_type as ue(v):
+	// 7 (I), 5 (P) and 6 (B).
 	idr := []byte{0x65, 0x88, 0x84}
 	p := []byte{0x41, 0x9a, 0x00}
+	bSlice := []byte{0x01, 0x9c, 0x00}
 	annexB := func(nalus ...[]byte) []byte {
 		b, err := h264.AnnexB(nalus).Marshal()
 		if err != nil {
@@ -103,6 +106,7 @@ func TestParseAnnexBRejects(t *testing.T) {
 		{"no parameter sets", annexB(idr, p), "no SPS/PPS"},
 		{"no pictures", annexB(sps, pps), "no pictures"},
 		{"starts with P", annexB(sps, pps, p, idr), "first access unit is not an IDR"},
+		{"B-frame", annexB(sps, pps, idr, p, bSlice, p), "B-frame at access unit 2: not supported (encode with -bf 0)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseAnnexB(tc.raw)
@@ -253,4 +257,47 @@ func movingFrames(t *testing.T, ffmpeg, file string) []bool {
 		moving[0] = changed(first, prev)
 	}
 	return moving
+}
+
+// TestSplitAnnexB checks the clip splitter against mediacommon's access-unit
+// parser on the bundled clips, and on what that parser cannot take: mixed
+// start codes with trailing zeros, and a stream over its 8 MiB cap.
+func TestSplitAnnexB(t *testing.T) {
+	for c, file := range clipFile {
+		raw, err := clipFiles.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want h264.AnnexB
+		if err := want.Unmarshal(raw); err != nil {
+			t.Fatal(err)
+		}
+		got, err := splitAnnexB(raw)
+		if err != nil || !slices.EqualFunc(got, want, bytes.Equal) {
+			t.Errorf("%s: split into %d NAL units (err %v), mediacommon into %d", c, len(got), err, len(want))
+		}
+	}
+
+	big := bytes.Repeat([]byte{0x41, 0x9a}, h264.MaxAccessUnitSize/2+1)
+	raw := slices.Concat([]byte{0, 0, 0, 1, 0x67, 0x42}, []byte{0, 0, 1, 0x68, 0xce, 0, 0},
+		[]byte{0, 0, 0, 1}, big, []byte{0, 0, 0})
+	got, err := splitAnnexB(raw)
+	if want := [][]byte{{0x67, 0x42}, {0x68, 0xce}, big}; err != nil || !slices.EqualFunc(got, want, bytes.Equal) {
+		t.Errorf("split %d NAL units (err %v), want SPS, PPS and the %d-byte slice", len(got), err, len(big))
+	}
+
+	for _, tc := range []struct {
+		raw  []byte
+		want error
+	}{
+		{nil, h264.ErrAnnexBNoNALUs},
+		{[]byte{0, 0, 0, 0}, h264.ErrAnnexBNoNALUs},
+		{[]byte{0, 0, 1, 0, 0, 1}, h264.ErrAnnexBNoNALUs},
+		{[]byte{0x67, 0x42}, h264.ErrAnnexBNoInitialDelimiter},
+		{[]byte{0, 1, 0x67}, h264.ErrAnnexBNoInitialDelimiter},
+	} {
+		if _, err := splitAnnexB(tc.raw); !errors.Is(err, tc.want) {
+			t.Errorf("splitAnnexB(% x) = %v, want %v", tc.raw, err, tc.want)
+		}
+	}
 }

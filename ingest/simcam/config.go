@@ -14,8 +14,20 @@ type CameraSpec struct {
 	// It is one or more segments of [A-Za-z0-9._~-] joined by "/", with no
 	// leading or trailing slash.
 	Path string
-	// Clip is the bundled clip the camera loops.
+	// Clip is the bundled clip the camera loops. Set exactly one of Clip
+	// and File.
 	Clip Clip
+	// File is the path of a raw H.264 Annex-B elementary stream (such as
+	// ffmpeg's -f h264 writes) to loop instead of a bundled clip. New reads
+	// and parses each distinct file once, into memory, and every camera with
+	// the same File shares the frames. The file must start with SPS, PPS and
+	// an IDR (the loop restarts there) and contain no B-frames: frames are
+	// sent in file order, one every 1/FPS s.
+	File string
+	// FPS is the rate at which File's frames are sent, in frames per second
+	// (1..MaxFPS); 0 means FrameRate. Only with File: the bundled clips are
+	// FrameRate, which their motion ground truth depends on.
+	FPS int
 
 	// Username and Password, when set, make the camera require RTSP
 	// authentication on DESCRIBE and SETUP (Basic or Digest-MD5, as gortsplib
@@ -53,6 +65,21 @@ func DefaultCameras() []CameraSpec {
 	}
 }
 
+// Copies returns n cameras that serve what spec serves (its clip or file,
+// frame rate and credentials) at paths cam1..camN, for load tests. Each
+// gets its own random RTP timestamp and sequence start, as separate
+// cameras would; spec's Path, RTPTimestampStart and SequenceStart are
+// ignored.
+func Copies(spec CameraSpec, n int) []CameraSpec {
+	specs := make([]CameraSpec, n)
+	for i := range specs {
+		specs[i] = spec
+		specs[i].Path = fmt.Sprintf("cam%d", i+1)
+		specs[i].RTPTimestampStart, specs[i].SequenceStart = 0, 0
+	}
+	return specs
+}
+
 // validate reports every problem in cfg at once.
 func (cfg *Config) validate() error {
 	var errs []error
@@ -68,9 +95,23 @@ func (cfg *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s.path: duplicate %q", where, spec.Path))
 		}
 		seen[spec.Path] = true
-		if _, ok := clipLoaders[spec.Clip]; !ok {
-			errs = append(errs, fmt.Errorf("%s.clip: unknown clip %q (want %q or %q)",
-				where, spec.Clip, ClipMotion, ClipStatic))
+		switch {
+		case spec.Clip != "" && spec.File != "":
+			errs = append(errs, fmt.Errorf("%s: clip and file are exclusive; set one", where))
+		case spec.Clip == "" && spec.File == "":
+			errs = append(errs, fmt.Errorf("%s: clip or file is required", where))
+		case spec.File != "":
+			if spec.FPS < 0 || spec.FPS > MaxFPS {
+				errs = append(errs, fmt.Errorf("%s.fps: %d out of range 1..%d (0 means %d)", where, spec.FPS, MaxFPS, FrameRate))
+			}
+		default:
+			if _, ok := clipLoaders[spec.Clip]; !ok {
+				errs = append(errs, fmt.Errorf("%s.clip: unknown clip %q (want %q or %q)",
+					where, spec.Clip, ClipMotion, ClipStatic))
+			}
+			if spec.FPS != 0 && spec.FPS != FrameRate {
+				errs = append(errs, fmt.Errorf("%s.fps: only with file (the bundled clips are %d fps)", where, FrameRate))
+			}
 		}
 		if (spec.Username == "") != (spec.Password == "") {
 			errs = append(errs, fmt.Errorf("%s: username and password must be set together", where))

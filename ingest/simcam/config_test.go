@@ -32,6 +32,22 @@ func TestNewValidates(t *testing.T) {
 				`cameras[4].path: duplicate "ok"` + "\n" +
 				"cameras[5]: username and password must be set together",
 		},
+		{
+			name: "clip or file, and fps only with a file",
+			cfg: Config{Listen: "127.0.0.1:0", Cameras: []CameraSpec{
+				{Path: "both", Clip: ClipMotion, File: "clip.h264"},
+				{Path: "neither"},
+				{Path: "slow", File: "clip.h264", FPS: -1},
+				{Path: "fast", File: "clip.h264", FPS: MaxFPS + 1},
+				{Path: "bundled", Clip: ClipMotion, FPS: 30},
+				{Path: "fine", File: "not read: the config is invalid", FPS: MaxFPS},
+			}},
+			want: "simcam: cameras[0]: clip and file are exclusive; set one\n" +
+				"cameras[1]: clip or file is required\n" +
+				"cameras[2].fps: -1 out of range 1..120 (0 means 25)\n" +
+				"cameras[3].fps: 121 out of range 1..120 (0 means 25)\n" +
+				"cameras[4].fps: only with file (the bundled clips are 25 fps)",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := New(tc.cfg)

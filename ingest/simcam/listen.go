@@ -13,6 +13,15 @@ import (
 // so a handful is plenty on any host that still has free ports.
 const udpPairAttempts = 16
 
+// writeQueueSize is each reader's queue of outgoing packets (gortsplib
+// WriteQueueSize; a power of two). It must hold the burst a camera sends
+// when it catches up after a stall of up to maxLateness: a 4 Mbit/s 1080p
+// clip file is about 360 packets a second, so gortsplib's default of 256
+// overflows after any stall over 0.7 s (seen on a loaded 2-core host), and
+// readers would count as lost packets what the simulator itself held back.
+// 4096 holds over 2 s of 16 Mbit/s, about 64 KiB of pointers per reader.
+const writeQueueSize = 4096
+
 // startRTSP binds every socket itself and hands the bound sockets to
 // gortsplib through its Listen/ListenPacket hooks. Binding first lets us
 // resolve ":0" (gortsplib does not expose its listener address) and pick
@@ -43,6 +52,7 @@ func (s *Server) startRTSP() (*gortsplib.Server, error) {
 		RTSPAddress:    ln.Addr().String(),
 		UDPRTPAddress:  rtpAddr,
 		UDPRTCPAddress: rtcpAddr,
+		WriteQueueSize: writeQueueSize,
 		Listen: func(string, string) (net.Listener, error) {
 			return ln, nil
 		},

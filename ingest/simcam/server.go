@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,8 +36,9 @@ type Server struct {
 	decodeErrors atomic.Uint64 // unparseable RTCP from readers
 }
 
-// New validates cfg and builds the cameras. It does no I/O and starts no
-// goroutine.
+// New validates cfg and builds the cameras. It reads and parses each
+// distinct clip file (CameraSpec.File) once, which cameras serving it
+// share; it opens no socket and starts no goroutine.
 func New(cfg Config) (*Server, error) {
 	if len(cfg.Cameras) == 0 {
 		cfg.Cameras = DefaultCameras()
@@ -56,9 +58,15 @@ func New(cfg Config) (*Server, error) {
 		cameras: make(map[string]*camera, len(cfg.Cameras)),
 		ready:   make(chan struct{}),
 	}
+	files, err := loadFiles(cfg.Cameras)
+	if err != nil {
+		return nil, err
+	}
 	for _, spec := range cfg.Cameras {
-		cd, err := clipLoaders[spec.Clip]()
-		if err != nil {
+		var cd *clipData
+		if spec.File != "" {
+			cd = files[filepath.Clean(spec.File)]
+		} else if cd, err = clipLoaders[spec.Clip](); err != nil {
 			return nil, err
 		}
 		// RFC 3550 §5.1 asks for random initial values so that streams
@@ -72,6 +80,28 @@ func New(cfg Config) (*Server, error) {
 		s.cameras[spec.Path] = newCamera(spec, cd)
 	}
 	return s, nil
+}
+
+// loadFiles reads and parses every distinct CameraSpec.File in specs once,
+// keyed by its cleaned path. It reports every file that fails.
+func loadFiles(specs []CameraSpec) (map[string]*clipData, error) {
+	files := make(map[string]*clipData)
+	var errs []error
+	for _, spec := range specs {
+		if spec.File == "" {
+			continue
+		}
+		path := filepath.Clean(spec.File)
+		if _, done := files[path]; done {
+			continue
+		}
+		cd, err := loadFile(path)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		files[path] = cd
+	}
+	return files, errors.Join(errs...)
 }
 
 // Ready is closed once the server is listening. If Run fails to bind, it
@@ -163,7 +193,12 @@ func (s *Server) Run(ctx context.Context) error {
 
 	s.log.Info("rtsp server listening", "addr", addr, "udp_rtp", srv.UDPRTPAddress, "udp_rtcp", srv.UDPRTCPAddress)
 	for _, path := range slices.Sorted(maps.Keys(s.cameras)) {
-		s.log.Info("camera serving", "camera", path, "clip", s.cameras[path].spec.Clip, "url", s.URL(path))
+		spec := s.cameras[path].spec
+		source := slog.String("clip", string(spec.Clip))
+		if spec.File != "" {
+			source = slog.String("file", spec.File)
+		}
+		s.log.Info("camera serving", "camera", path, source, "fps", spec.FPS, "frames", len(s.cameras[path].frames), "url", s.URL(path))
 	}
 	close(s.ready)
 

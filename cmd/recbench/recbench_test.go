@@ -1,0 +1,208 @@
+package main
+
+import (
+	"maps"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseProcStat(t *testing.T) {
+	// A command name with spaces and parentheses, as a process may set it;
+	// utime 1234 and stime 567 are fields 14 and 15.
+	const stat = "4242 (town (watch) x) S 1 4242 4242 0 -1 4194560 3500 0 0 0 1234 567 0 0 20 0 12 0 98765 1234567890 4321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	got, err := parseProcStat([]byte(stat))
+	if err != nil || got != (procCPU{utime: 1234, stime: 567}) || got.total() != 1801 {
+		t.Errorf("parseProcStat = %+v, %v; want utime 1234, stime 567", got, err)
+	}
+	for _, bad := range []string{"", "4242 townwatch S 1", "4242 (townwatch) S 1 2 3", "4242 (t) S 1 1 1 0 -1 0 0 0 0 0 x 567 0"} {
+		if _, err := parseProcStat([]byte(bad)); err == nil {
+			t.Errorf("parseProcStat(%q): no error", bad)
+		}
+	}
+}
+
+func TestParseStatusKB(t *testing.T) {
+	const status = "Name:\ttownwatch\nVmPeak:\t 1300000 kB\nVmHWM:\t   45678 kB\nVmRSS:\t   40000 kB\nThreads:\t12\n"
+	if got, err := parseStatusKB([]byte(status), "VmHWM"); err != nil || got != 45678*1024 {
+		t.Errorf("VmHWM = %d, %v; want %d", got, err, 45678*1024)
+	}
+	if got, err := parseStatusKB([]byte(status), "VmRSS"); err != nil || got != 40000*1024 {
+		t.Errorf("VmRSS = %d, %v", got, err)
+	}
+	for key, want := range map[string]string{
+		"VmSwap":  "proc status: no VmSwap",
+		"Threads": `proc status: Threads: unexpected value "12"`,
+	} {
+		if _, err := parseStatusKB([]byte(status), key); err == nil || err.Error() != want {
+			t.Errorf("%s: err %v, want %q", key, err, want)
+		}
+	}
+}
+
+func TestParseHostStat(t *testing.T) {
+	const stat = "cpu  100 5 50 800 40 3 2 0 7 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n"
+	got, err := parseHostStat([]byte(stat))
+	// busy: user+nice+system+irq+softirq+steal = 160; total adds idle and iowait;
+	// guest (already in user) is not counted twice.
+	if err != nil || got != (hostCPU{busy: 160, total: 1000}) {
+		t.Errorf("parseHostStat = %+v, %v; want busy 160 of 1000", got, err)
+	}
+	if _, err := parseHostStat([]byte("intr 1 2 3\n")); err == nil {
+		t.Error("no error for a file without the cpu line")
+	}
+}
+
+// metricsText is a piece of a townwatch scrape, with what the text format
+// allows around the figures recbench reads.
+const metricsText = `# HELP townwatch_camera_received_frames_total Video access units received and published.
+# TYPE townwatch_camera_received_frames_total counter
+townwatch_camera_received_frames_total{camera="cam1"} 1500
+townwatch_camera_received_frames_total{camera="cam2"} 1.5e+03
+townwatch_recorded_frames_total{camera="cam1"} 1500
+townwatch_recorded_frames_total{camera="cam2"} 1475
+townwatch_recorded_bytes_total{camera="cam1"} 3.0357780e+07 1700000000000
+townwatch_recorder_dropped_units_total{camera="cam2"} 25
+townwatch_viewer_dropped_units_total{camera="cam2"} 3
+townwatch_retention_deleted_bytes_total{camera="cam1",reason="age"} 0
+weird{camera="a \"quoted\" \\ name\nx", other = "}"} NaN
+townwatch_fragment_write_seconds_bucket{le="+Inf"} 42
+go_goroutines 37
+`
+
+func TestParseMetrics(t *testing.T) {
+	m, err := parseMetrics(metricsText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 11 {
+		t.Fatalf("%d samples, want 11", len(m))
+	}
+	for name, want := range map[string]float64{
+		"townwatch_camera_received_frames_total": 3000,
+		"townwatch_recorded_frames_total":        2975,
+		"townwatch_recorded_bytes_total":         30357780,
+		"go_goroutines":                          37,
+	} {
+		if got, ok := m.sum(name); !ok || got != want {
+			t.Errorf("sum(%s) = %v, %v; want %v", name, got, ok, want)
+		}
+	}
+	if _, ok := m.sum("townwatch_segments_total"); ok {
+		t.Error("sum of an absent metric reported as present")
+	}
+	if got := m.byCamera("townwatch_recorded_frames_total"); !maps.Equal(got, map[string]float64{"cam1": 1500, "cam2": 1475}) {
+		t.Errorf("byCamera = %v", got)
+	}
+	if got := m.sumMatching("townwatch_", "_dropped_units_total"); got != 28 {
+		t.Errorf("dropped units = %v, want 28", got)
+	}
+	w := m[8]
+	if w.name != "weird" || w.labels["camera"] != "a \"quoted\" \\ name\nx" || w.labels["other"] != "}" || !math.IsNaN(w.value) {
+		t.Errorf("escaped labels: %+v", w)
+	}
+	if b := m[9]; b.labels["le"] != "+Inf" || b.value != 42 {
+		t.Errorf("bucket: %+v", b)
+	}
+
+	for _, bad := range []string{
+		"townwatch_x{camera=\"cam1\"}",       // no value
+		"townwatch_x{camera=\"cam1} 3",       // unterminated label value
+		"townwatch_x{camera=cam1} 3",         // unquoted label value
+		"townwatch_x 3 4 5",                  // too many fields
+		"townwatch_x{camera=\"cam1\"} three", // not a number
+	} {
+		if _, err := parseMetrics(bad + "\n"); err == nil || !strings.HasPrefix(err.Error(), "metrics line 1: ") {
+			t.Errorf("parseMetrics(%q): err %v, want a line-1 error", bad, err)
+		}
+	}
+}
+
+func TestFigures(t *testing.T) {
+	// 16 streams for 60 s using 11.8 % of one core is the reference's
+	// 26.55 CPU-s per stream-hour.
+	r := &result{n: 16, dur: time.Minute, cpuSec: 0.118 * 60, received: 24000, recorded: 23990}
+	if got := r.cpuPerStreamHour(); math.Abs(got-refCPUPerStreamHour) > 1e-9 || math.Abs(got-26.55) > 1e-9 {
+		t.Errorf("CPU-s/stream-h = %v, want 26.55", got)
+	}
+	if got := r.pctCore(); math.Abs(got-11.8) > 1e-9 {
+		t.Errorf("%% of one core = %v, want 11.8", got)
+	}
+	if r.lost() != 10 {
+		t.Errorf("lost = %v, want 10", r.lost())
+	}
+}
+
+func TestConfigYAMLAndNs(t *testing.T) {
+	y := configYAML("/tmp/x y/storage", 8080, []string{"rtsp://127.0.0.1:1/cam1", "rtsp://127.0.0.1:1/cam2"})
+	for _, want := range []string{"  path: \"/tmp/x y/storage\"\n", "  listen: 127.0.0.1:8080\n",
+		"  - id: cam2\n    main:\n      url: \"rtsp://127.0.0.1:1/cam2\"\n      transport: tcp\n    record:\n      mode: continuous\n"} {
+		if !strings.Contains(y, want) {
+			t.Errorf("config lacks %q:\n%s", want, y)
+		}
+	}
+	if ns, err := parseNs("1, 4,16"); err != nil || len(ns) != 3 || ns[2] != 16 {
+		t.Errorf("parseNs = %v, %v", ns, err)
+	}
+	for _, bad := range []string{"", "0", "1,,4", "x"} {
+		if _, err := parseNs(bad); err == nil {
+			t.Errorf("parseNs(%q): no error", bad)
+		}
+	}
+	if got := sortedCameras(map[string]float64{"cam10": 1, "cam2": 1, "cam1": 1}); strings.Join(got, ",") != "cam1,cam2,cam10" {
+		t.Errorf("sortedCameras = %v", got)
+	}
+}
+
+func TestReport(t *testing.T) {
+	const mb = 1 << 20
+	// N=16 twice: 10 and 12 CPU-s/stream-h (median 11, under the 13.3
+	// target), 70 and 80 MiB (median 75); then N=1 without the recorder's
+	// metrics.
+	cpuFor := func(perStreamHour float64) float64 { return perStreamHour * 16 * time.Minute.Hours() }
+	results := []*result{
+		{n: 16, run: 1, dur: time.Minute, cpuSec: cpuFor(10), cpuSysSec: 1, peakRSS: 70 * mb, received: 100, recorded: 100, recordedOK: true},
+		// Recorded all it received, but 3 packets never arrived.
+		{n: 16, run: 2, dur: time.Minute, cpuSec: cpuFor(12), cpuSysSec: 1, peakRSS: 80 * mb, received: 100, recorded: 100, recordedOK: true,
+			pktsLost: 3, lossByCamera: map[string]float64{"cam3": 1}},
+		{n: 1, run: 1, dur: time.Minute, cpuSec: 1, peakRSS: 20 * mb, received: 1500, notes: []string{"something odd"}},
+	}
+	var b strings.Builder
+	printReport(&b, "HEADER", results)
+	out := b.String()
+	for _, want := range []string{
+		"HEADER\n",
+		"median of 2  16",
+		"result: N=16 (median of 2 runs; frames: the worst run): 11.0 CPU-s/stream-h: meets the target; " +
+			"peak RSS 75.0 MiB: meets the target; frames lost 0, RTP packets lost 3: MISSES the target\n",
+		"  N=16 #2: cam3: 1 frames received but not recorded\n",
+		"  N=1: something odd\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	rows := 0
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 2 && f[0] == "townwatch" && f[1] == "1":
+			rows++
+			if f[9] != "n/a" || f[11] != "n/a" || f[12] != "n/a" {
+				t.Errorf("N=1 row without recorder metrics: %q, want n/a for rec MB/s, frames rec and lost", line)
+			}
+		case strings.HasPrefix(strings.TrimSpace(line), "MediaMTX"):
+			rows++
+			if f[3] != "16" || f[6] != "11.8" || f[7] != "26.6" || f[8] != "88" {
+				t.Errorf("reference row: %q", line)
+			}
+		}
+	}
+	if rows != 2 {
+		t.Errorf("found %d of the N=1 and reference rows:\n%s", rows, out)
+	}
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median = %v, want 2", got)
+	}
+}

@@ -1,0 +1,500 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bounds on the harness's own waits. Generous: on a healthy machine each
+// takes a second or two; they exist so a broken build fails the run
+// instead of hanging it.
+const (
+	startTimeout = 60 * time.Second // simcam parsing the clip; every camera connected
+	pollInterval = 250 * time.Millisecond
+	// settleQuiet is how long the recorded-frame total must stay unchanged
+	// after simcam stopped for every recorder to count as having closed its
+	// segment (flushing the fragment in flight takes one write and fsync).
+	settleQuiet   = 3 * time.Second
+	settleTimeout = 30 * time.Second
+)
+
+// Metric names read from townwatch's /metrics.
+const (
+	mReceivedFrames = "townwatch_camera_received_frames_total"
+	mReceivedBytes  = "townwatch_camera_received_bytes_total"
+	mReconnects     = "townwatch_camera_reconnects_total"
+	mLostPackets    = "townwatch_camera_lost_packets_total"
+	mRecordedFrames = "townwatch_recorded_frames_total"
+	mRecordedBytes  = "townwatch_recorded_bytes_total"
+	mSegments       = "townwatch_segments_total"
+	mGaps           = "townwatch_recording_gaps_total"
+)
+
+// runConfig is what one run needs.
+type runConfig struct {
+	bin      string // townwatch binary
+	clip     string
+	work     string // this run's directory: config, storage, logs
+	n        int
+	warmup   time.Duration
+	duration time.Duration
+	tck      float64 // clock ticks per second
+	logf     func(string, ...any)
+}
+
+// result is one run's figures. Figures that come from metrics townwatch
+// may not expose yet are optional (the *OK flags).
+type result struct {
+	n   int
+	run int           // 1.. among the runs of this N
+	dur time.Duration // measured window, wall time
+
+	cpuSec, simcamCPUSec float64
+	cpuSysSec            float64 // the kernel's share of cpuSec (stime)
+	hostBusy             float64 // fraction of all CPUs busy over the window
+	peakRSS              uint64  // VmHWM of townwatch, bytes
+
+	inBytes    float64 // media bytes received in the window (metric)
+	diskBytes  float64 // growth of the storage directory in the window
+	recBytes   float64 // townwatch_recorded_bytes_total in the window
+	recBytesOK bool
+
+	// Totals over the whole run, read after simcam stopped and every
+	// recorder closed its segment.
+	received, recorded float64
+	recordedOK         bool
+	pktsLost           float64            // RTP packets lost between simcam and townwatch (townwatch's count)
+	lossByCamera       map[string]float64 // received - recorded, cameras where it is not 0
+
+	notes []string
+}
+
+func (r *result) cpuPerStreamHour() float64 {
+	return r.cpuSec / (float64(r.n) * r.dur.Hours())
+}
+
+func (r *result) pctCore() float64 { return 100 * r.cpuSec / r.dur.Seconds() }
+
+func (r *result) lost() float64 { return r.received - r.recorded }
+
+func (r *result) notef(format string, args ...any) {
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+// snapshot is the state sampled at each end of the measured window.
+type snapshot struct {
+	at         time.Time
+	serve, cam procCPU
+	host       hostCPU
+	disk       uint64
+	m          metrics
+}
+
+func takeSnapshot(ctx context.Context, base, storage string, serve, cam *child) (snapshot, error) {
+	var s snapshot
+	var errs [5]error
+	s.m, errs[0] = scrape(ctx, base)
+	s.at = time.Now()
+	s.serve, errs[1] = readProcCPU(serve.pid())
+	s.cam, errs[2] = readProcCPU(cam.pid())
+	s.host, errs[3] = readHostCPU()
+	s.disk, errs[4] = dirBytes(storage)
+	return s, errors.Join(errs[:]...)
+}
+
+// runOne starts simcam serving rc.n copies of the clip and townwatch
+// recording them, measures, and stops both. It returns an error only for a
+// harness failure (a process that would not start or died, a camera that
+// never streamed, an unreadable metric endpoint); everything townwatch does
+// wrong while running is a figure or a note.
+func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
+	r := &result{n: rc.n}
+	storage := filepath.Join(rc.work, "storage")
+
+	cam, err := startChild("simcam", rc.bin, []string{"simcam", "-listen", "127.0.0.1:0", "-clip", rc.clip,
+		"-cameras", strconv.Itoa(rc.n), "-log-format", "json"},
+		filepath.Join(rc.work, "simcam.out"), filepath.Join(rc.work, "simcam.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if stopErr := cam.stop(); stopErr != nil && err == nil {
+			r.notef("%v", stopErr)
+		}
+	}()
+	urls, err := waitURLs(ctx, cam, filepath.Join(rc.work, "simcam.out"), rc.n)
+	if err != nil {
+		return nil, err
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	cfgPath := filepath.Join(rc.work, "townwatch.yaml")
+	if err := os.WriteFile(cfgPath, []byte(configYAML(storage, port, urls)), 0o644); err != nil {
+		return nil, err
+	}
+	serve, err := startChild("townwatch serve", rc.bin, []string{"serve", "-config", cfgPath, "-log-format", "json"},
+		filepath.Join(rc.work, "serve.out"), filepath.Join(rc.work, "serve.log"))
+	if err != nil {
+		return nil, err
+	}
+	serveStopped := false
+	defer func() {
+		if !serveStopped {
+			_ = serve.stop()
+		}
+	}()
+
+	t0 := time.Now()
+	if err := waitStreaming(ctx, base, rc.n, serve, cam); err != nil {
+		return nil, err
+	}
+	rc.logf("N=%d: %d cameras streaming after %.1f s; warming up %v, then measuring %v", rc.n, rc.n,
+		time.Since(t0).Seconds(), rc.warmup, rc.duration)
+	if err := sleepAlive(ctx, rc.warmup, serve, cam); err != nil {
+		return nil, err
+	}
+
+	s0, err := takeSnapshot(ctx, base, storage, serve, cam)
+	if err != nil {
+		return nil, err
+	}
+	if err := sleepAlive(ctx, rc.duration, serve, cam); err != nil {
+		return nil, err
+	}
+	s1, err := takeSnapshot(ctx, base, storage, serve, cam)
+	if err != nil {
+		return nil, err
+	}
+	r.dur = s1.at.Sub(s0.at)
+	r.cpuSec = float64(s1.serve.total()-s0.serve.total()) / rc.tck
+	r.cpuSysSec = float64(s1.serve.stime-s0.serve.stime) / rc.tck
+	r.simcamCPUSec = float64(s1.cam.total()-s0.cam.total()) / rc.tck
+	if dt := s1.host.total - s0.host.total; dt > 0 {
+		r.hostBusy = float64(s1.host.busy-s0.host.busy) / float64(dt)
+	}
+	r.diskBytes = float64(s1.disk) - float64(s0.disk)
+	r.inBytes = delta(s0.m, s1.m, mReceivedBytes)
+	if _, ok := s1.m.sum(mRecordedBytes); ok {
+		r.recBytes, r.recBytesOK = delta(s0.m, s1.m, mRecordedBytes), true
+	}
+	// simcam skips to the next keyframe when it falls a second behind, as
+	// it does on a starved host; townwatch then records less than the clip
+	// rate, which is not townwatch's loss but makes the run lighter.
+	if fps := delta(s0.m, s1.m, mReceivedFrames) / r.dur.Seconds() / float64(rc.n); fps < 0.99*clipFPS {
+		r.notef("received %.2f fps per stream, below the clip's %d: simcam could not keep up (host starved?)", fps, clipFPS)
+	}
+	if d := delta(s0.m, s1.m, mReconnects); d > 0 {
+		r.notef("%.0f reconnects during the measurement", d)
+	}
+
+	// Stop the cameras, let every recorder close its segment, then compare
+	// what came in with what was recorded, over the whole run.
+	rc.logf("N=%d: stopping simcam, waiting for the recorders to close their segments", rc.n)
+	if err := cam.stop(); err != nil {
+		r.notef("%v", err)
+	}
+	if dropped := simcamDrops(cam.logPath); dropped > 0 {
+		r.notef("simcam dropped %d RTP packets because its queue for townwatch's session was full "+
+			"(townwatch read too slowly, or the host starved both for seconds)", dropped)
+	}
+	final, settled, err := settle(ctx, base, serve)
+	if err != nil {
+		return nil, err
+	}
+	if !settled {
+		r.notef("recorded frames still changing %v after simcam stopped; totals read anyway", settleTimeout)
+	}
+	r.received, _ = final.sum(mReceivedFrames)
+	if rec, ok := final.sum(mRecordedFrames); ok {
+		r.recorded, r.recordedOK = rec, true
+		recv, recd := final.byCamera(mReceivedFrames), final.byCamera(mRecordedFrames)
+		for c, v := range recv {
+			if d := v - recd[c]; d != 0 {
+				if r.lossByCamera == nil {
+					r.lossByCamera = map[string]float64{}
+				}
+				r.lossByCamera[c] = d
+			}
+		}
+	} else {
+		r.notef("%s not exposed: frames recorded n/a", mRecordedFrames)
+	}
+	if !r.recBytesOK {
+		r.notef("%s not exposed: recorded MB/s n/a", mRecordedBytes)
+	}
+	if segs, ok := final.sum(mSegments); ok {
+		r.notef("%.0f segments (%.1f per camera)", segs, segs/float64(rc.n))
+	}
+	if g, _ := final.sum(mGaps); g > 0 {
+		r.notef("%.0f recording gaps", g)
+	}
+	if d := final.sumMatching("townwatch_", "_dropped_units_total"); d > 0 {
+		r.notef("%.0f units dropped by slow consumers (townwatch_*_dropped_units_total)", d)
+	}
+	r.pktsLost, _ = final.sum(mLostPackets)
+
+	if r.peakRSS, err = readStatusKB(serve.pid(), "VmHWM"); err != nil {
+		return nil, fmt.Errorf("peak RSS: %w", err)
+	}
+	serveStopped = true
+	if err := serve.stop(); err != nil {
+		r.notef("%v", err)
+	}
+	if n, first := logErrors(serve.logPath); n > 0 {
+		r.notef("townwatch logged %d errors, the first: %s", n, first)
+	}
+	return r, nil
+}
+
+// delta is how much the total of metric name grew between two scrapes.
+func delta(a, b metrics, name string) float64 {
+	va, _ := a.sum(name)
+	vb, _ := b.sum(name)
+	return vb - va
+}
+
+// configYAML is the townwatch configuration for one run: a camera per
+// simcam URL (cam1..camN), pulled over TCP as on a real network with a
+// mixed camera fleet, recorded continuously.
+func configYAML(storage string, httpPort int, urls []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by cmd/recbench\nstorage:\n  path: %s\nhttp:\n  listen: 127.0.0.1:%d\ncameras:\n",
+		strconv.Quote(storage), httpPort)
+	for i, u := range urls {
+		fmt.Fprintf(&b, "  - id: cam%d\n    main:\n      url: %s\n      transport: tcp\n    record:\n      mode: continuous\n",
+			i+1, strconv.Quote(u))
+	}
+	return b.String()
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// townwatch's HTTP listener (the config needs a number; simcam, which
+// prints its address, binds :0 itself).
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitURLs waits for simcam to print its n camera URLs (one per line,
+// "URL<TAB>clip") and returns them in the order printed (cam1..camN).
+func waitURLs(ctx context.Context, cam *child, outPath string, n int) ([]string, error) {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		b, err := os.ReadFile(outPath)
+		if err != nil {
+			return nil, err
+		}
+		var urls []string
+		sc := bufio.NewScanner(strings.NewReader(string(b)))
+		for sc.Scan() {
+			if u, _, ok := strings.Cut(sc.Text(), "\t"); ok && strings.HasPrefix(u, "rtsp://") {
+				urls = append(urls, u)
+			}
+		}
+		if len(urls) == n && strings.HasSuffix(string(b), "\n") {
+			return urls, nil
+		}
+		if cam.exited() {
+			return nil, fmt.Errorf("simcam exited before serving (%v):\n%s", cam.err, cam.logTail())
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("simcam printed %d of %d URLs within %v:\n%s", len(urls), n, startTimeout, cam.logTail())
+		}
+		if err := sleepCtx(ctx, pollInterval); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// waitStreaming waits until /api/cameras lists n cameras, all streaming.
+func waitStreaming(ctx context.Context, base string, n int, serve, cam *child) error {
+	deadline := time.Now().Add(startTimeout)
+	last := "no answer from " + base
+	for {
+		if err := checkAlive(serve, cam); err != nil {
+			return err
+		}
+		cams, err := cameraStates(ctx, base)
+		if err == nil {
+			streaming := 0
+			var states []string
+			for _, c := range cams {
+				if c.State == "streaming" {
+					streaming++
+				} else {
+					states = append(states, c.ID+"="+c.State)
+				}
+			}
+			if len(cams) == n && streaming == n {
+				return nil
+			}
+			last = fmt.Sprintf("%d of %d cameras streaming %v", streaming, n, states)
+		} else if ctx.Err() == nil {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cameras not streaming within %v: %s\n%s", startTimeout, last, serve.logTail())
+		}
+		if err := sleepCtx(ctx, pollInterval); err != nil {
+			return err
+		}
+	}
+}
+
+// settle polls /metrics after simcam stopped until the recorded-frame total
+// (or, without the recorder metric, the received one) has not changed for
+// settleQuiet, and returns that scrape; settled is false if it still
+// changed at settleTimeout.
+func settle(ctx context.Context, base string, serve *child) (_ metrics, settled bool, _ error) {
+	deadline := time.Now().Add(settleTimeout)
+	var last metrics
+	lastVal, quietSince := math.NaN(), time.Now()
+	for {
+		if serve.exited() {
+			return nil, false, fmt.Errorf("townwatch exited (%v):\n%s", serve.err, serve.logTail())
+		}
+		m, err := scrape(ctx, base)
+		if err != nil {
+			return nil, false, err
+		}
+		v, ok := m.sum(mRecordedFrames)
+		if !ok {
+			v, _ = m.sum(mReceivedFrames)
+		}
+		if v != lastVal {
+			lastVal, quietSince = v, time.Now()
+		}
+		last = m
+		if time.Since(quietSince) >= settleQuiet {
+			return last, true, nil
+		}
+		if time.Now().After(deadline) {
+			return last, false, nil
+		}
+		if err := sleepCtx(ctx, pollInterval); err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+// sleepAlive waits d, failing as soon as a child exits.
+func sleepAlive(ctx context.Context, d time.Duration, children ...*child) error {
+	end := time.Now().Add(d)
+	for {
+		if err := checkAlive(children...); err != nil {
+			return err
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			return nil
+		}
+		if err := sleepCtx(ctx, min(left, time.Second)); err != nil {
+			return err
+		}
+	}
+}
+
+func checkAlive(children ...*child) error {
+	for _, c := range children {
+		if c.exited() {
+			return fmt.Errorf("%s exited unexpectedly (%v):\n%s", c.name, c.err, c.logTail())
+		}
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// jsonLogLines decodes each JSON line of a log file, skipping others.
+func jsonLogLines(path string) []map[string]any {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []map[string]any
+	for line := range strings.Lines(string(b)) {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// simcamDrops is what simcam logs on exit as packets dropped for slow
+// readers (gortsplib's full per-session write queue).
+func simcamDrops(logPath string) int64 {
+	var n int64
+	for _, m := range jsonLogLines(logPath) {
+		if m["msg"] == "packets dropped for slow readers" {
+			if v, ok := m["packets"].(float64); ok {
+				n += int64(v)
+			}
+		}
+	}
+	return n
+}
+
+// logErrors counts ERROR lines in townwatch's JSON log and returns the
+// first one's message and error.
+func logErrors(logPath string) (n int, first string) {
+	for _, m := range jsonLogLines(logPath) {
+		if m["level"] != "ERROR" {
+			continue
+		}
+		if n == 0 {
+			first = fmt.Sprint(m["msg"])
+			if e, ok := m["err"]; ok {
+				first += ": " + fmt.Sprint(e)
+			}
+			if c, ok := m["camera"]; ok {
+				first += " (camera " + fmt.Sprint(c) + ")"
+			}
+		}
+		n++
+	}
+	return n, first
+}
+
+// sortedCameras lists the cameras of m in cam1, cam2, ... cam10 order.
+func sortedCameras(m map[string]float64) []string {
+	cams := make([]string, 0, len(m))
+	for c := range m {
+		cams = append(cams, c)
+	}
+	slices.SortFunc(cams, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	})
+	return cams
+}
