@@ -117,16 +117,9 @@ func completeOpen(ctx context.Context, st *Storage, cat *catalog.Catalog, seg ca
 	return cat.CloseSegment(ctx, seg.ID, seg.Start.Add(dur), layout.ValidEnd, frames, sum)
 }
 
-// emptySHA256 is the digest of zero bytes: a closed row always carries a checkable size and
-// digest, even the row of a segment that got no footage.
-var emptySHA256 = hex.EncodeToString(sha256.New().Sum(nil))
-
-// dropRow removes the row of a segment that holds no footage, recording why.
+// dropRow removes the open row of a segment that holds no footage, recording why.
 func dropRow(ctx context.Context, cat *catalog.Catalog, seg catalog.Segment, reason string) error {
-	if err := cat.CloseSegment(ctx, seg.ID, seg.Start, 0, 0, emptySHA256); err != nil {
-		return err
-	}
-	_, err := cat.DeleteSegment(ctx, seg.ID, reason, time.Now())
+	_, err := cat.DiscardOpenSegment(ctx, seg.ID, reason, time.Now())
 	return err
 }
 

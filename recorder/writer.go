@@ -358,12 +358,20 @@ func (rc *recording) flush() {
 // failed handles a write or create error: the segment (if any) is closed at its last
 // complete fragment and recording pauses until space is back.
 func (rc *recording) failed(err error) {
+	full := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, catalog.ErrFull)
+	if full {
+		// Free the catalog's reserve so that closing this segment's row, and retention's
+		// deletions, can still be written on a disk that is full to the last byte.
+		if _, rerr := rc.w.st.releaseCatalogReserve(); rerr != nil {
+			rc.w.log.Warn("could not release the catalog reserve", "err", rerr)
+		}
+	}
 	if rc.seg != nil {
 		rc.closeSegment()
 	}
 	rc.paused, rc.gapNext = true, true
 	rc.retryAt = time.Now().Add(diskRetryInterval)
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, catalog.ErrFull) {
+	if full {
 		rc.w.setState(StatePaused, err.Error())
 		rc.w.diskFull()
 		return

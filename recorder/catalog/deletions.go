@@ -45,7 +45,26 @@ func (c *Catalog) DeleteSegment(ctx context.Context, id int64, reason string, at
 	return d, nil
 }
 
+// DiscardOpenSegment removes the row of an open segment that turned out to hold no footage
+// (its file never got a complete fragment, or vanished before it did), recording why. It
+// ignores evidence locks: no footage is deleted, and a lock over "now" must not keep an
+// empty row open forever. A closed segment is refused with ErrSegmentClosed.
+func (c *Catalog) DiscardOpenSegment(ctx context.Context, id int64, reason string, at time.Time) (Deletion, error) {
+	d, err := c.removeSegment(ctx, id, reason, at, true)
+	if err != nil {
+		return Deletion{}, fmt.Errorf("catalog: discard open segment %d: %w", id, err)
+	}
+	return d, nil
+}
+
 func (c *Catalog) deleteSegment(ctx context.Context, id int64, reason string, at time.Time) (Deletion, error) {
+	return c.removeSegment(ctx, id, reason, at, false)
+}
+
+// removeSegment deletes a segment row and records the deletion in one transaction. With
+// discardOpen it removes only an open row, regardless of locks; otherwise only a closed row
+// that no active lock covers.
+func (c *Catalog) removeSegment(ctx context.Context, id int64, reason string, at time.Time, discardOpen bool) (Deletion, error) {
 	if reason == "" {
 		return Deletion{}, errors.New("reason is empty")
 	}
@@ -61,16 +80,22 @@ func (c *Catalog) deleteSegment(ctx context.Context, id int64, reason string, at
 			return ErrNotFound
 		case err != nil:
 			return err
+		case discardOpen && !s.Open:
+			return ErrSegmentClosed
+		case discardOpen:
+			// No footage: nothing for a lock to protect.
 		case s.Open:
 			return ErrSegmentOpen
 		}
 		var lock int64
-		switch err := tx.QueryRowContext(ctx, `SELECT l.id FROM segments s JOIN locks l ON `+lockCovers("$2")+`
+		if !discardOpen {
+			switch err := tx.QueryRowContext(ctx, `SELECT l.id FROM segments s JOIN locks l ON `+lockCovers("$2")+`
 WHERE s.id = $1 ORDER BY l.id LIMIT 1`, id, atNS).Scan(&lock); {
-		case err == nil:
-			return fmt.Errorf("lock %d: %w", lock, ErrLocked)
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
+			case err == nil:
+				return fmt.Errorf("lock %d: %w", lock, ErrLocked)
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
 		}
 		d, err = scanDeletion(tx.QueryRowContext(ctx, `INSERT INTO deletions (segment_id, camera, stream, start_ns, end_ns, path, bytes, sha256, reason, deleted_ns)
 SELECT id, camera, stream, start_ns, end_ns, path, bytes, sha256, $2, $3 FROM segments WHERE id = $1
