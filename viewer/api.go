@@ -15,7 +15,8 @@ type cameraJSON struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	ingest.Status
-	Sub *ingest.Status `json:"sub,omitempty"`
+	Sub       *ingest.Status `json:"sub,omitempty"`
+	Recording *Recording     `json:"recording,omitempty"`
 }
 
 func (c Camera) json() cameraJSON {
@@ -23,6 +24,10 @@ func (c Camera) json() cameraJSON {
 	if c.Sub != nil {
 		sub := c.Sub.Status()
 		out.Sub = &sub
+	}
+	if c.Recording != nil {
+		rec := c.Recording()
+		out.Recording = &rec
 	}
 	return out
 }

@@ -26,6 +26,9 @@ func testServer(t *testing.T) *Server {
 			Main: fixedStatus{Camera: "stribro-namesti", Stream: "main", URL: "rtsp://admin:***@127.0.0.1:8554/main",
 				State: ingest.StateStreaming, Codec: ingest.CodecH264, Width: 1920, Height: 1080, FPS: 25, Bitrate: 4e6, Reconnects: 2, LastFrame: last},
 			Sub: fixedStatus{Camera: "stribro-namesti", Stream: "sub", State: ingest.StateStreaming, Width: 640, Height: 360},
+			Recording: func() Recording {
+				return Recording{State: "paused_disk_full", Reason: "no space left on device", BytesStored: 5 << 30, Segments: 12, Gaps: 1}
+			},
 		},
 		{
 			ID: "stribro-most", Name: "Stříbro – most",
@@ -71,6 +74,10 @@ func TestCamerasListsEveryCameraWithItsStatus(t *testing.T) {
 	}
 	if sub, ok := c["sub"].(map[string]any); !ok || sub["width"] != 640.0 {
 		t.Errorf("camera 0 sub = %v, want the sub stream's status", c["sub"])
+	}
+	rec, ok := c["recording"].(map[string]any)
+	if !ok || rec["state"] != "paused_disk_full" || rec["bytes_stored"] != float64(5<<30) || rec["reason"] != "no space left on device" {
+		t.Errorf("camera 0 recording = %v, want the recorder's state and bytes stored", c["recording"])
 	}
 	if got[1]["state"] != "failed" || !strings.Contains(got[1]["reason"].(string), "authentication failed") {
 		t.Errorf("camera 1 = %v, want failed with its reason", got[1])

@@ -32,6 +32,17 @@ type Camera struct {
 	Name string
 	Main StatusSource
 	Sub  StatusSource // nil when the camera has no sub stream
+	// Recording reports the recorder's state for the camera; nil when nothing records.
+	Recording func() Recording
+}
+
+// Recording is what /api/cameras shows of a camera's recorder.
+type Recording struct {
+	State       string `json:"state"`            // waiting, recording, paused_disk_full, error, off
+	Reason      string `json:"reason,omitempty"` // why it is not recording
+	BytesStored int64  `json:"bytes_stored"`     // bytes of this camera's footage on disk
+	Segments    uint64 `json:"segments"`         // segments written since start
+	Gaps        uint64 `json:"gaps"`             // gaps since start (reconnects, resyncs, disk full)
 }
 
 // Server serves the HTTP surface on one listener.

@@ -19,13 +19,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rtsp := fs.String("simcam", "127.0.0.1:8554", "RTSP listen address of the simulated cameras (port 0 picks a free one)")
 	var lf logFlags
 	lf.register(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+	log, code, ok := lf.parse(fs, args, stderr)
+	if !ok {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
 	}
 	cfg, err := configs.Parse(configs.DemoYAML, "demo.yaml")
 	if err != nil {
@@ -37,7 +33,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.HTTP.Listen = *listen
 	}
 
-	cams, err := simcam.New(simcam.Config{Listen: *rtsp, Logger: log.With("component", "simcam")})
+	cams, err := simcam.New(simcam.Config{Listen: *rtsp, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: -simcam: %v\n", err)
 		return exitUsage
@@ -57,10 +53,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
-		sys, err := newSystem(cfg, log)
+		sys, err := openSystem(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
+		defer sys.close()
 		g.Go(func() error {
 			select {
 			case <-sys.http.Ready():

@@ -26,30 +26,27 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	for _, f := range []struct{ name, value string }{{"config", *cfgPath}, {"camera", *camera}, {"from", *fromArg}, {"to", *toArg}, {"o", *outPath}} {
-		if f.value == "" {
-			fmt.Fprintf(stderr, "export: -%s is required\n", f.name)
-			return exitUsage
-		}
-	}
-	from, err := time.Parse(time.RFC3339, *fromArg)
-	if err != nil {
-		fmt.Fprintf(stderr, "export: -from %q is not an RFC 3339 time like 2025-03-14T09:00:00+01:00\n", *fromArg)
+	if name, missing := missingFlag(fs); missing {
+		fmt.Fprintf(stderr, "export: -%s is required\n", name)
 		return exitUsage
 	}
-	to, err := time.Parse(time.RFC3339, *toArg)
+	from, err := parseTimeFlag("from", *fromArg)
 	if err != nil {
-		fmt.Fprintf(stderr, "export: -to %q is not an RFC 3339 time like 2025-03-14T09:10:00+01:00\n", *toArg)
+		fmt.Fprintf(stderr, "export: %v\n", err)
+		return exitUsage
+	}
+	to, err := parseTimeFlag("to", *toArg)
+	if err != nil {
+		fmt.Fprintf(stderr, "export: %v\n", err)
 		return exitUsage
 	}
 	if !to.After(from) {
 		fmt.Fprintf(stderr, "export: -to (%s) must be after -from (%s)\n", *toArg, *fromArg)
 		return exitUsage
 	}
-	cfg, err := configs.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "export: %v\n", err)
-		return exitUsage
+	cfg, code, ok := loadConfig("export", *cfgPath, stderr)
+	if !ok {
+		return code
 	}
 	// An existing file may be an earlier export handed over as evidence: never replace it.
 	if _, err := os.Lstat(*outPath); err == nil {
@@ -60,25 +57,20 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// footage must stay exportable: an unknown id is only mentioned if nothing is found.
 	known := slices.ContainsFunc(cfg.Cameras, func(c configs.Camera) bool { return c.ID == *camera })
 
-	// OpenStorage and catalog.Open create what is missing; an export must not create an
-	// empty storage area because of a wrong path, so both must already exist.
-	dbPath := filepath.Join(cfg.Storage.Path, "catalog.db")
-	if _, err := os.Stat(dbPath); err != nil {
-		fmt.Fprintf(stderr, "export: storage.path %s holds no catalog: %v\n", cfg.Storage.Path, err)
+	// An export must not create an empty storage area because of a wrong path: the catalog
+	// must already exist (openCatalog refuses to create one).
+	cat, err := openCatalog(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "export: %v\n", err)
 		return exitFailure
 	}
+	defer cat.Close()
 	st, err := recorder.OpenStorage(cfg.Storage.Path)
 	if err != nil {
 		fmt.Fprintf(stderr, "export: %v\n", err)
 		return exitFailure
 	}
 	defer st.Close()
-	cat, err := catalog.Open(ctx, dbPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "export: %v\n", err)
-		return exitFailure
-	}
-	defer cat.Close()
 
 	res, err := exportToFile(ctx, st, cat, *camera, from, to, *outPath, stderr)
 	switch {

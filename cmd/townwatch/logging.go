@@ -20,6 +20,20 @@ func (l *logFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.format, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
 }
 
+// parse parses args like parseFlags and builds the logger; ok is false when the command
+// must return code.
+func (l *logFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (log *slog.Logger, code int, ok bool) {
+	if code, ok := parseFlags(fs, args); !ok {
+		return nil, code, false
+	}
+	log, err := l.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, exitUsage, false
+	}
+	return log, exitOK, true
+}
+
 // logger builds the process logger: text for a person at a terminal, JSON for a journal or
 // a log collector.
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {

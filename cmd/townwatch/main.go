@@ -3,11 +3,15 @@
 //
 // Usage:
 //
-//	townwatch serve -config FILE        run the system
-//	townwatch demo [-data DIR]          run the system against two simulated cameras
-//	townwatch check-config -config FILE validate a configuration (exit 2 when invalid)
-//	townwatch simcam [-listen ADDR]     serve simulated cameras over RTSP
-//	townwatch version                   print the version
+//	townwatch serve -config FILE [-pprof ADDR]  run the system
+//	townwatch demo [-data DIR]                  run the system against two simulated cameras
+//	townwatch check-config -config FILE         validate a configuration (exit 2 when invalid)
+//	townwatch export -config FILE -camera ID -from T -to T -o clip.mp4
+//	townwatch lock|unlock|locks ...             evidence locks
+//	townwatch retention status|confirm ...      retention state; confirm a held mass deletion
+//	townwatch simcam [-listen ADDR] [-clip FILE -cameras N]
+//	                                            serve simulated cameras over RTSP
+//	townwatch version                           print the version
 package main
 
 import (
@@ -41,6 +45,10 @@ func commands() []command {
 		{"demo", "run the system against two simulated cameras (nothing to configure)", runDemo},
 		{"check-config", "validate a configuration file and list every problem", runCheckConfig},
 		{"export", "write a camera's recorded footage in a time range to one MP4 file", runExport},
+		{"lock", "protect a camera's footage in a time range from deletion (evidence lock)", runLock},
+		{"unlock", "remove an evidence lock", runUnlock},
+		{"locks", "list the active evidence locks", runLocks},
+		{"retention", "show retention and its mass-deletion hold (status), or confirm a held deletion (confirm)", runRetention},
 		{"simcam", "serve simulated cameras over RTSP for any VMS to pull", runSimcam},
 		{"version", "print the version", runVersion},
 	}

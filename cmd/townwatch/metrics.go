@@ -58,10 +58,7 @@ func (c *ingestCollector) Collect(ch chan<- prometheus.Metric) {
 		t.lost += st.LostPackets
 		t.decodeErrs += st.DecodeErrors
 
-		up := 0.0
-		if st.State == ingest.StateStreaming {
-			up = 1
-		}
+		up := boolValue(st.State == ingest.StateStreaming)
 		if st.Stream == ingest.StreamSub {
 			ch <- prometheus.MustNewConstMetric(descSubUp, prometheus.GaugeValue, up, st.Camera)
 			continue

@@ -11,15 +11,12 @@ import (
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := newFlagSet("serve", stderr)
 	path := fs.String("config", "", "configuration file (required)")
+	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060); off by default")
 	var lf logFlags
 	lf.register(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+	log, code, ok := lf.parse(fs, args, stderr)
+	if !ok {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "serve: -config FILE is required (see configs/townwatch.example.yaml)")
@@ -30,10 +27,14 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	sys, err := newSystem(cfg, log)
+	sys, err := openSystem(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailure
+	}
+	defer sys.close()
+	if *pprofAddr != "" {
+		sys.extra = append(sys.extra, func(ctx context.Context) error { return servePprof(ctx, *pprofAddr) })
 	}
 	if err := sys.run(ctx); err != nil {
 		log.Error("townwatch stopped", "err", err)

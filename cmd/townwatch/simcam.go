@@ -17,13 +17,9 @@ func runSimcam(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"(default: cam1 with -clip, else the bundled motion and static cameras)")
 	var lf logFlags
 	lf.register(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+	log, code, ok := lf.parse(fs, args, stderr)
+	if !ok {
 		return code
-	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
 	}
 	cams, err := simcamCameras(*file, *fps, *copies)
 	if err != nil {

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -14,22 +15,59 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/recorder"
+	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer"
 )
 
-// system is one running townwatch: every camera's sources, the hub they publish to, and
-// the HTTP surface.
+// catalogFile is the catalog's name under storage.path.
+const catalogFile = "catalog.db"
+
+// system is one running townwatch: storage and catalog, every camera's sources and
+// recorder, retention, the hub they meet at, and the HTTP surface.
 type system struct {
-	cfg     *configs.Config
-	log     *slog.Logger
-	hub     *ingest.Hub
-	sources []*ingest.Source
-	http    *viewer.Server
+	cfg       *configs.Config
+	log       *slog.Logger
+	hub       *ingest.Hub
+	storage   *recorder.Storage
+	catalog   *catalog.Catalog
+	sources   []*ingest.Source
+	writers   []*recorder.Writer
+	retention *recorder.Retention
+	http      *viewer.Server
+	extra     []func(context.Context) error // optional services run alongside (profiling)
 }
 
-// newSystem wires the components for cfg. It starts nothing.
-func newSystem(cfg *configs.Config, log *slog.Logger) (*system, error) {
+// openSystem opens storage and catalog, brings them into agreement after a crash
+// (recorder.Recover), and wires every component. It starts no goroutine; close releases
+// what it opened.
+func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *system, err error) {
 	sys := &system{cfg: cfg, log: log, hub: ingest.NewHub()}
+	if sys.storage, err = recorder.OpenStorage(cfg.Storage.Path); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			sys.close()
+		}
+	}()
+	if sys.catalog, err = catalog.Open(ctx, filepath.Join(cfg.Storage.Path, catalogFile)); err != nil {
+		return nil, fmt.Errorf("storage.path: %w", err)
+	}
+	if _, err = recorder.Recover(ctx, sys.storage, sys.catalog, log.With("component", "recovery")); err != nil {
+		return nil, err
+	}
+	if sys.retention, err = recorder.NewRetention(cfg, sys.storage, sys.catalog, log.With("component", "retention"), time.Now); err != nil {
+		return nil, err
+	}
+	fragLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "townwatch_fragment_write_seconds",
+		Help: "Time to write and fdatasync one recording fragment (about 1 s of footage).",
+		// From a fast SSD (sub-millisecond) to a disk that is about to make the recorder
+		// fall behind (seconds).
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+	})
+
 	var cams []viewer.Camera
 	for _, c := range cfg.Cameras {
 		main, err := ingest.NewSource(c.ID, ingest.StreamMain, c.Main, sys.hub, log)
@@ -46,6 +84,16 @@ func newSystem(cfg *configs.Config, log *slog.Logger) (*system, error) {
 			sys.sources = append(sys.sources, sub)
 			vc.Sub = sub
 		}
+		w, err := recorder.NewWriter(c, sys.storage, sys.catalog, sys.hub, log, recorder.WriterOptions{
+			DiskFull:        sys.retention.Poke,
+			FragmentLatency: func(d time.Duration) { fragLatency.Observe(d.Seconds()) },
+			MinFree:         cfg.Storage.MinFree,
+		})
+		if err != nil {
+			return nil, err
+		}
+		sys.writers = append(sys.writers, w)
+		vc.Recording = sys.recordingStatus(c.ID, w)
 		cams = append(cams, vc)
 	}
 
@@ -54,34 +102,67 @@ func newSystem(cfg *configs.Config, log *slog.Logger) (*system, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newIngestCollector(sys.sources, sys.hub),
+		newRecorderCollector(cfg.Cameras, sys.writers, sys.retention),
+		fragLatency,
 	)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
-	srv, err := viewer.New(cfg.HTTP.Listen, cams, metrics, log)
-	if err != nil {
+	if sys.http, err = viewer.New(cfg.HTTP.Listen, cams, metrics, log); err != nil {
 		return nil, err
 	}
-	sys.http = srv
 	return sys, nil
+}
+
+// recordingStatus adapts a Writer and the catalog's byte count for the API. Bytes come from
+// the catalog at request time (open segments as of their last progress update, at most
+// 10 s old) so that an operator sees what is on disk now, not at the last sweep.
+func (sys *system) recordingStatus(camera string, w *recorder.Writer) func() viewer.Recording {
+	return func() viewer.Recording {
+		st := w.Stats()
+		rec := viewer.Recording{State: string(st.State), Reason: st.Reason, Segments: st.Segments, Gaps: st.Gaps}
+		if bytes, err := sys.catalog.BytesByCamera(context.Background()); err == nil {
+			rec.BytesStored = bytes[camera]
+		} else {
+			sys.log.Warn("catalog: bytes per camera", "err", err)
+		}
+		return rec
+	}
 }
 
 // run runs every component until ctx is done or one fails for good.
 func (sys *system) run(ctx context.Context) error {
-	if err := os.MkdirAll(sys.cfg.Storage.Path, 0o750); err != nil {
-		return fmt.Errorf("storage.path: %w", err)
-	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sys.http.Run(ctx) })
+	g.Go(func() error { return sys.retention.Run(ctx) })
 	for _, src := range sys.sources {
 		g.Go(func() error { return src.Run(ctx) })
 	}
-	go func() {
+	for _, w := range sys.writers {
+		g.Go(func() error { return w.Run(ctx) })
+	}
+	for _, run := range sys.extra {
+		g.Go(func() error { return run(ctx) })
+	}
+	g.Go(func() error {
 		select {
 		case <-sys.http.Ready():
 			sys.log.Info("townwatch running", "version", versionString(), "cameras", len(sys.cfg.Cameras), "web", webURL(sys.http.Addr()))
 		case <-ctx.Done():
 		}
-	}()
+		return nil
+	})
 	return g.Wait()
+}
+
+// close releases the catalog and the storage root.
+func (sys *system) close() {
+	if sys.catalog != nil {
+		if err := sys.catalog.Close(); err != nil {
+			sys.log.Error("closing catalog", "err", err)
+		}
+	}
+	if sys.storage != nil {
+		sys.storage.Close()
+	}
 }
 
 // webURL is the address a person opens in a browser.
