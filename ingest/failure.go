@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -30,9 +31,11 @@ func protocolError(err error) error {
 	var op *net.OpError
 	var bad liberrors.ErrClientBadStatusCode
 	var ne net.Error
+	var verify *tls.CertificateVerificationError
 	if errors.As(err, &op) || errors.As(err, &bad) || errors.As(err, &ne) || errors.Is(err, io.EOF) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
-		return err
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, errCertificate) || errors.As(err, &verify) {
+		return err // the TLS handshake happens in the first request: a certificate problem is not garbage
 	}
 	return fmt.Errorf("%w: %w", errInvalidResponse, err)
 }
@@ -66,9 +69,10 @@ func classify(err error) failure {
 	}
 	var authority x509.UnknownAuthorityError
 	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
 	if errors.Is(err, errUnsupportedCodec) || errors.Is(err, errCredentials) || errors.Is(err, errCertificate) ||
 		errors.Is(err, errInvalidResponse) ||
-		errors.As(err, &authority) || errors.As(err, &hostname) {
+		errors.As(err, &authority) || errors.As(err, &hostname) || errors.As(err, &verify) {
 		return failure{state: StateFailed, reason: err.Error()}
 	}
 	if errors.Is(err, errStalled) || errors.Is(err, errClockJump) {

@@ -1,6 +1,7 @@
 package simcam
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,15 @@ type Config struct {
 	// Logger receives connection/session events and state changes, never
 	// per-packet lines; nil discards.
 	Logger *slog.Logger
+	// TLS, when set, makes the server speak RTSPS (RTSP over TLS) on Listen
+	// instead of plain RTSP, and URL return rtsps:// URLs. It must provide a
+	// certificate (Certificates, GetCertificate or GetConfigForClient). New
+	// keeps a clone, so later changes to it have no effect. Both transports
+	// stay available: TCP (interleaved, inside the TLS connection) and UDP,
+	// which gortsplib serves to RTSPS clients only as SRTP (secure profile,
+	// keys exchanged with MIKEY over the TLS connection); plain RTP over UDP
+	// is refused with RTSPS.
+	TLS *tls.Config
 }
 
 // DefaultCameras is the pair `townwatch demo` shows: a camera with known
@@ -85,6 +95,11 @@ func (cfg *Config) validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %w", err))
+	}
+	if cfg.TLS != nil {
+		if err := validateTLS(cfg.TLS); err != nil {
+			errs = append(errs, fmt.Errorf("tls: %w", err))
+		}
 	}
 	seen := make(map[string]bool, len(cfg.Cameras))
 	for i, spec := range cfg.Cameras {
@@ -118,6 +133,20 @@ func (cfg *Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateTLS checks that a server TLS configuration can present a
+// certificate; without one every handshake would fail.
+func validateTLS(c *tls.Config) error {
+	if len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil {
+		return errors.New("no certificate: set Certificates, GetCertificate or GetConfigForClient")
+	}
+	for i, cert := range c.Certificates {
+		if len(cert.Certificate) == 0 || cert.PrivateKey == nil {
+			return fmt.Errorf("certificates[%d]: certificate chain and private key are required", i)
+		}
+	}
+	return nil
 }
 
 func validatePath(p string) error {

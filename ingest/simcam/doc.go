@@ -23,6 +23,11 @@
 // SDP). A reader joining mid-GOP gets P-frames until the next IDR, as with
 // a real camera.
 //
+// RTSPS: with Config.TLS set, the same listener speaks RTSP over TLS
+// (rtsps://host:port/<path>) and nothing else. TCP-interleaved media travels
+// inside the TLS connection; UDP is offered only as SRTP (gortsplib's secure
+// profile, keyed by MIKEY in the SDP and SETUP), never as plain RTP.
+//
 // Sockets: Run binds the RTSP TCP listener itself (resolving ":0"), then an
 // even/odd UDP port pair for RTP/RTCP on the same IP (taking an ephemeral
 // port from the kernel and its neighbour), and hands the bound sockets to

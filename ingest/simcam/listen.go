@@ -53,6 +53,9 @@ func (s *Server) startRTSP() (*gortsplib.Server, error) {
 		UDPRTPAddress:  rtpAddr,
 		UDPRTCPAddress: rtcpAddr,
 		WriteQueueSize: writeQueueSize,
+		// nil serves plain RTSP. With TLS, gortsplib offers UDP to RTSPS
+		// clients only as SRTP; TCP is interleaved in the TLS connection.
+		TLSConfig: s.tls,
 		Listen: func(string, string) (net.Listener, error) {
 			return ln, nil
 		},

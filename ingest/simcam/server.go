@@ -2,6 +2,7 @@ package simcam
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 type Server struct {
 	listen  string
 	log     *slog.Logger
+	tls     *tls.Config        // nil: plain RTSP
 	cameras map[string]*camera // by path; fixed after New
 
 	ran   atomic.Bool
@@ -55,6 +57,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		listen:  cfg.Listen,
 		log:     log,
+		tls:     cfg.TLS.Clone(), // nil stays nil
 		cameras: make(map[string]*camera, len(cfg.Cameras)),
 		ready:   make(chan struct{}),
 	}
@@ -116,14 +119,19 @@ func (s *Server) Addr() string {
 	return s.addr
 }
 
-// URL is rtsp://host:port/path for this server, without credentials, or ""
-// before Ready. It does not check that path is served.
+// URL is rtsp://host:port/path for this server (rtsps:// when Config.TLS
+// is set), without credentials, or "" before Ready. It does not check that
+// path is served.
 func (s *Server) URL(path string) string {
 	addr := s.Addr()
 	if addr == "" {
 		return ""
 	}
-	return "rtsp://" + addr + "/" + path
+	scheme := "rtsp"
+	if s.tls != nil {
+		scheme = "rtsps"
+	}
+	return scheme + "://" + addr + "/" + path
 }
 
 // SetFrozen stalls (frozen=true) or resumes the camera at path. A frozen
@@ -191,7 +199,7 @@ func (s *Server) Run(ctx context.Context) error {
 		stop(fmt.Errorf("rtsp server stopped: %w", srv.Wait()))
 	})
 
-	s.log.Info("rtsp server listening", "addr", addr, "udp_rtp", srv.UDPRTPAddress, "udp_rtcp", srv.UDPRTCPAddress)
+	s.log.Info("rtsp server listening", "addr", addr, "udp_rtp", srv.UDPRTPAddress, "udp_rtcp", srv.UDPRTCPAddress, "tls", s.tls != nil)
 	for _, path := range slices.Sorted(maps.Keys(s.cameras)) {
 		spec := s.cameras[path].spec
 		source := slog.String("clip", string(spec.Clip))

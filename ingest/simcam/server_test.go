@@ -3,6 +3,7 @@ package simcam
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"log"
 	"log/slog"
@@ -43,7 +44,15 @@ func testLogger(t *testing.T) *slog.Logger {
 // error; it is idempotent and also runs when the test ends.
 func startServer(t *testing.T, cams []CameraSpec, prepare func(*Server)) (s *Server, stop func() error) {
 	t.Helper()
-	s, err := New(Config{Listen: "127.0.0.1:0", Cameras: cams, Logger: testLogger(t)})
+	return startServerConfig(t, Config{Cameras: cams}, prepare)
+}
+
+// startServerConfig is startServer for a whole Config; Listen and Logger
+// are set for the test.
+func startServerConfig(t *testing.T, cfg Config, prepare func(*Server)) (s *Server, stop func() error) {
+	t.Helper()
+	cfg.Listen, cfg.Logger = "127.0.0.1:0", testLogger(t)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,12 +154,20 @@ func describe(t *testing.T, rawURL string) (*format.H264, error) {
 // access units until the test ends.
 func play(t *testing.T, rawURL string, transport gortsplib.Transport) *player {
 	t.Helper()
+	return playTLS(t, rawURL, transport, nil)
+}
+
+// playTLS is play with the client's TLS configuration for rtsps URLs (nil:
+// system roots).
+func playTLS(t *testing.T, rawURL string, transport gortsplib.Transport, tlsConf *tls.Config) *player {
+	t.Helper()
 	u, err := base.ParseURL(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &player{aus: make(chan receivedAU, 4096), waitErr: make(chan error, 1)}
 	p.c = newClient(u, transport)
+	p.c.TLSConfig = tlsConf
 	p.c.OnPacketsLost = func(n uint64) { p.lost.Add(n) }
 	p.c.OnDecodeError = func(error) { p.decodeErrors.Add(1) }
 	if err := p.c.Start2(); err != nil {
