@@ -11,25 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/recorder/catalog"
 )
 
 // recordSome records a few 2 s segments from simcam and returns them, closed.
 func recordSome(t *testing.T, rig *recorderRig, d time.Duration) []catalog.Segment {
 	t.Helper()
+	rig.startCamera(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); rig.cam.Run(ctx) }()
-	<-rig.cam.Ready()
-	cam := testCamera(2 * time.Second)
-	cam.Main.URL = rig.cam.URL("cam")
-	w, err := NewWriter(cam, rig.storage, rig.catalog, rig.hub, nil, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, _ := ingest.NewSource("cam", ingest.StreamMain, cam.Main, rig.hub, nil)
+	w, src := rig.writerAndSource(t, 2*time.Second)
 	wg.Add(2)
 	go func() { defer wg.Done(); w.Run(ctx) }()
 	go func() { defer wg.Done(); src.Run(ctx) }()

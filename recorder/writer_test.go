@@ -81,6 +81,33 @@ func newRecorderRig(t *testing.T) *recorderRig {
 	return &recorderRig{cam: cam, hub: ingest.NewHub(), storage: st, catalog: cat, dir: dir}
 }
 
+// startCamera runs the rig's simulated camera until the test ends.
+func (r *recorderRig) startCamera(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.cam.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-r.cam.Ready()
+}
+
+// writerAndSource builds a Writer recording the rig's camera in segments of the given
+// length, and the Source that feeds it.
+func (r *recorderRig) writerAndSource(t *testing.T, segment time.Duration) (*Writer, *ingest.Source) {
+	t.Helper()
+	cam := testCamera(segment)
+	cam.Main.URL = r.cam.URL("cam")
+	w, err := NewWriter(cam, r.storage, r.catalog, r.hub, nil, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := ingest.NewSource("cam", ingest.StreamMain, cam.Main, r.hub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, src
+}
+
 func testCamera(segment time.Duration) configs.Camera {
 	return configs.Camera{ID: "cam", Name: "cam", Main: configs.Stream{Transport: configs.TransportTCP, StallTimeout: configs.Duration(5 * time.Second)},
 		Record: configs.Record{Mode: configs.RecordContinuous, Retention: configs.Duration(24 * time.Hour), Segment: configs.Duration(segment)}}
@@ -91,23 +118,11 @@ func testCamera(segment time.Duration) configs.Camera {
 // follow each other without gap or overlap, and every catalog row matches its file.
 func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
 	rig := newRecorderRig(t)
+	rig.startCamera(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); rig.cam.Run(ctx) }()
-	<-rig.cam.Ready()
-
-	cam := testCamera(2 * time.Second)
-	cam.Main.URL = rig.cam.URL("cam")
-	w, err := NewWriter(cam, rig.storage, rig.catalog, rig.hub, nil, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := ingest.NewSource("cam", ingest.StreamMain, cam.Main, rig.hub, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, src := rig.writerAndSource(t, 2*time.Second)
 	// A reference consumer that counts what the camera delivered, attached like the
 	// recorder: both join the stream before its first unit.
 	sent := make(chan int64, 1)
@@ -207,16 +222,9 @@ func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
 // at the last complete fragment, and the file plays.
 func TestRecoverCompletesATornSegment(t *testing.T) {
 	rig := newRecorderRig(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); rig.cam.Run(ctx) }()
-	<-rig.cam.Ready()
-	cam := testCamera(time.Minute)
-	cam.Main.URL = rig.cam.URL("cam")
-	w, _ := NewWriter(cam, rig.storage, rig.catalog, rig.hub, nil, WriterOptions{})
-	src, _ := ingest.NewSource("cam", ingest.StreamMain, cam.Main, rig.hub, nil)
+	rig.startCamera(t)
+	ctx := context.Background()
+	w, src := rig.writerAndSource(t, time.Minute)
 	runCtx, stop := context.WithCancel(ctx)
 	var running sync.WaitGroup
 	running.Add(2)
@@ -275,6 +283,4 @@ func TestRecoverCompletesATornSegment(t *testing.T) {
 		t.Fatalf("torn tail not cut: %d bytes, snapshot %d", len(data), len(snapshot))
 	}
 	checkPlayable(t, path)
-	cancel()
-	wg.Wait()
 }
