@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -30,6 +31,18 @@ func (c Camera) json() cameraJSON {
 		out.Recording = &rec
 	}
 	return out
+}
+
+// handleIndex lists what the server offers, until the live wall (web UI) takes over "/".
+func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, `townwatch
+
+GET /api/cameras        every camera's ingest and recording status (JSON)
+GET /api/cameras/{id}   one camera
+GET /healthz            health (JSON)
+GET /metrics            Prometheus metrics
+`)
 }
 
 func (s *Server) handleCameras(w http.ResponseWriter, _ *http.Request) {

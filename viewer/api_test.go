@@ -160,3 +160,14 @@ func TestRunReportsBusyAddress(t *testing.T) {
 		t.Fatalf("Run on a busy address: %v, want an error naming http.listen", err)
 	}
 }
+
+func TestIndexListsTheEndpoints(t *testing.T) {
+	h := testServer(t).Handler()
+	code, body := get(t, h, "/")
+	if code != http.StatusOK || !strings.Contains(body, "/api/cameras") || !strings.Contains(body, "/metrics") {
+		t.Fatalf("GET /: %d %q", code, body)
+	}
+	if code, _ := get(t, h, "/no-such-page"); code != http.StatusNotFound {
+		t.Fatalf("GET /no-such-page: %d, want 404", code)
+	}
+}

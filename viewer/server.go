@@ -69,6 +69,7 @@ func New(listen string, cameras []Camera, metrics http.Handler, log *slog.Logger
 	}
 	s := &Server{listen: listen, cameras: cameras, metrics: metrics, log: log, ready: make(chan struct{})}
 	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /{$}", s.handleIndex)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /api/cameras", s.handleCameras)
 	s.mux.HandleFunc("GET /api/cameras/{id}", s.handleCamera)
