@@ -222,6 +222,7 @@ type videoDepacketizer struct {
 	dts       dtsExtractor // nil until the first keyframe, and again after a unit that could not be timed
 	lastDTS   int64        // decode time of the last published unit, valid when published
 	published bool
+	dropped   bool // units were dropped since the last published one; flag the next keyframe
 }
 
 func (v *videoDepacketizer) packet(pkt *rtp.Packet, pts int64) {
@@ -261,18 +262,20 @@ func (v *videoDepacketizer) packet(pkt *rtp.Packet, pts int64) {
 		// A unit that cannot be placed in decode order would corrupt every consumer's
 		// timeline. Drop it and everything up to the next keyframe, which starts afresh.
 		v.sink.decodeError()
-		v.dts = nil
+		v.dts, v.dropped = nil, v.published
 		return
 	}
-	v.lastDTS, v.published = dts, true
+	discontinuity := v.dropped
+	v.lastDTS, v.published, v.dropped = dts, true, false
 	rate := v.track.ClockRate
 	v.publish(&Unit{
-		Track:   v.track,
-		PTS:     clockToDuration(pts, rate),
-		DTS:     clockToDuration(dts, rate),
-		Key:     key,
-		Payload: au,
-		Params:  v.params,
+		Track:         v.track,
+		PTS:           clockToDuration(pts, rate),
+		DTS:           clockToDuration(dts, rate),
+		Key:           key,
+		Payload:       au,
+		Params:        v.params,
+		Discontinuity: discontinuity,
 	})
 }
 

@@ -644,6 +644,24 @@ func TestDepacketizerRegressions(t *testing.T) {
 		}
 	})
 
+	// Units dropped mid-GOP leave a hole: the keyframe where publishing resumes says so, so
+	// that the recorder ends its segment there instead of stretching the last frame over it.
+	t.Run("discontinuity-after-dropped-units", func(t *testing.T) {
+		k := newRegressionDepacketizer(t)
+		k.send(k.aus[0], 0)
+		k.send(k.aus[1], frame)
+		k.send(k.aus[2], frame) // repeats the previous timestamp: dropped with the rest of its GOP
+		k.send(k.aus[3], 3*frame)
+		k.send(k.aus[4], 4*frame) // the next keyframe
+		if len(k.units) != 3 || !k.units[2].Key {
+			t.Fatalf("published %d units, want the first two and the next keyframe", len(k.units))
+		}
+		if k.units[0].Discontinuity || k.units[1].Discontinuity || !k.units[2].Discontinuity {
+			t.Errorf("discontinuity flags %v %v %v, want only the keyframe after the hole",
+				k.units[0].Discontinuity, k.units[1].Discontinuity, k.units[2].Discontinuity)
+		}
+	})
+
 	// A keyframe that carries its SPS in band but not its PPS (the camera sends the PPS
 	// only in the SDP, or a single-NAL-unit packet with the PPS was lost): withParams sees
 	// an SPS and adds nothing, so the keyframe lacks the PPS a decoder needs to start.

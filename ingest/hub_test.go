@@ -322,3 +322,28 @@ func BenchmarkPublishToThreeReaders(b *testing.B) {
 	st.End(nil)
 	wg.Wait()
 }
+
+// TryRead lets a stopping consumer drain what it already received without waiting.
+func TestTryReadDrainsWithoutWaiting(t *testing.T) {
+	hub := NewHub()
+	f := newTestFeed()
+	st := hub.Start("cam", StreamMain, []*Track{f.video})
+	r := st.NewReader("recorder", 10)
+	defer r.Close()
+	for range 3 {
+		st.Publish(f.next(10))
+	}
+	for want := range 3 {
+		u, _, ok := r.TryRead()
+		if !ok || unitSeq(u) != want {
+			t.Fatalf("TryRead %d: ok=%v", want, ok)
+		}
+	}
+	if _, _, ok := r.TryRead(); ok {
+		t.Fatal("TryRead on an empty queue returned a unit")
+	}
+	st.End(nil)
+	if _, _, ok := r.TryRead(); ok {
+		t.Fatal("TryRead on an ended stream returned a unit")
+	}
+}

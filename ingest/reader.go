@@ -85,6 +85,24 @@ func (r *Reader) Read(ctx context.Context) (u *Unit, gap bool, err error) {
 	}
 }
 
+// TryRead returns the next queued unit without waiting; ok is false when the queue is
+// empty, the Stream has ended or the Reader is closed. A consumer that is stopping drains
+// its queue with it, so that units already received are not thrown away.
+func (r *Reader) TryRead() (u *Unit, gap bool, ok bool) {
+	if r.userClosed.Load() {
+		return nil, false, false
+	}
+	select {
+	case d, open := <-r.queue:
+		if !open {
+			return nil, false, false
+		}
+		return d.unit, d.gap, true
+	default:
+		return nil, false, false
+	}
+}
+
 // Dropped returns how many units this Reader has dropped.
 func (r *Reader) Dropped() uint64 { return r.own.Load() }
 

@@ -57,6 +57,9 @@ func (s *Stream) Publish(u *Unit) {
 // Hub forgets the Stream. cause, if not nil, is wrapped into the error Readers return.
 // Safe to call more than once.
 func (s *Stream) End(cause error) {
+	// Leave the Hub first: a consumer woken by its closed queue must not get this ended
+	// Stream back from Hub.Wait and spin on it.
+	s.hub.ended(s)
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -72,7 +75,6 @@ func (s *Stream) End(cause error) {
 	}
 	s.readers = nil
 	s.mu.Unlock()
-	s.hub.ended(s)
 }
 
 // NewReader attaches a consumer to the Stream with a queue of queueLen units. consumer

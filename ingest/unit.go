@@ -73,6 +73,10 @@ type Unit struct {
 	Payload [][]byte
 	// Params are the video parameter sets in force for this unit; nil for audio.
 	Params *VideoParams
+	// Discontinuity marks the first keyframe after units the Source could not use and did
+	// not publish (a unit that could not be timed, and the rest of its group of pictures):
+	// footage is missing just before it.
+	Discontinuity bool
 }
 
 // Size returns the payload size in bytes.

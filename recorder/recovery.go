@@ -26,6 +26,7 @@ type RecoveryReport struct {
 	Finished   []string // files of recorded deletions that a crash left behind, now removed
 	Dropped    []string // open segments without one complete fragment: no footage, removed
 	Mismatched []string // indexed files whose size differs from the catalog: reported, untouched
+	Failed     []string // open segments that could not be recovered (unreadable): reported, untouched
 }
 
 // Recover makes the catalog and the recordings folder agree after a crash, power loss or
@@ -43,7 +44,13 @@ func Recover(ctx context.Context, st *Storage, cat *catalog.Catalog, log *slog.L
 	}
 	for _, seg := range open {
 		if err := completeOpen(ctx, st, cat, seg, &rep); err != nil {
-			return rep, fmt.Errorf("recover %s: %w", seg.Path, err)
+			if ctx.Err() != nil {
+				return rep, err
+			}
+			// One damaged file must not keep every camera from recording: report it and
+			// leave its row open for a person (and the next start) to look at.
+			rep.Failed = append(rep.Failed, seg.Path)
+			log.Error("interrupted segment could not be recovered; left as it is", "path", seg.Path, "err", err)
 		}
 	}
 	sizes := map[string]int64{}

@@ -158,12 +158,16 @@ func (s *segment) fragmentDue() bool {
 // flush writes the current fragment (all tracks' completed samples) and syncs it.
 func (s *segment) flush() (frames int, err error) {
 	var tracks []fragmentTrack
-	if v, ok := s.video.take(); ok {
+	v, videoEnd, withVideo := s.video.take()
+	if withVideo {
 		tracks = append(tracks, v)
 		frames = len(v.samples)
 	}
+	var audioEnd uint64
 	if s.audio != nil {
-		if a, ok := s.audio.take(); ok {
+		var a fragmentTrack
+		var ok bool
+		if a, audioEnd, ok = s.audio.take(); ok {
 			tracks = append(tracks, a)
 		}
 	}
@@ -173,7 +177,13 @@ func (s *segment) flush() (frames int, err error) {
 	s.seq++
 	s.frag = appendFragment(s.frag[:0], s.seq, tracks)
 	if err := s.write(s.frag); err != nil {
-		return 0, err
+		return 0, err // written ends stay where the file ends: the catalog must not claim more
+	}
+	if withVideo {
+		s.video.written = videoEnd
+	}
+	if s.audio != nil && audioEnd > 0 {
+		s.audio.written = audioEnd
 	}
 	s.frames += int64(frames)
 	return frames, nil

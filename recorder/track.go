@@ -78,14 +78,15 @@ func (t *trackWriter) fragmentDuration() time.Duration {
 	return time.Duration(t.span() * uint64(time.Second) / uint64(t.timescale))
 }
 
-// take returns the fragment's samples as a fragment track and starts a new fragment.
-// written becomes the decode time just after the last sample taken.
-func (t *trackWriter) take() (fragmentTrack, bool) {
+// take returns the fragment's samples as a fragment track and starts a new fragment. end
+// is the decode time just after the last sample taken; the caller makes it written once
+// the fragment is on disk.
+func (t *trackWriter) take() (ft fragmentTrack, end uint64, ok bool) {
 	if len(t.samples) == 0 {
-		return fragmentTrack{}, false
+		return fragmentTrack{}, 0, false
 	}
-	ft := fragmentTrack{id: uint32(t.id), baseTime: t.baseTime, samples: t.samples}
-	t.written = t.baseTime + t.span()
+	ft = fragmentTrack{id: uint32(t.id), baseTime: t.baseTime, samples: t.samples}
+	end = t.baseTime + t.span()
 	t.samples = nil
-	return ft, true
+	return ft, end, true
 }

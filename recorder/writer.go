@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -196,16 +197,29 @@ func (rc *recording) stream(ctx context.Context, r *ingest.Reader) {
 	for {
 		u, gap, err := r.Read(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				// Stopping: units already received are footage; record them before the
+				// segment closes.
+				for u, gap, ok := r.TryRead(); ok; u, gap, ok = r.TryRead() {
+					rc.received(u, gap, audio)
+				}
+			}
 			return
 		}
-		if gap {
-			// This Writer fell behind and the Hub dropped units for it: the segment ends
-			// where the footage does.
-			rc.close("resync after dropped units")
-			rc.gapNext = true
-		}
-		rc.unit(u, audio)
+		rc.received(u, gap, audio)
 	}
+}
+
+// received records a unit read from the Hub.
+func (rc *recording) received(u *ingest.Unit, gap bool, audio *ingest.Track) {
+	if gap || u.Discontinuity {
+		// Units are missing just before this keyframe (this Writer fell behind and the Hub
+		// dropped units for it, or the camera sent units that could not be used): the
+		// segment ends where the footage does.
+		rc.close("footage missing before this keyframe")
+		rc.gapNext = true
+	}
+	rc.unit(u, audio)
 }
 
 // unit records one unit.
@@ -305,8 +319,12 @@ func (rc *recording) open(u *ingest.Unit, audio *ingest.Track) error {
 		return fmt.Errorf("index segment %s: %w", s.path, err)
 	}
 	if s.file, err = w.st.create(s.path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Someone else's file (one Recover could not adopt): never remove it.
+			s.path = ""
+		}
 		rc.abandon(s, err)
-		return fmt.Errorf("create %s: %w", s.path, err)
+		return fmt.Errorf("create %s: %w", SegmentPath(w.cam.ID, s.start), err)
 	}
 	if err := s.writeInit(init); err != nil {
 		s.file.Close()
@@ -325,8 +343,10 @@ func (rc *recording) open(u *ingest.Unit, audio *ingest.Track) error {
 
 // abandon removes a segment that never got a fragment: its row and whatever file exists.
 func (rc *recording) abandon(s *segment, cause error) {
-	if err := rc.w.st.remove(s.path); err != nil {
-		rc.w.log.Error("could not remove an empty segment file; Recover will", "path", s.path, "err", err)
+	if s.path != "" {
+		if err := rc.w.st.remove(s.path); err != nil {
+			rc.w.log.Error("could not remove an empty segment file; Recover will", "path", s.path, "err", err)
+		}
 	}
 	seg := catalog.Segment{ID: s.id, Path: s.path, Start: s.start}
 	if err := dropRow(context.Background(), rc.w.cat, seg, "recorder: segment without footage: "+cause.Error()); err != nil {
@@ -414,6 +434,13 @@ func (rc *recording) closeSegment() {
 		rc.w.log.Warn("could not index a closed segment; retrying before recording resumes", "path", s.path, "err", err)
 		rc.unfinished = append(rc.unfinished, catalog.Segment{ID: s.id, Path: s.path, Start: s.start})
 		rc.paused, rc.gapNext = true, true
+		rc.retryAt = time.Now().Add(diskRetryInterval)
+		if errors.Is(err, catalog.ErrFull) {
+			rc.w.setState(StatePaused, err.Error())
+			rc.w.diskFull()
+		} else {
+			rc.w.setState(StateError, err.Error())
+		}
 	}
 }
 
