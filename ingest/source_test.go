@@ -61,6 +61,33 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
+// runOwned runs run in a goroutine the test owns. stop cancels it and waits for it (at
+// most 15 s), reports an error it returned, then calls after; stop is idempotent. done
+// yields run's result if it returns by itself first (a bind error, say).
+func runOwned(t *testing.T, name string, run func(context.Context) error, after func()) (stop func(), done <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	result := make(chan error, 1)
+	go func() { result <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-result:
+				if err != nil {
+					t.Errorf("%s returned %v, want nil after cancel", name, err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Errorf("%s did not return within 15s of cancel", name)
+			}
+			if after != nil {
+				after()
+			}
+		})
+	}
+	return stop, result
+}
+
 // runningSource is a Source whose Run goroutine the test owns.
 type runningSource struct {
 	*Source
@@ -79,26 +106,11 @@ func startSource(t *testing.T, hub *Hub, camera string, cfg configs.Stream) *run
 	if err != nil {
 		t.Fatalf("NewSource: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Source.Run returned %v, want nil after cancel", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("Source.Run did not return within 15s of cancel")
-			}
-			if st := src.Status(); st.State != StateStopped {
-				t.Errorf("state after Run returned = %s, want %s", st.State, StateStopped)
-			}
-		})
-	}
+	stop, _ := runOwned(t, "Source.Run", src.Run, func() {
+		if st := src.Status(); st.State != StateStopped {
+			t.Errorf("state after Run returned = %s, want %s", st.State, StateStopped)
+		}
+	})
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
@@ -128,23 +140,7 @@ func startSimcam(t *testing.T, cfg simcam.Config, frozen ...string) *simcamServe
 	for _, p := range frozen {
 		srv.SetFrozen(p, true)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("simcam Run: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("simcam Run did not return within 15s of cancel")
-			}
-		})
-	}
+	stop, done := runOwned(t, "simcam Run", srv.Run, nil)
 	t.Cleanup(stop)
 	select {
 	case <-srv.Ready():

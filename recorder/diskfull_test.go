@@ -84,18 +84,7 @@ func startDiskRig(t *testing.T, dir string, cfg *configs.Config) *diskRig {
 		}
 	})
 	var err error
-	if rig.st, err = OpenStorage(dir); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rig.st.Close() })
-	if rig.cat, err = catalog.Open(ctx, filepath.Join(dir, "catalog.db")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := rig.cat.Close(); err != nil {
-			t.Errorf("closing the catalog: %v", err)
-		}
-	})
+	rig.st, rig.cat = openStore(t, dir)
 	if rig.ret, err = NewRetention(cfg, rig.st, rig.cat, log, time.Now); err != nil {
 		t.Fatal(err)
 	}

@@ -34,16 +34,7 @@ type footage struct {
 func newFootage(t testing.TB) *footage {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := OpenStorage(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cat, err := catalog.Open(context.Background(), filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
+	st, cat := openStore(t, dir)
 	return &footage{dir: dir, st: st, cat: cat}
 }
 

@@ -100,20 +100,7 @@ func newRetFixture(t *testing.T, dir string, cfg *configs.Config) *retFixture {
 		dir = t.TempDir()
 	}
 	ctx := context.Background()
-	st, err := OpenStorage(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cat, err := catalog.Open(ctx, filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := cat.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	st, cat := openStore(t, dir)
 	fx := &retFixture{t: t, ctx: ctx, cfg: cfg, dir: dir, st: st, cat: cat, clock: &retClock{t: retT0}, log: &retLog{},
 		open: map[int64]*os.File{}}
 	fx.ret = fx.newRetention()

@@ -551,18 +551,8 @@ func TestNewRetentionValidates(t *testing.T) {
 		Storage: configs.Storage{Quota: -1},
 		Cameras: []configs.Camera{retCamera("cam-a", 0, 0), retCamera("cam-b", time.Hour, -5)},
 	}
-	dir := t.TempDir()
-	st, err := OpenStorage(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cat, err := catalog.Open(t.Context(), filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	_, err = NewRetention(cfg, st, cat, nil, time.Now)
+	st, cat := openStore(t, t.TempDir())
+	_, err := NewRetention(cfg, st, cat, nil, time.Now)
 	want := "retention: storage.quota: -1 must not be negative\n" +
 		"cameras[cam-a].record.retention: 0s must be > 0\n" +
 		"cameras[cam-b].record.quota: -5 must not be negative"

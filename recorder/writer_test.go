@@ -62,22 +62,12 @@ type recorderRig struct {
 
 func newRecorderRig(t *testing.T) *recorderRig {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
 	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: []simcam.CameraSpec{{Path: "cam", Clip: simcam.ClipMotion}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := OpenStorage(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cat, err := catalog.Open(ctx, filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
+	st, cat := openStore(t, dir)
 	return &recorderRig{cam: cam, hub: ingest.NewHub(), storage: st, catalog: cat, dir: dir}
 }
 

@@ -162,6 +162,19 @@ func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	return writeError(tx.Commit())
 }
 
+// execFound runs a statement that must affect a row; none affected is ErrNotFound.
+func execFound(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	return err
+}
+
 // Times are stored as int64 Unix nanoseconds, which cover 1677–2262; time.Time.UnixNano
 // is undefined outside that range, so every time crossing into SQL is checked here.
 var (

@@ -88,15 +88,7 @@ VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, l.Camera, start, end, l.Reason, c
 // becomes subject to retention again.
 func (c *Catalog) RemoveLock(ctx context.Context, id int64) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM locks WHERE id = $1`, id)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err == nil && n == 0 {
-			err = ErrNotFound
-		}
-		return err
+		return execFound(ctx, tx, `DELETE FROM locks WHERE id = $1`, id)
 	})
 	if err != nil {
 		return fmt.Errorf("catalog: remove lock %d: %w", id, err)

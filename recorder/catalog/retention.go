@@ -105,15 +105,7 @@ func (c *Catalog) ConfirmRetention(ctx context.Context, at time.Time) error {
 	atNS, err := nanos("at", at)
 	if err == nil {
 		err = c.write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `UPDATE retention_hold SET confirmed_ns = $1 WHERE id = 1`, atNS)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
-			if err == nil && n == 0 {
-				err = ErrNotFound
-			}
-			return err
+			return execFound(ctx, tx, `UPDATE retention_hold SET confirmed_ns = $1 WHERE id = 1`, atNS)
 		})
 	}
 	if err != nil {
