@@ -253,6 +253,22 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// Both cameras are being recorded, and the API says so.
+	var cams []struct {
+		ID        string `json:"id"`
+		Recording struct {
+			State    string `json:"state"`
+			Segments int    `json:"segments"`
+		} `json:"recording"`
+	}
+	if err := json.Unmarshal([]byte(httpGet(t, base+"api/cameras")), &cams); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cams {
+		if c.Recording.State != "recording" || c.Recording.Segments < 1 {
+			t.Errorf("camera %s recording = %+v, want recording with a segment", c.ID, c.Recording)
+		}
+	}
 	if h := httpGet(t, base+"healthz"); !strings.Contains(h, `"status": "ok"`) {
 		t.Errorf("/healthz = %s", h)
 	}

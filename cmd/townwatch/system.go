@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,8 @@ type system struct {
 	retention *recorder.Retention
 	http      *viewer.Server
 	extra     []func(context.Context) error // optional services run alongside (profiling)
+
+	storedBytes storedBytes
 }
 
 // openSystem opens storage and catalog, brings them into agreement after a crash
@@ -113,19 +116,40 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 }
 
 // recordingStatus adapts a Writer and the catalog's byte count for the API. Bytes come from
-// the catalog at request time (open segments as of their last progress update, at most
-// 10 s old) so that an operator sees what is on disk now, not at the last sweep.
+// the catalog (open segments as of their last progress update, at most 10 s old) so that
+// an operator sees what is on disk now, not at the last sweep.
 func (sys *system) recordingStatus(camera string, w *recorder.Writer) func() viewer.Recording {
 	return func() viewer.Recording {
 		st := w.Stats()
-		rec := viewer.Recording{State: string(st.State), Reason: st.Reason, Segments: st.Segments, Gaps: st.Gaps}
-		if bytes, err := sys.catalog.BytesByCamera(context.Background()); err == nil {
-			rec.BytesStored = bytes[camera]
-		} else {
-			sys.log.Warn("catalog: bytes per camera", "err", err)
-		}
-		return rec
+		return viewer.Recording{State: string(st.State), Reason: st.Reason, Segments: st.Segments, Gaps: st.Gaps,
+			BytesStored: sys.storedBytes.get(sys, camera)}
 	}
+}
+
+// storedBytesMaxAge bounds how stale the per-camera byte counts in /api/cameras may be. One
+// catalog scan then serves every camera of a request (and of requests within this age)
+// instead of one scan per camera.
+const storedBytesMaxAge = time.Second
+
+// storedBytes caches the catalog's bytes per camera for storedBytesMaxAge.
+type storedBytes struct {
+	mu    sync.Mutex
+	at    time.Time
+	bytes map[string]int64
+}
+
+func (c *storedBytes) get(sys *system, camera string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) > storedBytesMaxAge {
+		b, err := sys.catalog.BytesByCamera(context.Background())
+		if err != nil {
+			sys.log.Warn("catalog: bytes per camera", "err", err)
+			return c.bytes[camera] // the last known figure
+		}
+		c.bytes, c.at = b, time.Now()
+	}
+	return c.bytes[camera]
 }
 
 // run runs every component until ctx is done or one fails for good.
