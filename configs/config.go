@@ -9,6 +9,7 @@ import (
 type Config struct {
 	Storage Storage  `yaml:"storage"`
 	HTTP    HTTP     `yaml:"http"`
+	WebRTC  WebRTC   `yaml:"webrtc"`
 	Cameras []Camera `yaml:"cameras"` // none is valid: the server runs with an empty camera list
 }
 
@@ -28,6 +29,35 @@ type HTTP struct {
 	Listen string `yaml:"listen"` // default "127.0.0.1:8080"; must be host:port (host may be empty for all interfaces)
 }
 
+// WebRTC configures the live view's media transport. The ICE sockets bind to the host of
+// http.listen, so a viewer bound to loopback never exposes media on other interfaces.
+type WebRTC struct {
+	// UDPPort is the one UDP port every viewer's media uses (ICE UDP mux), so a firewall
+	// needs a single rule; 0 picks a free port (tests, side-by-side instances).
+	UDPPort int `yaml:"udp_port"` // default 8189
+	// TCPPort is the ICE-TCP fallback for networks that block UDP; 0 picks a free port.
+	TCPPort int `yaml:"tcp_port"` // default 8189
+	// Advertise lists the addresses put in the server's candidates instead of its own,
+	// for a server behind 1:1 NAT (its public or VPN address); empty = its own addresses.
+	Advertise []string `yaml:"advertise"`
+	// ICEServers are STUN/TURN servers handed to the server's ICE agent. None by default:
+	// townwatch never contacts a public server unless told to.
+	ICEServers []ICEServer `yaml:"ice_servers"`
+	// Caps on concurrent live sessions; over a cap a new viewer gets 429, and existing
+	// ones are not disturbed. They bound the box's CPU and uplink.
+	MaxViewers          int `yaml:"max_viewers"`            // default 64, all cameras together
+	MaxViewersPerCamera int `yaml:"max_viewers_per_camera"` // default 16
+}
+
+// ICEServer is one STUN or TURN server. TURN credentials come from a file or an
+// environment variable, never inline, like camera passwords.
+type ICEServer struct {
+	URLs           []string `yaml:"urls"`            // stun:host:port, turn:host:port?transport=udp, turns:...
+	Username       string   `yaml:"username"`        // TURN only
+	CredentialFile string   `yaml:"credential_file"` // TURN only; file content, trailing newline trimmed
+	CredentialEnv  string   `yaml:"credential_env"`  // TURN only; environment variable name
+}
+
 // Camera is one camera: a main stream that is recorded and an optional sub stream (lower
 // resolution) that motion detection prefers.
 type Camera struct {
@@ -37,6 +67,14 @@ type Camera struct {
 	Sub    *Stream `yaml:"sub"`  // optional
 	Record Record  `yaml:"record"`
 	Motion Motion  `yaml:"motion"`
+	Live   Live    `yaml:"live"`
+}
+
+// Live configures what the live view shows of a camera.
+type Live struct {
+	// Audio passes the camera's audio (Opus, G.711) to viewers. Off by default, for the
+	// same legal reason as record.audio.
+	Audio bool `yaml:"audio"`
 }
 
 // Stream is one RTSP stream of a camera and how to log in to it.
@@ -72,6 +110,14 @@ type Record struct {
 	// Audio records the camera's audio track. Off by default: recording conversations in
 	// public space needs a legal basis that video surveillance alone does not give.
 	Audio bool `yaml:"audio"`
+	// PreRoll is the footage before an event that motion mode keeps, in whole groups of
+	// pictures: what led up to the incident matters as much as the incident.
+	PreRoll Duration `yaml:"pre_roll"` // default 5s, motion mode only
+	// PostRoll is how long motion mode keeps recording after an event ends.
+	PostRoll Duration `yaml:"post_roll"` // default 10s, motion mode only
+	// EventRetention keeps footage around motion events (pre-roll to post-roll) this long
+	// when it is longer than Retention; 0 = events are kept like everything else.
+	EventRetention Duration `yaml:"event_retention"`
 }
 
 // Modes for Record.Mode. RecordMotion needs Motion.Enabled, or it would record nothing.
@@ -84,6 +130,39 @@ const (
 // Motion configures motion detection for a camera.
 type Motion struct {
 	Enabled bool `yaml:"enabled"` // default false
+	// Analyze says which frames are analysed: "auto" (default) analyses every frame of the
+	// sub stream, or only keyframes when there is no sub stream (decoding a main stream
+	// fully costs 10-20 times more); "keyframes" or "all" force one or the other.
+	Analyze string `yaml:"analyze"`
+	// FPS caps the analysed frames per second (default 5): enough to see a walking person
+	// in several frames, a fraction of the decoding cost of a full-rate analysis.
+	FPS float64 `yaml:"fps"`
+	// Width is the analysis width in pixels (default 320), height keeping the aspect.
+	Width int `yaml:"width"`
+	// Sensitivity is 1-100 (default 50); higher finds fainter motion and more noise.
+	Sensitivity int `yaml:"sensitivity"`
+	// MinArea is the share of the frame, in percent, that must move (default 0.5).
+	MinArea float64 `yaml:"min_area"`
+	// Cooldown ends an event after this long without motion (default 10s).
+	Cooldown Duration `yaml:"cooldown"`
+	// Zones are where motion counts (default: the whole frame); events name the zones hit.
+	Zones []Zone `yaml:"zones"`
+	// Masks are where motion never counts: trees, a flag, a busy road outside the area.
+	Masks []Zone `yaml:"masks"`
+}
+
+// Analyze values.
+const (
+	AnalyzeAuto      = "auto"
+	AnalyzeKeyframes = "keyframes"
+	AnalyzeAll       = "all"
+)
+
+// Zone is a named polygon over the picture, in coordinates normalised to 0-1 with the
+// origin at the top left, so it survives a change of resolution.
+type Zone struct {
+	Name   string      `yaml:"name"`   // required and unique among zones; optional for masks
+	Points [][]float64 `yaml:"points"` // at least 3 points [x, y]
 }
 
 // Defaults, applied by Parse to keys that are absent (or null). A key that is present with
@@ -97,6 +176,20 @@ const (
 	DefaultRecordMode   = RecordContinuous
 	DefaultRetention    = Duration(7 * day)
 	DefaultSegment      = Duration(60 * time.Second)
+	DefaultPreRoll      = Duration(5 * time.Second)
+	DefaultPostRoll     = Duration(10 * time.Second)
+
+	DefaultAnalyze     = AnalyzeAuto
+	DefaultMotionFPS   = 5.0
+	DefaultMotionWidth = 320
+	DefaultSensitivity = 50
+	DefaultMinArea     = 0.5
+	DefaultCooldown    = Duration(10 * time.Second)
+
+	DefaultUDPPort             = 8189
+	DefaultTCPPort             = 8189
+	DefaultMaxViewers          = 64
+	DefaultMaxViewersPerCamera = 16
 )
 
 // DefaultMinFree is storage.min_free's default: a tenth of the filesystem.
@@ -109,6 +202,12 @@ func (c *Config) setDefaults() {
 	c.Storage.Path = DefaultStoragePath
 	c.HTTP.Listen = DefaultListen
 	c.Storage.MinFree = DefaultMinFree
+	c.WebRTC = WebRTC{
+		UDPPort:             DefaultUDPPort,
+		TCPPort:             DefaultTCPPort,
+		MaxViewers:          DefaultMaxViewers,
+		MaxViewersPerCamera: DefaultMaxViewersPerCamera,
+	}
 }
 
 func (c *Camera) setDefaults() {
@@ -116,6 +215,16 @@ func (c *Camera) setDefaults() {
 	c.Record.Mode = DefaultRecordMode
 	c.Record.Retention = DefaultRetention
 	c.Record.Segment = DefaultSegment
+	c.Record.PreRoll = DefaultPreRoll
+	c.Record.PostRoll = DefaultPostRoll
+	c.Motion = Motion{
+		Analyze:     DefaultAnalyze,
+		FPS:         DefaultMotionFPS,
+		Width:       DefaultMotionWidth,
+		Sensitivity: DefaultSensitivity,
+		MinArea:     DefaultMinArea,
+		Cooldown:    DefaultCooldown,
+	}
 }
 
 func (s *Stream) setDefaults() {

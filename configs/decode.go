@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -117,6 +118,10 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string) {
 		if !w.expect(n, yaml.SequenceNode, path) {
 			return
 		}
+		if len(n.Content) == 0 {
+			v.SetZero() // "zones: []" means no zones, as an absent key does
+			return
+		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
 			if d, ok := s.Index(i).Addr().Interface().(defaulter); ok {
@@ -140,6 +145,27 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetBool(b)
+	case reflect.Int:
+		if !w.expect(n, yaml.ScalarNode, path) {
+			return
+		}
+		i, err := strconv.ParseInt(n.Value, 10, 0)
+		if n.ShortTag() != "!!int" || err != nil {
+			w.errorf(n, "%s: expected a whole number, got %q", path, n.Value)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Float64:
+		if !w.expect(n, yaml.ScalarNode, path) {
+			return
+		}
+		tag := n.ShortTag()
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if (tag != "!!float" && tag != "!!int") || err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			w.errorf(n, "%s: expected a number, got %q", path, n.Value)
+			return
+		}
+		v.SetFloat(f)
 	default:
 		panic("configs: no decoder for " + v.Type().String())
 	}

@@ -3,6 +3,7 @@ package configs
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,12 @@ func TestParseDecodeErrors(t *testing.T) {
 		{"top level is a list", "- id: a\n", `t.yaml:1: expected a mapping (key: value lines) at the top level, got a list`},
 		{"top level is a value", "storage\n", `t.yaml:1: expected a mapping (key: value lines) at the top level, got a single value`},
 		{"unknown top-level key", "camera:\n  - id: a\n", `t.yaml:1: unknown key "camera" at the top level`},
+		{"number expected", "webrtc: {udp_port: 81.5, max_viewers: many}\ncameras:\n  - id: a\n    main: {url: rtsp://h/}\n    motion: {fps: fast, min_area: .nan, zones: [{name: z, points: [[0, x]]}]}\n",
+			`t.yaml:1: webrtc.udp_port: expected a whole number, got "81.5"` + "\n" +
+				`t.yaml:1: webrtc.max_viewers: expected a whole number, got "many"` + "\n" +
+				`t.yaml:5: cameras[0].motion.fps: expected a number, got "fast"` + "\n" +
+				`t.yaml:5: cameras[0].motion.min_area: expected a number, got ".nan"` + "\n" +
+				`t.yaml:5: cameras[0].motion.zones[0].points[0][1]: expected a number, got "x"`},
 		{"unknown key with line", `
 cameras:
   - id: stribro-namesti
@@ -164,13 +171,14 @@ cameras:
 		Name:   "stribro-namesti",
 		Main:   Stream{URL: "rtsp://10.0.0.21/101", Transport: "auto", StallTimeout: Duration(10e9)},
 		Sub:    &Stream{URL: "rtsp://10.0.0.21/102", Transport: "tcp", StallTimeout: Duration(10e9)},
-		Record: Record{Mode: "continuous", Retention: Duration(7 * 24 * 3600e9), Segment: DefaultSegment},
+		Record: Record{Mode: "continuous", Retention: Duration(7 * 24 * 3600e9), Segment: DefaultSegment, PreRoll: DefaultPreRoll, PostRoll: DefaultPostRoll},
+		Motion: defaultMotion(false),
 	}, {
 		ID:     "stribro-most",
 		Name:   "Stříbro – most",
 		Main:   Stream{URL: "rtsp://10.0.0.22/", Transport: "auto", StallTimeout: Duration(3e9)},
-		Record: Record{Mode: "off", Retention: Duration(30 * 24 * 3600e9), Segment: DefaultSegment},
-		Motion: Motion{Enabled: true},
+		Record: Record{Mode: "off", Retention: Duration(30 * 24 * 3600e9), Segment: DefaultSegment, PreRoll: DefaultPreRoll, PostRoll: DefaultPostRoll},
+		Motion: defaultMotion(true),
 	}}
 	if len(c.Cameras) != len(want) {
 		t.Fatalf("got %d cameras, want %d", len(c.Cameras), len(want))
@@ -181,10 +189,14 @@ cameras:
 			t.Errorf("camera %d sub = %#v, want %#v", i, got.Sub, want[i].Sub)
 		}
 		got.Sub, want[i].Sub = nil, nil
-		if got != want[i] {
+		if !reflect.DeepEqual(got, want[i]) {
 			t.Errorf("camera %d =\n%#v\nwant\n%#v", i, got, want[i])
 		}
 	}
+}
+
+func defaultMotion(enabled bool) Motion {
+	return Motion{Enabled: enabled, Analyze: "auto", FPS: 5, Width: 320, Sensitivity: 50, MinArea: 0.5, Cooldown: Duration(10e9)}
 }
 
 // Anchors and aliases of whole values work, so cameras can share settings.

@@ -87,6 +87,17 @@ func TestExample(t *testing.T) {
 	if got := namesti.Main.RedactedURL(); got != "rtsp://viewer:***@10.0.0.21:554/Streaming/Channels/101" {
 		t.Errorf("stribro-namesti RedactedURL() = %q", got)
 	}
+	if z := namesti.Motion.Zones; len(z) != 2 || z[1].Name != "parkoviště" || len(z[1].Points) != 4 || z[1].Points[1][0] != 1.0 ||
+		len(namesti.Motion.Masks) != 1 || namesti.Record.EventRetention.Std() != 30*24*time.Hour {
+		t.Errorf("stribro-namesti zones %+v, masks %+v, event retention %v", z, namesti.Motion.Masks, namesti.Record.EventRetention)
+	}
+	if plzenska, ok := c.Camera("stribro-plzenska"); !ok || plzenska.Record.Mode != RecordMotion || plzenska.Record.PreRoll.Std() != 5*time.Second ||
+		plzenska.Record.PostRoll.Std() != 10*time.Second || plzenska.Motion.FPS != DefaultMotionFPS {
+		t.Errorf("stribro-plzenska = %+v", plzenska)
+	}
+	if c.WebRTC.UDPPort != 8189 || c.WebRTC.MaxViewersPerCamera != 16 || len(c.WebRTC.ICEServers) != 0 {
+		t.Errorf("webrtc = %+v", c.WebRTC)
+	}
 	most, ok := c.Camera("stribro-most")
 	if !ok || most.Record.Retention.Std() != 30*24*time.Hour || most.Motion.Enabled || most.Main.StallTimeout.Std() != 15*time.Second {
 		t.Errorf("stribro-most = %+v", most)

@@ -180,21 +180,36 @@ func (s Stream) credentialProblems(u *url.URL) []Problem {
 // password reads the password from password_file or password_env; credentialProblems has
 // made sure only one is set.
 func (s Stream) password() (string, error) {
-	if s.PasswordEnv != "" {
-		p, err := passwordFromEnv(s.PasswordEnv)
+	return readSecret(s.PasswordFile, "password_file", s.PasswordEnv, "password_env")
+}
+
+// Credential reads a TURN server's credential from credential_file or credential_env; ""
+// when neither is set (STUN needs none).
+func (s ICEServer) Credential() (string, error) {
+	if s.CredentialFile == "" && s.CredentialEnv == "" {
+		return "", nil
+	}
+	return readSecret(s.CredentialFile, "credential_file", s.CredentialEnv, "credential_env")
+}
+
+// readSecret reads a secret from the environment variable env when set, else from file.
+// The keys name the config fields in errors; errors never contain the secret.
+func readSecret(file, fileKey, env, envKey string) (string, error) {
+	if env != "" {
+		p, err := passwordFromEnv(env)
 		if err != nil {
-			return "", fmt.Errorf("password_env: %w", err)
+			return "", fmt.Errorf("%s: %w", envKey, err)
 		}
 		return p, nil
 	}
-	data, err := os.ReadFile(s.PasswordFile)
+	data, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("password_file: %w", err) // *fs.PathError: the path, not the content
+		return "", fmt.Errorf("%s: %w", fileKey, err) // *fs.PathError: the path, not the content
 	}
-	// Editors and `echo` end files with a newline that is not part of the password.
+	// Editors and `echo` end files with a newline that is not part of the secret.
 	p := strings.TrimRight(string(data), "\r\n")
 	if p == "" {
-		return "", fmt.Errorf("password_file: %s is empty", s.PasswordFile)
+		return "", fmt.Errorf("%s: %s is empty", fileKey, file)
 	}
 	return p, nil
 }

@@ -76,6 +76,7 @@ func (c *Config) problems() []Problem {
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		v.add("http.listen", "%v", err)
 	}
+	v.webrtc(&c.WebRTC)
 	v.cameras(c.Cameras)
 	return v.problems
 }
@@ -121,6 +122,7 @@ func (v *validator) cameras(cams []Camera) {
 			v.stream(path+".sub", cam.Sub)
 		}
 		v.record(path, cam)
+		v.motion(path+".motion", &cam.Motion)
 	}
 }
 
@@ -191,6 +193,136 @@ func (v *validator) record(path string, cam Camera) {
 	}
 	if cam.Record.Quota < 0 {
 		v.add(path+".record.quota", "must not be negative")
+	}
+	if cam.Record.PreRoll < 0 || cam.Record.PreRoll > Duration(maxRoll) {
+		v.add(path+".record.pre_roll", "must be between 0s and %s", Duration(maxRoll))
+	}
+	if cam.Record.PostRoll < 0 || cam.Record.PostRoll > Duration(maxRoll) {
+		v.add(path+".record.post_roll", "must be between 0s and %s", Duration(maxRoll))
+	}
+	if cam.Record.EventRetention < 0 {
+		v.add(path+".record.event_retention", "must not be negative")
+	}
+}
+
+// maxRoll bounds pre_roll and post_roll. The pre-roll is held in memory per camera (a
+// 4 Mbit/s stream needs 30 MB a minute), and a roll longer than a minute is continuous
+// recording in disguise.
+const maxRoll = time.Minute
+
+func (v *validator) motion(path string, m *Motion) {
+	v.enum(path+".analyze", m.Analyze, AnalyzeAuto, AnalyzeKeyframes, AnalyzeAll)
+	if m.FPS <= 0 || m.FPS > maxMotionFPS {
+		v.add(path+".fps", "must be above 0 and at most %d", maxMotionFPS)
+	}
+	if m.Width < minMotionWidth || m.Width > maxMotionWidth {
+		v.add(path+".width", "must be between %d and %d", minMotionWidth, maxMotionWidth)
+	}
+	if m.Sensitivity < 1 || m.Sensitivity > 100 {
+		v.add(path+".sensitivity", "must be between 1 and 100")
+	}
+	if m.MinArea < 0 || m.MinArea > 100 {
+		v.add(path+".min_area", "must be a percentage between 0 and 100")
+	}
+	if m.Cooldown < Duration(time.Second) {
+		v.add(path+".cooldown", "must be at least 1s")
+	}
+	v.zones(path+".zones", m.Zones, true)
+	v.zones(path+".masks", m.Masks, false)
+}
+
+// Motion analysis bounds: more than 30 analysed frames a second or wider than 1920 px
+// costs CPU without finding more; narrower than 64 px no longer shows a person.
+const (
+	maxMotionFPS   = 30
+	minMotionWidth = 64
+	maxMotionWidth = 1920
+)
+
+// zones checks polygons; zones need unique names because events report them by name.
+func (v *validator) zones(path string, zs []Zone, named bool) {
+	seen := make(map[string]int, len(zs))
+	for i, z := range zs {
+		zp := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case named && z.Name == "":
+			v.add(zp+".name", "required (events name the zones they hit)")
+		case z.Name != "":
+			if first, dup := seen[z.Name]; dup {
+				v.add(zp+".name", "duplicate name %q (also %s[%d])", z.Name, path, first)
+			} else {
+				seen[z.Name] = i
+			}
+		}
+		if len(z.Points) < 3 {
+			v.add(zp+".points", "want at least 3 points [x, y], got %d", len(z.Points))
+		}
+		for j, pt := range z.Points {
+			switch {
+			case len(pt) != 2:
+				v.add(fmt.Sprintf("%s.points[%d]", zp, j), "want [x, y], got %d numbers", len(pt))
+			case pt[0] < 0 || pt[0] > 1 || pt[1] < 0 || pt[1] > 1:
+				v.add(fmt.Sprintf("%s.points[%d]", zp, j), "coordinates must be between 0 and 1 (a share of the width and height), got [%g, %g]", pt[0], pt[1])
+			}
+		}
+	}
+}
+
+func (v *validator) webrtc(w *WebRTC) {
+	if w.UDPPort < 0 || w.UDPPort > 65535 {
+		v.add("webrtc.udp_port", "invalid port %d (want 0-65535)", w.UDPPort)
+	}
+	if w.TCPPort < 0 || w.TCPPort > 65535 {
+		v.add("webrtc.tcp_port", "invalid port %d (want 0-65535)", w.TCPPort)
+	}
+	for i, a := range w.Advertise {
+		if net.ParseIP(a) == nil {
+			v.add(fmt.Sprintf("webrtc.advertise[%d]", i), "%q is not an IP address", a)
+		}
+	}
+	for i, s := range w.ICEServers {
+		v.iceServer(fmt.Sprintf("webrtc.ice_servers[%d]", i), s)
+	}
+	if w.MaxViewers < 1 {
+		v.add("webrtc.max_viewers", "must be at least 1")
+	}
+	if w.MaxViewersPerCamera < 1 {
+		v.add("webrtc.max_viewers_per_camera", "must be at least 1")
+	}
+}
+
+func (v *validator) iceServer(path string, s ICEServer) {
+	if len(s.URLs) == 0 {
+		v.add(path+".urls", "required (e.g. stun:stun.example.org:3478)")
+	}
+	turn := false
+	for i, raw := range s.URLs {
+		scheme, _, ok := strings.Cut(raw, ":")
+		switch {
+		case !ok || (scheme != "stun" && scheme != "stuns" && scheme != "turn" && scheme != "turns"):
+			v.add(fmt.Sprintf("%s.urls[%d]", path, i), "want stun:, stuns:, turn: or turns: followed by host[:port]")
+		case scheme == "turn" || scheme == "turns":
+			turn = true
+		}
+	}
+	hasCredential := s.CredentialFile != "" || s.CredentialEnv != ""
+	switch {
+	case s.CredentialFile != "" && s.CredentialEnv != "":
+		v.add(path+".credential_env", "set credential_file or credential_env, not both")
+	case turn && (s.Username == "" || !hasCredential):
+		v.add(path, "a TURN server needs username and credential_file or credential_env")
+	case !turn && (s.Username != "" || hasCredential):
+		v.add(path, "STUN servers take no username or credential")
+	}
+	if s.CredentialFile != "" {
+		if err := checkPasswordFile(s.CredentialFile); err != nil {
+			v.add(path+".credential_file", "%v", err)
+		}
+	}
+	if s.CredentialEnv != "" {
+		if _, err := passwordFromEnv(s.CredentialEnv); err != nil {
+			v.add(path+".credential_env", "%v", err)
+		}
 	}
 }
 

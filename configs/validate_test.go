@@ -202,6 +202,67 @@ cameras:
 		{"retention zero", camera("rtsp://h/") + "    record: {retention: 0}\n", []string{"cameras[cam].record.retention: must be > 0"}},
 		{"retention negative", camera("rtsp://h/") + "    record: {retention: -1d}\n", []string{"cameras[cam].record.retention: must be > 0"}},
 		{"retention 1ns", camera("rtsp://h/") + "    record: {retention: 1ns}\n", nil},
+		{"rolls and event retention", camera("rtsp://h/") + "    record: {pre_roll: 0s, post_roll: 1m, event_retention: 90d}\n", nil},
+		{"rolls out of range", camera("rtsp://h/") + "    record: {pre_roll: 61s, post_roll: -1s, event_retention: -1d}\n", []string{
+			"cameras[cam].record.pre_roll: must be between 0s and 1m",
+			"cameras[cam].record.post_roll: must be between 0s and 1m",
+			"cameras[cam].record.event_retention: must not be negative",
+		}},
+		{"motion tuned", camera("rtsp://h/") + `    motion:
+      enabled: true
+      analyze: keyframes
+      fps: 2.5
+      width: 640
+      sensitivity: 80
+      min_area: 1
+      cooldown: 30s
+      zones:
+        - {name: vchod, points: [[0.1, 0.5], [0.4, 0.5], [0.4, 1], [0.1, 1]]}
+        - {name: parkoviste, points: [[0.5, 0.5], [1, 0.5], [1, 1]]}
+      masks:
+        - points: [[0, 0], [1, 0], [1, 0.2]]
+`, nil},
+		{"motion values out of range", camera("rtsp://h/") + "    motion: {analyze: sometimes, fps: 0, width: 32, sensitivity: 101, min_area: -1, cooldown: 500ms}\n", []string{
+			`cameras[cam].motion.analyze: unknown value "sometimes" (want auto, keyframes or all)`,
+			"cameras[cam].motion.fps: must be above 0 and at most 30",
+			"cameras[cam].motion.width: must be between 64 and 1920",
+			"cameras[cam].motion.sensitivity: must be between 1 and 100",
+			"cameras[cam].motion.min_area: must be a percentage between 0 and 100",
+			"cameras[cam].motion.cooldown: must be at least 1s",
+		}},
+		{"motion zones wrong", camera("rtsp://h/") + `    motion:
+      zones:
+        - {points: [[0, 0], [1, 0], [1, 1]]}
+        - {name: a, points: [[0, 0], [1, 0]]}
+        - {name: a, points: [[0, 0], [1.5, 0], [1, 1, 1]]}
+      masks:
+        - {name: strom, points: [[0, 0], [-0.1, 0], [1, 1]]}
+`, []string{
+			"cameras[cam].motion.zones[0].name: required (events name the zones they hit)",
+			"cameras[cam].motion.zones[1].points: want at least 3 points [x, y], got 2",
+			`cameras[cam].motion.zones[2].name: duplicate name "a" (also cameras[cam].motion.zones[1])`,
+			"cameras[cam].motion.zones[2].points[1]: coordinates must be between 0 and 1 (a share of the width and height), got [1.5, 0]",
+			"cameras[cam].motion.zones[2].points[2]: want [x, y], got 3 numbers",
+			"cameras[cam].motion.masks[0].points[1]: coordinates must be between 0 and 1 (a share of the width and height), got [-0.1, 0]",
+		}},
+
+		// webrtc
+		{"webrtc", "webrtc:\n  udp_port: 50000\n  tcp_port: 0\n  advertise: [203.0.113.7, '2001:db8::7']\n  max_viewers: 8\n  max_viewers_per_camera: 2\n" +
+			"  ice_servers:\n    - urls: ['stun:stun.example.org:3478']\n    - urls: ['turn:turn.example.org:3478?transport=udp']\n      username: townwatch\n      credential_env: TOWNWATCH_TEST_PW\n", nil},
+		{"webrtc wrong", "webrtc:\n  udp_port: 70000\n  tcp_port: -1\n  advertise: [my.host.example]\n  max_viewers: 0\n  max_viewers_per_camera: 0\n" +
+			"  ice_servers:\n    - urls: []\n    - urls: ['http://stun.example.org']\n    - urls: ['turn:t.example.org']\n    - urls: ['stun:s.example.org']\n      username: u\n" +
+			"    - urls: ['turns:t.example.org']\n      username: u\n      credential_file: $DIR/nope\n", []string{
+			"webrtc.udp_port: invalid port 70000 (want 0-65535)",
+			"webrtc.tcp_port: invalid port -1 (want 0-65535)",
+			`webrtc.advertise[0]: "my.host.example" is not an IP address`,
+			"webrtc.ice_servers[0].urls: required (e.g. stun:stun.example.org:3478)",
+			"webrtc.ice_servers[1].urls[0]: want stun:, stuns:, turn: or turns: followed by host[:port]",
+			"webrtc.ice_servers[2]: a TURN server needs username and credential_file or credential_env",
+			"webrtc.ice_servers[3]: STUN servers take no username or credential",
+			"webrtc.ice_servers[4].credential_file: open $DIR/nope: no such file or directory",
+			"webrtc.max_viewers: must be at least 1",
+			"webrtc.max_viewers_per_camera: must be at least 1",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,11 +345,18 @@ func TestValidateZeroConfig(t *testing.T) {
 	want := []Problem{
 		{"storage.path", "must not be empty"},
 		{"http.listen", "missing port in address (want host:port such as 127.0.0.1:8080)"},
+		{"webrtc.max_viewers", "must be at least 1"},
+		{"webrtc.max_viewers_per_camera", "must be at least 1"},
 		{"cameras[cam].main.transport", `unknown value "" (want auto, tcp or udp)`},
 		{"cameras[cam].main.stall_timeout", "must be at least 1s"},
 		{"cameras[cam].record.mode", `unknown value "" (want continuous, motion or off)`},
 		{"cameras[cam].record.retention", "must be > 0"},
 		{"cameras[cam].record.segment", "must be between 10s and 1h"},
+		{"cameras[cam].motion.analyze", `unknown value "" (want auto, keyframes or all)`},
+		{"cameras[cam].motion.fps", "must be above 0 and at most 30"},
+		{"cameras[cam].motion.width", "must be between 64 and 1920"},
+		{"cameras[cam].motion.sensitivity", "must be between 1 and 100"},
+		{"cameras[cam].motion.cooldown", "must be at least 1s"},
 	}
 	var ve *ValidationError
 	if err := c.Validate(); !errors.As(err, &ve) || !slices.Equal(ve.Problems, want) {
