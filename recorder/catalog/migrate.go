@@ -92,6 +92,28 @@ CREATE TABLE retention_hold (
 	confirmed_ns  INTEGER -- NULL: not confirmed yet
 );
 `,
+	// 2: motion events. The id is the detector's UUIDv7, so it is known before the row
+	// exists and sorts by time. Zones are a JSON array of names (names may hold any
+	// character, so no separator would do); the zone filter reads them with json_each.
+	`
+CREATE TABLE events (
+	id       TEXT    PRIMARY KEY,
+	camera   TEXT    NOT NULL REFERENCES cameras (id),
+	start_ns INTEGER NOT NULL,
+	end_ns   INTEGER, -- NULL: still going on
+	score    REAL    NOT NULL,
+	box_x    REAL    NOT NULL,
+	box_y    REAL    NOT NULL,
+	box_w    REAL    NOT NULL,
+	box_h    REAL    NOT NULL,
+	zones    TEXT    NOT NULL DEFAULT '[]',
+	snapshot TEXT    NOT NULL DEFAULT '', -- path under the storage directory; '' = none
+	CHECK (end_ns IS NULL OR end_ns >= start_ns),
+	CHECK (score >= 0 AND score <= 1)
+);
+CREATE INDEX events_camera_start ON events (camera, start_ns);
+CREATE INDEX events_start ON events (start_ns);
+`,
 }
 
 // migrate applies the migrations the database has not seen, each in its own transaction
