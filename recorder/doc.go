@@ -20,4 +20,18 @@
 // complete fragment, recording pauses (state paused_disk_full) and Retention is asked to
 // free space; recording resumes, in a new segment marked GapBefore, once space is back.
 // Every such loss is logged, counted and visible in Status.
+//
+// # Motion mode
+//
+// With record.mode motion the Writer reads the Hub as always but, while no event is going
+// on, keeps a pre-roll in memory instead of writing (state waiting_motion): whole groups
+// of pictures covering record.pre_roll plus detectionMargin, at most preRollMaxBytes. When
+// that bound bites the oldest GOPs are dropped (counted in PreRollDrops), so the pre-roll
+// gets shorter, never the camera's memory larger. MotionStarted and MotionEnded, called
+// by the motion wiring, never block. An event's recording starts at the keyframe at or
+// before its start minus pre_roll, with the footage's own times, and stops at the first
+// keyframe at or after its end plus record.post_roll; overlapping events and one that
+// starts during a post-roll make one recording. The time between events is not
+// recorded by design: the next segment is marked GapBefore, but it is not counted as a
+// recording gap.
 package recorder

@@ -78,14 +78,33 @@ const (
 
 // Retention deletes footage when, and only when, the configured rules say so:
 //
-//  1. per camera, footage whose end is older than record.retention (reason age);
+//  1. per camera, footage whose end is older than record.retention (reason age), except
+//     footage that event retention keeps (below);
 //  2. per camera, the oldest footage while the camera is over record.quota (camera_quota);
 //  3. the oldest footage of all cameras while all together are over storage.quota
 //     (storage_quota);
 //  4. the oldest footage of all cameras while the filesystem has less free space than
 //     storage.min_free (min_free).
 //
-// Whichever rule bites first deletes, always oldest first. Retention never deletes an
+// Whichever rule bites first deletes, always oldest first.
+//
+// # Event retention
+//
+// A camera whose record.event_retention is longer than its record.retention keeps a
+// segment past its retention, up to event_retention, if it overlaps the span of one of
+// the camera's motion events: from record.pre_roll before the event's start to
+// record.post_roll after its end (an event still going on reaches to now). This applies
+// in continuous mode (the footage around events outlives the rest) and in motion mode
+// (where all footage is around events, so event_retention is simply its age limit).
+// The extension comes from spare room only: quotas and min_free still delete oldest
+// first, and event footage kept past retention is the oldest there is, so it goes first.
+// Favouring it instead would cut holes into recent continuous footage, the footage an
+// incident reported tomorrow needs, which no detector flagged. Evidence locks stay
+// absolute either way. Cameras no longer configured get no event retention.
+//
+// Cost: the age rule walks a camera's footage past retention oldest first, so a sweep
+// reads every segment that event retention keeps, and that camera's events over the same
+// time, once (a few thousand rows for a month of a busy camera). Retention never deletes an
 // open segment (it is still being written, and the Writer owns it) and never a segment
 // that overlaps an evidence lock active at the current time; the catalog enforces both
 // again inside the deleting transaction, so a lock added during a sweep wins. Quotas
@@ -147,6 +166,7 @@ type Retention struct {
 	space func() (DiskSpace, error) // Storage.Space; tests substitute a simulated disk
 
 	retention        map[string]time.Duration // per configured camera
+	events           map[string]eventKeep     // configured cameras whose event_retention exceeds retention
 	quota            map[string]int64         // per configured camera; 0 = none
 	orphanRetention  time.Duration            // cameras with footage but no configuration
 	storageQuota     int64                    // 0 = none
@@ -238,6 +258,7 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 	r := &Retention{
 		cat: cat, st: st, log: log, now: now, space: st.Space,
 		retention:       make(map[string]time.Duration, len(cfg.Cameras)),
+		events:          map[string]eventKeep{},
 		quota:           make(map[string]int64, len(cfg.Cameras)),
 		orphanRetention: configs.DefaultRetention.Std(),
 		storageQuota:    int64(cfg.Storage.Quota),
@@ -262,6 +283,13 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 			problems = append(problems, fmt.Errorf("cameras[%s].record.quota: %d must not be negative", c.ID, c.Record.Quota))
 		}
 		r.retention[c.ID], r.quota[c.ID] = ret, int64(c.Record.Quota)
+		rec := c.Record
+		if rec.EventRetention < 0 || rec.PreRoll < 0 || rec.PostRoll < 0 {
+			problems = append(problems, fmt.Errorf("cameras[%s].record: event_retention %s, pre_roll %s and post_roll %s must not be negative",
+				c.ID, rec.EventRetention, rec.PreRoll, rec.PostRoll))
+		} else if rec.EventRetention.Std() > ret {
+			r.events[c.ID] = eventKeep{retention: rec.EventRetention.Std(), preRoll: rec.PreRoll.Std(), postRoll: rec.PostRoll.Std()}
+		}
 		r.cameraQuotas = r.cameraQuotas || c.Record.Quota > 0
 		r.configuredCamera = append(r.configuredCamera, c.ID)
 		longest = max(longest, ret)
@@ -363,6 +391,11 @@ func (r *Retention) sweep(ctx context.Context, now time.Time, rep *SweepReport) 
 	hold, held, err := r.cat.RetentionHold(ctx)
 	if err != nil {
 		return fail(err)
+	}
+	if !held {
+		// While the guard holds deletions (a clock that jumped, say), events stay too:
+		// they are what an officer would look for in the footage being argued about.
+		r.expireEvents(ctx, now, &errs)
 	}
 	stored, fresh, err := r.countBytes(ctx, now)
 	if err != nil {

@@ -128,18 +128,7 @@ func (pl *planner) plan(stored map[string]int64, total int64, space DiskSpace, s
 		}
 	}
 	for _, cam := range cams {
-		ret := pl.r.retentionOf(cam)
-		cutoff := pl.now.Add(-ret)
-		err := pl.walk(p, cam, func(s catalog.Segment) bool {
-			if !s.Start.Before(cutoff) {
-				return false // this and every later segment are younger than the retention
-			}
-			if s.End.Before(cutoff) {
-				p.add(s, ReasonAge, s.End.Add(ret))
-			}
-			return true // a segment straddling the cutoff stays; a later one may still go
-		})
-		if err != nil {
+		if err := pl.age(p, cam); err != nil {
 			return nil, err
 		}
 	}
@@ -171,6 +160,45 @@ func (pl *planner) plan(stored map[string]int64, total int64, space DiskSpace, s
 		}
 	}
 	return p, nil
+}
+
+// age adds camera's segments that are older than its retention, except those its event
+// retention keeps.
+func (pl *planner) age(p *plan, cam string) error {
+	ret := pl.r.retentionOf(cam)
+	cutoff := pl.now.Add(-ret)
+	keep, withEvents := pl.r.events[cam]
+	spans := eventSpans{keep: keep}
+	var err error
+	werr := pl.walk(p, cam, func(s catalog.Segment) bool {
+		if !s.Start.Before(cutoff) {
+			return false // this and every later segment are younger than the retention
+		}
+		if !s.End.Before(cutoff) {
+			return true // a segment straddling the cutoff stays; a later one may still go
+		}
+		due := s.End.Add(ret)
+		// Event footage is looked up until guardGrace past its event retention, so that
+		// the guard sees when its deletion really fell due.
+		if withEvents && !s.End.Before(pl.now.Add(-keep.retention-guardGrace)) {
+			var covered bool
+			if covered, err = spans.covers(pl, cam, s, cutoff); err != nil {
+				return false
+			}
+			if covered {
+				if !s.End.Before(pl.now.Add(-keep.retention)) {
+					return true // kept for its event
+				}
+				due = s.End.Add(keep.retention)
+			}
+		}
+		p.add(s, ReasonAge, due)
+		return true
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
 }
 
 // minFree adds the oldest segments of all cameras until the space the plan frees

@@ -48,6 +48,9 @@ const (
 	StatePaused    State = "paused_disk_full"
 	StateError     State = "error" // the last write failed for another reason; retrying
 	StateOff       State = "off"   // record.mode is off
+	// StateWaitingMotion: record.mode is motion, the camera streams and no event is going
+	// on; the pre-roll is kept in memory and nothing is written.
+	StateWaitingMotion State = "waiting_motion"
 )
 
 // WriterStats are a Writer's counters, read at scrape time.
@@ -57,7 +60,15 @@ type WriterStats struct {
 	RecordedBytes  uint64
 	RecordedFrames uint64
 	Segments       uint64
-	Gaps           uint64
+	// Gaps counts breaks in footage that was to be recorded (reconnects, resyncs, a full
+	// disk). In motion mode the time between events is not recorded by design and is not
+	// a gap here, though its segments are marked GapBefore in the catalog.
+	Gaps uint64
+	// PreRollBytes is the memory a motion-mode Writer's pre-roll holds now.
+	PreRollBytes uint64
+	// PreRollDrops counts groups of pictures the pre-roll's memory bound dropped before
+	// the configured pre-roll let them go (see preRollMaxBytes).
+	PreRollDrops uint64
 }
 
 // Writer records one camera's main stream into segments and indexes them.
@@ -75,10 +86,25 @@ type Writer struct {
 	state  State
 	reason string
 
-	bytes    atomic.Uint64
-	frames   atomic.Uint64
-	segments atomic.Uint64
-	gaps     atomic.Uint64
+	trig       trigger
+	preRollMax int // preRollMaxBytes; tests lower it
+
+	bytes        atomic.Uint64
+	frames       atomic.Uint64
+	segments     atomic.Uint64
+	gaps         atomic.Uint64
+	preRollBytes atomic.Uint64
+	preRollDrops atomic.Uint64
+}
+
+// trigger is what the motion wiring has told a motion-mode Writer (MotionStarted,
+// MotionEnded); Run reads it at every video unit. Its mutex is held for a few
+// instructions only, so the motion goroutine never waits on the Writer's I/O.
+type trigger struct {
+	mu     sync.Mutex
+	active int       // events started and not yet ended
+	from   time.Time // the earliest start reported since Run last took it; zero = none
+	until  time.Time // the latest end + post_roll reported
 }
 
 // WriterOptions are the Writer's optional hooks.
@@ -100,11 +126,15 @@ func NewWriter(cam configs.Camera, st *Storage, cat *catalog.Catalog, hub *inges
 	if cam.Record.Segment <= 0 {
 		return nil, fmt.Errorf("cameras[%s].record.segment: must be > 0", cam.ID)
 	}
+	if cam.Record.PreRoll < 0 || cam.Record.PostRoll < 0 {
+		return nil, fmt.Errorf("cameras[%s].record: pre_roll %s and post_roll %s must not be negative", cam.ID, cam.Record.PreRoll, cam.Record.PostRoll)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{cam: cam, st: st, cat: cat, hub: hub, log: log.With("camera", cam.ID, "component", "recorder"),
-		diskFull: opt.DiskFull, fragLatency: opt.FragmentLatency, minFree: opt.MinFree, state: StateWaiting}
+		diskFull: opt.DiskFull, fragLatency: opt.FragmentLatency, minFree: opt.MinFree, state: StateWaiting,
+		preRollMax: preRollMaxBytes}
 	if w.diskFull == nil {
 		w.diskFull = func() {}
 	}
@@ -120,7 +150,7 @@ func (w *Writer) Stats() WriterStats {
 	st, reason := w.state, w.reason
 	w.mu.Unlock()
 	return WriterStats{State: st, Reason: reason, RecordedBytes: w.bytes.Load(), RecordedFrames: w.frames.Load(),
-		Segments: w.segments.Load(), Gaps: w.gaps.Load()}
+		Segments: w.segments.Load(), Gaps: w.gaps.Load(), PreRollBytes: w.preRollBytes.Load(), PreRollDrops: w.preRollDrops.Load()}
 }
 
 func (w *Writer) setState(s State, reason string) {
@@ -138,6 +168,8 @@ func (w *Writer) setState(s State, reason string) {
 		w.log.Info("recording")
 	case StateWaiting:
 		w.log.Info("recorder waiting for the camera")
+	case StateWaitingMotion:
+		w.log.Info("recorder waiting for motion")
 	default:
 		w.log.Info("recording off", "record.mode", w.cam.Record.Mode)
 	}
@@ -150,7 +182,10 @@ func (w *Writer) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	rec := &recording{w: w, gapNext: true}
+	rec := &recording{w: w, gapNext: true, lost: true}
+	if w.cam.Record.Mode == configs.RecordMotion {
+		rec.mo = &motionRecording{buf: preRoll{window: w.cam.Record.PreRoll.Std() + detectionMargin, max: w.preRollMax}}
+	}
 	defer rec.completeUnfinished()
 	for {
 		w.setState(StateWaiting, "")
@@ -172,7 +207,12 @@ type recording struct {
 	w       *Writer
 	seg     *segment
 	gapNext bool // the next segment does not continue the previous one
-	paused  bool // disk full or write error: skip until space is back and a keyframe comes
+	// lost: footage that was to be recorded is missing since the last segment; the next
+	// segment counts it in Gaps. Always set with gapNext, except where motion mode leaves
+	// footage out by design.
+	lost    bool
+	mo      *motionRecording // nil unless record.mode is motion
+	paused  bool             // disk full or write error: skip until space is back and a keyframe comes
 	retryAt time.Time
 	// unfinished are segments whose catalog row could not be completed (closed or dropped)
 	// because the catalog's write failed, typically on a full disk. They are retried before
@@ -184,8 +224,14 @@ type recording struct {
 func (rc *recording) stream(ctx context.Context, r *ingest.Reader) {
 	defer func() {
 		rc.close("stream ended")
-		rc.gapNext = true // a reconnect always loses something
+		rc.lose() // a reconnect always loses something
+		if rc.mo != nil {
+			rc.forgetPreRoll() // the next stream's footage cannot continue it
+		}
 	}()
+	if rc.mo != nil && !rc.mo.live && !rc.paused {
+		rc.w.setState(StateWaitingMotion, "")
+	}
 	var audio *ingest.Track
 	if rc.w.cam.Record.Audio {
 		for _, t := range r.Stream().Tracks {
@@ -217,9 +263,21 @@ func (rc *recording) received(u *ingest.Unit, gap bool, audio *ingest.Track) {
 		// dropped units for it, or the camera sent units that could not be used): the
 		// segment ends where the footage does.
 		rc.close("footage missing before this keyframe")
-		rc.gapNext = true
+		rc.lose()
+		if rc.mo != nil {
+			rc.forgetPreRoll() // a segment cannot span the hole
+		}
+	}
+	if rc.mo != nil && !rc.motionGate(u, audio) {
+		return
 	}
 	rc.unit(u, audio)
+}
+
+// lose records that footage which was to be recorded is missing: the next segment
+// follows a gap and counts it.
+func (rc *recording) lose() {
+	rc.gapNext, rc.lost = true, true
 }
 
 // unit records one unit.
@@ -331,10 +389,10 @@ func (rc *recording) open(u *ingest.Unit, audio *ingest.Track) error {
 		rc.abandon(s, err)
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}
-	if rc.gapNext && w.segments.Load() > 0 {
+	if rc.gapNext && rc.lost && w.segments.Load() > 0 {
 		w.gaps.Add(1)
 	}
-	rc.seg, rc.gapNext, rc.paused = s, false, false
+	rc.seg, rc.gapNext, rc.lost, rc.paused = s, false, false, false
 	w.segments.Add(1)
 	w.bytes.Add(uint64(s.bytes))
 	w.setState(StateRecording, "")
@@ -389,7 +447,8 @@ func (rc *recording) failed(err error) {
 	if rc.seg != nil {
 		rc.closeSegment()
 	}
-	rc.paused, rc.gapNext = true, true
+	rc.paused = true
+	rc.lose()
 	rc.retryAt = time.Now().Add(diskRetryInterval)
 	if full {
 		rc.w.setState(StatePaused, err.Error())
@@ -433,7 +492,8 @@ func (rc *recording) closeSegment() {
 		// write again (before recording resumes), or at the next start.
 		rc.w.log.Warn("could not index a closed segment; retrying before recording resumes", "path", s.path, "err", err)
 		rc.unfinished = append(rc.unfinished, catalog.Segment{ID: s.id, Path: s.path, Start: s.start})
-		rc.paused, rc.gapNext = true, true
+		rc.paused = true
+		rc.lose()
 		rc.retryAt = time.Now().Add(diskRetryInterval)
 		if errors.Is(err, catalog.ErrFull) {
 			rc.w.setState(StatePaused, err.Error())

@@ -85,7 +85,13 @@ func (r *recorderRig) startCamera(t *testing.T) {
 // length, and the Source that feeds it.
 func (r *recorderRig) writerAndSource(t *testing.T, segment time.Duration) (*Writer, *ingest.Source) {
 	t.Helper()
-	cam := testCamera(segment)
+	return r.writerAndSourceFor(t, testCamera(segment))
+}
+
+// writerAndSourceFor builds a Writer recording the rig's camera with cam's record
+// settings, and the Source that feeds it.
+func (r *recorderRig) writerAndSourceFor(t *testing.T, cam configs.Camera) (*Writer, *ingest.Source) {
+	t.Helper()
 	cam.Main.URL = r.cam.URL("cam")
 	w, err := NewWriter(cam, r.storage, r.catalog, r.hub, nil, WriterOptions{})
 	if err != nil {
@@ -167,22 +173,7 @@ func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
 	}
 	var frames int64
 	for i, s := range segs {
-		if s.Open {
-			t.Errorf("segment %s still open after the stream ended", s.Path)
-		}
-		file := filepath.Join(rig.dir, filepath.FromSlash(s.Path))
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(data)
-		if int64(len(data)) != s.Bytes || hex.EncodeToString(sum[:]) != s.SHA256 {
-			t.Errorf("%s: catalog says %d bytes sha %s, file has %d bytes sha %x", s.Path, s.Bytes, s.SHA256, len(data), sum)
-		}
-		checkPlayable(t, file)
-		if got := probeFrames(t, file); got != s.Frames {
-			t.Errorf("%s: ffprobe counts %d frames, catalog %d", s.Path, got, s.Frames)
-		}
+		checkRecorded(t, rig.dir, s)
 		if s.Codec != "H264" || s.Width != 640 || s.Height != 360 {
 			t.Errorf("%s: codec %s %dx%d", s.Path, s.Codec, s.Width, s.Height)
 		}
@@ -213,13 +204,22 @@ func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
 func TestRecoverCompletesATornSegment(t *testing.T) {
 	rig := newRecorderRig(t)
 	rig.startCamera(t)
-	ctx := context.Background()
 	w, src := rig.writerAndSource(t, time.Minute)
+	checkTornSegmentRecovers(t, rig, w, src, func() {})
+}
+
+// checkTornSegmentRecovers runs w and src, calls started, lets w record 100 frames into
+// one open segment, then leaves that segment as a crash mid-fragment would and checks
+// that Recover closes it at its last complete fragment and that it plays.
+func checkTornSegmentRecovers(t *testing.T, rig *recorderRig, w *Writer, src *ingest.Source, started func()) {
+	t.Helper()
+	ctx := context.Background()
 	runCtx, stop := context.WithCancel(ctx)
 	var running sync.WaitGroup
 	running.Add(2)
 	go func() { defer running.Done(); w.Run(runCtx) }()
 	go func() { defer running.Done(); src.Run(runCtx) }()
+	started()
 	deadline := time.Now().Add(15 * time.Second)
 	for w.Stats().RecordedFrames < 100 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
