@@ -105,6 +105,65 @@ func TestNewReaderStartsAtNextKeyframe(t *testing.T) {
 	}
 }
 
+// A consumer that must start at once gets the latest keyframe and everything published
+// since (audio included), then live units, each exactly once.
+func TestReaderFromLatestKeyframeStartsAtOnce(t *testing.T) {
+	hub := NewHub()
+	f := newTestFeed()
+	st := hub.Start("cam", StreamMain, []*Track{f.video, f.audio})
+	var sent []*Unit
+	publish := func(u *Unit) {
+		sent = append(sent, u)
+		st.Publish(u)
+	}
+	for range 7 { // keyframes 0 and 5; 5, 6 and the audio unit after 6 are the latest GOP
+		publish(f.next(5))
+	}
+	publish(&Unit{Track: f.audio, Key: true, Payload: [][]byte{{0xff, 0xff}}})
+	r := st.NewReaderFromLatestKeyframe("live", 10)
+	defer r.Close()
+	publish(f.next(5)) // 7: live
+	got, gaps := readN(t, r, 4)
+	for i, want := range sent[5:] {
+		if got[i] != want || gaps[i] {
+			t.Fatalf("unit %d = %p (gap %v), want the published %p: the cached GOP then live, nothing missed or repeated", i, got[i], gaps[i], want)
+		}
+	}
+	if u, _, ok := r.TryRead(); ok {
+		t.Fatalf("extra unit %v after the live one", u)
+	}
+
+	// A GOP that does not fit the queue is not delivered in part: the reader starts at the
+	// next keyframe, as NewReader does.
+	small := st.NewReaderFromLatestKeyframe("small", 2)
+	defer small.Close()
+	if u, _, ok := small.TryRead(); ok {
+		t.Fatalf("a 2-unit queue got unit %d of a 4-unit GOP", unitSeq(u))
+	}
+}
+
+// The cache is bounded: a GOP longer than maxGOPUnits is dropped, and a reader asking for
+// it starts at the next keyframe instead.
+func TestGOPCacheIsBounded(t *testing.T) {
+	hub := NewHub()
+	f := newTestFeed()
+	st := hub.Start("cam", StreamMain, []*Track{f.video})
+	for range maxGOPUnits + 1 {
+		st.Publish(f.next(maxGOPUnits + 10))
+	}
+	r := st.NewReaderFromLatestKeyframe("live", 2*maxGOPUnits)
+	defer r.Close()
+	if u, _, ok := r.TryRead(); ok {
+		t.Fatalf("got unit %d from an over-long GOP; want no cache", unitSeq(u))
+	}
+	for range 10 {
+		st.Publish(f.next(maxGOPUnits + 10))
+	}
+	if u, _, ok := r.TryRead(); !ok || !u.Key {
+		t.Fatalf("after the next keyframe the reader got %v, %v; want that keyframe", u, ok)
+	}
+}
+
 func TestSlowReaderDropsAloneAndResumesAtKeyframe(t *testing.T) {
 	hub := NewHub()
 	f := newTestFeed()

@@ -22,11 +22,24 @@ type Stream struct {
 	hub      *Hub
 	hasVideo bool
 
-	mu      sync.Mutex
-	readers []*Reader
-	ended   bool
-	endErr  error
+	mu       sync.Mutex
+	readers  []*Reader
+	ended    bool
+	endErr   error
+	gop      []*Unit // units since the latest video keyframe; nil when none or too large
+	gopBytes int
 }
+
+// The latest group of pictures is kept so that a consumer that starts now (a dispatcher
+// opening a camera) can begin at once instead of waiting up to a GOP for the next
+// keyframe. It holds pointers to units already published, so it costs at most one GOP's
+// memory per stream for a little longer than the readers' queues would. A GOP beyond
+// these bounds is not cached (such a consumer waits for the next keyframe instead): a
+// camera with a 10 s GOP at 16 Mbit/s would otherwise pin 20 MB per stream.
+const (
+	maxGOPUnits = 1024    // 40 s at 25 fps with audio
+	maxGOPBytes = 8 << 20 // a 4 s GOP at 16 Mbit/s
+)
 
 // Video returns the stream's video track, or nil if it has none.
 func (s *Stream) Video() *Track {
@@ -48,8 +61,26 @@ func (s *Stream) Publish(u *Unit) {
 	if s.ended {
 		return
 	}
+	s.cacheGOP(u)
 	for _, r := range s.readers {
 		r.offer(u)
+	}
+}
+
+// cacheGOP keeps u in the latest group of pictures; called with s.mu held.
+func (s *Stream) cacheGOP(u *Unit) {
+	if !s.hasVideo {
+		return
+	}
+	switch {
+	case u.Key && u.Track.Kind == KindVideo:
+		// A new slice: readers being filled from the old one are not disturbed.
+		s.gop, s.gopBytes = []*Unit{u}, u.Size()
+	case s.gop != nil && len(s.gop) < maxGOPUnits && s.gopBytes+u.Size() <= maxGOPBytes:
+		s.gop = append(s.gop, u)
+		s.gopBytes += u.Size()
+	default:
+		s.gop, s.gopBytes = nil, 0
 	}
 }
 
@@ -81,6 +112,20 @@ func (s *Stream) End(cause error) {
 // names it in drop counts and metrics ("recorder", "motion", "viewer"). The Reader starts
 // at the next keyframe. The caller must Close it.
 func (s *Stream) NewReader(consumer string, queueLen int) *Reader {
+	return s.newReader(consumer, queueLen, false)
+}
+
+// NewReaderFromLatestKeyframe is NewReader for a consumer that wants to start at once:
+// its queue begins with the latest keyframe and every unit published since, then
+// continues live, with nothing missed or repeated in between. When that group of
+// pictures is not cached (none yet, too large) or does not fit in queueLen, the Reader
+// starts at the next keyframe as with NewReader. The live view uses it so that a
+// dispatcher sees a picture without waiting for the camera's next keyframe.
+func (s *Stream) NewReaderFromLatestKeyframe(consumer string, queueLen int) *Reader {
+	return s.newReader(consumer, queueLen, true)
+}
+
+func (s *Stream) newReader(consumer string, queueLen int, fromLatestKey bool) *Reader {
 	if queueLen < 1 {
 		queueLen = 1
 	}
@@ -96,6 +141,14 @@ func (s *Stream) NewReader(consumer string, queueLen int) *Reader {
 		close(r.queue)
 		r.closed = true
 	} else {
+		if fromLatestKey && len(s.gop) > 0 && len(s.gop) <= queueLen {
+			// Under s.mu: no unit can be published between the cached ones and the
+			// Reader's registration, so it sees each unit exactly once.
+			for _, u := range s.gop {
+				r.queue <- delivery{unit: u}
+			}
+			r.waitingKey = false
+		}
 		s.readers = append(s.readers, r)
 	}
 	s.mu.Unlock()
