@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/townwatch/townwatch/ingest/simcam"
+)
+
+type benchConfig struct {
+	ns               []int
+	duration, warmup time.Duration
+	cache, clip      string
+}
+
+// row is one measurement.
+type row struct {
+	n              int
+	cpuSec, rssMiB float64
+	rxMbps         float64 // average per viewer
+	firstFrame     []time.Duration
+	received       uint64 // frames the Source published, whole run so far
+	recorded       uint64 // frames the recorder stand-in read
+	recDrops       uint64
+	dropped        uint64 // live packets dropped for slow viewers during the window
+}
+
+func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]row, error) {
+	clip := bc.clip
+	if clip == "" {
+		var err error
+		if clip, err = ensureClip(ctx, bc.cache, logf); err != nil {
+			return nil, err
+		}
+	}
+	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: []simcam.CameraSpec{{Path: "cam", File: clip}}})
+	if err != nil {
+		return nil, err
+	}
+	camCtx, stopCam := context.WithCancel(ctx)
+	var camWG sync.WaitGroup
+	camWG.Go(func() { cam.Run(camCtx) })
+	defer camWG.Wait()
+	defer stopCam()
+	<-cam.Ready()
+
+	srv, base, err := startServer(ctx, cam.URL("cam"))
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	if err := waitStreaming(ctx, base); err != nil {
+		return nil, err
+	}
+	var rows []row
+	for _, n := range append([]int{0}, bc.ns...) {
+		logf("%d viewers: connecting, %v warm-up, %v measured ...", n, bc.warmup, bc.duration)
+		r, err := measure(ctx, base, n, bc)
+		if err != nil {
+			return rows, fmt.Errorf("%d viewers: %w", n, err)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// server is the server child process.
+type server struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+func startServer(ctx context.Context, rtspURL string) (*server, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(self, "-serve", rtspURL)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	s := &server{cmd: cmd, stdin: stdin}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		s.stop()
+		return nil, "", fmt.Errorf("server process did not start: %w", err)
+	}
+	return s, strings.TrimSpace(line), nil
+}
+
+// stop closes the server's stdin (it exits cleanly) and waits for it.
+func (s *server) stop() {
+	s.stdin.Close()
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func stats(ctx context.Context, base string) (serverStats, error) {
+	var st serverStats
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/stats", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func waitStreaming(ctx context.Context, base string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := stats(ctx, base); err == nil && st.ReceivedFrames > 0 {
+			return nil
+		}
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("the camera never streamed to the server")
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// measure connects n viewers, warms up, measures the server over the duration, and
+// disconnects them.
+func measure(ctx context.Context, base string, n int, bc benchConfig) (row, error) {
+	r := row{n: n}
+	var viewers []*viewer
+	defer func() {
+		for _, v := range viewers {
+			v.close(base)
+		}
+	}()
+	for range n {
+		v, err := dial(base)
+		if err != nil {
+			return r, err
+		}
+		viewers = append(viewers, v)
+	}
+	if err := sleepCtx(ctx, bc.warmup); err != nil {
+		return r, err
+	}
+	for _, v := range viewers {
+		if t := v.firstFrame.Load(); t != nil {
+			r.firstFrame = append(r.firstFrame, t.(time.Time).Sub(v.posted))
+		}
+	}
+	a, err := stats(ctx, base)
+	if err != nil {
+		return r, err
+	}
+	var rx0 uint64
+	for _, v := range viewers {
+		rx0 += v.bytes.Load()
+	}
+	if err := sleepCtx(ctx, bc.duration); err != nil {
+		return r, err
+	}
+	b, err := stats(ctx, base)
+	if err != nil {
+		return r, err
+	}
+	var rx1 uint64
+	for _, v := range viewers {
+		rx1 += v.bytes.Load()
+	}
+	r.cpuSec = b.CPUSeconds - a.CPUSeconds
+	r.rssMiB = float64(b.RSSBytes) / (1 << 20)
+	if n > 0 {
+		r.rxMbps = float64(rx1-rx0) * 8 / bc.duration.Seconds() / 1e6 / float64(n)
+	}
+	r.received, r.recorded, r.recDrops = b.ReceivedFrames, b.RecorderFrames, b.RecorderDrops
+	r.dropped = b.Live.DroppedPackets - a.Live.DroppedPackets
+	return r, nil
+}
+
+// viewer is a pion WHEP client that counts what it receives.
+type viewer struct {
+	pc         *webrtc.PeerConnection
+	location   string
+	posted     time.Time
+	firstFrame atomic.Value // time.Time of the first complete frame
+	bytes      atomic.Uint64
+	done       chan struct{}
+	gotTrack   atomic.Bool
+}
+
+func dial(base string) (*viewer, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	v := &viewer{pc: pc, done: make(chan struct{})}
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		v.gotTrack.Store(true)
+		defer close(v.done)
+		for {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			v.bytes.Add(uint64(pkt.MarshalSize()))
+			if pkt.Marker && v.firstFrame.Load() == nil {
+				v.firstFrame.Store(time.Now())
+			}
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	<-gathered
+	v.posted = time.Now()
+	resp, err := http.Post(base+"/api/cameras/cam/whep", "application/sdp", strings.NewReader(pc.LocalDescription().SDP))
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		pc.Close()
+		return nil, fmt.Errorf("WHEP offer: %d %s", resp.StatusCode, body)
+	}
+	v.location = resp.Header.Get("Location")
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+		v.close(base)
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *viewer) close(base string) {
+	req, _ := http.NewRequest(http.MethodDelete, base+v.location, nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	v.pc.Close()
+	if v.gotTrack.Load() {
+		<-v.done
+	}
+}
+
+// printReport prints one line per viewer count.
+func printReport(w io.Writer, rows []row, d time.Duration) {
+	base := rows[0] // no viewers
+	fmt.Fprintf(w, "\nlive view benchmark: one 1080p 25 fps ~4 Mbit/s H.264 camera, %v measured per viewer count, pion viewers over UDP on loopback\n\n", d)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	io.WriteString(tw, "viewers\tCPU s\t%core\tCPU-s/viewer-h\tadded CPU-s/viewer-h\tRSS MiB\tRSS/viewer MiB\tMbit/s/viewer\tfirst frame p50\tp95\tlive drops\trecorder frames\tsource frames\trecorder lost\t\n")
+	for _, r := range rows {
+		perH, addH, rssPer, p50, p95 := "-", "-", "-", "-", "-"
+		if r.n > 0 {
+			hours := float64(r.n) * d.Hours()
+			perH = fmt.Sprintf("%.1f", r.cpuSec/hours)
+			addH = fmt.Sprintf("%.1f", (r.cpuSec-base.cpuSec)/hours)
+			rssPer = fmt.Sprintf("%.2f", (r.rssMiB-base.rssMiB)/float64(r.n))
+			if len(r.firstFrame) > 0 {
+				slices.Sort(r.firstFrame)
+				p50 = r.firstFrame[len(r.firstFrame)/2].Round(time.Millisecond).String()
+				p95 = r.firstFrame[(len(r.firstFrame)*95)/100].Round(time.Millisecond).String()
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%.2f\t%.1f\t%s\t%s\t%.1f\t%s\t%.2f\t%s\t%s\t%d\t%d\t%d\t%d\t\n", r.n, r.cpuSec, 100*r.cpuSec/d.Seconds(),
+			perH, addH, r.rssMiB, rssPer, r.rxMbps, p50, p95, r.dropped, r.recorded, r.received, r.recDrops)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\n(CPU: the server process's user+system time over the window; CPU-s/viewer-h = CPU s / (viewers x hours), 'added' subtracts the\n"+
+		"no-viewer run (ingest + recorder stand-in); RSS/viewer = (RSS - RSS with no viewer) / viewers; first frame: offer posted to first\n"+
+		"complete frame, the first viewer of a feed waits for the camera's next keyframe; recorder lost: frames the recorder stand-in\n"+
+		"(the recorder's Hub queue) dropped, must be 0; recorder frames trail source frames only by the frames before it joined.)")
+}
+
+// defaultCacheDir is where the clip is kept: ~/.cache/townwatch-bench, shared with recbench.
+func defaultCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "townwatch-bench")
+	}
+	return filepath.Join(dir, "townwatch-bench")
+}

@@ -1,0 +1,95 @@
+// Command livebench is townwatch's live-view benchmark (`make bench`): one 1080p, 25 fps,
+// ~4 Mbit/s H.264 camera (simcam serving a clip made once with ffmpeg and cached) is
+// pulled by a townwatch-serve-like server process (ingest Source, Hub, a recorder stand-in
+// with the recorder's queue, and viewer/live's WHEP Manager), and watched by 0, then each
+// of -n pion WebRTC viewers in this process. For each N it prints the server's CPU per
+// viewer-hour, RSS per viewer, the viewers' first-frame latency, and whether the recorder
+// stand-in lost a frame.
+//
+// Usage (from the repository):
+//
+//	go run ./cmd/livebench [-n 1,10,50] [-duration 60s] [-warmup 5s] [-cache DIR] [-clip FILE]
+//
+// The server runs in its own process (this binary with -serve) so that the viewers'
+// decryption does not count as server CPU. livebench stops it on exit, also on Ctrl+C.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("livebench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	nList := fs.String("n", "1,10,50", "comma-separated viewer counts, one measurement each (after one with no viewer)")
+	duration := fs.Duration("duration", 60*time.Second, "measured time per viewer count, after the warm-up")
+	warmup := fs.Duration("warmup", 5*time.Second, "time after the viewers connect before measuring")
+	cache := fs.String("cache", defaultCacheDir(), "directory where the generated clip is kept between runs")
+	clip := fs.String("clip", "", "raw H.264 (Annex-B) clip to serve instead of the generated one")
+	serveURL := fs.String("serve", "", "internal: run the server process for this RTSP URL")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *serveURL != "" {
+		if err := serve(*serveURL, stdout, stdin); err != nil {
+			fmt.Fprintln(stderr, "livebench -serve:", err)
+			return 1
+		}
+		return 0
+	}
+	ns, err := parseNs(*nList)
+	if err == nil && (*duration <= 0 || *warmup < 0) {
+		err = errors.New("-duration must be > 0 and -warmup >= 0")
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "livebench:", err)
+		return 2
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "livebench: "+format+"\n", args...) }
+	rows, err := bench(ctx, benchConfig{ns: ns, duration: *duration, warmup: *warmup, cache: *cache, clip: *clip}, logf)
+	if len(rows) > 0 {
+		printReport(stdout, rows, *duration)
+	}
+	switch {
+	case ctx.Err() != nil:
+		logf("interrupted; the server process is stopped")
+		return 130
+	case err != nil:
+		logf("%v", err)
+		return 1
+	}
+	return 0
+}
+
+// parseNs parses "1,10,50".
+func parseNs(s string) ([]int, error) {
+	var ns []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-n %q: want comma-separated viewer counts >= 1", s)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}

@@ -1,0 +1,139 @@
+package live
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/townwatch/townwatch/ingest"
+)
+
+// TestChurnLeavesNothingBehindAndTheRecorderLosesNothing: 20 viewers connect and leave
+// over and over for a minute (some hang up with DELETE, some just vanish). Afterwards no
+// session, feed or goroutine is left, memory is back near where it started, and a
+// recorder-like reader on the same stream received every frame.
+func TestChurnLeavesNothingBehindAndTheRecorderLosesNothing(t *testing.T) {
+	churn := time.Minute
+	if testing.Short() {
+		churn = 10 * time.Second
+	}
+	r := newRig(t, Options{MaxViewers: 32, MaxViewersPerCamera: 32, SessionTimeout: 5 * time.Second})
+
+	// The recorder's stand-in: a deep queue that must never drop, and DTS that advance one
+	// frame interval at a time (a missing frame would show as a double step).
+	st, err := r.hub.Wait(context.Background(), "cam", ingest.StreamMain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := st.NewReader("recorder", 100000)
+	defer rec.Close()
+	type recResult struct {
+		frames, holes int
+		err           error
+	}
+	recDone := make(chan recResult, 1)
+	recCtx, stopRec := context.WithCancel(context.Background())
+	var recWG sync.WaitGroup
+	recWG.Go(func() {
+		var res recResult
+		var last time.Duration
+		for {
+			u, _, err := rec.Read(recCtx)
+			if err != nil {
+				recDone <- res
+				return
+			}
+			if u.Track.Kind != ingest.KindVideo {
+				continue
+			}
+			if res.frames > 0 && u.DTS-last > 60*time.Millisecond { // 40 ms at 25 fps
+				res.holes++
+			}
+			last = u.DTS
+			res.frames++
+		}
+	})
+	defer recWG.Wait()
+	defer stopRec()
+
+	settle := func() (goroutines int, heap uint64) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return runtime.NumGoroutine(), ms.HeapAlloc
+	}
+	baseG, baseHeap := settle()
+
+	end := time.Now().Add(churn)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	connects, failures := 0, 0
+	for w := range 20 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(end); i++ {
+				v, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{})
+				if err != nil {
+					mu.Lock()
+					failures++
+					mu.Unlock()
+					t.Logf("viewer %d: %v", w, err)
+					continue
+				}
+				select {
+				case <-v.frames:
+				case <-time.After(10 * time.Second):
+				}
+				if (w+i)%5 == 0 {
+					v.location = "" // vanish without DELETE: the server must notice by itself
+				}
+				v.close(t, r.http.URL)
+				mu.Lock()
+				connects++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d sessions in %v, %d refused", connects, churn, failures)
+	if connects < 40 || failures > connects/10 {
+		t.Errorf("%d sessions, %d refused: churn did not really run", connects, failures)
+	}
+
+	waitFor(t, 30*time.Second, "every session to be cleaned up", func() bool {
+		return len(r.m.Sessions("")) == 0 && r.m.Stats("cam").Sessions == 0
+	})
+	r.m.mu.Lock()
+	feeds := len(r.m.feeds)
+	r.m.mu.Unlock()
+	if feeds != 0 {
+		t.Errorf("%d feeds (Hub readers) open with nobody watching", feeds)
+	}
+	if st := r.m.Stats("cam"); st.SessionsTotal != uint64(connects) {
+		t.Errorf("SessionsTotal %d, %d sessions were made", st.SessionsTotal, connects)
+	}
+	var g int
+	var heap uint64
+	// The HTTP client's keep-alive connections are the test's, not the server's leftovers.
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(30 * time.Second)
+	for g, heap = settle(); g > baseG+5 && time.Now().Before(deadline); g, heap = settle() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if g > baseG+5 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines after the churn, %d before:\n%s", g, baseG, buf[:runtime.Stack(buf, true)])
+	}
+	t.Logf("goroutines %d → %d, heap %.1f → %.1f MiB", baseG, g, float64(baseHeap)/(1<<20), float64(heap)/(1<<20))
+	if heap > baseHeap+16<<20 {
+		t.Errorf("heap grew from %d to %d bytes over the churn", baseHeap, heap)
+	}
+
+	stopRec()
+	res := <-recDone
+	if rec.Dropped() != 0 || res.holes != 0 || res.frames < int(churn/(50*time.Millisecond)) {
+		t.Errorf("recorder-like reader: %d frames, %d dropped, %d holes over %v", res.frames, rec.Dropped(), res.holes, churn)
+	}
+}

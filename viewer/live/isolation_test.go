@@ -1,0 +1,223 @@
+package live
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestICETCPOnlyViewerConnects: a viewer that can only use TCP (UDP blocked on its
+// network) connects through the ICE-TCP fallback and gets decodable video.
+func TestICETCPOnlyViewerConnects(t *testing.T) {
+	r := newRig(t, Options{})
+	v, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{tcpOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	for i := 0; i < 75; i++ {
+		f := v.nextFrame(t, 10*time.Second)
+		if i == 0 && !f.isKey() {
+			t.Fatal("first frame over ICE-TCP is not a keyframe")
+		}
+		stream.Write(f.annexB)
+	}
+	checkDecodes(t, stream.Bytes())
+}
+
+// stallProxy relays one ICE-TCP connection and can stop relaying towards the viewer, as
+// a viewer whose network or machine stalls does. Its socket towards the server has a
+// tiny receive buffer, so the server feels the stall within seconds.
+type stallProxy struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	stalled bool
+	resume  *sync.Cond
+	closed  bool
+	conns   []net.Conn
+	wg      sync.WaitGroup
+}
+
+func newStallProxy(t *testing.T, target string) *stallProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, target: target}
+	p.resume = sync.NewCond(&p.mu)
+	p.wg.Go(p.accept)
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *stallProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *stallProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		up.(*net.TCPConn).SetReadBuffer(4096)
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		p.wg.Go(func() { io.Copy(up, c) })
+		p.wg.Go(func() { p.relayDown(c, up) })
+	}
+}
+
+// relayDown copies server → viewer, pausing while stalled.
+func (p *stallProxy) relayDown(down, up net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		p.mu.Lock()
+		for p.stalled && !p.closed {
+			p.resume.Wait()
+		}
+		closed := p.closed
+		p.mu.Unlock()
+		if closed {
+			return
+		}
+		n, err := up.Read(buf)
+		if n > 0 {
+			if _, werr := down.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *stallProxy) setStalled(s bool) {
+	p.mu.Lock()
+	p.stalled = s
+	p.resume.Broadcast()
+	p.mu.Unlock()
+}
+
+func (p *stallProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	p.resume.Broadcast()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// viaProxy rewrites an answer so the viewer reaches the server's ICE-TCP candidate through
+// the proxy and has no UDP candidate to use.
+func viaProxy(tcpPort, proxyPort int) func(string) string {
+	tcpCand := regexp.MustCompile(`( tcp \d+ 127\.0\.0\.1 )` + strconv.Itoa(tcpPort) + ` `)
+	udpCand := regexp.MustCompile(`a=candidate:[^\r\n]* udp [^\r\n]*\r\n`)
+	return func(sdp string) string {
+		sdp = udpCand.ReplaceAllString(sdp, "")
+		return tcpCand.ReplaceAllString(sdp, "${1}"+strconv.Itoa(proxyPort)+" ")
+	}
+}
+
+// TestStalledViewerDropsOnlyItsOwnPackets: a viewer whose connection stops draining loses
+// its own frames (counted), while a second viewer on the same camera receives every
+// frame intact, and the stalled one resumes at a keyframe once its network recovers.
+func TestStalledViewerDropsOnlyItsOwnPackets(t *testing.T) {
+	r := newRig(t, Options{})
+	proxy := newStallProxy(t, r.m.TCPAddr().String())
+	slow, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{tcpOnly: true, patient: true,
+		rewriteAnswer: viaProxy(r.m.TCPAddr().(*net.TCPAddr).Port, proxy.port())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.nextFrame(t, 10*time.Second)
+	var fastStream bytes.Buffer
+	first := fast.nextFrame(t, 10*time.Second)
+	if !first.isKey() {
+		t.Fatal("fast viewer's first frame is not a keyframe")
+	}
+	fastStream.Write(first.annexB)
+
+	proxy.setStalled(true)
+	byID := func() map[bool]SessionStats { // keyed by "is the slow one"
+		out := map[bool]SessionStats{}
+		for _, s := range r.m.Sessions("cam") {
+			out[slow.location == "/api/cameras/cam/whep/"+s.ID] = s
+		}
+		return out
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	fastFrames := 1
+	for byID()[true].DroppedPackets == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled viewer dropped nothing in 90 s: %+v", byID())
+		}
+		f := fast.nextFrame(t, 5*time.Second)
+		if f.broken {
+			t.Errorf("fast viewer: frame %d broken while the other viewer stalls", fastFrames)
+		}
+		fastStream.Write(f.annexB)
+		fastFrames++
+	}
+	// Keep watching a little after the drops began: the fast viewer still gets everything.
+	for range 50 {
+		f := fast.nextFrame(t, 5*time.Second)
+		if f.broken {
+			t.Errorf("fast viewer: frame %d broken while the other viewer drops", fastFrames)
+		}
+		fastStream.Write(f.annexB)
+		fastFrames++
+	}
+	st := byID()
+	t.Logf("after %d fast frames: slow %+v, fast %+v", fastFrames, st[true], st[false])
+	if st[false].DroppedPackets != 0 {
+		t.Errorf("the fast viewer dropped %d packets", st[false].DroppedPackets)
+	}
+	if cs := r.m.Stats("cam"); cs.DroppedPackets != st[true].DroppedPackets {
+		t.Errorf("camera drop count %d, the slow viewer's %d", cs.DroppedPackets, st[true].DroppedPackets)
+	}
+	checkDecodes(t, fastStream.Bytes())
+
+	// The network recovers: what was in flight arrives, then the viewer resumes at a
+	// keyframe (sequence numbers continue, so the client sees no loss, only a jump).
+	for len(slow.frames) > 0 {
+		<-slow.frames
+	}
+	proxy.setStalled(false)
+	var resumed bytes.Buffer
+	sawKey := false
+	for range 150 {
+		f := slow.nextFrame(t, 10*time.Second)
+		if f.broken {
+			t.Errorf("slow viewer: broken frame after resuming")
+		}
+		if f.isKey() {
+			sawKey = true
+		}
+		if sawKey {
+			resumed.Write(f.annexB)
+		}
+	}
+	if !sawKey {
+		t.Fatal("the slow viewer got no keyframe in 150 frames after recovering")
+	}
+	checkDecodes(t, resumed.Bytes())
+}

@@ -1,0 +1,160 @@
+package live
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+)
+
+const (
+	// tcpSendBuffer is the kernel send buffer of each ICE-TCP viewer connection. Kept small
+	// so that a viewer that stops reading shows up as back-pressure on its own writer within
+	// about a second of 4 Mbit/s video, and is then dropped to the next keyframe by our
+	// queue, instead of megabytes of stale video piling up in the kernel (seconds of delay).
+	tcpSendBuffer = 256 << 10
+	// nackHistory is how many sent packets per viewer are kept to answer NACKs: about one
+	// second of a 4 Mbit/s stream, enough for a LAN or Wi-Fi retransmission round trip.
+	nackHistory = 512
+	// ICE consent: a viewer that sends nothing (no STUN, no RTCP) for iceDisconnected is
+	// disconnected, and for iceFailed is failed and its session closed; keep-alives every
+	// iceKeepalive keep NAT bindings open.
+	iceDisconnected = 5 * time.Second
+	iceFailed       = 10 * time.Second
+	iceKeepalive    = 2 * time.Second
+	// iceReadBuffer is the ICE-TCP mux's per-connection read buffer in packets.
+	iceReadBuffer = 64
+)
+
+// iceNet holds the bound ICE sockets.
+type iceNet struct {
+	udpConn *net.UDPConn
+	tcpLn   *net.TCPListener
+	udpMux  ice.UDPMux
+	tcpMux  ice.TCPMux
+	logs    logging.LoggerFactory
+}
+
+func listenICE(ip net.IP, udpPort, tcpPort int, log *slog.Logger) (*iceNet, error) {
+	udpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: udpPort})
+	if err != nil {
+		return nil, fmt.Errorf("webrtc.udp_port %d: %w", udpPort, err)
+	}
+	tcpLn, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: tcpPort})
+	if err != nil {
+		udpConn.Close()
+		return nil, fmt.Errorf("webrtc.tcp_port %d: %w", tcpPort, err)
+	}
+	logs := &pionLogs{log: log}
+	return &iceNet{
+		udpConn: udpConn,
+		tcpLn:   tcpLn,
+		logs:    logs,
+		udpMux:  webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), udpConn),
+		// WriteBufferSize 0: a write blocks until the kernel takes it. pion's own write
+		// buffer would silently drop packets in the middle of a picture; our per-viewer
+		// queue drops whole frames and resumes at a keyframe instead.
+		tcpMux: ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener:       smallSendBuffer{tcpLn},
+			Logger:         logs.NewLogger("ice-tcp"),
+			ReadBufferSize: iceReadBuffer,
+		}),
+	}, nil
+}
+
+func (n *iceNet) close() {
+	n.udpMux.Close()
+	n.tcpMux.Close()
+	n.udpConn.Close()
+	n.tcpLn.Close()
+}
+
+// smallSendBuffer gives every accepted ICE-TCP connection a small send buffer.
+type smallSendBuffer struct{ *net.TCPListener }
+
+func (l smallSendBuffer) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	// Best effort: on failure the connection works with the kernel's default buffer.
+	_ = c.SetWriteBuffer(tcpSendBuffer)
+	return c, nil
+}
+
+// newAPI builds the pion API every session uses: our codecs, the muxed sockets, no mDNS,
+// loopback candidates only when bound to loopback, NAT 1:1 rewriting when configured,
+// and the interceptors a sender needs (NACK answers, RTCP sender reports).
+func (m *Manager) newAPI(nw *iceNet) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{LoggerFactory: nw.logs}
+	se.SetICEUDPMux(nw.udpMux)
+	se.SetICETCPMux(nw.tcpMux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6,
+		webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepalive)
+	// The server only answers on its passive TCP candidate; dialling out to viewers is
+	// never needed and would be a way to make it connect anywhere.
+	se.DisableActiveTCP(true)
+	if m.ip != nil {
+		ip := m.ip
+		se.SetIPFilter(func(c net.IP) bool { return c.Equal(ip) })
+		se.SetIncludeLoopbackCandidate(ip.IsLoopback())
+	}
+	if len(m.opt.Advertise) > 0 {
+		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{External: m.opt.Advertise,
+			AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace})
+		if err != nil {
+			return nil, fmt.Errorf("webrtc.advertise: %w", err)
+		}
+	}
+	ir := &interceptor.Registry{}
+	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(nackHistory))
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(responder)
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(sr)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir)), nil
+}
+
+// pionLogs routes pion's logs to slog: its errors as warnings, its warnings as debug (it
+// warns about routine events such as a closing peer, once per session), the rest dropped.
+type pionLogs struct{ log *slog.Logger }
+
+func (p *pionLogs) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{p.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (pionLogger) Trace(string)          {}
+func (pionLogger) Tracef(string, ...any) {}
+func (pionLogger) Debug(string)          {}
+func (pionLogger) Debugf(string, ...any) {}
+func (pionLogger) Info(string)           {}
+func (pionLogger) Infof(string, ...any)  {}
+func (l pionLogger) Warn(msg string)     { l.log.Debug(msg) }
+func (l pionLogger) Warnf(f string, a ...any) {
+	l.log.Debug(fmt.Sprintf(f, a...))
+}
+func (l pionLogger) Error(msg string) { l.log.Warn(msg) }
+func (l pionLogger) Errorf(f string, a ...any) {
+	l.log.Warn(fmt.Sprintf(f, a...))
+}

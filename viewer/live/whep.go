@@ -1,0 +1,203 @@
+package live
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/townwatch/townwatch/ingest"
+)
+
+const (
+	// maxOfferBytes bounds an SDP offer. A browser's offer with audio and video is 4-8 KiB.
+	maxOfferBytes = 64 << 10
+	// gatherTimeout bounds ICE gathering for the non-trickle answer. Host candidates are
+	// ready in milliseconds; STUN servers, when configured, get this long.
+	gatherTimeout = 5 * time.Second
+	// offlineRetry is the Retry-After for an offline camera: the live wall asks again
+	// this often, so the picture returns within seconds of the camera.
+	offlineRetry = "2"
+)
+
+// Register mounts the WHEP routes on mux.
+func (m *Manager) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/cameras/{id}/whep", m.HandleOffer)
+	mux.HandleFunc("DELETE /api/cameras/{id}/whep/{session}", m.HandleDelete)
+	// WHEP clients may PATCH trickle candidates; the answer already has every candidate,
+	// and the WHEP draft says a server without trickle answers 405.
+	mux.HandleFunc("PATCH /api/cameras/{id}/whep/{session}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", "DELETE")
+		http.Error(w, "trickle ICE is not supported: the answer carries every candidate", http.StatusMethodNotAllowed)
+	})
+}
+
+// HandleOffer answers POST /api/cameras/{id}/whep[?stream=main|sub] (WHEP, non-trickle):
+// 201 with the SDP answer and the session's Location.
+func (m *Manager) HandleOffer(w http.ResponseWriter, r *http.Request) {
+	camID := r.PathValue("id")
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/sdp" {
+		http.Error(w, fmt.Sprintf("Content-Type must be application/sdp, not %q", r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
+		return
+	}
+	cam := m.cams[camID]
+	if cam == nil {
+		http.Error(w, fmt.Sprintf("unknown camera %q", camID), http.StatusNotFound)
+		return
+	}
+	stream := r.URL.Query().Get("stream")
+	switch {
+	case stream == "" && cam.cfg.HasSub:
+		stream = ingest.StreamSub
+	case stream == "":
+		stream = ingest.StreamMain
+	case stream == ingest.StreamSub && !cam.cfg.HasSub:
+		http.Error(w, fmt.Sprintf("camera %s has no sub stream; use stream=main", camID), http.StatusNotFound)
+		return
+	case stream != ingest.StreamMain && stream != ingest.StreamSub:
+		http.Error(w, fmt.Sprintf("stream %q: want main or sub", stream), http.StatusBadRequest)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOfferBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			http.Error(w, fmt.Sprintf("SDP offer larger than %d bytes", maxOfferBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "reading the SDP offer: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	o, err := parseOffer(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	st := m.hub.Current(camID, stream)
+	if st == nil {
+		w.Header().Set("Retry-After", offlineRetry)
+		http.Error(w, fmt.Sprintf("camera %s stream %s is offline (no media from the camera yet); retry later", camID, stream),
+			http.StatusServiceUnavailable)
+		return
+	}
+	if v := st.Video(); v != nil && !o.offers(mimeFor(v)) {
+		http.Error(w, notOffered(camID, stream, v.Codec, cam.cfg.HasSub), http.StatusNotAcceptable)
+		return
+	}
+
+	s := newSession(m, streamKey{camID, stream})
+	api, f, err := m.admit(s, st)
+	if err != nil {
+		var ae *admitError
+		if errors.As(err, &ae) {
+			if ae.status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", offlineRetry)
+			}
+			http.Error(w, ae.msg, ae.status)
+			return
+		}
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	answer, status, err := s.negotiate(r, api, f, body, o)
+	if err != nil {
+		s.abort(err.Error())
+		http.Error(w, err.Error(), status)
+		return
+	}
+	go s.run() // counted in m.wg by admit
+	m.log.Info("live session started", "camera", camID, "stream", stream, "session", s.id)
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", "/api/cameras/"+camID+"/whep/"+s.id)
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, answer)
+}
+
+// notOffered explains a codec the browser cannot take, naming the way out.
+func notOffered(cam, stream string, c ingest.Codec, hasSub bool) string {
+	switch c {
+	case ingest.CodecH265:
+		msg := fmt.Sprintf("camera %s stream %s is H.265 and this browser did not offer H.265", cam, stream)
+		if hasSub && stream == ingest.StreamMain {
+			msg += "; use the sub stream (?stream=sub)"
+		}
+		return msg
+	case ingest.CodecH264:
+		return fmt.Sprintf("camera %s stream %s is H.264 and this browser did not offer H.264 with packetization-mode=1", cam, stream)
+	}
+	return fmt.Sprintf("camera %s stream %s sends %s video, which WebRTC cannot carry", cam, stream, c)
+}
+
+// negotiate creates the PeerConnection and returns the complete answer, or an HTTP status
+// and an error naming what failed.
+func (s *session) negotiate(r *http.Request, api *webrtc.API, f *feed, offerSDP []byte, o *offer) (string, int, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: s.m.opt.ICEServers})
+	if err != nil {
+		return "", http.StatusInternalServerError, fmt.Errorf("creating the peer connection: %w", err)
+	}
+	s.pc = pc
+	pc.OnConnectionStateChange(s.onState)
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(offerSDP)}); err != nil {
+		return "", http.StatusBadRequest, fmt.Errorf("SDP offer rejected: %w", err)
+	}
+	tracks := []*sharedTrack{f.video}
+	if f.audio != nil && o.offers(f.audio.mime) {
+		tracks = append(tracks, f.audio)
+	}
+	for _, t := range tracks {
+		snd, err := pc.AddTrack(t)
+		if err != nil {
+			return "", http.StatusInternalServerError, fmt.Errorf("adding the %s track: %w", t.Kind(), err)
+		}
+		s.senders = append(s.senders, snd)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", http.StatusBadRequest, fmt.Errorf("cannot answer the SDP offer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", http.StatusBadRequest, fmt.Errorf("cannot answer the SDP offer: %w", err)
+	}
+	timer := time.NewTimer(gatherTimeout)
+	defer timer.Stop()
+	select {
+	case <-gathered:
+	case <-timer.C:
+		return "", http.StatusInternalServerError, fmt.Errorf("ICE candidate gathering took longer than %v", gatherTimeout)
+	case <-r.Context().Done():
+		return "", http.StatusRequestTimeout, fmt.Errorf("request cancelled: %w", r.Context().Err())
+	}
+	return pc.LocalDescription().SDP, 0, nil
+}
+
+// abort undoes an admitted session whose negotiation failed; the viewer never got it.
+func (s *session) abort(reason string) {
+	s.stop(reason)
+	if s.pc != nil {
+		s.pc.Close()
+	}
+	s.m.release(s)
+	close(s.gone)
+	s.m.wg.Done()
+}
+
+// HandleDelete answers DELETE /api/cameras/{id}/whep/{session}: it ends the session and
+// returns once its resources are released.
+func (m *Manager) HandleDelete(w http.ResponseWriter, r *http.Request) {
+	camID, id := r.PathValue("id"), r.PathValue("session")
+	s := m.lookup(camID, id)
+	if s == nil {
+		http.Error(w, fmt.Sprintf("no live session %q on camera %q", id, camID), http.StatusNotFound)
+		return
+	}
+	s.stop("viewer hung up (DELETE)")
+	select {
+	case <-s.gone:
+		w.WriteHeader(http.StatusNoContent)
+	case <-r.Context().Done():
+	}
+}
