@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/townwatch/townwatch/cmd/internal/benchclip"
 	"github.com/townwatch/townwatch/ingest/simcam"
 )
 
@@ -47,7 +47,7 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]ro
 	clip := bc.clip
 	if clip == "" {
 		var err error
-		if clip, err = ensureClip(ctx, bc.cache, logf); err != nil {
+		if clip, err = benchclip.Ensure(ctx, bc.cache, logf); err != nil {
 			return nil, err
 		}
 	}
@@ -334,15 +334,6 @@ func printReport(w io.Writer, rows []row, d time.Duration) {
 	tw.Flush()
 	fmt.Fprintln(w, "\n(CPU: the server process's user+system time over the window; CPU-s/viewer-h = CPU s / (viewers x hours), 'added' subtracts the\n"+
 		"no-viewer run (ingest + recorder stand-in); RSS/viewer = (RSS - RSS with no viewer) / viewers; first frame: offer posted to first\n"+
-		"complete frame, the first viewer of a feed waits for the camera's next keyframe; recorder lost: frames the recorder stand-in\n"+
+		"complete frame, every viewer starts from the stream's latest keyframe; recorder lost: frames the recorder stand-in\n"+
 		"(the recorder's Hub queue) dropped, must be 0; recorder frames trail source frames only by the frames before it joined.)")
-}
-
-// defaultCacheDir is where the clip is kept: ~/.cache/townwatch-bench, shared with recbench.
-func defaultCacheDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "townwatch-bench")
-	}
-	return filepath.Join(dir, "townwatch-bench")
 }

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/townwatch/townwatch/cmd/internal/benchclip"
 )
 
 func main() {
@@ -41,7 +43,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	nList := fs.String("n", "1,10,50", "comma-separated viewer counts, one measurement each (after one with no viewer)")
 	duration := fs.Duration("duration", 60*time.Second, "measured time per viewer count, after the warm-up")
 	warmup := fs.Duration("warmup", 5*time.Second, "time after the viewers connect before measuring")
-	cache := fs.String("cache", defaultCacheDir(), "directory where the generated clip is kept between runs")
+	cache := fs.String("cache", benchclip.DefaultCacheDir(), "directory where the generated clip is kept between runs")
 	clip := fs.String("clip", "", "raw H.264 (Annex-B) clip to serve instead of the generated one")
 	serveURL := fs.String("serve", "", "internal: run the server process for this RTSP URL")
 	if err := fs.Parse(args); err != nil {

@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/townwatch/townwatch/cmd/internal/benchclip"
 )
 
 // The target from the recorder issue: MediaMTX v1.20.1 recording the same
@@ -66,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 60*time.Second, "measured time per run, after the warm-up (the issue asks for at least 60s)")
 	warmup := fs.Duration("warmup", 10*time.Second, "time after every camera streams before measuring")
 	bin := fs.String("townwatch", "", "townwatch binary to benchmark (default: go build ./cmd/townwatch)")
-	cache := fs.String("cache", defaultCacheDir(), "directory where the generated clip is kept between runs")
+	cache := fs.String("cache", benchclip.DefaultCacheDir(), "directory where the generated clip is kept between runs")
 	count := fs.Int("count", 1, "runs per N; with more than one, the table adds each N's median (timings on a shared host are noisy)")
 	keep := fs.Bool("keep", false, "keep the work directory (configs, logs, recordings) and print its path")
 	if err := fs.Parse(args); err != nil {
@@ -127,7 +129,7 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]*r
 	if bc.duration < 60*time.Second {
 		logf("note: -duration %v is shorter than the 60 s the recorder issue asks for", bc.duration)
 	}
-	clip, err := ensureClip(ctx, bc.cache, logf)
+	clip, err := benchclip.Ensure(ctx, bc.cache, logf)
 	if err != nil {
 		return nil, "", err
 	}
@@ -147,7 +149,7 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]*r
 	}
 	header := fmt.Sprintf("recording benchmark: clip %s %d fps, GOP %d, no B-frames, %.2f Mbit/s (%s), pulled over RTSP/TCP on loopback,\n"+
 		"recorded continuously; %v measured per run after a %v warm-up; host: %d CPUs, CLK_TCK %d",
-		clipSize, clipFPS, clipGOP, float64(fi.Size())*8/clipSeconds/1e6, filepath.Base(clip), bc.duration, bc.warmup,
+		benchclip.Size, benchclip.FPS, benchclip.GOP, float64(fi.Size())*8/benchclip.Seconds/1e6, filepath.Base(clip), bc.duration, bc.warmup,
 		runtime.NumCPU(), tck)
 
 	var results []*result

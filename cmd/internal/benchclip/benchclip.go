@@ -1,4 +1,6 @@
-package main
+// Package benchclip makes and caches the 1080p test clip the benchmarks serve through
+// simcam (cmd/recbench, cmd/livebench), so both measure against the same footage.
+package benchclip
 
 import (
 	"context"
@@ -19,11 +21,11 @@ import (
 // the next one). testsrc2 moves everywhere in every frame, so the encoder
 // spends the bitrate evenly instead of coasting on a still picture.
 const (
-	clipSeconds = 60
-	clipFPS     = 25
-	clipSize    = "1920x1080"
-	clipBitrate = "4M"
-	clipGOP     = 50
+	Seconds = 60
+	FPS     = 25
+	Size    = "1920x1080"
+	Bitrate = "4M"
+	GOP     = 50
 )
 
 // clipArgs are ffmpeg's arguments to write the clip to out. yuv420p because
@@ -31,16 +33,16 @@ const (
 // not send and many decoders refuse.
 func clipArgs(out string) []string {
 	return []string{"-y", "-v", "error", "-nostdin",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", clipSize, clipFPS), "-t", strconv.Itoa(clipSeconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", Size, FPS), "-t", strconv.Itoa(Seconds),
 		"-an", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast",
-		"-b:v", clipBitrate, "-maxrate", clipBitrate, "-bufsize", "8M",
-		"-g", strconv.Itoa(clipGOP), "-keyint_min", strconv.Itoa(clipGOP), "-sc_threshold", "0", "-bf", "0",
+		"-b:v", Bitrate, "-maxrate", Bitrate, "-bufsize", "8M",
+		"-g", strconv.Itoa(GOP), "-keyint_min", strconv.Itoa(GOP), "-sc_threshold", "0", "-bf", "0",
 		"-x264-params", "repeat-headers=1", "-f", "h264", out}
 }
 
-// defaultCacheDir is where the clip is kept between runs: the user cache
+// DefaultCacheDir is where the clip is kept between runs: the user cache
 // directory (~/.cache/townwatch-bench), next to Go's build cache.
-func defaultCacheDir() string {
+func DefaultCacheDir() string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return filepath.Join(os.TempDir(), "townwatch-bench")
@@ -48,12 +50,12 @@ func defaultCacheDir() string {
 	return filepath.Join(dir, "townwatch-bench")
 }
 
-// ensureClip returns the path of the clip in cacheDir, generating it first
+// Ensure returns the path of the clip in cacheDir, generating it first
 // unless a complete one is there. The file name carries a hash of the
 // ffmpeg arguments, so changing them makes a new clip; a ".size" stamp,
 // written after the clip is complete, tells a finished clip from one an
 // interrupted run left behind.
-func ensureClip(ctx context.Context, cacheDir string, logf func(string, ...any)) (string, error) {
+func Ensure(ctx context.Context, cacheDir string, logf func(string, ...any)) (string, error) {
 	h := sha256.Sum256([]byte(strings.Join(clipArgs("OUT"), "\x00")))
 	path := filepath.Join(cacheDir, "clip-"+hex.EncodeToString(h[:6])+".h264")
 	stamp := path + ".size"
@@ -78,7 +80,7 @@ func ensureClip(ctx context.Context, cacheDir string, logf func(string, ...any))
 	defer os.Remove(tmp.Name()) // after a failure; renamed away on success
 
 	logf("generating the benchmark clip with ffmpeg (%s, %d fps, %sbit/s, %d s; takes about a minute on 2 cores) ...",
-		clipSize, clipFPS, clipBitrate, clipSeconds)
+		Size, FPS, Bitrate, Seconds)
 	start := time.Now()
 	out, err := exec.CommandContext(ctx, ffmpeg, clipArgs(tmp.Name())...).CombinedOutput()
 	if err != nil {
