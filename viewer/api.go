@@ -5,23 +5,29 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/townwatch/townwatch/ingest"
 )
 
 // cameraJSON is one camera in /api/cameras: the main stream's status at the top level
 // (state, reason, codec, resolution, fps, bitrate, reconnects, last frame), the sub stream's
-// in "sub" when one is configured. URLs in it are redacted; it never holds a password.
+// in "sub" when one is configured, and how many live viewers watch it (either stream).
+// URLs in it are redacted; it never holds a password.
 type cameraJSON struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	ingest.Status
 	Sub       *ingest.Status `json:"sub,omitempty"`
+	Viewers   int            `json:"viewers"`
 	Recording *Recording     `json:"recording,omitempty"`
 }
 
-func (c Camera) json() cameraJSON {
+func (s *Server) cameraJSON(c Camera) cameraJSON {
 	out := cameraJSON{ID: c.ID, Name: c.Name, Status: c.Main.Status()}
+	if s.opt.Live != nil {
+		out.Viewers = s.opt.Live.Stats(c.ID).Sessions
+	}
 	if c.Sub != nil {
 		sub := c.Sub.Status()
 		out.Sub = &sub
@@ -33,31 +39,47 @@ func (c Camera) json() cameraJSON {
 	return out
 }
 
-// handleIndex lists what the server offers, until the live wall (web UI) takes over "/".
-func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
+// handleAPIIndex lists the endpoints for a person (the wall's footer links here); only
+// those this server really serves.
+func (s *Server) handleAPIIndex(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, `townwatch
+	w.Header().Set("Cache-Control", "no-cache")
+	var b strings.Builder
+	b.WriteString(`townwatch
 
-GET /api/cameras        every camera's ingest and recording status (JSON)
-GET /api/cameras/{id}   one camera
-GET /healthz            health (JSON)
-GET /metrics            Prometheus metrics
+GET  /                                live wall (browser)
+GET  /api/cameras                     every camera's ingest, recording and viewer status (JSON)
+GET  /api/cameras/{id}                one camera
 `)
+	if s.opt.Live != nil {
+		b.WriteString(`POST /api/cameras/{id}/whep[?stream=main|sub]   live view: WHEP offer (application/sdp) -> 201 answer + Location
+DELETE <Location>                     end a live view session
+`)
+	}
+	if s.opt.Events != nil {
+		b.WriteString(`GET  /api/events?camera=&from=&to=&zone=&limit=   motion events, newest first
+GET  /api/events/{id}/snapshot.jpg    an event's snapshot
+`)
+	}
+	b.WriteString(`GET  /healthz                          health (JSON)
+GET  /metrics                         Prometheus metrics
+`)
+	io.WriteString(w, b.String())
 }
 
 func (s *Server) handleCameras(w http.ResponseWriter, _ *http.Request) {
-	out := make([]cameraJSON, len(s.cameras))
-	for i, c := range s.cameras {
-		out[i] = c.json()
+	out := make([]cameraJSON, len(s.opt.Cameras))
+	for i, c := range s.opt.Cameras {
+		out[i] = s.cameraJSON(c)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	for _, c := range s.cameras {
+	for _, c := range s.opt.Cameras {
 		if c.ID == id {
-			writeJSON(w, http.StatusOK, c.json())
+			writeJSON(w, http.StatusOK, s.cameraJSON(c))
 			return
 		}
 	}
@@ -75,8 +97,8 @@ type healthJSON struct {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	h := healthJSON{Status: "ok", Cameras: len(s.cameras)}
-	for _, c := range s.cameras {
+	h := healthJSON{Status: "ok", Cameras: len(s.opt.Cameras)}
+	for _, c := range s.opt.Cameras {
 		if c.Main.Status().State == ingest.StateStreaming {
 			h.Streaming++
 		} else {

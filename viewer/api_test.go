@@ -36,7 +36,7 @@ func testServer(t *testing.T) *Server {
 				Reason: "authentication failed (401 Unauthorized): check the username and password"},
 		},
 	}
-	s, err := New("127.0.0.1:0", cams, http.NotFoundHandler(), nil)
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +81,9 @@ func TestCamerasListsEveryCameraWithItsStatus(t *testing.T) {
 	}
 	if got[1]["state"] != "failed" || !strings.Contains(got[1]["reason"].(string), "authentication failed") {
 		t.Errorf("camera 1 = %v, want failed with its reason", got[1])
+	}
+	if c["viewers"] != 0.0 {
+		t.Errorf("camera 0 viewers = %v, want 0 without a live view", c["viewers"])
 	}
 	if _, ok := got[1]["sub"]; ok {
 		t.Error("camera without a sub stream shows one")
@@ -151,23 +154,12 @@ func TestRunReportsBusyAddress(t *testing.T) {
 	defer cancel()
 	go first.Run(ctx)
 	<-first.Ready()
-	second, err := New(first.Addr().String(), nil, http.NotFoundHandler(), nil)
+	second, err := New(Options{Listen: first.Addr().String(), Metrics: http.NotFoundHandler()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = second.Run(ctx)
 	if err == nil || !strings.Contains(err.Error(), "http.listen "+first.Addr().String()) {
 		t.Fatalf("Run on a busy address: %v, want an error naming http.listen", err)
-	}
-}
-
-func TestIndexListsTheEndpoints(t *testing.T) {
-	h := testServer(t).Handler()
-	code, body := get(t, h, "/")
-	if code != http.StatusOK || !strings.Contains(body, "/api/cameras") || !strings.Contains(body, "/metrics") {
-		t.Fatalf("GET /: %d %q", code, body)
-	}
-	if code, _ := get(t, h, "/no-such-page"); code != http.StatusNotFound {
-		t.Fatalf("GET /no-such-page: %d, want 404", code)
 	}
 }

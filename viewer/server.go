@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/viewer/live"
+	"github.com/townwatch/townwatch/viewer/web"
 )
 
 const (
@@ -45,36 +47,65 @@ type Recording struct {
 	Gaps        uint64 `json:"gaps"`             // gaps since start (reconnects, resyncs, disk full)
 }
 
-// Server serves the HTTP surface on one listener.
-type Server struct {
-	listen  string
-	cameras []Camera
-	metrics http.Handler
-	log     *slog.Logger
-	mux     *http.ServeMux
-	ready   chan struct{}
-	addr    net.Addr
+// Options configure a Server.
+type Options struct {
+	Listen  string       // http.listen, host:port
+	Cameras []Camera     // in the order the wall shows them
+	Metrics http.Handler // serves /metrics (the Prometheus registry lives in cmd)
+	// Live serves the WHEP endpoints and the viewer counts; nil means no live view (the wall
+	// then shows every camera's state without pictures).
+	Live *live.Manager
+	// Events serves /api/events; nil means no events API.
+	Events *Events
+	Log    *slog.Logger // nil discards
 }
 
-// New validates its arguments and builds the handler tree. It does no I/O.
-func New(listen string, cameras []Camera, metrics http.Handler, log *slog.Logger) (*Server, error) {
-	if listen == "" {
+// Server serves the HTTP surface on one listener.
+type Server struct {
+	opt    Options
+	log    *slog.Logger
+	static map[string]staticFile
+	mux    *http.ServeMux
+	ready  chan struct{}
+	addr   net.Addr
+}
+
+// New validates its options and builds the handler tree. It does no I/O.
+func New(opt Options) (*Server, error) {
+	if opt.Listen == "" {
 		return nil, errors.New("viewer: http.listen is empty")
 	}
-	if metrics == nil {
+	if opt.Metrics == nil {
 		return nil, errors.New("viewer: metrics handler is nil")
 	}
+	log := opt.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{listen: listen, cameras: cameras, metrics: metrics, log: log, ready: make(chan struct{})}
-	s.mux = http.NewServeMux()
+	static, err := loadStatic(web.Files)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opt: opt, log: log, static: static, mux: http.NewServeMux(), ready: make(chan struct{})}
+	s.routes()
+	return s, nil
+}
+
+// routes registers every endpoint; handleAPIIndex lists them for people.
+func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{$}", s.handleIndex)
+	s.mux.HandleFunc("GET /static/{file...}", s.handleStatic)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("GET /api", s.handleAPIIndex)
 	s.mux.HandleFunc("GET /api/cameras", s.handleCameras)
 	s.mux.HandleFunc("GET /api/cameras/{id}", s.handleCamera)
-	s.mux.Handle("GET /metrics", metrics)
-	return s, nil
+	s.mux.Handle("GET /metrics", s.opt.Metrics)
+	if s.opt.Live != nil {
+		s.opt.Live.Register(s.mux)
+	}
+	if s.opt.Events != nil {
+		s.opt.Events.Register(s.mux)
+	}
 }
 
 // Handler returns the server's handler (tests use it with httptest).
@@ -90,9 +121,9 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // listen failure (address in use, bad address) is returned at once: it cannot be retried
 // away.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.listen)
+	ln, err := net.Listen("tcp", s.opt.Listen)
 	if err != nil {
-		return fmt.Errorf("http.listen %s: %w", s.listen, err)
+		return fmt.Errorf("http.listen %s: %w", s.opt.Listen, err)
 	}
 	s.addr = ln.Addr()
 	close(s.ready)

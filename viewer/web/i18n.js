@@ -1,0 +1,124 @@
+// Every text the live wall shows, in Czech and English. The language follows the browser
+// (navigator.languages) until the dispatcher picks one with the CS/EN switch; that choice
+// is remembered in localStorage so a shared workstation keeps it across shifts.
+
+const STORAGE_KEY = "townwatch.lang";
+
+const TEXTS = {
+  en: {
+    title: "Live wall",
+    cameras: { one: "{n} camera", other: "{n} cameras" },
+    liveCount: "{n} live",
+    loading: "Loading cameras…",
+    noCameras: "No cameras are configured.",
+    serverDown: "Server unreachable – retrying",
+    live: "Live",
+    connecting: "Connecting…",
+    offline: "Camera unavailable",
+    busy: "Too many viewers",
+    busyHint: "The viewer limit is reached. Retrying by itself.",
+    paused: "Paused",
+    noVideo: "No picture",
+    retryIn: "Retrying in {s} s",
+    since: "since {t}",
+    back: "Back to the wall",
+    mainStream: "main stream",
+    subStream: "sub stream",
+    open: "Enlarge {name}",
+    language: "Language",
+    stateBackoff: "Connection lost",
+    stateFailed: "Needs attention",
+    stateStopped: "Stopped",
+  },
+  cs: {
+    title: "Živý přehled",
+    cameras: { one: "{n} kamera", few: "{n} kamery", other: "{n} kamer" },
+    liveCount: "{n} živě",
+    loading: "Načítání kamer…",
+    noCameras: "Nejsou nastavené žádné kamery.",
+    serverDown: "Server je nedostupný – zkouším znovu",
+    live: "Živě",
+    connecting: "Připojování…",
+    offline: "Kamera je nedostupná",
+    busy: "Příliš mnoho diváků",
+    busyHint: "Limit diváků je vyčerpán, připojení se zopakuje automaticky.",
+    paused: "Pozastaveno",
+    noVideo: "Bez obrazu",
+    retryIn: "Nový pokus za {s} s",
+    since: "od {t}",
+    back: "Zpět na přehled",
+    mainStream: "hlavní stream",
+    subStream: "vedlejší stream",
+    open: "Zvětšit {name}",
+    language: "Jazyk",
+    stateBackoff: "Spojení ztraceno",
+    stateFailed: "Vyžaduje zásah",
+    stateStopped: "Zastaveno",
+  },
+};
+
+export const LANGUAGES = Object.keys(TEXTS);
+
+let current = pick();
+
+// pick returns the remembered choice, else the first of the browser's languages we speak.
+function pick() {
+  let saved = null;
+  try {
+    saved = localStorage.getItem(STORAGE_KEY);
+  } catch {
+    // Storage can be disabled (private mode, policy); the browser's language still works.
+  }
+  if (saved in TEXTS) return saved;
+  for (const tag of navigator.languages ?? [navigator.language]) {
+    const base = String(tag).toLowerCase().split("-")[0];
+    if (base in TEXTS) return base;
+  }
+  return "en";
+}
+
+export function language() {
+  return current;
+}
+
+// setLanguage switches, remembers the choice and tells the page to re-render its texts.
+export function setLanguage(lang) {
+  if (!(lang in TEXTS)) throw new Error(`unknown language ${lang}`);
+  current = lang;
+  try {
+    localStorage.setItem(STORAGE_KEY, lang);
+  } catch {
+    // Not remembered, but the switch still applies to this page.
+  }
+  document.documentElement.lang = lang;
+  document.dispatchEvent(new CustomEvent("townwatch:language", { detail: lang }));
+}
+
+// t returns the text for key with {name} placeholders filled from params. A key with plural
+// forms takes its count from params.n (Intl.PluralRules knows Czech "few").
+export function t(key, params = {}) {
+  let text = TEXTS[current][key] ?? TEXTS.en[key] ?? key;
+  if (typeof text === "object") {
+    const form = new Intl.PluralRules(current).select(params.n ?? 0);
+    text = text[form] ?? text.other;
+  }
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+}
+
+// timeText formats a time of day the way the dispatcher's language writes it (24-hour).
+export function timeText(date, withSeconds = false) {
+  return new Intl.DateTimeFormat(current, {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: withSeconds ? "2-digit" : undefined,
+    hourCycle: "h23",
+  }).format(date);
+}
+
+// applyTexts fills every element that has data-i18n="key" (textContent) or
+// data-i18n-label="key" (aria-label) under root.
+export function applyTexts(root = document) {
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+  document.documentElement.lang = current;
+}

@@ -1,0 +1,19 @@
+// Package web holds the live wall's browser files (index.html, ES modules, CSS), embedded
+// into the binary so townwatch needs no Node, no build step and no files beside it. The
+// viewer package serves them: index.html at "/", everything else under /static/.
+//
+// The modules, and what each owns:
+//
+//	app.js   the grid, its layout, polling /api/cameras, the enlarged view, the clock and
+//	         the window.townwatch debug hook the browser tests use
+//	tile.js  one camera: its WHEP session, state badge, reconnect backoff, stall watchdog
+//	whep.js  the WHEP client (RTCPeerConnection, POST offer, DELETE on close)
+//	i18n.js  every text in Czech and English and the language choice
+package web
+
+import "embed"
+
+// Files are the embedded browser files, at the root of the FS (index.html, app.js, ...).
+//
+//go:embed index.html *.js *.css *.svg
+var Files embed.FS
