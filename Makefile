@@ -42,18 +42,24 @@ vet:
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 
-## test: install deps, vet, run every test with the race detector
+## test: install deps, vet, run every test with the race detector, then the motion tests
+## again with gocv's Mat counting (-tags matprofile), which fail if any Mat is left open
 test: deps vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -tags matprofile -count=1 -timeout $(TEST_TIMEOUT) ./motion/...
 
 ## bench: run the benchmarks (figures are reported, never asserted): the Go benchmarks, then the
 ## recording benchmark (cmd/recbench: 1, 4 and 16 simulated 1080p cameras recorded by townwatch
 ## serve for 60 s each, about 5 minutes; its ffmpeg clip is cached in ~/.cache/townwatch-bench).
-## RECBENCH_FLAGS passes flags to it, e.g. RECBENCH_FLAGS='-n 16 -duration 120s'.
+## RECBENCH_FLAGS passes flags to it, e.g. RECBENCH_FLAGS='-n 16 -duration 120s'. Then the
+## live-view benchmark (cmd/livebench: one 1080p camera to 1, 10 and 50 WebRTC viewers;
+## LIVEBENCH_FLAGS passes flags to it).
 RECBENCH_FLAGS ?=
+LIVEBENCH_FLAGS ?=
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 	$(GO) run ./cmd/recbench $(RECBENCH_FLAGS)
+	$(GO) run ./cmd/livebench $(LIVEBENCH_FLAGS)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

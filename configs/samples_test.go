@@ -64,8 +64,11 @@ func TestDemo(t *testing.T) {
 		if cam.ID != w.id || cam.Name != w.name || cam.Main.URL != w.url || cam.Motion.Enabled != w.motion {
 			t.Errorf("camera %d = %+v, want %+v", i, cam, w)
 		}
-		if cam.Main.Transport != TransportTCP || cam.Sub != nil || cam.Record.Mode != RecordContinuous {
-			t.Errorf("camera %s: transport %q, sub %v, record %q; want tcp, no sub, continuous", cam.ID, cam.Main.Transport, cam.Sub, cam.Record.Mode)
+		if cam.Main.Transport != TransportTCP || (cam.Sub != nil) != w.motion || cam.Record.Mode != RecordContinuous {
+			t.Errorf("camera %s: transport %q, sub %v, record %q; want tcp, a sub stream only with motion, continuous", cam.ID, cam.Main.Transport, cam.Sub, cam.Record.Mode)
+		}
+		if cam.Sub != nil && cam.Sub.URL != w.url {
+			t.Errorf("camera %s: sub %q, want the same simulated stream %q", cam.ID, cam.Sub.URL, w.url)
 		}
 		if dial, err := cam.Main.DialURL(); err != nil || dial != w.url {
 			t.Errorf("camera %s: DialURL() = %q, %v", cam.ID, dial, err)

@@ -284,6 +284,28 @@ func checkPlays(t *testing.T, path string) {
 	}
 }
 
+// startSimcam runs simulated cameras on a free loopback port for the rest of the test.
+func startSimcam(t *testing.T, specs ...simcam.CameraSpec) *simcam.Server {
+	t.Helper()
+	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	camDone := make(chan error, 1)
+	go func() { camDone <- cam.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-camDone
+	})
+	select {
+	case <-cam.Ready():
+	case err := <-camDone:
+		t.Fatalf("simcam: %v", err)
+	}
+	return cam
+}
+
 // crashKill is one SIGKILL: when, and the segments it interrupted.
 type crashKill struct {
 	trial       int
@@ -380,28 +402,14 @@ func TestCrashSIGKILLAtRandomInstants(t *testing.T) {
 	for i, c := range crashCameras {
 		specs[i] = simcam.CameraSpec{Path: c.path, Clip: simcam.Clip(c.path)}
 	}
-	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: specs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	camDone := make(chan error, 1)
-	go func() { camDone <- cam.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-camDone
-	})
-	select {
-	case <-cam.Ready():
-	case err := <-camDone:
-		t.Fatalf("simcam: %v", err)
-	}
+	cam := startSimcam(t, specs...)
 
 	dir := t.TempDir()
 	storage := filepath.Join(dir, "storage")
 	var cfg strings.Builder
 	// min_free is small so that the test machine's disk never makes retention delete.
-	cfg.WriteString("storage:\n  path: " + strconv.Quote(storage) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\ncameras:\n")
+	cfg.WriteString("storage:\n  path: " + strconv.Quote(storage) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
+		"webrtc:\n  udp_port: 0\n  tcp_port: 0\ncameras:\n")
 	for _, c := range crashCameras {
 		cfg.WriteString("  - id: " + c.id + "\n    main:\n      url: " + cam.URL(c.path) +
 			"\n      transport: tcp\n    record:\n      mode: continuous\n      segment: 10s\n")

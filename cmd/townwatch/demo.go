@@ -17,6 +17,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	data := fs.String("data", "./data/demo", "storage directory for the demo's catalog and recordings")
 	listen := fs.String("http", "", "HTTP listen address (default: demo.yaml's http.listen, 127.0.0.1:8080)")
 	rtsp := fs.String("simcam", "127.0.0.1:8554", "RTSP listen address of the simulated cameras (port 0 picks a free one)")
+	webrtcPort := fs.Int("webrtc", configs.DefaultUDPPort, "UDP and TCP port of the live view's WebRTC media (0 picks free ones)")
 	var lf logFlags
 	lf.register(fs)
 	log, code, ok := lf.parse(fs, args, stderr)
@@ -32,6 +33,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *listen != "" {
 		cfg.HTTP.Listen = *listen
 	}
+	cfg.WebRTC.UDPPort, cfg.WebRTC.TCPPort = *webrtcPort, *webrtcPort
 
 	cams, err := simcam.New(simcam.Config{Listen: *rtsp, Logger: log})
 	if err != nil {

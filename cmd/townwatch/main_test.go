@@ -179,7 +179,7 @@ func httpGet(t *testing.T, url string) string {
 // them, and SIGTERM must stop the process cleanly.
 func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 	data := t.TempDir()
-	cmd := exec.Command(binary, "demo", "-data", data, "-http", "127.0.0.1:0", "-simcam", "127.0.0.1:0")
+	cmd := exec.Command(binary, "demo", "-data", data, "-http", "127.0.0.1:0", "-simcam", "127.0.0.1:0", "-webrtc", "0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,10 @@ var (
 		"Bytes of the camera's footage under an evidence lock.", []string{"camera"}, nil)
 	descDeleted = prometheus.NewDesc("townwatch_retention_deleted_bytes_total",
 		"Bytes deleted by retention, by reason (age, camera_quota, storage_quota, min_free).", []string{"camera", "reason"}, nil)
+	descPreRoll = prometheus.NewDesc("townwatch_recorder_preroll_bytes",
+		"Bytes of pre-roll a motion-mode recorder holds in memory while waiting for motion.", []string{"camera"}, nil)
+	descPreRollDrops = prometheus.NewDesc("townwatch_recorder_preroll_drops_total",
+		"Times a motion-mode recorder's pre-roll hit its memory bound and lost its oldest footage.", []string{"camera"}, nil)
 	descDiskFree = prometheus.NewDesc("townwatch_disk_free_bytes",
 		"Free bytes on the filesystem holding storage.path.", nil, nil)
 	descDiskTotal = prometheus.NewDesc("townwatch_disk_total_bytes",
@@ -47,7 +51,7 @@ func newRecorderCollector(cams []configs.Camera, writers []*recorder.Writer, ret
 
 func (c *recorderCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordedBytes, descRecordedFrames, descSegments, descGaps, descRecording,
-		descPaused, descStored, descLocked, descDeleted, descDiskFree, descDiskTotal, descHold} {
+		descPaused, descPreRoll, descPreRollDrops, descStored, descLocked, descDeleted, descDiskFree, descDiskTotal, descHold} {
 		ch <- d
 	}
 }
@@ -63,6 +67,10 @@ func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRecording, prometheus.GaugeValue, boolValue(st.State == recorder.StateRecording), cam)
 		paused := st.State == recorder.StatePaused || st.State == recorder.StateError
 		ch <- prometheus.MustNewConstMetric(descPaused, prometheus.GaugeValue, boolValue(paused), cam)
+		if c.cameras[i].Record.Mode == configs.RecordMotion {
+			ch <- prometheus.MustNewConstMetric(descPreRoll, prometheus.GaugeValue, float64(st.PreRollBytes), cam)
+			ch <- prometheus.MustNewConstMetric(descPreRollDrops, prometheus.CounterValue, float64(st.PreRollDrops), cam)
+		}
 	}
 	rs := c.retention.Status()
 	for cam, b := range rs.BytesByCamera {

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,9 +18,11 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/motion"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer"
+	"github.com/townwatch/townwatch/viewer/live"
 )
 
 // catalogFile is the catalog's name under storage.path.
@@ -34,7 +38,9 @@ type system struct {
 	catalog   *catalog.Catalog
 	sources   []*ingest.Source
 	writers   []*recorder.Writer
+	analyzers []*motion.Analyzer
 	retention *recorder.Retention
+	live      *live.Manager
 	http      *viewer.Server
 	extra     []func(context.Context) error // optional services run alongside (profiling)
 
@@ -71,7 +77,18 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	})
 
+	analysisTime := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "townwatch_motion_analysis_seconds",
+		Help: "Time motion detection spent on one analysed frame (decoding excluded).",
+		// From a 320 px frame on a fast core (0.1 ms) to a box that can no longer keep up
+		// with 5 frames a second (200 ms).
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 12),
+	}, []string{"camera"})
+
 	var cams []viewer.Camera
+	var analysed []string
+	var liveCams []live.Camera
+	var cameraIDs []string
 	for _, c := range cfg.Cameras {
 		main, err := ingest.NewSource(c.ID, ingest.StreamMain, c.Main, sys.hub, log)
 		if err != nil {
@@ -96,8 +113,22 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 			return nil, err
 		}
 		sys.writers = append(sys.writers, w)
+		liveCams = append(liveCams, live.Camera{ID: c.ID, HasSub: c.Sub != nil, Audio: c.Live.Audio})
+		cameraIDs = append(cameraIDs, c.ID)
 		vc.Recording = sys.recordingStatus(c.ID, w)
 		cams = append(cams, vc)
+		if c.Motion.Enabled {
+			a, err := sys.newAnalyzer(c, w, analysisTime.WithLabelValues(c.ID))
+			if err != nil {
+				return nil, err
+			}
+			sys.analyzers = append(sys.analyzers, a)
+			analysed = append(analysed, c.ID)
+		}
+	}
+
+	if sys.live, err = newLive(cfg, sys.hub, liveCams, log); err != nil {
+		return nil, err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -107,12 +138,56 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		newIngestCollector(sys.sources, sys.hub),
 		newRecorderCollector(cfg.Cameras, sys.writers, sys.retention),
 		fragLatency,
+		&motionCollector{cameras: analysed, analyzers: sys.analyzers},
+		analysisTime,
+		&liveCollector{cameras: cameraIDs, live: sys.live},
 	)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
-	if sys.http, err = viewer.New(cfg.HTTP.Listen, cams, metrics, log); err != nil {
+	events := &viewer.Events{Store: sys.catalog, Cameras: cameraIDs, Log: log,
+		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
+	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
+		Live: sys.live, Events: events, Log: log}); err != nil {
 		return nil, err
 	}
 	return sys, nil
+}
+
+// newLive builds the live view's WebRTC side from the config. Its media sockets bind to
+// http.listen's host, so a viewer kept on loopback (behind a proxy) exposes no media port
+// elsewhere either.
+func newLive(cfg *configs.Config, hub *ingest.Hub, cams []live.Camera, log *slog.Logger) (*live.Manager, error) {
+	host, _, err := net.SplitHostPort(cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen: %w", err)
+	}
+	var servers []webrtc.ICEServer
+	for i, s := range cfg.WebRTC.ICEServers {
+		cred, err := s.Credential()
+		if err != nil {
+			return nil, fmt.Errorf("webrtc.ice_servers[%d]: %w", i, err)
+		}
+		servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: cred})
+	}
+	return live.New(hub, cams, live.Options{
+		ListenHost: host, UDPPort: cfg.WebRTC.UDPPort, TCPPort: cfg.WebRTC.TCPPort,
+		Advertise: cfg.WebRTC.Advertise, ICEServers: servers,
+		MaxViewers: cfg.WebRTC.MaxViewers, MaxViewersPerCamera: cfg.WebRTC.MaxViewersPerCamera,
+		Log: log.With("component", "live"),
+	})
+}
+
+// newAnalyzer builds camera c's motion detection, its events going to the camera's
+// recorder (motion mode), the catalog and the snapshot folder.
+func (sys *system) newAnalyzer(c configs.Camera, w *recorder.Writer, analysis prometheus.Observer) (*motion.Analyzer, error) {
+	log := sys.log.With("camera", c.ID)
+	sink := &eventSink{camera: c.ID, storage: sys.storage, catalog: sys.catalog, log: log}
+	if c.Record.Mode == configs.RecordMotion {
+		sink.writer = w
+	}
+	return motion.NewAnalyzer(c, sys.hub, log, motion.Options{
+		OnEvent:         sink.onEvent,
+		ObserveAnalysis: func(d time.Duration) { analysis.Observe(d.Seconds()) },
+	})
 }
 
 // recordingStatus adapts a Writer and the catalog's byte count for the API. Bytes come from
@@ -157,11 +232,15 @@ func (sys *system) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sys.http.Run(ctx) })
 	g.Go(func() error { return sys.retention.Run(ctx) })
+	g.Go(func() error { return sys.live.Run(ctx) })
 	for _, src := range sys.sources {
 		g.Go(func() error { return src.Run(ctx) })
 	}
 	for _, w := range sys.writers {
 		g.Go(func() error { return w.Run(ctx) })
+	}
+	for _, a := range sys.analyzers {
+		g.Go(func() error { return a.Run(ctx) })
 	}
 	for _, run := range sys.extra {
 		g.Go(func() error { return run(ctx) })
