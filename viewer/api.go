@@ -21,6 +21,7 @@ type cameraJSON struct {
 	Sub       *ingest.Status `json:"sub,omitempty"`
 	Viewers   int            `json:"viewers"`
 	Recording *Recording     `json:"recording,omitempty"`
+	Motion    *Motion        `json:"motion,omitempty"`
 }
 
 func (s *Server) cameraJSON(c Camera) cameraJSON {
@@ -35,6 +36,10 @@ func (s *Server) cameraJSON(c Camera) cameraJSON {
 	if c.Recording != nil {
 		rec := c.Recording()
 		out.Recording = &rec
+	}
+	if c.Motion != nil {
+		m := c.Motion()
+		out.Motion = &m
 	}
 	return out
 }

@@ -29,6 +29,7 @@ func testServer(t *testing.T) *Server {
 			Recording: func() Recording {
 				return Recording{State: "paused_disk_full", Reason: "no space left on device", BytesStored: 5 << 30, Segments: 12, Gaps: 1}
 			},
+			Motion: func() Motion { return Motion{Active: true, Events: 7} },
 		},
 		{
 			ID: "stribro-most", Name: "Stříbro – most",
@@ -74,6 +75,12 @@ func TestCamerasListsEveryCameraWithItsStatus(t *testing.T) {
 	}
 	if sub, ok := c["sub"].(map[string]any); !ok || sub["width"] != 640.0 {
 		t.Errorf("camera 0 sub = %v, want the sub stream's status", c["sub"])
+	}
+	if m, ok := c["motion"].(map[string]any); !ok || m["active"] != true || m["events"] != 7.0 {
+		t.Errorf("camera 0 motion = %v, want active with 7 events", c["motion"])
+	}
+	if _, ok := got[1]["motion"]; ok {
+		t.Errorf("camera 1 has no motion detection but shows %v", got[1]["motion"])
 	}
 	rec, ok := c["recording"].(map[string]any)
 	if !ok || rec["state"] != "paused_disk_full" || rec["bytes_stored"] != float64(5<<30) || rec["reason"] != "no space left on device" {

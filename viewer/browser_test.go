@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,6 +70,9 @@ type wallRig struct {
 	server *Server
 	url    string
 	cams   map[string]*simCamera
+	// moving is what each camera's motion detection reports to /api/cameras; the wall's
+	// marking of it is tested, the detector has its own tests.
+	moving map[string]*atomic.Bool
 }
 
 type simCamera struct {
@@ -81,14 +85,17 @@ type simCamera struct {
 // (0 = the default).
 func newWallRig(tb testing.TB, perCameraCap int, cams ...rigCamera) *wallRig {
 	tb.Helper()
-	rig := &wallRig{tb: tb, hub: ingest.NewHub(), cams: map[string]*simCamera{}}
+	rig := &wallRig{tb: tb, hub: ingest.NewHub(), cams: map[string]*simCamera{}, moving: map[string]*atomic.Bool{}}
 	var viewerCams []Camera
 	var liveCams []live.Camera
 	for _, c := range cams {
 		sim := &simCamera{spec: c, addr: "127.0.0.1:0"}
 		rig.cams[c.id] = sim
 		rig.plug(tb, c.id)
-		vc := Camera{ID: c.id, Name: c.name, Main: rig.source(tb, c.id, ingest.StreamMain, sim)}
+		moving := new(atomic.Bool)
+		rig.moving[c.id] = moving
+		vc := Camera{ID: c.id, Name: c.name, Main: rig.source(tb, c.id, ingest.StreamMain, sim),
+			Motion: func() Motion { return Motion{Active: moving.Load()} }}
 		if c.sub {
 			vc.Sub = rig.source(tb, c.id, ingest.StreamSub, sim)
 		}

@@ -36,11 +36,20 @@ type Camera struct {
 	Sub  StatusSource // nil when the camera has no sub stream
 	// Recording reports the recorder's state for the camera; nil when nothing records.
 	Recording func() Recording
+	// Motion reports motion detection for the camera; nil when it is not analysed.
+	Motion func() Motion
+}
+
+// Motion is what /api/cameras shows of a camera's motion detection: whether something is
+// moving now (the wall marks the tile) and how many events there were since start.
+type Motion struct {
+	Active bool   `json:"active"`
+	Events uint64 `json:"events"`
 }
 
 // Recording is what /api/cameras shows of a camera's recorder.
 type Recording struct {
-	State       string `json:"state"`            // waiting, recording, paused_disk_full, error, off
+	State       string `json:"state"`            // waiting, recording, waiting_motion, paused_disk_full, error, off
 	Reason      string `json:"reason,omitempty"` // why it is not recording
 	BytesStored int64  `json:"bytes_stored"`     // bytes of this camera's footage on disk
 	Segments    uint64 `json:"segments"`         // segments written since start

@@ -129,6 +129,17 @@ func TestLiveWallInChromium(t *testing.T) {
 		})
 	})
 
+	t.Run("MotionIsMarkedOnTheTile", func(t *testing.T) {
+		wall.tb = t
+		motionOf := "document.querySelector('" + tileSel("demo-static") + "').dataset.motion"
+		badge := "document.querySelector('" + tileSel("demo-static") + " .motion').textContent"
+		rig.moving["demo-static"].Store(true)
+		wantTexts(t, wall, map[string]string{motionOf: "active", badge: "Motion"})
+		wall.screenshot("live-wall-motion.png")
+		rig.moving["demo-static"].Store(false)
+		wantTexts(t, wall, map[string]string{motionOf: "", badge: ""})
+	})
+
 	t.Run("LanguageFollowsBrowserAndSwitch", func(t *testing.T) {
 		// A Czech browser gets the Czech wall without touching anything.
 		czech := openPage(t, browser, rig.url, chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {

@@ -124,6 +124,10 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 			}
 			sys.analyzers = append(sys.analyzers, a)
 			analysed = append(analysed, c.ID)
+			cams[len(cams)-1].Motion = func() viewer.Motion {
+				st := a.Stats()
+				return viewer.Motion{Active: st.Active, Events: st.Events}
+			}
 		}
 	}
 

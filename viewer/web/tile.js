@@ -56,7 +56,7 @@ export class Tile {
     el.dataset.camera = this.id;
     el.setAttribute("role", "button");
     el.innerHTML = `<video muted autoplay playsinline disablepictureinpicture></video>
-      <div class="top"><span class="name"></span><span class="badge"></span></div>
+      <div class="top"><span class="name"></span><span class="motion"></span><span class="badge"></span></div>
       <div class="msg"><strong class="msg-title"></strong><span class="msg-detail"></span><span class="msg-retry"></span></div>
       <div class="bottom"><span class="info"></span><button class="back" type="button"></button></div>`;
     this.video = el.querySelector("video");
@@ -79,6 +79,7 @@ export class Tile {
   setCamera(camera) {
     this.camera = camera;
     this.reconcile();
+    this.render(); // the motion mark and stream info change without a state change
   }
 
   setVisible(visible) {
@@ -259,6 +260,10 @@ export class Tile {
     const badge = { live: "live", connecting: "connecting", busy: "busy", paused: "paused", error: "noVideo" };
     const down = this.down;
     el.querySelector(".badge").textContent = t(this.state === "offline" ? DOWN[down.state] : badge[this.state]);
+    // Motion is marked from the server's detector (polled with the camera list), so a
+    // dispatcher's eye goes to the tile where something happens.
+    el.dataset.motion = camera.motion?.active ? "active" : "";
+    el.querySelector(".motion").textContent = camera.motion?.active ? t("motion") : "";
 
     let title = "";
     let detail = this.detail;
