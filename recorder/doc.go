@@ -25,9 +25,10 @@
 //
 // With record.mode motion the Writer reads the Hub as always but, while no event is going
 // on, keeps a pre-roll in memory instead of writing (state waiting_motion): whole groups
-// of pictures covering record.pre_roll plus detectionMargin, at most preRollMaxBytes. When
-// that bound bites the oldest GOPs are dropped (counted in PreRollDrops), so the pre-roll
-// gets shorter, never the camera's memory larger. MotionStarted and MotionEnded, called
+// of pictures covering record.pre_roll plus detectionMargin plus one GOP (the detector's
+// latency on keyframes), at most preRollMaxBytes. When that bound bites the oldest GOPs
+// are dropped (counted in PreRollDrops), so the pre-roll gets shorter, never the camera's
+// memory larger. MotionStarted and MotionEnded, called
 // by the motion wiring, never block. An event's recording starts at the keyframe at or
 // before its start minus pre_roll, with the footage's own times, and stops at the first
 // keyframe at or after its end plus record.post_roll; overlapping events and one that

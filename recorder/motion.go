@@ -8,19 +8,21 @@ import (
 )
 
 const (
-	// detectionMargin is kept in the pre-roll on top of record.pre_roll. The detector
-	// confirms an event a second or two after the motion began and reports that true
-	// start, so by the time MotionStarted arrives the footage pre_roll before the start is
-	// already pre_roll plus that latency old. 3 s covers the detector's 1-2 s and a busy
-	// box's scheduling delay; a trigger later than that gets what the buffer still has
-	// (a shorter pre-roll, never a broken one).
+	// detectionMargin is kept in the pre-roll on top of record.pre_roll (and one whole
+	// GOP more, see preRoll.add). The detector confirms an event a second or two after
+	// the motion began and reports that true start, so by the time MotionStarted arrives
+	// the footage pre_roll before the start is already pre_roll plus that latency old.
+	// 3 s covers the detector's 1-2 s on a sub stream and a busy box's scheduling delay;
+	// the extra GOP covers keyframes-only analysis, whose latency is one GOP. A trigger
+	// later than that gets what the buffer still has (a shorter pre-roll, never a broken
+	// one).
 	detectionMargin = 3 * time.Second
 
 	// preRollMaxBytes bounds one camera's pre-roll in memory, so that a camera with a huge
 	// group of pictures or a runaway bitrate cannot eat the box's memory. 32 MiB holds
-	// the default pre_roll (5 s) plus detectionMargin plus one 4 s GOP of a 16 Mbit/s
-	// main stream (24 MB), or the longest pre_roll configs allows (1 min) of a 4 Mbit/s
-	// one. When it bites, the oldest whole GOPs go first (the pre-roll gets shorter than
+	// the default pre_roll (5 s) plus detectionMargin plus two 4 s GOPs of a 16 Mbit/s
+	// main stream (32 MB), or the longest pre_roll configs allows (1 min) of a 4 Mbit/s
+	// one with 1 s GOPs. When it bites, the oldest whole GOPs go first (the pre-roll gets shorter than
 	// configured); a single GOP larger than the bound cannot be kept at all (its frames
 	// depend on its keyframe), so the buffer is emptied and starts again at the next
 	// keyframe. Either way it is counted in WriterStats.PreRollDrops and logged once.
@@ -210,7 +212,7 @@ func (rc *recording) forgetPreRoll() {
 
 // preRoll holds a motion-mode camera's most recent footage while it is not recording:
 // whole groups of pictures, starting at a keyframe, that cover at least window before the
-// newest unit, within max bytes (see preRollMaxBytes). Units are shared with the Hub, never
+// newest unit plus one GOP, within max bytes (see preRollMaxBytes). Units are shared with the Hub, never
 // copied.
 type preRoll struct {
 	window time.Duration
@@ -233,8 +235,13 @@ func (p *preRoll) add(u *ingest.Unit) (windowFull bool, dropped int) {
 	}
 	p.units = append(p.units, u)
 	p.bytes += u.Size()
-	// The oldest GOP goes once the next one alone reaches window back from u.
-	for len(p.keys) > 1 && !p.units[p.keys[1]].Wall.After(u.Wall.Add(-p.window)) {
+	// The oldest GOP goes once the two after it alone reach window back from u. One whole
+	// GOP more than the window needs: a camera without a sub stream is analysed on its
+	// keyframes only, and the detector confirms an event at its second moving keyframe,
+	// one GOP after the start it reports. With a GOP longer than detectionMargin (4 s,
+	// 10 s) the keyframe pre_roll before that start would already be gone: the recording
+	// lost the pre-roll, all of it once the GOP reaches pre_roll + detectionMargin.
+	for len(p.keys) > 2 && !p.units[p.keys[2]].Wall.After(u.Wall.Add(-p.window)) {
 		p.dropFirst()
 		windowFull = true
 	}

@@ -349,8 +349,8 @@ func TestNewWriterRejectsNegativeRolls(t *testing.T) {
 }
 
 // TestPreRollKeepsWholeGOPsCoveringTheWindow checks the buffer's rules on synthetic
-// units: it starts at a keyframe, keeps the newest keyframe at or before window back
-// and everything after, and never holds more than its byte bound.
+// units: it starts at a keyframe, keeps the GOP before the newest keyframe at or before
+// window back and everything after, and never holds more than its byte bound.
 func TestPreRollKeepsWholeGOPsCoveringTheWindow(t *testing.T) {
 	video := &ingest.Track{Kind: ingest.KindVideo, Codec: ingest.CodecH264}
 	audio := &ingest.Track{Kind: ingest.KindAudio, Codec: ingest.CodecAAC}
@@ -385,9 +385,10 @@ func TestPreRollKeepsWholeGOPsCoveringTheWindow(t *testing.T) {
 		p.add(&ingest.Unit{Track: audio, Wall: t0.Add(time.Duration(i) * time.Second / 25), Key: true, Payload: [][]byte{{1, 2}}})
 		check(p, "steady")
 	}
-	// The newest frame is at 10 s: the window needs 7 s, whose keyframe is frame 175.
-	if got := p.units[0].Wall.Sub(t0); got != 7*time.Second {
-		t.Errorf("buffer starts at %v, want the keyframe at 7s", got)
+	// The newest frame is at 10 s: the window needs 7 s, whose keyframe is frame 175,
+	// and one GOP more (the detector's latency on keyframes).
+	if got := p.units[0].Wall.Sub(t0); got != 6*time.Second {
+		t.Errorf("buffer starts at %v, want the keyframe at 6s", got)
 	}
 	if got := p.since(t0.Add(8500 * time.Millisecond)); got[0].Wall.Sub(t0) != 8*time.Second || !got[0].Key {
 		t.Errorf("since 8.5s starts at %v, want the keyframe at 8s", got[0].Wall.Sub(t0))

@@ -182,10 +182,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	rec := &recording{w: w, gapNext: true, lost: true}
-	if w.cam.Record.Mode == configs.RecordMotion {
-		rec.mo = &motionRecording{buf: preRoll{window: w.cam.Record.PreRoll.Std() + detectionMargin, max: w.preRollMax}}
-	}
+	rec := w.newRecording()
 	defer rec.completeUnfinished()
 	for {
 		w.setState(StateWaiting, "")
@@ -200,6 +197,16 @@ func (w *Writer) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// newRecording is the state Run starts with: nothing recorded yet, so the first segment
+// follows a gap.
+func (w *Writer) newRecording() *recording {
+	rec := &recording{w: w, gapNext: true, lost: true}
+	if w.cam.Record.Mode == configs.RecordMotion {
+		rec.mo = &motionRecording{buf: preRoll{window: w.cam.Record.PreRoll.Std() + detectionMargin, max: w.preRollMax}}
+	}
+	return rec
 }
 
 // recording is the state of one Writer's Run that outlives Streams.
