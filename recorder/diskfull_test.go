@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,15 +29,17 @@ import (
 // 1 MB and quotas and min_free bite within seconds, and a fragment (~500 kB) is big
 // enough to be cut off part-way by a full disk.
 
-// noisyClip writes an Annex-B H.264 file (640x360, 25 fps, an IDR with SPS/PPS every
-// second, no B-frames, about 4 Mbit/s; 4 s that simcam loops) for CameraSpec.File into a
-// temporary directory of the test and returns its path. ffmpeg takes about half a second.
-func noisyClip(t *testing.T) string {
+// noisyClip writes an Annex-B H.264 file (640x360, 25 fps, an IDR with SPS/PPS every gop
+// frames, no B-frames, about 4 Mbit/s of noise; 4 s that simcam loops) for
+// CameraSpec.File into a temporary directory of the test and returns its path. ffmpeg
+// takes about half a second.
+func noisyClip(t *testing.T, gop int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "noisy.h264")
+	g := strconv.Itoa(gop)
 	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error",
 		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-vf", "noise=alls=30:allf=t", "-frames:v", "100",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "0",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", g, "-keyint_min", g, "-sc_threshold", "0", "-bf", "0",
 		"-pix_fmt", "yuv420p", "-x264-params", "repeat-headers=1", "-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M",
 		"-f", "h264", path)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -74,7 +77,7 @@ type diskRig struct {
 // startDiskRig records camera "cam" (2 s segments) of cfg with storage.path dir.
 func startDiskRig(t *testing.T, dir string, cfg *configs.Config) *diskRig {
 	t.Helper()
-	clip := noisyClip(t)
+	clip := noisyClip(t, 25)
 	ctx := context.Background()
 	rig := &diskRig{t: t, ctx: ctx, dir: dir, cfg: cfg, logs: &retLog{}}
 	log := slog.New(rig.logs)

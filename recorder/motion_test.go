@@ -264,31 +264,15 @@ func TestMotionWriterMergesOverlappingEvents(t *testing.T) {
 	}
 }
 
-// hugeGOPClip writes a 4 s Annex-B H.264 clip (640x360, 25 fps, about 4 Mbit/s, noise)
-// with a single IDR: looped by simcam, a camera with a 4 s group of pictures of about
-// 2 MB.
-func hugeGOPClip(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "hugegop.h264")
-	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-vf", "noise=alls=30:allf=t", "-frames:v", "100",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "1000", "-keyint_min", "1000", "-sc_threshold", "0", "-bf", "0",
-		"-pix_fmt", "yuv420p", "-x264-params", "repeat-headers=1", "-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M",
-		"-f", "h264", path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
-	return path
-}
-
-// TestMotionWriterPreRollMemoryIsBounded: a camera whose group of pictures is larger than
-// the pre-roll's memory bound never makes the pre-roll hold more than the bound; the
-// drops are counted, and an event is still recorded, from a keyframe, playable.
+// TestMotionWriterPreRollMemoryIsBounded: a camera whose group of pictures (one IDR in 4 s
+// of noise, about 2 MB) is larger than the pre-roll's memory bound never makes the
+// pre-roll hold more than the bound; the drops are counted, and an event is still
+// recorded, from a keyframe, playable.
 func TestMotionWriterPreRollMemoryIsBounded(t *testing.T) {
 	noLeaks(t)
 	const bound = 512 << 10 // about 1 s of the clip; a GOP is about 2 MB
 	dir := t.TempDir()
-	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: []simcam.CameraSpec{{Path: "cam", File: hugeGOPClip(t)}}})
+	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: []simcam.CameraSpec{{Path: "cam", File: noisyClip(t, 1000)}}})
 	if err != nil {
 		t.Fatal(err)
 	}

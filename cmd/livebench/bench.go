@@ -21,7 +21,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/townwatch/townwatch/cmd/internal/benchclip"
+	"github.com/townwatch/townwatch/cmd/internal/benchkit"
 	"github.com/townwatch/townwatch/ingest/simcam"
 )
 
@@ -47,7 +47,7 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]ro
 	clip := bc.clip
 	if clip == "" {
 		var err error
-		if clip, err = benchclip.Ensure(ctx, bc.cache, logf); err != nil {
+		if clip, err = benchkit.EnsureClip(ctx, bc.cache, logf); err != nil {
 			return nil, err
 		}
 	}

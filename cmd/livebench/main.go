@@ -22,12 +22,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/townwatch/townwatch/cmd/internal/benchclip"
+	"github.com/townwatch/townwatch/cmd/internal/benchkit"
 )
 
 func main() {
@@ -43,7 +41,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	nList := fs.String("n", "1,10,50", "comma-separated viewer counts, one measurement each (after one with no viewer)")
 	duration := fs.Duration("duration", 60*time.Second, "measured time per viewer count, after the warm-up")
 	warmup := fs.Duration("warmup", 5*time.Second, "time after the viewers connect before measuring")
-	cache := fs.String("cache", benchclip.DefaultCacheDir(), "directory where the generated clip is kept between runs")
+	cache := fs.String("cache", benchkit.DefaultCacheDir(), "directory where the generated clip is kept between runs")
 	clip := fs.String("clip", "", "raw H.264 (Annex-B) clip to serve instead of the generated one")
 	serveURL := fs.String("serve", "", "internal: run the server process for this RTSP URL")
 	if err := fs.Parse(args); err != nil {
@@ -59,7 +57,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return 0
 	}
-	ns, err := parseNs(*nList)
+	ns, err := benchkit.ParseCounts(*nList, "viewer")
 	if err == nil && (*duration <= 0 || *warmup < 0) {
 		err = errors.New("-duration must be > 0 and -warmup >= 0")
 	}
@@ -81,17 +79,4 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
-}
-
-// parseNs parses "1,10,50".
-func parseNs(s string) ([]int, error) {
-	var ns []int
-	for f := range strings.SplitSeq(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("-n %q: want comma-separated viewer counts >= 1", s)
-		}
-		ns = append(ns, n)
-	}
-	return ns, nil
 }

@@ -29,13 +29,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/townwatch/townwatch/cmd/internal/benchclip"
+	"github.com/townwatch/townwatch/cmd/internal/benchkit"
 )
 
 // The target from the recorder issue: MediaMTX v1.20.1 recording the same
@@ -68,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 60*time.Second, "measured time per run, after the warm-up (the issue asks for at least 60s)")
 	warmup := fs.Duration("warmup", 10*time.Second, "time after every camera streams before measuring")
 	bin := fs.String("townwatch", "", "townwatch binary to benchmark (default: go build ./cmd/townwatch)")
-	cache := fs.String("cache", benchclip.DefaultCacheDir(), "directory where the generated clip is kept between runs")
+	cache := fs.String("cache", benchkit.DefaultCacheDir(), "directory where the generated clip is kept between runs")
 	count := fs.Int("count", 1, "runs per N; with more than one, the table adds each N's median (timings on a shared host are noisy)")
 	keep := fs.Bool("keep", false, "keep the work directory (configs, logs, recordings) and print its path")
 	if err := fs.Parse(args); err != nil {
@@ -77,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	ns, err := parseNs(*nList)
+	ns, err := benchkit.ParseCounts(*nList, "stream")
 	if err == nil && (*duration <= 0 || *warmup < 0 || *count < 1) {
 		err = errors.New("-duration must be > 0, -warmup >= 0 and -count >= 1")
 	}
@@ -129,7 +128,7 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]*r
 	if bc.duration < 60*time.Second {
 		logf("note: -duration %v is shorter than the 60 s the recorder issue asks for", bc.duration)
 	}
-	clip, err := benchclip.Ensure(ctx, bc.cache, logf)
+	clip, err := benchkit.EnsureClip(ctx, bc.cache, logf)
 	if err != nil {
 		return nil, "", err
 	}
@@ -149,7 +148,7 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]*r
 	}
 	header := fmt.Sprintf("recording benchmark: clip %s %d fps, GOP %d, no B-frames, %.2f Mbit/s (%s), pulled over RTSP/TCP on loopback,\n"+
 		"recorded continuously; %v measured per run after a %v warm-up; host: %d CPUs, CLK_TCK %d",
-		benchclip.Size, benchclip.FPS, benchclip.GOP, float64(fi.Size())*8/benchclip.Seconds/1e6, filepath.Base(clip), bc.duration, bc.warmup,
+		benchkit.ClipSize, benchkit.ClipFPS, benchkit.ClipGOP, float64(fi.Size())*8/benchkit.ClipSeconds/1e6, filepath.Base(clip), bc.duration, bc.warmup,
 		runtime.NumCPU(), tck)
 
 	var results []*result
@@ -188,19 +187,6 @@ func buildTownwatch(ctx context.Context, work string, logf func(string, ...any))
 		return "", fmt.Errorf("go build ./cmd/townwatch: %w\n%s", err, out)
 	}
 	return bin, nil
-}
-
-// parseNs parses "1,4,16".
-func parseNs(s string) ([]int, error) {
-	var ns []int
-	for f := range strings.SplitSeq(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("-n %q: want comma-separated stream counts >= 1", s)
-		}
-		ns = append(ns, n)
-	}
-	return ns, nil
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

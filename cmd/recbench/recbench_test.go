@@ -142,14 +142,6 @@ func TestConfigYAMLAndNs(t *testing.T) {
 			t.Errorf("config lacks %q:\n%s", want, y)
 		}
 	}
-	if ns, err := parseNs("1, 4,16"); err != nil || len(ns) != 3 || ns[2] != 16 {
-		t.Errorf("parseNs = %v, %v", ns, err)
-	}
-	for _, bad := range []string{"", "0", "1,,4", "x"} {
-		if _, err := parseNs(bad); err == nil {
-			t.Errorf("parseNs(%q): no error", bad)
-		}
-	}
 	if got := sortedCameras(map[string]float64{"cam10": 1, "cam2": 1, "cam1": 1}); strings.Join(got, ",") != "cam1,cam2,cam10" {
 		t.Errorf("sortedCameras = %v", got)
 	}

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/townwatch/townwatch/cmd/internal/benchclip"
+	"github.com/townwatch/townwatch/cmd/internal/benchkit"
 )
 
 // Bounds on the harness's own waits. Generous: on a healthy machine each
@@ -197,8 +197,8 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	// simcam skips to the next keyframe when it falls a second behind, as
 	// it does on a starved host; townwatch then records less than the clip
 	// rate, which is not townwatch's loss but makes the run lighter.
-	if fps := delta(s0.m, s1.m, mReceivedFrames) / r.dur.Seconds() / float64(rc.n); fps < 0.99*benchclip.FPS {
-		r.notef("received %.2f fps per stream, below the clip's %d: simcam could not keep up (host starved?)", fps, benchclip.FPS)
+	if fps := delta(s0.m, s1.m, mReceivedFrames) / r.dur.Seconds() / float64(rc.n); fps < 0.99*benchkit.ClipFPS {
+		r.notef("received %.2f fps per stream, below the clip's %d: simcam could not keep up (host starved?)", fps, benchkit.ClipFPS)
 	}
 	if d := delta(s0.m, s1.m, mReconnects); d > 0 {
 		r.notef("%.0f reconnects during the measurement", d)

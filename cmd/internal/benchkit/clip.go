@@ -1,6 +1,7 @@
-// Package benchclip makes and caches the 1080p test clip the benchmarks serve through
-// simcam (cmd/recbench, cmd/livebench), so both measure against the same footage.
-package benchclip
+// Package benchkit holds what the benchmark programs (cmd/recbench, cmd/livebench) share:
+// the cached 1080p clip they serve through simcam, so both measure against the same
+// footage, and their flags.
+package benchkit
 
 import (
 	"context"
@@ -21,11 +22,11 @@ import (
 // the next one). testsrc2 moves everywhere in every frame, so the encoder
 // spends the bitrate evenly instead of coasting on a still picture.
 const (
-	Seconds = 60
-	FPS     = 25
-	Size    = "1920x1080"
-	Bitrate = "4M"
-	GOP     = 50
+	ClipSeconds = 60
+	ClipFPS     = 25
+	ClipSize    = "1920x1080"
+	ClipBitrate = "4M"
+	ClipGOP     = 50
 )
 
 // clipArgs are ffmpeg's arguments to write the clip to out. yuv420p because
@@ -33,10 +34,10 @@ const (
 // not send and many decoders refuse.
 func clipArgs(out string) []string {
 	return []string{"-y", "-v", "error", "-nostdin",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", Size, FPS), "-t", strconv.Itoa(Seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", ClipSize, ClipFPS), "-t", strconv.Itoa(ClipSeconds),
 		"-an", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast",
-		"-b:v", Bitrate, "-maxrate", Bitrate, "-bufsize", "8M",
-		"-g", strconv.Itoa(GOP), "-keyint_min", strconv.Itoa(GOP), "-sc_threshold", "0", "-bf", "0",
+		"-b:v", ClipBitrate, "-maxrate", ClipBitrate, "-bufsize", "8M",
+		"-g", strconv.Itoa(ClipGOP), "-keyint_min", strconv.Itoa(ClipGOP), "-sc_threshold", "0", "-bf", "0",
 		"-x264-params", "repeat-headers=1", "-f", "h264", out}
 }
 
@@ -50,12 +51,12 @@ func DefaultCacheDir() string {
 	return filepath.Join(dir, "townwatch-bench")
 }
 
-// Ensure returns the path of the clip in cacheDir, generating it first
+// EnsureClip returns the path of the clip in cacheDir, generating it first
 // unless a complete one is there. The file name carries a hash of the
 // ffmpeg arguments, so changing them makes a new clip; a ".size" stamp,
 // written after the clip is complete, tells a finished clip from one an
 // interrupted run left behind.
-func Ensure(ctx context.Context, cacheDir string, logf func(string, ...any)) (string, error) {
+func EnsureClip(ctx context.Context, cacheDir string, logf func(string, ...any)) (string, error) {
 	h := sha256.Sum256([]byte(strings.Join(clipArgs("OUT"), "\x00")))
 	path := filepath.Join(cacheDir, "clip-"+hex.EncodeToString(h[:6])+".h264")
 	stamp := path + ".size"
@@ -80,7 +81,7 @@ func Ensure(ctx context.Context, cacheDir string, logf func(string, ...any)) (st
 	defer os.Remove(tmp.Name()) // after a failure; renamed away on success
 
 	logf("generating the benchmark clip with ffmpeg (%s, %d fps, %sbit/s, %d s; takes about a minute on 2 cores) ...",
-		Size, FPS, Bitrate, Seconds)
+		ClipSize, ClipFPS, ClipBitrate, ClipSeconds)
 	start := time.Now()
 	out, err := exec.CommandContext(ctx, ffmpeg, clipArgs(tmp.Name())...).CombinedOutput()
 	if err != nil {
