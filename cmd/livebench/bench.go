@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,12 +16,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/townwatch/townwatch/cmd/internal/benchkit"
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/viewer/live/whepclient"
 )
 
 type benchConfig struct {
@@ -229,20 +227,10 @@ type viewer struct {
 }
 
 func dial(base string) (*viewer, error) {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	api, err := whepclient.API(false, false)
+	if err != nil {
 		return nil, err
 	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		return nil, err
-	}
-	se := webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, err
@@ -267,41 +255,20 @@ func dial(base string) (*viewer, error) {
 			}
 		}
 	})
-	offer, err := pc.CreateOffer(nil)
+	v.location, err = whepclient.Exchange(pc, base+"/api/cameras/cam/whep", whepclient.Hooks{Posting: func() { v.posted = time.Now() }})
 	if err != nil {
-		pc.Close()
-		return nil, err
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		pc.Close()
-		return nil, err
-	}
-	<-gathered
-	v.posted = time.Now()
-	resp, err := http.Post(base+"/api/cameras/cam/whep", "application/sdp", strings.NewReader(pc.LocalDescription().SDP))
-	if err != nil {
-		pc.Close()
-		return nil, err
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		pc.Close()
-		return nil, fmt.Errorf("WHEP offer: %d %s", resp.StatusCode, body)
-	}
-	v.location = resp.Header.Get("Location")
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
-		v.close(base)
-		return nil, err
+		v.close(base) // a refused offer has no location: only the connection is closed
+		return nil, fmt.Errorf("WHEP offer: %w", err)
 	}
 	return v, nil
 }
 
 func (v *viewer) close(base string) {
-	req, _ := http.NewRequest(http.MethodDelete, base+v.location, nil)
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
+	if v.location != "" {
+		req, _ := http.NewRequest(http.MethodDelete, base+v.location, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
 	}
 	v.pc.Close()
 	if v.gotTrack.Load() {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/viewer/live/whepclient"
 )
 
 // post sends body to path with the given Content-Type and returns status, body, headers.
@@ -77,9 +78,9 @@ func TestBadRequestsGetAClearErrorAndChangeNothing(t *testing.T) {
 		return strings.Join(keep, "\r\n")
 	}
 	_, err = dialWHEP(t, r.http.URL, "hevc", viewerOpts{query: "?stream=main", editOffer: noHEVC})
-	var we *whepError
-	if !errors.As(err, &we) || we.status != http.StatusNotAcceptable ||
-		!strings.Contains(we.body, "camera hevc stream main is H.265 and this browser did not offer H.265; use the sub stream (?stream=sub)") {
+	var we *whepclient.Error
+	if !errors.As(err, &we) || we.Status != http.StatusNotAcceptable ||
+		!strings.Contains(we.Body, "camera hevc stream main is H.265 and this browser did not offer H.265; use the sub stream (?stream=sub)") {
 		t.Errorf("H.265 to a browser without it: %v", err)
 	}
 
@@ -88,7 +89,7 @@ func TestBadRequestsGetAClearErrorAndChangeNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = dialWHEP(t, r.http.URL, "cam3", viewerOpts{})
-	if !errors.As(err, &we) || we.status != http.StatusTooManyRequests || !strings.Contains(we.body, "webrtc.max_viewers is 2") {
+	if !errors.As(err, &we) || we.Status != http.StatusTooManyRequests || !strings.Contains(we.Body, "webrtc.max_viewers is 2") {
 		t.Errorf("over the global cap: %v", err)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/viewer/live/whepclient"
 )
 
 // TestNewRejectsBadOptionsNamingThem: every bad option is reported at once, by name.
@@ -36,7 +37,7 @@ func TestNewRejectsBadOptionsNamingThem(t *testing.T) {
 // candidates carry the public address, on the same single UDP and TCP ports.
 func TestAdvertisedAddressReplacesTheLocalOne(t *testing.T) {
 	r := newRig(t, Options{Advertise: []string{"192.0.2.10"}})
-	api, err := newClientAPI(false, false)
+	api, err := whepclient.API(false, false)
 	if err != nil {
 		t.Fatal(err)
 	}

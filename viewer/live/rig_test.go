@@ -3,22 +3,16 @@ package live
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
@@ -26,6 +20,7 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/viewer/live/whepclient"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind: Run promises that every
@@ -158,45 +153,12 @@ type viewerOpts struct {
 	patient bool
 }
 
-// whepError is a refused offer.
-type whepError struct {
-	status int
-	body   string
-	header http.Header
-}
-
-func (e *whepError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
-
-func newClientAPI(tcpOnly, patient bool) (*webrtc.API, error) {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		return nil, err
-	}
-	se := webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	if patient {
-		se.SetICETimeouts(time.Minute, 2*time.Minute, 2*time.Second)
-	}
-	if tcpOnly {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
-	} else {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
-}
-
 // dialWHEP offers a receive-only video session to base+/api/cameras/{camera}/whep. The
 // viewer is closed (DELETE, then the PeerConnection) when the test ends unless closed
 // before.
 func dialWHEP(t testing.TB, base, camera string, o viewerOpts) (*viewer, error) {
 	t.Helper()
-	api, err := newClientAPI(o.tcpOnly, o.patient)
+	api, err := whepclient.API(o.tcpOnly, o.patient)
 	if err != nil {
 		return nil, err
 	}
@@ -220,39 +182,9 @@ func dialWHEP(t testing.TB, base, camera string, o viewerOpts) (*viewer, error) 
 		defer close(v.track)
 		v.read(tr)
 	})
-	offer, err := pc.CreateOffer(nil)
+	v.location, err = whepclient.Exchange(pc, base+"/api/cameras/"+camera+"/whep"+o.query, whepclient.Hooks{
+		Offer: o.editOffer, Answer: o.rewriteAnswer, Posting: func() { v.posted = time.Now() }})
 	if err != nil {
-		return nil, err
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return nil, err
-	}
-	<-gathered
-	url := base + "/api/cameras/" + camera + "/whep" + o.query
-	v.posted = time.Now()
-	sdpOffer := pc.LocalDescription().SDP
-	if o.editOffer != nil {
-		sdpOffer = o.editOffer(sdpOffer)
-	}
-	resp, err := http.Post(url, "application/sdp", strings.NewReader(sdpOffer))
-	if err != nil {
-		return nil, err
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return nil, &whepError{resp.StatusCode, string(body), resp.Header}
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/sdp" {
-		return nil, fmt.Errorf("answer Content-Type %q", ct)
-	}
-	v.location = resp.Header.Get("Location")
-	answer := string(body)
-	if o.rewriteAnswer != nil {
-		answer = o.rewriteAnswer(answer)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return nil, err
 	}
 	return v, nil
