@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,21 +27,14 @@ import (
 // 1 MB and quotas and min_free bite within seconds, and a fragment (~500 kB) is big
 // enough to be cut off part-way by a full disk.
 
-// noisyClip writes an Annex-B H.264 file (640x360, 25 fps, an IDR with SPS/PPS every gop
-// frames, no B-frames, about 4 Mbit/s of noise; 4 s that simcam loops) for
-// CameraSpec.File into a temporary directory of the test and returns its path. ffmpeg
-// takes about half a second.
+// noisyClip writes a 4 s, 640x360, 25 fps, about 4 Mbit/s clip of noise with an IDR (and
+// SPS/PPS) every gop frames for CameraSpec.File into a temporary directory of the test
+// and returns its path. ffmpeg takes about half a second.
 func noisyClip(t *testing.T, gop int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "noisy.h264")
-	g := strconv.Itoa(gop)
-	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-vf", "noise=alls=30:allf=t", "-frames:v", "100",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", g, "-keyint_min", g, "-sc_threshold", "0", "-bf", "0",
-		"-pix_fmt", "yuv420p", "-x264-params", "repeat-headers=1", "-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M",
-		"-f", "h264", path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	if err := simcam.GenerateClip(path, simcam.NoiseClip{Width: 640, Height: 360, FPS: 25, Frames: 100, GOP: gop, Bitrate: "4M"}); err != nil {
+		t.Fatal(err)
 	}
 	return path
 }

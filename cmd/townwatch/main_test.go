@@ -248,6 +248,9 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 		`townwatch_camera_up{camera="demo-motion"} 1`,
 		`townwatch_camera_up{camera="demo-static"} 1`,
 		`townwatch_camera_reconnects_total{camera="demo-motion"} 0`,
+		`townwatch_camera_sub_up{camera="demo-motion"} 1`,
+		`townwatch_webrtc_sessions{camera="demo-static"} 0`,
+		`townwatch_motion_active{camera="demo-motion"}`, // motion detection runs on the motion camera only
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -268,6 +271,13 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 		if c.Recording.State != "recording" || c.Recording.Segments < 1 {
 			t.Errorf("camera %s recording = %+v, want recording with a segment", c.ID, c.Recording)
 		}
+	}
+	if strings.Contains(metrics, `townwatch_motion_active{camera="demo-static"}`) {
+		t.Error("/metrics shows motion detection for demo-static, which has it off")
+	}
+	// The live wall is served at the address the demo printed.
+	if page := httpGet(t, base); !strings.Contains(page, "<title>") || !strings.Contains(page, "static/app.js") {
+		t.Errorf("/ does not serve the live wall:\n%.300s", page)
 	}
 	if h := httpGet(t, base+"healthz"); !strings.Contains(h, `"status": "ok"`) {
 		t.Errorf("/healthz = %s", h)

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/townwatch/townwatch/ingest/simcam"
 )
 
 // TestICETCPOnlyViewerConnects: a viewer that can only use TCP (UDP blocked on its
@@ -122,6 +125,17 @@ func (p *stallProxy) close() {
 	p.wg.Wait()
 }
 
+// busyClip writes a 4 s, 640x360, 25 fps, about 1.5 Mbit/s clip of noise with an IDR
+// (and SPS/PPS) every second, for simcam to loop.
+func busyClip(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "busy.h264")
+	if err := simcam.GenerateClip(path, simcam.NoiseClip{Width: 640, Height: 360, FPS: 25, Frames: 100, GOP: 25, Bitrate: "1500k"}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // viaProxy rewrites an answer so the viewer reaches the server's ICE-TCP candidate through
 // the proxy and has no UDP candidate to use.
 func viaProxy(tcpPort, proxyPort int) func(string) string {
@@ -137,7 +151,10 @@ func viaProxy(tcpPort, proxyPort int) func(string) string {
 // its own frames (counted), while a second viewer on the same camera receives every
 // frame intact, and the stalled one resumes at a keyframe once its network recovers.
 func TestStalledViewerDropsOnlyItsOwnPackets(t *testing.T) {
-	r := newRig(t, Options{})
+	// A 1.5 Mbit/s camera fills the stalled connection's buffers within seconds, so the
+	// drops begin long before ICE's consent checks (which the stall blocks too) would end
+	// the session; the bundled 0.3 Mbit/s clip took tens of seconds on a loaded box.
+	r := newRigFrom(t, simcam.CameraSpec{Path: "cam", File: busyClip(t)}, Options{})
 	proxy := newStallProxy(t, r.m.TCPAddr().String())
 	slow, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{tcpOnly: true, patient: true,
 		rewriteAnswer: viaProxy(r.m.TCPAddr().(*net.TCPAddr).Port, proxy.port())})

@@ -50,10 +50,16 @@ type rig struct {
 
 func newRig(t testing.TB, opt Options, cams ...Camera) *rig {
 	t.Helper()
+	return newRigFrom(t, simcam.CameraSpec{Path: "cam", Clip: simcam.ClipMotion}, opt, cams...)
+}
+
+// newRigFrom is newRig with the camera "cam" serving spec (a clip of the test's choice).
+func newRigFrom(t testing.TB, spec simcam.CameraSpec, opt Options, cams ...Camera) *rig {
+	t.Helper()
 	if len(cams) == 0 {
 		cams = []Camera{{ID: "cam"}}
 	}
-	sc, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: []simcam.CameraSpec{{Path: "cam", Clip: simcam.ClipMotion}}})
+	sc, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: []simcam.CameraSpec{spec}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,10 @@ const (
 	// rampTicks spaces the cached frames of the catch-up burst 1 ms apart (90 kHz clock),
 	// so the browser decodes them at once and shows the newest straight away.
 	rampTicks = 90
+	// catchUpRate paces the GOP-cache burst, in bytes per second (32 Mbit/s): the
+	// keyframe goes out at once, and the rest of a 2 s GOP of a 4 Mbit/s camera follows
+	// in a quarter of a second, slow enough for a browser's socket buffer to keep up.
+	catchUpRate = 4 << 20
 	// srtpPoll is how often a new viewer's writer retries until its SRTP session is up:
 	// pion reports "connected" a moment before, and silently drops writes until then.
 	srtpPoll = 5 * time.Millisecond
@@ -244,9 +248,24 @@ func (b *binding) run(snapshot []*frame) {
 	started := false
 	if n := len(snapshot); n > 0 {
 		base := randUint32()
+		began, sent := time.Now(), 0
 		for i, f := range snapshot {
 			if !w.write(f, base+uint32(i)*rampTicks) {
 				return
+			}
+			// Paced after the keyframe: a whole GOP at once (a megabyte at 4 Mbit/s)
+			// overflows a viewer's UDP receive buffer and loses packets mid-picture.
+			for _, p := range f.pkts {
+				sent += len(p.Payload)
+			}
+			if wait := time.Duration(float64(sent)/catchUpRate*float64(time.Second)) - time.Since(began); wait > 0 {
+				select {
+				case <-b.done:
+					return
+				case <-b.t.ctx.Done():
+					return
+				case <-time.After(wait):
+				}
 			}
 		}
 		offset = base + uint32(n-1)*rampTicks - snapshot[n-1].ts
