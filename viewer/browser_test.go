@@ -19,6 +19,7 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer/live"
 )
 
@@ -73,6 +74,10 @@ type wallRig struct {
 	// moving is what each camera's motion detection reports to /api/cameras; the wall's
 	// marking of it is tested, the detector has its own tests.
 	moving map[string]*atomic.Bool
+	// catalog and dir hold the events the wall's events panel lists (a real catalog;
+	// snapshots as files under dir).
+	catalog *catalog.Catalog
+	dir     string
 }
 
 type simCamera struct {
@@ -108,7 +113,17 @@ func newWallRig(tb testing.TB, perCameraCap int, cams ...rigCamera) *wallRig {
 	}
 	runOwned(tb, "live.Manager.Run", rig.live.Run)
 	waitReady(tb, "live view", rig.live.Ready())
-	if rig.server, err = New(Options{Listen: "127.0.0.1:0", Cameras: viewerCams, Metrics: http.NotFoundHandler(), Live: rig.live}); err != nil {
+	rig.dir = tb.TempDir()
+	if rig.catalog, err = catalog.Open(context.Background(), filepath.Join(rig.dir, "catalog.db")); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { rig.catalog.Close() })
+	var ids []string
+	for _, c := range cams {
+		ids = append(ids, c.id)
+	}
+	events := &Events{Store: rig.catalog, Cameras: ids, OpenSnapshot: os.DirFS(rig.dir).Open}
+	if rig.server, err = New(Options{Listen: "127.0.0.1:0", Cameras: viewerCams, Metrics: http.NotFoundHandler(), Live: rig.live, Events: events}); err != nil {
 		tb.Fatal(err)
 	}
 	runOwned(tb, "Server.Run", rig.server.Run)

@@ -1,8 +1,14 @@
 package viewer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/recorder/catalog"
 )
 
 func TestMain(m *testing.M) {
@@ -140,6 +147,46 @@ func TestLiveWallInChromium(t *testing.T) {
 		wantTexts(t, wall, map[string]string{motionOf: "", badge: ""})
 	})
 
+	t.Run("EventsPanelListsMotionWithSnapshots", func(t *testing.T) {
+		wall.tb = t
+		// Two events as the motion wiring stores them: rows and JPEG snapshots.
+		now := time.Now().UTC().Truncate(time.Second)
+		for i, e := range []catalog.Event{
+			{ID: "0192f5c4-0000-7000-8000-0000000000a1", Camera: "demo-motion", Start: now.Add(-time.Minute), End: now.Add(-50 * time.Second),
+				Score: 0.3, Zones: []string{"vchod radnice"}},
+			{ID: "0192f5c4-0000-7000-8000-0000000000a2", Camera: "demo-static", Start: now.Add(-10 * time.Second), Score: 0.2},
+		} {
+			e.Snapshot = "snapshots/" + e.Camera + "/" + e.ID + ".jpg"
+			writeJPEG(t, filepath.Join(rig.dir, e.Snapshot), i)
+			if err := rig.catalog.InsertEvent(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wall.do(chromedp.Click("#events-toggle"))
+		rows := "document.querySelectorAll('#events-list li.event')"
+		wantTexts(t, wall, map[string]string{
+			rows + ".length.toString()":                                    "2",
+			rows + "[0].querySelector('.event-camera').textContent":        "Demo – klid / static", // newest first
+			rows + "[1].querySelector('.event-zones').textContent":         "vchod radnice",
+			rows + "[1].querySelector('img').naturalWidth > 0 ? 'y' : 'n'": "y",
+		})
+		if got := eval[string](wall, rows+"[0].querySelector('.event-time').textContent"); !strings.HasSuffix(got, "going on") {
+			t.Errorf("ongoing event's time line = %q, want it marked as going on", got)
+		}
+		wall.screenshot("live-wall-events.png")
+		// The camera filter asks the server for one camera's events.
+		eval[string](wall, `(() => { const f = document.getElementById('events-camera');
+			f.value = 'demo-motion'; f.dispatchEvent(new Event('change')); return ''; })()`)
+		wantTexts(t, wall, map[string]string{rows + ".length.toString()": "1"})
+		// A click on an event enlarges its camera live.
+		wall.do(chromedp.Click("#events-list li.event"))
+		wall.waitTiles("the event's camera enlarged", time.Now().Add(10*time.Second), func(tiles map[string]tileStats) bool {
+			return tiles["demo-motion"].Enlarged
+		})
+		eval[string](wall, "(window.townwatch.close(), '')")
+		wall.do(chromedp.Click("#events-toggle"))
+	})
+
 	t.Run("LanguageFollowsBrowserAndSwitch", func(t *testing.T) {
 		// A Czech browser gets the Czech wall without touching anything.
 		czech := openPage(t, browser, rig.url, chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
@@ -213,6 +260,25 @@ func wantTexts(t *testing.T, p *page, want map[string]string) {
 			}
 			<-tick.C
 		}
+	}
+}
+
+// writeJPEG writes a small real JPEG (a gray level from n) at path.
+func writeJPEG(t *testing.T, path string, n int) {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, 64, 36))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(60 + 40*n)
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -3,6 +3,7 @@
 // this module decides which tiles are on screen and wanted.
 
 import { applyTexts, language, LANGUAGES, setLanguage, t, timeText } from "./i18n.js";
+import { initEvents, renderEventsTexts } from "./events.js";
 import { Tile } from "./tile.js";
 
 // POLL_MS is how soon the wall notices a camera going down or coming back.
@@ -143,6 +144,7 @@ function renderTexts() {
   applyTexts();
   for (const tile of tiles.values()) tile.render();
   renderHeader();
+  renderEventsTexts();
 }
 
 document.addEventListener("townwatch:language", renderTexts);
@@ -174,6 +176,14 @@ window.townwatch = {
   setLanguage,
   LANGUAGES,
 };
+
+initEvents(
+  () => [...tiles.values()].map((tile) => tile.camera),
+  (id) => {
+    if (focused && focused.id !== id) unfocus();
+    if (tiles.has(id)) open(tiles.get(id));
+  },
+);
 
 // A reload of an enlarged view starts on the wall: the history entry it left is stale.
 if (history.state?.townwatch) history.replaceState(null, "", location.pathname + location.search);
