@@ -89,11 +89,19 @@ func (pl *planner) eventSpans(camera string, keep eventKeep, from, to time.Time)
 }
 
 // expireEvents deletes the events, and their snapshots, that are older than their camera's
-// footage may be (the longer of record.retention and record.event_retention): an event
+// footage may be (the longer of record.retention and record.event_retention; for a camera
+// no longer configured, the longest retention configured): an event
 // and its picture are personal data like the footage, and a search must not offer events
 // whose footage is gone. Failures are collected in errs; the next sweep tries again.
 func (r *Retention) expireEvents(ctx context.Context, now time.Time, errs *[]error) {
-	for _, camera := range r.configuredCamera {
+	// Every camera with events, also one removed from the config: its events go with its
+	// footage (retentionOf gives such a camera the longest configured retention).
+	cameras, err := r.cat.EventCameras(ctx)
+	if err != nil {
+		*errs = append(*errs, err)
+		return
+	}
+	for _, camera := range cameras {
 		keep := r.retentionOf(camera)
 		if ev, ok := r.events[camera]; ok {
 			keep = max(keep, ev.retention)

@@ -177,6 +177,9 @@ func TestRetentionExpiresEvents(t *testing.T) {
 	youngA := snapshotted("0b", "cam-a", at(30*time.Minute), at(31*time.Minute))
 	oldB := snapshotted("0c", "cam-b", at(0), at(time.Minute))
 	fx.event("0d", "cam-b", at(0), time.Time{}) // going on: never expires
+	// A camera removed from the config: its events follow the longest configured
+	// record.retention (10 min here), like its footage.
+	fx.event("0e", "cam-gone", at(0), at(time.Minute))
 
 	ids := func() []string {
 		events, err := fx.cat.Events(fx.ctx, catalog.EventQuery{})
@@ -190,7 +193,8 @@ func TestRetentionExpiresEvents(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	// 20 min: cam-b's ended event is past its 10 min; cam-a keeps events for an hour.
+	// 20 min: cam-b's and the removed camera's ended events are past their 10 min; cam-a
+	// keeps events for an hour.
 	fx.clock.Set(at(20 * time.Minute))
 	fx.sweep(fx.ret)
 	if got, want := ids(), []string{"0a", "0b", "0d"}; !slices.Equal(got, want) {
@@ -208,7 +212,7 @@ func TestRetentionExpiresEvents(t *testing.T) {
 	if fx.fileExists(oldA) || !fx.fileExists(youngA) {
 		t.Errorf("snapshots at 65 min: expired one exists %v, young one exists %v", fx.fileExists(oldA), fx.fileExists(youngA))
 	}
-	if fx.log.count(slog.LevelInfo, "expired motion events") != 2 {
-		t.Error("each sweep that expired events should log it once")
+	if n := fx.log.count(slog.LevelInfo, "expired motion events"); n != 3 {
+		t.Errorf("expiry logged %d times; want once per camera and sweep that expired events (3)", n)
 	}
 }

@@ -252,3 +252,25 @@ RETURNING `+eventColumns, camera, before)
 	}
 	return events, nil
 }
+
+// EventCameras returns the cameras that have events, in id order, including cameras no
+// longer configured (retention expires their events too).
+func (c *Catalog) EventCameras(ctx context.Context) ([]string, error) {
+	rows, err := c.r.QueryContext(ctx, `SELECT DISTINCT camera FROM events ORDER BY camera`)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: event cameras: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("catalog: event cameras: %w", err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("catalog: event cameras: %w", err)
+	}
+	return out, nil
+}

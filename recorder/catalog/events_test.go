@@ -148,6 +148,9 @@ func TestDeleteEventsBefore(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(eventIDs(gone), []string{"old"}) || gone[0].Snapshot != old.Snapshot {
 		t.Fatalf("DeleteEventsBefore = %+v, %v; want only old with its snapshot", gone, err)
 	}
+	if cams, err := c.EventCameras(ctx); err != nil || !reflect.DeepEqual(cams, []string{"most", "namesti"}) {
+		t.Errorf("EventCameras = %v, %v", cams, err)
+	}
 	left, err := c.Events(ctx, EventQuery{})
 	if err != nil || !reflect.DeepEqual(eventIDs(left), []string{"recent", "ongoing", "other"}) {
 		t.Errorf("left %v, %v", eventIDs(left), err)
