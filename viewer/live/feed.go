@@ -39,6 +39,10 @@ type feed struct {
 	audio *sharedTrack // nil when the camera's audio is off or not WebRTC-capable
 
 	viewers int // guarded by m.mu
+	// ending is set (under m.mu) once the feed has ended its sessions for a codec change:
+	// it publishes nothing more, so admit must not add a viewer to it (an offer checked
+	// against the camera's old Stream can arrive after that).
+	ending bool
 }
 
 // audioTrack returns the stream's first audio track WebRTC can carry, or nil.

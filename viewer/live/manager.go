@@ -292,7 +292,7 @@ func (m *Manager) admit(s *session, st *ingest.Stream) (*webrtc.API, *feed, erro
 		}
 		m.feeds[s.key] = f
 		m.wg.Go(func() { f.run() })
-	} else if !f.accepts(st) {
+	} else if f.ending || !f.accepts(st) {
 		// The camera came back with other codecs and the feed is ending its sessions; the
 		// browser's retry will find a fresh feed.
 		return nil, nil, &admitError{503, fmt.Sprintf("camera %s stream %s changed codecs; retry", s.key.camera, s.key.stream)}
@@ -330,6 +330,7 @@ func (m *Manager) release(s *session) {
 func (m *Manager) stopFeedSessions(f *feed, reason string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	f.ending = true
 	for _, s := range m.sessions {
 		if s.feed == f {
 			s.stop(reason)

@@ -29,6 +29,12 @@ const (
 	iceDisconnected = 5 * time.Second
 	iceFailed       = 10 * time.Second
 	iceKeepalive    = 2 * time.Second
+	// tcpWriteStall is how long a write to a viewer's ICE-TCP connection may wait for the
+	// viewer to take data before the connection is dropped. Long enough for a viewer whose
+	// network stalls for many seconds to resume at a keyframe (our queue drops frames
+	// meanwhile); short enough that a viewer that never reads again cannot hold its slot,
+	// a DELETE or the server's shutdown for more than a minute.
+	tcpWriteStall = time.Minute
 	// iceReadBuffer is the ICE-TCP mux's per-connection read buffer in packets.
 	iceReadBuffer = 64
 )
@@ -86,7 +92,27 @@ func (l smallSendBuffer) Accept() (net.Conn, error) {
 	}
 	// Best effort: on failure the connection works with the kernel's default buffer.
 	_ = c.SetWriteBuffer(tcpSendBuffer)
-	return c, nil
+	return stallLimitedConn{c}, nil
+}
+
+// stallLimitedConn bounds how long one write to a viewer's ICE-TCP connection may block.
+// Writes block by design (back-pressure, see listenICE), but a viewer that stops reading
+// while its kernel keeps the socket open (zero window) would otherwise block them for
+// ever: the RTP writer, ICE's own checks, and the DTLS close_notify that
+// PeerConnection.Close sends, so DELETE, the session's slot and Run's shutdown all hung.
+type stallLimitedConn struct{ *net.TCPConn }
+
+func (c stallLimitedConn) Write(p []byte) (int, error) {
+	if err := c.SetWriteDeadline(time.Now().Add(tcpWriteStall)); err != nil {
+		return 0, err
+	}
+	n, err := c.TCPConn.Write(p)
+	if err != nil {
+		// A partial write has broken the stream's packet framing: the connection is of
+		// no further use, and closing it ends the session through ICE.
+		c.Close()
+	}
+	return n, err
 }
 
 // newAPI builds the pion API every session uses: our codecs, the muxed sockets, no mDNS,
