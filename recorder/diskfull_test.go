@@ -685,8 +685,14 @@ func TestDiskFullRetentionFreesAFullDisk(t *testing.T) {
 				t.Errorf("%s was deleted (%s) while the older %s was kept; want the oldest first", d.Path, d.Reason, s.Path)
 			}
 		}
-		if _, err := os.Stat(rig.abs(d.Path)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("deleted segment %s still has its file: %v", d.Path, err)
+		// A deletion is recorded before its file goes, so a sweep still running may be
+		// between the two.
+		gone := waitFor(5*time.Second, func() bool {
+			_, err := os.Stat(rig.abs(d.Path))
+			return errors.Is(err, os.ErrNotExist)
+		})
+		if !gone {
+			t.Errorf("deleted segment %s still has its file 5 s after its deletion was recorded", d.Path)
 		}
 	}
 	t.Logf("%d bytes free; %d deletions; retention status: sweeps %d, DiskFullLockedOnly %v, hold %v, last error %q",
