@@ -25,6 +25,11 @@ type eventSink struct {
 	storage *recorder.Storage
 	catalog *catalog.Catalog
 	log     *slog.Logger
+
+	// The snapshot stored for the event going on: an end without a new picture (its
+	// encoding failed, or its write did) keeps it instead of clearing the row's path,
+	// which would leave the file behind, unlisted and never expired.
+	snapshotEvent, snapshotPath string
 }
 
 // onEvent is motion.Options.OnEvent: called on an event's start (End zero) and end.
@@ -40,13 +45,17 @@ func (s *eventSink) onEvent(e motion.Event) {
 	defer cancel()
 	row := catalog.Event{ID: e.ID, Camera: s.camera, Start: e.Start, End: e.End, Score: e.Score,
 		Box: catalog.Box{X: e.Box.X, Y: e.Box.Y, W: e.Box.W, H: e.Box.H}, Zones: e.Zones}
+	if s.snapshotEvent == e.ID {
+		row.Snapshot = s.snapshotPath
+	}
 	if len(e.Snapshot) > 0 {
-		rel, err := s.storage.WriteSnapshot(s.camera, e.ID, e.Snapshot)
-		if err != nil {
+		if rel, err := s.storage.WriteSnapshot(s.camera, e.ID, e.Snapshot); err != nil {
 			// The event still counts without its picture; the footage has it.
 			s.log.Warn("event snapshot not saved", "event", e.ID, "err", err)
+		} else {
+			row.Snapshot = rel
+			s.snapshotEvent, s.snapshotPath = e.ID, rel
 		}
-		row.Snapshot = rel
 	}
 	var err error
 	if e.End.IsZero() {
