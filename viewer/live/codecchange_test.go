@@ -32,7 +32,7 @@ func TestOfferRacingACodecChangeIsNotLeftOnTheDyingFeed(t *testing.T) {
 	<-m.Ready()
 
 	key := streamKey{"cam", ingest.StreamMain}
-	first := newSession(m, key)
+	first := newSession(m, key, "")
 	if _, _, err := m.admit(first, old); err != nil {
 		t.Fatalf("first viewer refused: %v", err)
 	}
@@ -48,7 +48,7 @@ func TestOfferRacingACodecChangeIsNotLeftOnTheDyingFeed(t *testing.T) {
 	}
 
 	// An offer that read the old Stream before the change is admitted only now.
-	late := newSession(m, key)
+	late := newSession(m, key, "")
 	_, f, err := m.admit(late, old)
 	if err == nil {
 		defer late.abort("test over")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,42 @@ type Options struct {
 	// SessionTimeout is how long ICE and DTLS may take to connect (default 15 s).
 	SessionTimeout time.Duration
 	Log            *slog.Logger
+	Hooks          Hooks
+}
+
+// Hooks connect the live view to access control (package viewer installs them with
+// SetHooks). Without them every session is anonymous and unaudited: tests and benchmarks
+// of the media path only.
+type Hooks struct {
+	// Owner names who makes an offer (the HTTP layer's login session), so that only the
+	// same owner can end the session and the owner's sessions can be found and closed when
+	// their access ends. nil: sessions have no owner.
+	Owner func(r *http.Request) string
+	// Admit is called once a session is admitted and before anything about it is
+	// answered, so before a byte of media can leave (the viewer needs the answer to
+	// connect). An error refuses the offer with 503 and ends the session: the access log
+	// must hold a row for every live view before it starts.
+	Admit func(r *http.Request, s SessionInfo) error
+	// OnEnd is called once for every session Admit accepted, when it has ended.
+	OnEnd func(s SessionInfo, ended time.Time, reason string)
+}
+
+// SetHooks installs the access hooks. It must be called before Run: sessions admitted
+// without them would be unaudited.
+func (m *Manager) SetHooks(h Hooks) error {
+	if m.started.Load() {
+		return errors.New("live: SetHooks after Run")
+	}
+	m.opt.Hooks = h
+	return nil
+}
+
+// SessionInfo identifies one live session for the Admit and OnEnd hooks.
+type SessionInfo struct {
+	ID             string
+	Camera, Stream string
+	Owner          string
+	Started        time.Time
 }
 
 // Camera is one camera that may be watched live.
@@ -238,6 +275,8 @@ func (m *Manager) Stats(camera string) CameraStats {
 type SessionStats struct {
 	ID             string
 	Camera, Stream string
+	Owner          string
+	Started        time.Time
 	Connected      bool
 	SentBytes      uint64
 	DroppedPackets uint64
@@ -253,7 +292,8 @@ func (m *Manager) Sessions(camera string) []SessionStats {
 			continue
 		}
 		out = append(out, SessionStats{
-			ID: s.id, Camera: s.key.camera, Stream: s.key.stream, Connected: s.isConnected.Load(),
+			ID: s.id, Camera: s.key.camera, Stream: s.key.stream, Owner: s.owner, Started: s.started,
+			Connected: s.isConnected.Load(),
 			SentBytes: s.counters.sent.Load(), DroppedPackets: s.counters.dropped.Load(),
 		})
 	}
@@ -338,14 +378,28 @@ func (m *Manager) stopFeedSessions(f *feed, reason string) {
 	}
 }
 
-// lookup returns the session with id on camera, or nil: a session id of another camera is
-// not found, so one camera's URL cannot end another camera's session.
-func (m *Manager) lookup(camera, id string) *session {
+// lookup returns the session with id on camera owned by owner, or nil: a session id of
+// another camera or another owner is not found, so one camera's URL cannot end another
+// camera's session and one user cannot end another's.
+func (m *Manager) lookup(camera, id, owner string) *session {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.sessions[id]
-	if s == nil || s.key.camera != camera {
+	if s == nil || s.key.camera != camera || s.owner != owner {
 		return nil
 	}
 	return s
+}
+
+// Close asks session id to end with reason and reports whether it was open. It does not
+// wait: the session releases its resources and calls OnEnd on its own goroutine. The
+// access layer uses it when a viewer's access ends (logout, disabled, grant removed).
+func (m *Manager) Close(id, reason string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[id]
+	if s != nil {
+		s.stop(reason)
+	}
+	return s != nil
 }

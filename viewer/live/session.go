@@ -12,11 +12,15 @@ import (
 
 // session is one viewer's PeerConnection.
 type session struct {
-	m    *Manager
-	id   string // random and unguessable: it is the only key to DELETE
-	key  streamKey
-	feed *feed // set by admit
-	pc   *webrtc.PeerConnection
+	m       *Manager
+	id      string // random and unguessable: with the owner, the only key to DELETE
+	key     streamKey
+	owner   string
+	started time.Time
+	// admitted: Options.Admit accepted the session (or there is none), so OnEnd is owed.
+	admitted bool
+	feed     *feed // set by admit
+	pc       *webrtc.PeerConnection
 
 	counters    counters
 	isConnected atomic.Bool
@@ -32,9 +36,13 @@ type session struct {
 	bindings []*binding // owned by run
 }
 
-func newSession(m *Manager, key streamKey) *session {
-	return &session{m: m, id: rand.Text(), key: key, connected: make(chan struct{}),
+func newSession(m *Manager, key streamKey, owner string) *session {
+	return &session{m: m, id: rand.Text(), key: key, owner: owner, started: time.Now(), connected: make(chan struct{}),
 		end: make(chan struct{}), gone: make(chan struct{})}
+}
+
+func (s *session) info() SessionInfo {
+	return SessionInfo{ID: s.id, Camera: s.key.camera, Stream: s.key.stream, Owner: s.owner, Started: s.started}
 }
 
 // stop asks the session to end; it never blocks. The first reason wins.
@@ -104,6 +112,9 @@ func (s *session) run() {
 	s.m.release(s)
 	s.m.log.Info("live session ended", "camera", s.key.camera, "stream", s.key.stream, "session", s.id,
 		"reason", s.reason, "sent_bytes", s.counters.sent.Load(), "dropped_packets", s.counters.dropped.Load())
+	if s.m.opt.Hooks.OnEnd != nil {
+		s.m.opt.Hooks.OnEnd(s.info(), time.Now(), s.reason)
+	}
 	close(s.gone)
 }
 

@@ -24,16 +24,42 @@ const (
 	offlineRetry = "2"
 )
 
-// Register mounts the WHEP routes on mux.
+// Route is one WHEP endpoint. Every pattern has the camera id as {id}, so the HTTP layer
+// can authorize the camera before the handler runs.
+type Route struct {
+	Pattern string // a net/http ServeMux pattern with method
+	Handler http.HandlerFunc
+}
+
+// Routes are the WHEP endpoints, for the HTTP layer's route table.
+func (m *Manager) Routes() []Route {
+	return []Route{
+		{"POST /api/cameras/{id}/whep", m.HandleOffer},
+		{"DELETE /api/cameras/{id}/whep/{session}", m.HandleDelete},
+		// WHEP clients may PATCH trickle candidates; the answer already has every
+		// candidate, and the WHEP draft says a server without trickle answers 405.
+		{"PATCH /api/cameras/{id}/whep/{session}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", "DELETE")
+			http.Error(w, "trickle ICE is not supported: the answer carries every candidate", http.StatusMethodNotAllowed)
+		}},
+	}
+}
+
+// Register mounts the WHEP routes on mux as they are, without access control: for tests
+// and benchmarks of the media path. townwatch itself mounts Routes behind its
+// authorization.
 func (m *Manager) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/cameras/{id}/whep", m.HandleOffer)
-	mux.HandleFunc("DELETE /api/cameras/{id}/whep/{session}", m.HandleDelete)
-	// WHEP clients may PATCH trickle candidates; the answer already has every candidate,
-	// and the WHEP draft says a server without trickle answers 405.
-	mux.HandleFunc("PATCH /api/cameras/{id}/whep/{session}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Allow", "DELETE")
-		http.Error(w, "trickle ICE is not supported: the answer carries every candidate", http.StatusMethodNotAllowed)
-	})
+	for _, r := range m.Routes() {
+		mux.HandleFunc(r.Pattern, r.Handler)
+	}
+}
+
+// owner is who makes request r, per Options.Owner.
+func (m *Manager) owner(r *http.Request) string {
+	if m.opt.Hooks.Owner == nil {
+		return ""
+	}
+	return m.opt.Hooks.Owner(r)
 }
 
 // HandleOffer answers POST /api/cameras/{id}/whep[?stream=main|sub] (WHEP, non-trickle):
@@ -88,7 +114,7 @@ func (m *Manager) HandleOffer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s := newSession(m, streamKey{camID, stream})
+	s := newSession(m, streamKey{camID, stream}, m.owner(r))
 	api, f, err := m.admit(s, st)
 	if err != nil {
 		var ae *admitError
@@ -102,6 +128,16 @@ func (m *Manager) HandleOffer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if m.opt.Hooks.Admit != nil {
+		if err := m.opt.Hooks.Admit(r, s.info()); err != nil {
+			// Not admitted means it never existed for the viewer: no OnEnd either.
+			s.abort("not admitted: " + err.Error())
+			m.log.Warn("live session refused by the access layer", "camera", camID, "session", s.id, "err", err)
+			http.Error(w, "live view unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	s.admitted = true
 	answer, status, err := s.negotiate(r, api, f, body, o)
 	if err != nil {
 		s.abort(err.Error())
@@ -177,6 +213,9 @@ func (s *session) negotiate(r *http.Request, api *webrtc.API, f *feed, offerSDP 
 // abort undoes an admitted session whose negotiation failed; the viewer never got it.
 func (s *session) abort(reason string) {
 	s.stop(reason)
+	if s.admitted && s.m.opt.Hooks.OnEnd != nil {
+		s.m.opt.Hooks.OnEnd(s.info(), time.Now(), reason)
+	}
 	if s.pc != nil {
 		s.pc.Close()
 	}
@@ -189,7 +228,7 @@ func (s *session) abort(reason string) {
 // returns once its resources are released.
 func (m *Manager) HandleDelete(w http.ResponseWriter, r *http.Request) {
 	camID, id := r.PathValue("id"), r.PathValue("session")
-	s := m.lookup(camID, id)
+	s := m.lookup(camID, id, m.owner(r))
 	if s == nil {
 		http.Error(w, fmt.Sprintf("no live session %q on camera %q", id, camID), http.StatusNotFound)
 		return
