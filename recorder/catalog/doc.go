@@ -1,8 +1,27 @@
 // Package catalog owns the index of recorded footage: a SQLite database (storage.path/
 // catalog.db) holding the segments on disk, evidence locks, the log of every deletion and
-// retention's mass-deletion hold. It is the only answer to "what exists on disk": every
-// segment row names a file, relative to the storage path, whose size and SHA-256 it
-// records.
+// retention's mass-deletion hold, motion events, and the access-control data below. It is
+// the only answer to "what exists on disk": every segment row names a file, relative to
+// the storage path, whose size and SHA-256 it records.
+//
+// # Users and sessions
+//
+// Users are the viewer's accounts: name, an Argon2id password hash made by the caller,
+// roles and camera grants, and whether the account is disabled. The catalog stores them
+// without judging them; package viewer/access decides what they allow. A password
+// change or disabling deletes the user's sessions in the same transaction.
+//
+// Sessions are logins. A row holds the SHA-256 of the browser's cookie token, never the
+// token, so a copy of the database lets no one log in; SessionUser reads a session with
+// its user in one query for every request.
+//
+// # Audit log
+//
+// The audit log records who watched, played back, exported or locked which footage, and
+// every denied attempt. Rows are append-only and chained: each holds the previous row's
+// hash and an HMAC-SHA256, under a key kept outside the database, of its own content and
+// that link, so VerifyAudit finds a changed, removed or made-up row. Old rows leave only
+// through PurgeAudit, oldest first, which records what it removed in a row of its own.
 //
 // # Truth
 //

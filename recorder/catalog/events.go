@@ -30,7 +30,10 @@ type Box struct{ X, Y, W, H float64 }
 
 // EventQuery selects events for search. Zero fields do not filter.
 type EventQuery struct {
-	Camera   string
+	Camera string
+	// Cameras, when not nil, keeps only events of these cameras (an empty list finds
+	// nothing): the cameras the asking user may see.
+	Cameras  []string
 	From, To time.Time // events overlapping [From, To); an ongoing event extends to now
 	Zone     string    // only events that touched this zone
 	Limit    int       // at most this many, newest first; 0 = DefaultEventLimit
@@ -175,6 +178,16 @@ func (c *Catalog) events(ctx context.Context, q EventQuery) ([]Event, error) {
 	}
 	if q.Camera != "" {
 		where = append(where, "camera = "+arg(q.Camera))
+	}
+	if q.Cameras != nil {
+		in := make([]string, len(q.Cameras))
+		for i, id := range q.Cameras {
+			in[i] = arg(id)
+		}
+		if len(in) == 0 {
+			in = []string{"NULL"} // IN () is not SQL; IN (NULL) matches nothing
+		}
+		where = append(where, "camera IN ("+strings.Join(in, ", ")+")")
 	}
 	if !q.To.IsZero() {
 		to, err := nanos("to", q.To)

@@ -17,6 +17,10 @@ type Lock struct {
 	Reason     string
 	Created    time.Time
 	Expires    time.Time // zero = never: active until removed
+	// Actor is who created the lock: a user name, or "cli:<os user>" for the command
+	// line; "" for locks made before the catalog recorded it. Footage nobody may delete
+	// needs a name to ask about it.
+	Actor string
 }
 
 // lockCovers is the condition "lock l is active at the time bound to at and covers some
@@ -31,11 +35,11 @@ func lockCovers(at string) string {
 	AND (l.start_ns < s.end_ns OR l.start_ns <= s.start_ns)`
 }
 
-const lockColumns = `id, camera, start_ns, end_ns, reason, created_ns, expires_ns`
+const lockColumns = `id, camera, start_ns, end_ns, reason, created_ns, expires_ns, actor`
 
 // AddLock stores an evidence lock and returns its id. Camera, Start, End (after Start),
 // Reason and Created are required; a zero Expires means the lock lasts until removed.
-// The camera need not have footage yet.
+// Actor is stored as given. The camera need not have footage yet.
 func (c *Catalog) AddLock(ctx context.Context, l Lock) (int64, error) {
 	id, err := c.addLock(ctx, l)
 	if err != nil {
@@ -78,8 +82,8 @@ func (c *Catalog) addLock(ctx context.Context, l Lock) (int64, error) {
 		if err := ensureCamera(ctx, tx, l.Camera); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO locks (camera, start_ns, end_ns, reason, created_ns, expires_ns)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, l.Camera, start, end, l.Reason, created, expires).Scan(&id)
+		return tx.QueryRowContext(ctx, `INSERT INTO locks (camera, start_ns, end_ns, reason, created_ns, expires_ns, actor)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, l.Camera, start, end, l.Reason, created, expires, l.Actor).Scan(&id)
 	})
 	return id, err
 }
@@ -121,7 +125,7 @@ WHERE expires_ns IS NULL OR expires_ns > $1 ORDER BY camera, start_ns, id`, at)
 		var l Lock
 		var start, end, created int64
 		var expires sql.NullInt64
-		if err := rows.Scan(&l.ID, &l.Camera, &start, &end, &l.Reason, &created, &expires); err != nil {
+		if err := rows.Scan(&l.ID, &l.Camera, &start, &end, &l.Reason, &created, &expires, &l.Actor); err != nil {
 			return nil, err
 		}
 		l.Start, l.End, l.Created, l.Expires = fromNanos(start), fromNanos(end), fromNanos(created), fromNullNanos(expires)

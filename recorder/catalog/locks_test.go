@@ -14,8 +14,8 @@ func TestLockRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forever := Lock{Camera: "a", Start: at(1).In(prague), End: at(time.Hour + 2), Reason: "case 2026/17", Created: at(3)}
-	expiring := Lock{Camera: "b", Start: at(0), End: at(time.Minute), Reason: "hold for review", Created: at(0), Expires: at(24*time.Hour + 5).In(prague)}
+	forever := Lock{Camera: "a", Start: at(1).In(prague), End: at(time.Hour + 2), Reason: "case 2026/17", Created: at(3), Actor: "novakova"}
+	expiring := Lock{Camera: "b", Start: at(0), End: at(time.Minute), Reason: "hold for review", Created: at(0), Expires: at(24*time.Hour + 5).In(prague), Actor: "cli:root"}
 	for _, l := range []*Lock{&forever, &expiring} {
 		id, err := c.AddLock(ctx, *l)
 		if err != nil {

@@ -114,6 +114,68 @@ CREATE TABLE events (
 CREATE INDEX events_camera_start ON events (camera, start_ns);
 CREATE INDEX events_start ON events (start_ns);
 `,
+	// 3: access control. Users with their roles and camera grants, login sessions, who
+	// made each evidence lock, and the access audit log.
+	//
+	// Roles are one comma-joined string (role names are plain words) so the audit log can
+	// copy them verbatim; cameras are a JSON array like events.zones, since a camera id
+	// may hold any character. A session row holds the SHA-256 of the cookie's token, never
+	// the token: a copy of the database must not let anyone log in.
+	//
+	// audit.camera has no foreign key: a denied request may name a camera that does not
+	// exist, and that attempt must be recorded as asked. details stays TEXT (not jsonb in
+	// PostgreSQL) because the chain's HMAC covers its exact bytes. The filter indexes end
+	// in id because results are read in id order: SQLite adds the rowid on its own,
+	// PostgreSQL needs it spelled out.
+	`
+CREATE TABLE users (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	name          TEXT    NOT NULL UNIQUE,
+	password_hash TEXT    NOT NULL, -- encoded Argon2id, made by the caller
+	roles         TEXT    NOT NULL, -- sorted, comma-joined
+	all_cameras   INTEGER NOT NULL,
+	cameras       TEXT    NOT NULL DEFAULT '[]', -- sorted JSON array of camera ids
+	disabled      INTEGER NOT NULL DEFAULT 0,
+	created_ns    INTEGER NOT NULL,
+	changed_ns    INTEGER NOT NULL,
+	CHECK (name <> '')
+);
+
+CREATE TABLE sessions (
+	token_hash   TEXT    PRIMARY KEY, -- hex SHA-256 of the cookie's token
+	user_id      INTEGER NOT NULL REFERENCES users (id),
+	created_ns   INTEGER NOT NULL,
+	last_seen_ns INTEGER NOT NULL,
+	client       TEXT    NOT NULL -- client address at login
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+
+ALTER TABLE locks ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE audit (
+	id        INTEGER PRIMARY KEY AUTOINCREMENT,
+	time_ns   INTEGER NOT NULL,
+	actor     TEXT    NOT NULL,
+	roles     TEXT    NOT NULL,
+	session   TEXT    NOT NULL, -- prefix of sessions.token_hash; '' = none
+	client    TEXT    NOT NULL,
+	action    TEXT    NOT NULL,
+	camera    TEXT    NOT NULL,
+	from_ns   INTEGER, -- footage range; NULL = none
+	to_ns     INTEGER,
+	reason    TEXT    NOT NULL,
+	case_ref  TEXT    NOT NULL,
+	recipient TEXT    NOT NULL,
+	outcome   TEXT    NOT NULL CHECK (outcome IN ('ok', 'denied', 'error')),
+	details   TEXT    NOT NULL DEFAULT '{}', -- a JSON object
+	prev_hash TEXT    NOT NULL,
+	hash      TEXT    NOT NULL
+);
+CREATE INDEX audit_time ON audit (time_ns);
+CREATE INDEX audit_actor ON audit (actor, id);
+CREATE INDEX audit_camera ON audit (camera, id);
+CREATE INDEX audit_action ON audit (action, id);
+`,
 }
 
 // migrate applies the migrations the database has not seen, each in its own transaction
