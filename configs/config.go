@@ -1,7 +1,10 @@
 package configs
 
 import (
+	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -10,7 +13,36 @@ type Config struct {
 	Storage Storage  `yaml:"storage"`
 	HTTP    HTTP     `yaml:"http"`
 	WebRTC  WebRTC   `yaml:"webrtc"`
+	Metrics Metrics  `yaml:"metrics"`
+	Audit   Audit    `yaml:"audit"`
 	Cameras []Camera `yaml:"cameras"` // none is valid: the server runs with an empty camera list
+}
+
+// Metrics configures access to /metrics.
+type Metrics struct {
+	// TokenFile holds a bearer token Prometheus sends (its scrape config's
+	// authorization.credentials_file points at the same file); empty = only an admin's
+	// session may read /metrics.
+	TokenFile string `yaml:"token_file"`
+}
+
+// Audit configures the access audit log.
+type Audit struct {
+	// KeyFile is the HMAC key that chains the log's rows, made at first start (0600).
+	// Default: audit.key under storage.path. Keep a copy elsewhere: without it the log
+	// cannot be verified.
+	KeyFile string `yaml:"key_file"`
+	// Retention keeps rows this long; 0 (the default) keeps each row until the end of the
+	// calendar year after its own year, the usual period for access records.
+	Retention Duration `yaml:"retention"`
+}
+
+// AuditKeyFile returns audit.key_file or its default under storage.path.
+func (c *Config) AuditKeyFile() string {
+	if c.Audit.KeyFile != "" {
+		return c.Audit.KeyFile
+	}
+	return filepath.Join(c.Storage.Path, "audit.key")
 }
 
 // Storage says where recordings, snapshots and the catalog live.
@@ -27,6 +59,42 @@ type Storage struct {
 // HTTP configures the viewer's listener.
 type HTTP struct {
 	Listen string `yaml:"listen"` // default "127.0.0.1:8080"; must be host:port (host may be empty for all interfaces)
+	// TrustedProxies are addresses or CIDR prefixes of reverse proxies whose
+	// X-Forwarded-For header is believed (for login throttling and the audit log).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TLS serves HTTPS; the files are reloaded when they change (certificate renewal).
+	TLS *TLS `yaml:"tls"`
+}
+
+// TLS names a PEM certificate chain and its private key.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// TrustedProxyPrefixes parses http.trusted_proxies (Validate has checked them).
+func (h HTTP) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range h.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parsePrefix reads an address (a single host) or a CIDR prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // WebRTC configures the live view's media transport. The ICE sockets bind to the host of

@@ -244,3 +244,11 @@ func checkPasswordFile(path string) error {
 	}
 	return nil
 }
+
+// Token reads the metrics bearer token from metrics.token_file; "" when none is set.
+func (m Metrics) Token() (string, error) {
+	if m.TokenFile == "" {
+		return "", nil
+	}
+	return readSecret(m.TokenFile, "metrics.token_file", "", "")
+}

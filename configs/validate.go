@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -76,9 +77,47 @@ func (c *Config) problems() []Problem {
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		v.add("http.listen", "%v", err)
 	}
+	v.access(c)
 	v.webrtc(&c.WebRTC)
 	v.cameras(c.Cameras)
 	return v.problems
+}
+
+// access checks the keys that guard the HTTP surface and the audit log.
+func (v *validator) access(c *Config) {
+	for i, s := range c.HTTP.TrustedProxies {
+		if _, err := parsePrefix(s); err != nil {
+			v.add(fmt.Sprintf("http.trusted_proxies[%d]", i), "%q is not an IP address or CIDR prefix (e.g. 127.0.0.1 or 10.0.0.0/24)", s)
+		}
+	}
+	if t := c.HTTP.TLS; t != nil {
+		for _, f := range []struct{ key, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+			if f.path == "" {
+				v.add("http.tls."+f.key, "required when http.tls is set")
+			} else if err := checkReadable(f.path); err != nil {
+				v.add("http.tls."+f.key, "%v", err)
+			}
+		}
+	}
+	if c.Metrics.TokenFile != "" {
+		if err := checkPasswordFile(c.Metrics.TokenFile); err != nil {
+			v.add("metrics.token_file", "%v", err)
+		}
+	}
+	if c.Audit.Retention < 0 {
+		v.add("audit.retention", "must not be negative (0 keeps rows to the end of the year after their own)")
+	} else if c.Audit.Retention > 0 && c.Audit.Retention.Std() < 24*time.Hour {
+		v.add("audit.retention", "must be at least 1d: the access log must outlive the footage it is about")
+	}
+}
+
+// checkReadable checks that a file exists and can be opened.
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 type validator struct {

@@ -159,6 +159,10 @@ const (
 // makes footage look old: that is what the guard is for. Locks are judged active at the
 // same clock. Sweeps are timed by the monotonic clock, which does not jump.
 type Retention struct {
+	// OnErase, when set (before Run), is told of every sweep of Run that deleted footage,
+	// after the deletions are recorded: the access log keeps one row per erasure pass.
+	OnErase func(ctx context.Context, rep SweepReport)
+
 	cat   *catalog.Catalog
 	st    *Storage
 	log   *slog.Logger
@@ -329,8 +333,12 @@ func (r *Retention) Run(ctx context.Context) error {
 	tick := time.NewTicker(sweepInterval)
 	defer tick.Stop()
 	for {
-		if _, err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+		rep, err := r.Sweep(ctx)
+		if err != nil && ctx.Err() == nil {
 			r.log.Warn("retention sweep incomplete; retrying at the next sweep", "err", err)
+		}
+		if len(rep.Deleted) > 0 && r.OnErase != nil {
+			r.OnErase(ctx, rep)
 		}
 		last := time.Now()
 		select {

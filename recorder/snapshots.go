@@ -35,7 +35,7 @@ func (s *Storage) WriteSnapshot(camera, eventID string, jpeg []byte) (string, er
 	}
 	rel := SnapshotPath(camera, eventID)
 	dir := path.Dir(rel)
-	if err := s.root.MkdirAll(dir, 0o750); err != nil {
+	if err := s.root.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("snapshot of event %s: %w", eventID, err)
 	}
 	tmp := rel + ".tmp"
@@ -54,7 +54,7 @@ func (s *Storage) WriteSnapshot(camera, eventID string, jpeg []byte) (string, er
 }
 
 func (s *Storage) writeSynced(rel string, data []byte) error {
-	f, err := s.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := s.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

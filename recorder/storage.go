@@ -29,7 +29,13 @@ const segmentTimeLayout = "20060102T150405.000Z"
 
 // OpenStorage opens (creating it if needed) the storage directory.
 func OpenStorage(dir string) (*Storage, error) {
-	if err := os.MkdirAll(filepath.Join(dir, RecordingsDir), 0o750); err != nil {
+	// Footage is personal data: only townwatch's own user may read it. Directories are
+	// made 0700 and files 0600, and a storage directory someone made by hand with wider
+	// permissions is narrowed here.
+	if err := os.MkdirAll(filepath.Join(dir, RecordingsDir), 0o700); err != nil {
+		return nil, fmt.Errorf("storage.path %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage.path %s: %w", dir, err)
 	}
 	root, err := os.OpenRoot(dir)
@@ -74,10 +80,10 @@ func ParseSegmentPath(p string) (camera string, start time.Time, err error) {
 // directory's unsynced metadata.
 func (s *Storage) create(rel string) (*os.File, error) {
 	dir := path.Dir(rel)
-	if err := s.root.MkdirAll(dir, 0o750); err != nil {
+	if err := s.root.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := s.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := s.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
