@@ -53,7 +53,10 @@ func (s *Server) handleAPIIndex(w http.ResponseWriter, _ *http.Request) {
 	b.WriteString(`townwatch
 
 GET  /                                live wall (browser)
-GET  /api/cameras                     every camera's ingest, recording and viewer status (JSON)
+GET  /login                           login page; POST /api/login {"username","password"} sets the session cookie
+POST /api/logout                      end the session
+GET  /api/me                          who is logged in: name, roles, cameras, allowed actions
+GET  /api/cameras                     the cameras you may watch: ingest, recording and viewer status (JSON)
 GET  /api/cameras/{id}                one camera
 `)
 	if s.opt.Live != nil {
@@ -66,20 +69,29 @@ DELETE <Location>                     end a live view session
 GET  /api/events/{id}/snapshot.jpg    an event's snapshot
 `)
 	}
-	b.WriteString(`GET  /healthz                          health (JSON)
-GET  /metrics                         Prometheus metrics
+	b.WriteString(`GET  /audit                           access log page (auditor)
+GET  /api/audit?from=&to=&user=&camera=&action=&after=&limit=&format=json|csv
+                                      access log rows in order, a page at a time (auditor)
+GET  /api/audit/verify                check the access log's hash chain (auditor)
+GET  /healthz                          health (JSON, counts only; public)
+GET  /metrics                         Prometheus metrics (admin, or the metrics bearer token)
 `)
 	io.WriteString(w, b.String())
 }
 
-func (s *Server) handleCameras(w http.ResponseWriter, _ *http.Request) {
-	out := make([]cameraJSON, len(s.opt.Cameras))
-	for i, c := range s.opt.Cameras {
-		out[i] = s.cameraJSON(c)
+// handleCameras lists the cameras this user may watch; the others do not exist for them.
+func (s *Server) handleCameras(w http.ResponseWriter, r *http.Request) {
+	visible := scopeOf(r)
+	out := []cameraJSON{}
+	for _, c := range s.opt.Cameras {
+		if visible(c.ID) {
+			out = append(out, s.cameraJSON(c))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
+// handleCamera shows one camera; the guard has checked that it exists and is granted.
 func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	for _, c := range s.opt.Cameras {
@@ -93,12 +105,13 @@ func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 
 // healthJSON answers /healthz: the process serves, and how many cameras stream. It is 200
 // as long as townwatch runs, so a supervisor does not restart it for a camera that is down;
-// camera trouble shows as "degraded" and in the metrics.
+// camera trouble shows as "degraded" and in the metrics. It is public, so it carries
+// counts only: which cameras exist is for logged-in users.
 type healthJSON struct {
-	Status    string   `json:"status"` // "ok", or "degraded" when a camera's main stream is not streaming
-	Cameras   int      `json:"cameras"`
-	Streaming int      `json:"streaming"`
-	Down      []string `json:"down,omitempty"` // ids of cameras whose main stream is not streaming
+	Status    string `json:"status"` // "ok", or "degraded" when a camera's main stream is not streaming
+	Cameras   int    `json:"cameras"`
+	Streaming int    `json:"streaming"`
+	Down      int    `json:"down"` // cameras whose main stream is not streaming
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
@@ -107,10 +120,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 		if c.Main.Status().State == ingest.StateStreaming {
 			h.Streaming++
 		} else {
-			h.Down = append(h.Down, c.ID)
+			h.Down++
 		}
 	}
-	if len(h.Down) > 0 {
+	if h.Down > 0 {
 		h.Status = "degraded"
 	}
 	writeJSON(w, http.StatusOK, h)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/viewer/access"
 	"github.com/townwatch/townwatch/viewer/live"
 )
 
@@ -75,9 +77,12 @@ type wallRig struct {
 	// marking of it is tested, the detector has its own tests.
 	moving map[string]*atomic.Bool
 	// catalog and dir hold the events the wall's events panel lists (a real catalog;
-	// snapshots as files under dir).
+	// snapshots as files under dir), and the accounts.
 	catalog *catalog.Catalog
 	dir     string
+	fx      *accessFixture
+	// client is a supervisor's logged-in HTTP client.
+	client *http.Client
 }
 
 type simCamera struct {
@@ -111,24 +116,27 @@ func newWallRig(tb testing.TB, perCameraCap int, cams ...rigCamera) *wallRig {
 	if rig.live, err = live.New(rig.hub, liveCams, live.Options{ListenHost: "127.0.0.1", MaxViewersPerCamera: perCameraCap}); err != nil {
 		tb.Fatal(err)
 	}
-	runOwned(tb, "live.Manager.Run", rig.live.Run)
-	waitReady(tb, "live view", rig.live.Ready())
 	rig.dir = tb.TempDir()
-	if rig.catalog, err = catalog.Open(context.Background(), filepath.Join(rig.dir, "catalog.db")); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { rig.catalog.Close() })
+	rig.fx = newAccessFixture(tb)
+	rig.fx.opts.Now = time.Now // real time: the browser's sessions live in it
+	rig.catalog = rig.fx.cat
 	var ids []string
 	for _, c := range cams {
 		ids = append(ids, c.id)
 	}
 	events := &Events{Store: rig.catalog, Cameras: ids, OpenSnapshot: os.DirFS(rig.dir).Open}
-	if rig.server, err = New(Options{Listen: "127.0.0.1:0", Cameras: viewerCams, Metrics: http.NotFoundHandler(), Live: rig.live, Events: events}); err != nil {
+	if rig.server, err = New(Options{Listen: "127.0.0.1:0", Cameras: viewerCams, Metrics: http.NotFoundHandler(), Live: rig.live,
+		Events: events, Access: rig.fx.opts}); err != nil {
 		tb.Fatal(err)
 	}
+	// The live manager runs only after New has given it the access hooks.
+	runOwned(tb, "live.Manager.Run", rig.live.Run)
+	waitReady(tb, "live view", rig.live.Ready())
 	runOwned(tb, "Server.Run", rig.server.Run)
 	waitReady(tb, "HTTP server", rig.server.Ready())
 	rig.url = "http://" + rig.server.Addr().String() + "/"
+	rig.fx.addUser(tb, "velitel", []access.Role{access.Supervisor}, false)
+	rig.client = &http.Client{Transport: cookieTransport{login(tb, rig.server.Handler(), "velitel")}, Timeout: 10 * time.Second}
 	// The wall is tested from the moment the cameras stream, as a dispatcher would meet it.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -183,7 +191,7 @@ func (rig *wallRig) unplug(id string) { rig.cams[id].stop() }
 // viewers returns /api/cameras' viewer count per camera, read over HTTP as a client would.
 func (rig *wallRig) viewers(tb testing.TB) map[string]int {
 	tb.Helper()
-	resp, err := http.Get(rig.url + "api/cameras")
+	resp, err := rig.client.Get(rig.url + "api/cameras")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -203,6 +211,32 @@ func (rig *wallRig) viewers(tb testing.TB) map[string]int {
 		out[c.ID] = *c.Viewers
 	}
 	return out
+}
+
+// cookieTransport sends a session cookie with every request, as a logged-in browser.
+type cookieTransport struct{ cookie *http.Cookie }
+
+func (c cookieTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.AddCookie(c.cookie)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// browser starts headless Chromium logged in as name (an account of the rig): the session
+// cookie a login gives is placed in the browser's profile, so every tab is logged in.
+func (rig *wallRig) browser(tb testing.TB, name string) context.Context {
+	tb.Helper()
+	ctx := newBrowser(tb)
+	c := login(tb, rig.server.Handler(), name)
+	httpOnly := true
+	_, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{
+		Name: c.Name, Value: c.Value, URL: rig.url, HTTPOnly: &httpOnly,
+		SameSite: network.CookieSameSiteStrict,
+	})
+	if err != nil {
+		tb.Fatalf("placing the session cookie: %v", err)
+	}
+	return ctx
 }
 
 // newBrowser starts headless Chromium with a fresh profile and returns the context of its

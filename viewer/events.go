@@ -34,10 +34,19 @@ type Events struct {
 	Log     *slog.Logger
 }
 
-// Register adds the events routes to mux.
-func (e *Events) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/events", e.handleList)
-	mux.HandleFunc("GET /api/events/{id}/snapshot.jpg", e.handleSnapshot)
+// eventCamera is the camera of the event a snapshot request names, for the guard: an
+// unknown event and an event of a camera the user may not see get the same 404.
+func (e *Events) eventCamera(r *http.Request) (string, string, error) {
+	id := r.PathValue("id")
+	notFound := "unknown event " + quote(id)
+	ev, err := e.Store.Event(r.Context(), id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return "", notFound, nil
+	}
+	if err != nil {
+		return "", notFound, err
+	}
+	return ev.Camera, notFound, nil
 }
 
 // eventJSON is one event in /api/events.
@@ -84,9 +93,20 @@ func (e *Events) handleList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, problem)
 		return
 	}
-	if q.Camera != "" && !e.known(q.Camera) {
+	visible := scopeOf(r)
+	if q.Camera != "" && (!e.known(q.Camera) || !visible(q.Camera)) {
 		writeError(w, http.StatusNotFound, "unknown camera "+quote(q.Camera))
 		return
+	}
+	if q.Camera == "" {
+		// Only the cameras this user may see; the catalog filters, so a page of results
+		// is a full page of visible events.
+		q.Cameras = []string{}
+		for _, id := range e.Cameras {
+			if visible(id) {
+				q.Cameras = append(q.Cameras, id)
+			}
+		}
 	}
 	events, err := e.Store.Events(r.Context(), q)
 	if err != nil {
@@ -112,9 +132,9 @@ func (e *Events) parseQuery(v url.Values) (catalog.EventQuery, string) {
 		if raw == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, raw)
-		if err != nil {
-			return q, p.name + ": " + quote(raw) + " is not an RFC 3339 time (e.g. 2026-11-23T14:05:00Z)"
+		t, problem := parseTimeParam(p.name, raw)
+		if problem != "" {
+			return q, problem
 		}
 		*p.dst = t
 	}

@@ -11,19 +11,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/viewer/access"
 )
 
-// eventsFixture is a real catalog with three events of two cameras and a snapshot on disk.
+// eventsFixture is a real catalog with three events of two cameras and a snapshot on disk,
+// served to a logged-in supervisor.
 func eventsFixture(t *testing.T) http.Handler {
+	t.Helper()
+	h, _ := eventsServer(t)
+	return h
+}
+
+// eventsServer is eventsFixture's server and access fixture; the handler is the
+// supervisor's browser.
+func eventsServer(t *testing.T) (http.Handler, *eventsRig) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
-	cat, err := catalog.Open(ctx, filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
+	fx := newAccessFixture(t)
+	cat := fx.cat
 	t0 := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
 	events := []catalog.Event{
 		{ID: "0192f5c4-0000-7000-8000-000000000001", Camera: "namesti", Start: t0, End: t0.Add(20 * time.Second),
@@ -45,9 +53,20 @@ func eventsFixture(t *testing.T) http.Handler {
 		t.Fatal(err)
 	}
 	root := os.DirFS(dir)
-	mux := http.NewServeMux()
-	(&Events{Store: cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: root.Open}).Register(mux)
-	return mux
+	cams := []Camera{{ID: "namesti", Main: fixedStatus{State: ingest.StateStreaming}}, {ID: "most", Main: fixedStatus{State: ingest.StateStreaming}}}
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Access: fx.opts,
+		Events: &Events{Store: cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: root.Open}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.addUser(t, "velitel", []access.Role{access.Supervisor}, false)
+	return withCookie(s.Handler(), login(t, s.Handler(), "velitel")), &eventsRig{server: s, fx: fx}
+}
+
+// eventsRig is what a test of the events routes needs beyond the supervisor's handler.
+type eventsRig struct {
+	server *Server
+	fx     *accessFixture
 }
 
 func TestEventsSearch(t *testing.T) {

@@ -27,7 +27,7 @@ const loadsPerIteration = 20
 //	warm: a second wall keeps watching, so the feed's GOP cache serves the first frame
 func BenchmarkFirstFrame(b *testing.B) {
 	rig := newWallRig(b, 0, rigCamera{id: "bench", name: "bench", clip: simcam.ClipMotion})
-	browser := newBrowser(b)
+	browser := rig.browser(b, "velitel")
 	b.Run("cold", func(b *testing.B) { benchFirstFrame(b, browser, rig, 0) })
 	b.Run("warm", func(b *testing.B) {
 		keeper := openPage(b, browser, rig.url)

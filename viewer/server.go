@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,17 +67,26 @@ type Options struct {
 	Live *live.Manager
 	// Events serves /api/events; nil means no events API.
 	Events *Events
-	Log    *slog.Logger // nil discards
+	// Access says who may use the server; required: there is no open mode.
+	Access AccessOptions
+	// TLS serves HTTPS with this certificate and key (reloaded when the files change);
+	// nil serves plain HTTP.
+	TLS *TLSFiles
+	Log *slog.Logger // nil discards
 }
 
 // Server serves the HTTP surface on one listener.
 type Server struct {
-	opt    Options
-	log    *slog.Logger
-	static map[string]staticFile
-	mux    *http.ServeMux
-	ready  chan struct{}
-	addr   net.Addr
+	opt       Options
+	log       *slog.Logger
+	static    map[string]staticFile
+	known     map[string]bool // configured camera ids
+	auth      *auth
+	snapshots snapshotViews
+	mux       *http.ServeMux
+	handler   http.Handler // mux behind the cross-origin check
+	ready     chan struct{}
+	addr      net.Addr
 }
 
 // New validates its options and builds the handler tree. It does no I/O.
@@ -95,30 +105,35 @@ func New(opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opt: opt, log: log, static: static, mux: http.NewServeMux(), ready: make(chan struct{})}
-	s.routes()
+	a, err := newAuth(opt.Access, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opt: opt, log: log, static: static, known: map[string]bool{}, auth: a,
+		snapshots: snapshotViews{open: map[snapshotKey]*snapshotAgg{}}, mux: http.NewServeMux(), ready: make(chan struct{})}
+	for _, c := range opt.Cameras {
+		s.known[c.ID] = true
+	}
+	if opt.Live != nil {
+		la := &liveAudit{s: s, viewers: map[string]liveViewer{}}
+		if err := opt.Live.SetHooks(la.hooks()); err != nil {
+			return nil, err
+		}
+	}
+	s.mount()
+	// The cross-origin check refuses a state-changing request that a browser marks as
+	// coming from another site (Sec-Fetch-Site, or an Origin that is not this host):
+	// CSRF protection that needs no token in the pages.
+	s.handler = http.NewCrossOriginProtection().Handler(s.mux)
 	return s, nil
 }
 
-// routes registers every endpoint; handleAPIIndex lists them for people.
-func (s *Server) routes() {
-	s.mux.HandleFunc("GET /{$}", s.handleIndex)
-	s.mux.HandleFunc("GET /static/{file...}", s.handleStatic)
-	s.mux.HandleFunc("GET /healthz", s.handleHealth)
-	s.mux.HandleFunc("GET /api", s.handleAPIIndex)
-	s.mux.HandleFunc("GET /api/cameras", s.handleCameras)
-	s.mux.HandleFunc("GET /api/cameras/{id}", s.handleCamera)
-	s.mux.Handle("GET /metrics", s.opt.Metrics)
-	if s.opt.Live != nil {
-		s.opt.Live.Register(s.mux)
-	}
-	if s.opt.Events != nil {
-		s.opt.Events.Register(s.mux)
-	}
-}
+// AuditFailures counts requests refused (or view ends left unrecorded) because the
+// access log could not be written.
+func (s *Server) AuditFailures() uint64 { return s.auth.auditFailures.Load() }
 
 // Handler returns the server's handler (tests use it with httptest).
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Ready is closed once the listener is bound; Addr is valid from then on.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
@@ -137,13 +152,31 @@ func (s *Server) Run(ctx context.Context) error {
 	s.addr = ln.Addr()
 	close(s.ready)
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	scheme := "http"
+	if s.opt.TLS != nil {
+		cfg, err := s.opt.TLS.config(s.log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = cfg
+		ln = tls.NewListener(ln, cfg)
+		scheme = "https"
+	} else if !loopbackListen(s.opt.Listen) {
+		s.log.Warn("http.listen is not a loopback address and http.tls is not set: passwords and session cookies cross the network in clear text; set http.tls or put a TLS proxy in front and listen on 127.0.0.1",
+			"listen", s.opt.Listen)
+	}
+	loops, stopLoops := context.WithCancel(context.Background())
+	loopsDone := make(chan struct{})
+	go func() { defer close(loopsDone); s.runAccessLoops(loops) }()
+	defer func() { stopLoops(); <-loopsDone }()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	s.log.Info("http listening", "addr", ln.Addr().String())
+	s.log.Info("http listening", "addr", ln.Addr().String(), "scheme", scheme)
 	select {
 	case err := <-served:
 		return fmt.Errorf("http server: %w", err)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 )
 
@@ -58,17 +59,50 @@ func loadStatic(fsys fs.FS) (map[string]staticFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := files["index.html"]; !ok {
-		return nil, fmt.Errorf("viewer: web files have no index.html")
+	for _, page := range []string{"index.html", "login.html", "setup.html", "audit.html"} {
+		if _, ok := files[page]; !ok {
+			return nil, fmt.Errorf("viewer: web files have no %s", page)
+		}
 	}
 	return files, nil
 }
 
 // handleIndex serves the live wall.
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	s.servePage(w, r, "index.html")
+}
+
+// handleLoginPage serves the login page.
+func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	s.servePage(w, r, "login.html")
+}
+
+// handleAuditPage serves the auditor's access-log page.
+func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
+	s.servePage(w, r, "audit.html")
+}
+
+// handleNoUsers answers everything but /healthz while no account exists: a page (or, for
+// the API, a message) naming the command that makes the first one. There are no default
+// credentials to log in with.
+func (s *Server) handleNoUsers(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/api") && r.URL.Path != "/metrics" {
+		w.Header().Set("Content-Security-Policy", indexCSP)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", s.static["setup.html"].contentType)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write(s.static["setup.html"].body)
+		return
+	}
+	writeError(w, http.StatusServiceUnavailable, "no user account exists yet: on the server, run "+
+		"townwatch user add -config FILE -name NAME -role admin (see the README)")
+}
+
+// servePage serves one of the HTML pages with the same-origin policy.
+func (s *Server) servePage(w http.ResponseWriter, r *http.Request, name string) {
 	w.Header().Set("Content-Security-Policy", indexCSP)
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	s.serveStatic(w, r, "index.html")
+	s.serveStatic(w, r, name)
 }
 
 // handleStatic serves the wall's modules, stylesheet and icon under /static/.

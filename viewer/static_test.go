@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/viewer/access"
 	"github.com/townwatch/townwatch/viewer/live"
 	"github.com/townwatch/townwatch/viewer/web"
 )
@@ -162,11 +163,13 @@ func TestAPIIndexListsWhatIsServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Listen: "127.0.0.1:0", Metrics: http.NotFoundHandler(), Live: lm})
+	fx := newAccessFixture(t)
+	s, err := New(Options{Listen: "127.0.0.1:0", Metrics: http.NotFoundHandler(), Live: lm, Access: fx.opts})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body := request(t, s.Handler(), "/api", nil).Body.String(); !strings.Contains(body, "POST /api/cameras/{id}/whep") {
+	fx.addUser(t, "dispecer", []access.Role{access.Dispatcher}, true)
+	if body := request(t, withCookie(s.Handler(), login(t, s.Handler(), "dispecer")), "/api", nil).Body.String(); !strings.Contains(body, "POST /api/cameras/{id}/whep") {
 		t.Errorf("GET /api with live view does not list WHEP:\n%s", body)
 	}
 }

@@ -43,7 +43,7 @@ func tileSel(id string) string { return `article.tile[data-camera="` + id + `"]`
 func TestLiveWallInChromium(t *testing.T) {
 	// Two viewers per camera, so that a third wall is refused (last step).
 	rig := newWallRig(t, 2, demoCameras...)
-	browser := newBrowser(t)
+	browser := rig.browser(t, "velitel")
 	loadStart := time.Now()
 	wall := openPage(t, browser, rig.url)
 

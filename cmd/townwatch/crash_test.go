@@ -113,8 +113,7 @@ func startServe(t *testing.T, cfg string) *serveProc {
 
 // recordingFrames returns, per camera, the recorder's state from /api/cameras and the
 // frames it made durable from /metrics; nil maps while the server does not answer.
-func recordingFrames(base string) (map[string]string, map[string]float64) {
-	client := http.Client{Timeout: 2 * time.Second}
+func recordingFrames(client *http.Client, base string) (map[string]string, map[string]float64) {
 	resp, err := client.Get(base + "api/cameras")
 	if err != nil {
 		return nil, nil
@@ -153,13 +152,15 @@ func recordingFrames(base string) (map[string]string, map[string]float64) {
 }
 
 // waitRecording waits until every camera's recorder is recording and has made frames
-// durable.
-func (p *serveProc) waitRecording(t *testing.T) {
+// durable, logged in as name (an account that may see the cameras and the metrics).
+func (p *serveProc) waitRecording(t *testing.T, name string) {
 	t.Helper()
+	client := loginClient(t, p.base, name, accountPassword)
+	client.Timeout = 2 * time.Second
 	var states map[string]string
 	var frames map[string]float64
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		states, frames = recordingFrames(p.base)
+		states, frames = recordingFrames(client, p.base)
 		ok := true
 		for _, c := range crashCameras {
 			ok = ok && states[c.id] == "recording" && frames[c.id] > 0
@@ -419,11 +420,13 @@ func TestCrashSIGKILLAtRandomInstants(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Seeing the recorders' state takes a supervisor; their metrics an administrator.
+	addAccount(t, cfgPath, "velitel", "supervisor,admin")
 	started := time.Now()
 	var prev *crashKill
 	for trial := 1; trial <= crashTrials; trial++ {
 		p := startServe(t, cfgPath)
-		p.waitRecording(t)
+		p.waitRecording(t, "velitel")
 		wait := 1500*time.Millisecond + time.Duration(rng.Int64N(int64(4500*time.Millisecond)))
 		time.Sleep(wait)
 		k := crashKill{trial: trial, at: time.Now()}
@@ -450,7 +453,7 @@ func TestCrashSIGKILLAtRandomInstants(t *testing.T) {
 
 	// A last start recovers the last kill; SIGTERM then stops it cleanly.
 	p := startServe(t, cfgPath)
-	p.waitRecording(t)
+	p.waitRecording(t, "velitel")
 	time.Sleep(time.Second)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -60,11 +60,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return err
 		}
 		defer sys.close()
+		accounts, err := ensureDemoAccounts(ctx, sys)
+		if err != nil {
+			return err
+		}
 		g.Go(func() error {
 			select {
 			case <-sys.http.Ready():
-				fmt.Fprintf(stdout, "townwatch demo is running: open %s (camera status: %sapi/cameras; simulated cameras at rtsp://%s/, data in %s; Ctrl+C stops)\n",
-					webURL(sys.http.Addr()), webURL(sys.http.Addr()), cams.Addr(), cfg.Storage.Path)
+				fmt.Fprintf(stdout, "townwatch demo is running: open %s (simulated cameras at rtsp://%s/, data in %s; Ctrl+C stops)\n",
+					webURL(sys.http.Addr()), cams.Addr(), cfg.Storage.Path)
+				printDemoAccounts(stdout, accounts)
 			case <-ctx.Done():
 			}
 			return nil

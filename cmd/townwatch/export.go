@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,21 +15,33 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/viewer/access"
 )
 
-func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet("export", stderr)
 	cfgPath := fs.String("config", "", "configuration file (required)")
 	camera := fs.String("camera", "", "camera id (required)")
 	fromArg := fs.String("from", "", "start of the range, RFC 3339, e.g. 2025-03-14T09:00:00+01:00 (required)")
 	toArg := fs.String("to", "", "end of the range, RFC 3339 (required)")
 	outPath := fs.String("o", "", "MP4 file to write; must not exist yet (required)")
+	reason := fs.String("reason", "", "why the footage is handed out, e.g. the offence investigated (required)")
+	caseRef := fs.String("case", "", "the case reference (č.j.) the export belongs to (required)")
+	recipient := fs.String("recipient", "", "who receives the copy, e.g. Policie ČR, KŘ Plzeň (required)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	if name, missing := missingFlag(fs); missing {
 		fmt.Fprintf(stderr, "export: -%s is required\n", name)
 		return exitUsage
+	}
+	// The access log must say why, for which case and to whom every copy of footage went
+	// (the Law Enforcement Directive's logging fields); blank answers are no answers.
+	for _, f := range []struct{ name, v string }{{"reason", *reason}, {"case", *caseRef}, {"recipient", *recipient}} {
+		if strings.TrimSpace(f.v) == "" {
+			fmt.Fprintf(stderr, "export: -%s is required and must not be blank\n", f.name)
+			return exitUsage
+		}
 	}
 	from, err := parseTimeFlag("from", *fromArg)
 	if err != nil {
@@ -58,13 +71,33 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	known := slices.ContainsFunc(cfg.Cameras, func(c configs.Camera) bool { return c.ID == *camera })
 
 	// An export must not create an empty storage area because of a wrong path: the catalog
-	// must already exist (openCatalog refuses to create one).
-	cat, err := openCatalog(ctx, cfg)
+	// must already exist (openCLIAudit(…, false) refuses to create one).
+	ca, err := openCLIAudit(ctx, cfg, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "export: %v\n", err)
 		return exitFailure
 	}
-	defer cat.Close()
+	defer ca.Close()
+	cat := ca.cat
+	request := catalog.AuditEntry{Action: access.AuditExportRequest, Camera: *camera, From: from, To: to,
+		Reason: strings.TrimSpace(*reason), Case: strings.TrimSpace(*caseRef), Recipient: strings.TrimSpace(*recipient)}
+	request.Details, _ = json.Marshal(map[string]string{"file": *outPath})
+	// The row is committed before a byte of footage is written out.
+	row, err := ca.record(ctx, request)
+	if err != nil {
+		fmt.Fprintf(stderr, "export: %v\n", err)
+		return exitFailure
+	}
+	defer func() {
+		if code != exitOK {
+			failed := request
+			failed.Outcome = catalog.AuditError
+			failed.Details, _ = json.Marshal(map[string]any{"file": *outPath, "request_row": row.ID, "failed": true})
+			if _, err := ca.record(context.WithoutCancel(ctx), failed); err != nil {
+				fmt.Fprintf(stderr, "export: %v\n", err)
+			}
+		}
+	}()
 	st, err := recorder.OpenStorage(cfg.Storage.Path)
 	if err != nil {
 		fmt.Fprintf(stderr, "export: %v\n", err)

@@ -89,6 +89,9 @@ func outDirEntries(t *testing.T, dir string) []string {
 	return names
 }
 
+// exportWhy are the answers the access log needs for every copy of footage.
+var exportWhy = []string{"-reason", "hit and run, Náměstí", "-case", "MP-123/2025", "-recipient", "Policie ČR, KŘ Plzeň"}
+
 func rfc(d time.Duration) string { return exportT0.Add(d).Format(time.RFC3339Nano) }
 
 func TestExportCommand(t *testing.T) {
@@ -97,7 +100,7 @@ func TestExportCommand(t *testing.T) {
 	out := filepath.Join(outDir, "clip.mp4")
 
 	// From 1.5 s (the keyframe is at 1 s) to 7 s, across the hole.
-	code, stdout, stderr := runBinary(t, "export", "-config", cfg, "-camera", "cam1", "-from", rfc(1500*time.Millisecond), "-to", rfc(7*time.Second), "-o", out)
+	code, stdout, stderr := runBinary(t, append([]string{"export", "-config", cfg, "-camera", "cam1", "-from", rfc(1500 * time.Millisecond), "-to", rfc(7 * time.Second), "-o", out}, exportWhy...)...)
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
@@ -120,7 +123,7 @@ func TestExportCommand(t *testing.T) {
 
 	// An existing file is never replaced.
 	before, _ := os.ReadFile(out)
-	code, _, stderr = runBinary(t, "export", "-config", cfg, "-camera", "cam1", "-from", rfc(0), "-to", rfc(time.Second), "-o", out)
+	code, _, stderr = runBinary(t, append([]string{"export", "-config", cfg, "-camera", "cam1", "-from", rfc(0), "-to", rfc(time.Second), "-o", out}, exportWhy...)...)
 	if after, _ := os.ReadFile(out); code != exitUsage || !strings.Contains(stderr, "-o "+out+" already exists") || !bytes.Equal(before, after) {
 		t.Errorf("export over an existing file: exit %d, stderr %q, file changed: %v", code, stderr, !bytes.Equal(before, after))
 	}
@@ -130,7 +133,7 @@ func TestExportCommandFailures(t *testing.T) {
 	cfg := exportSetup(t)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "clip.mp4")
-	ok := []string{"-config", cfg, "-camera", "cam1", "-from", rfc(0), "-to", rfc(time.Second), "-o", out}
+	ok := append([]string{"-config", cfg, "-camera", "cam1", "-from", rfc(0), "-to", rfc(time.Second), "-o", out}, exportWhy...)
 	// with returns the good arguments with some flags' values replaced.
 	with := func(flagValues ...string) []string {
 		args := append([]string{"export"}, ok...)
@@ -146,6 +149,9 @@ func TestExportCommandFailures(t *testing.T) {
 		want string
 	}{
 		{"no camera", with("-camera", ""), exitUsage, "export: -camera is required"},
+		{"no reason", with("-reason", ""), exitUsage, "export: -reason is required"},
+		{"blank case", with("-case", "  "), exitUsage, "export: -case is required and must not be blank"},
+		{"no recipient", with("-recipient", ""), exitUsage, "export: -recipient is required"},
 		{"no output", with("-o", ""), exitUsage, "export: -o is required"},
 		{"bad from", with("-from", "yesterday"), exitUsage, `-from "yesterday" is not an RFC 3339 time`},
 		{"to before from", with("-to", rfc(-time.Second)), exitUsage, "-to (" + rfc(-time.Second) + ") must be after -from (" + rfc(0) + ")"},

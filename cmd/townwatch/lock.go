@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/viewer/access"
 )
 
 // The lock, unlock, locks and retention commands work on the catalog directly, beside a
@@ -74,12 +76,13 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	cat, err := openCatalog(ctx, cfg)
+	ca, err := openCLIAudit(ctx, cfg, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "lock: %v\n", err)
 		return exitFailure
 	}
-	defer cat.Close()
+	defer ca.Close()
+	cat := ca.cat
 
 	// A camera that left the configuration may still have footage worth locking; an id
 	// that is neither configured nor recorded is a typo.
@@ -93,7 +96,14 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return usage("-camera %q is not in %s (cameras: %s) and has no footage", *camera, *cfgPath, cameraIDs(cfg))
 		}
 	}
-	id, err := cat.AddLock(ctx, catalog.Lock{Camera: *camera, Start: from, End: to, Reason: strings.TrimSpace(*reason), Created: now, Expires: expires})
+	lockDetails, _ := json.Marshal(map[string]string{"expires": expiry(expires)})
+	if _, err := ca.record(ctx, catalog.AuditEntry{Action: access.AuditLockCreate, Camera: *camera, From: from, To: to,
+		Reason: strings.TrimSpace(*reason), Details: lockDetails}); err != nil {
+		fmt.Fprintf(stderr, "lock: %v\n", err)
+		return exitFailure
+	}
+	id, err := cat.AddLock(ctx, catalog.Lock{Camera: *camera, Start: from, End: to, Reason: strings.TrimSpace(*reason), Created: now,
+		Expires: expires, Actor: access.CLIActor()})
 	if err != nil {
 		fmt.Fprintf(stderr, "lock: %v\n", err)
 		return exitFailure
@@ -137,12 +147,26 @@ func runUnlock(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !ok {
 		return code
 	}
-	cat, err := openCatalog(ctx, cfg)
+	ca, err := openCLIAudit(ctx, cfg, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "unlock: %v\n", err)
 		return exitFailure
 	}
-	defer cat.Close()
+	defer ca.Close()
+	cat := ca.cat
+	lock, found, err := findLock(ctx, cat, *id)
+	if err != nil {
+		fmt.Fprintf(stderr, "unlock: %v\n", err)
+		return exitFailure
+	}
+	if found {
+		details, _ := json.Marshal(map[string]any{"lock": lock.ID, "created_by": lock.Actor, "expires": expiry(lock.Expires)})
+		if _, err := ca.record(ctx, catalog.AuditEntry{Action: access.AuditLockRemove, Camera: lock.Camera, From: lock.Start, To: lock.End,
+			Reason: lock.Reason, Details: details}); err != nil {
+			fmt.Fprintf(stderr, "unlock: %v\n", err)
+			return exitFailure
+		}
+	}
 	err = cat.RemoveLock(ctx, *id)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
@@ -154,6 +178,20 @@ func runUnlock(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stdout, "lock %d removed: its footage is subject to retention again\n", *id)
 	return exitOK
+}
+
+// findLock returns the active lock with id, for the audit row that precedes its removal.
+func findLock(ctx context.Context, cat *catalog.Catalog, id int64) (catalog.Lock, bool, error) {
+	locks, err := cat.Locks(ctx, time.Now())
+	if err != nil {
+		return catalog.Lock{}, false, err
+	}
+	for _, l := range locks {
+		if l.ID == id {
+			return l, true, nil
+		}
+	}
+	return catalog.Lock{}, false, nil
 }
 
 func runLocks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -182,13 +220,17 @@ func runLocks(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCAMERA\tFROM\tTO\tEXPIRES\tCREATED\tREASON")
+	fmt.Fprintln(tw, "ID\tCAMERA\tFROM\tTO\tEXPIRES\tCREATED\tBY\tREASON")
 	for _, l := range locks {
 		exp := "never"
 		if !l.Expires.IsZero() {
 			exp = localTime(l.Expires)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.Camera, localTime(l.Start), localTime(l.End), exp, localTime(l.Created), l.Reason)
+		by := l.Actor
+		if by == "" {
+			by = "-" // made before locks recorded who made them
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.Camera, localTime(l.Start), localTime(l.End), exp, localTime(l.Created), by, l.Reason)
 	}
 	if err := tw.Flush(); err != nil {
 		fmt.Fprintf(stderr, "locks: %v\n", err)

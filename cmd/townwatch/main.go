@@ -9,6 +9,8 @@
 //	townwatch export -config FILE -camera ID -from T -to T -o clip.mp4
 //	townwatch lock|unlock|locks ...             evidence locks
 //	townwatch retention status|confirm ...      retention state; confirm a held mass deletion
+//	townwatch user add|list|passwd|disable|enable|grant ...   accounts (no default credentials)
+//	townwatch audit verify -config FILE         check the access log's hash chain
 //	townwatch simcam [-listen ADDR] [-clip FILE -cameras N]
 //	                                            serve simulated cameras over RTSP
 //	townwatch version                           print the version
@@ -49,12 +51,17 @@ func commands() []command {
 		{"unlock", "remove an evidence lock", runUnlock},
 		{"locks", "list the active evidence locks", runLocks},
 		{"retention", "show retention and its mass-deletion hold (status), or confirm a held deletion (confirm)", runRetention},
+		{"user", "manage accounts: add, list, passwd, disable, enable, grant", runUser},
+		{"audit", "check the access log's hash chain (verify)", runAudit},
 		{"simcam", "serve simulated cameras over RTSP for any VMS to pull", runSimcam},
 		{"version", "print the version", runVersion},
 	}
 }
 
 func main() {
+	// Everything townwatch creates (catalog, footage, snapshots, keys, exports) is for its
+	// own user alone, including files made by libraries that do not choose a mode.
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

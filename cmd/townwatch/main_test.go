@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -136,9 +135,9 @@ func TestUsageAndVersion(t *testing.T) {
 }
 
 // cameraStates polls /api/cameras and returns id → state.
-func cameraStates(t *testing.T, base string) map[string]string {
+func cameraStates(t *testing.T, c *http.Client, base string) map[string]string {
 	t.Helper()
-	resp, err := http.Get(base + "api/cameras")
+	resp, err := c.Get(base + "api/cameras")
 	if err != nil {
 		return nil
 	}
@@ -155,23 +154,6 @@ func cameraStates(t *testing.T, base string) map[string]string {
 		out[c.ID] = c.State
 	}
 	return out
-}
-
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
-	}
-	return string(b)
 }
 
 // TestDemoStreamsBothCamerasAndStopsOnSIGTERM is what a newcomer does with `make demo`:
@@ -198,7 +180,7 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 	})
 
 	started := time.Now()
-	lines := make(chan string, 1)
+	lines := make(chan string, 64)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -220,10 +202,36 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("demo printed no web address within 20 s")
 	}
+	// Then the one-time logins, one per role: "  supervisor  PASSWORD".
+	passwords := map[string]string{}
+	for len(passwords) < 5 {
+		select {
+		case line := <-lines:
+			if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(line, "  ") {
+				passwords[f[0]] = f[1]
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("demo printed logins for %v only", passwords)
+		}
+	}
+	// Nothing is served to a browser without a login; the wall sends it to the login page.
+	anonymous := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]int{"api/cameras": http.StatusUnauthorized, "metrics": http.StatusUnauthorized, "": http.StatusSeeOther} {
+		resp, err := anonymous.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET /%s without a login: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	supervisor := loginClient(t, base, "supervisor", passwords["supervisor"])
+	admin := loginClient(t, base, "admin", passwords["admin"])
 
 	var states map[string]string
 	for deadline := started.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		states = cameraStates(t, base)
+		states = cameraStates(t, supervisor, base)
 		if states["demo-motion"] == "streaming" && states["demo-static"] == "streaming" {
 			break
 		}
@@ -237,7 +245,7 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 	framesSeen := regexp.MustCompile(`townwatch_camera_received_frames_total\{camera="demo-static"\} [1-9]`)
 	var metrics string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if metrics = httpGet(t, base+"metrics"); framesSeen.MatchString(metrics) {
+		if metrics = httpGet(t, admin, base+"metrics"); framesSeen.MatchString(metrics) {
 			break
 		}
 	}
@@ -264,7 +272,7 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 			Segments int    `json:"segments"`
 		} `json:"recording"`
 	}
-	if err := json.Unmarshal([]byte(httpGet(t, base+"api/cameras")), &cams); err != nil {
+	if err := json.Unmarshal([]byte(httpGet(t, supervisor, base+"api/cameras")), &cams); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cams {
@@ -276,10 +284,10 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 		t.Error("/metrics shows motion detection for demo-static, which has it off")
 	}
 	// The live wall is served at the address the demo printed.
-	if page := httpGet(t, base); !strings.Contains(page, "<title>") || !strings.Contains(page, "static/app.js") {
+	if page := httpGet(t, supervisor, base); !strings.Contains(page, "<title>") || !strings.Contains(page, "static/app.js") {
 		t.Errorf("/ does not serve the live wall:\n%.300s", page)
 	}
-	if h := httpGet(t, base+"healthz"); !strings.Contains(h, `"status": "ok"`) {
+	if h := httpGet(t, anonymous, base+"healthz"); !strings.Contains(h, `"status": "ok"`) {
 		t.Errorf("/healthz = %s", h)
 	}
 

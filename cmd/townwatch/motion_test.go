@@ -36,7 +36,9 @@ func TestMotionModeRecordsEventsWithRolls(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	addAccount(t, cfgPath, "novak", "officer", "-cameras", "ulice")
 	p := startServe(t, cfgPath)
+	officer := loginClient(t, p.base, "novak", accountPassword)
 
 	// Wait for the first event to end and its post-roll to pass; the clip's next motion
 	// starts 12 s after the first ends, so stop before it.
@@ -49,7 +51,7 @@ func TestMotionModeRecordsEventsWithRolls(t *testing.T) {
 	deadline := time.Now().Add(50 * time.Second)
 	for ; time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		var events []json.RawMessage
-		if json.Unmarshal([]byte(httpGet(t, p.base+"api/events?camera=ulice")), &events) != nil || len(events) == 0 {
+		if json.Unmarshal([]byte(httpGet(t, officer, p.base+"api/events?camera=ulice")), &events) != nil || len(events) == 0 {
 			continue
 		}
 		if err := json.Unmarshal(events[len(events)-1], &ev); err != nil {
@@ -62,7 +64,7 @@ func TestMotionModeRecordsEventsWithRolls(t *testing.T) {
 	if ev.End == nil {
 		t.Fatalf("no motion event ended within 50 s (last seen %+v):\n%s", ev, p.stderr.String())
 	}
-	resp, err := http.Get(p.base + ev.SnapshotURL[1:])
+	resp, err := officer.Get(p.base + ev.SnapshotURL[1:])
 	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/jpeg" {
 		t.Errorf("snapshot %s: %v %v", ev.SnapshotURL, resp, err)
 	}

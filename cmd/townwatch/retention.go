@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/viewer/access"
 )
 
 // recentDeletions is how many single deletions `retention status` lists: enough to see
@@ -182,12 +184,13 @@ func runRetentionConfirm(ctx context.Context, args []string, stdout, stderr io.W
 	if !ok {
 		return code
 	}
-	cat, err := openCatalog(ctx, cfg)
+	ca, err := openCLIAudit(ctx, cfg, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "retention confirm: %v\n", err)
 		return exitFailure
 	}
-	defer cat.Close()
+	defer ca.Close()
+	cat := ca.cat
 	hold, held, err := cat.RetentionHold(ctx)
 	switch {
 	case err != nil:
@@ -199,6 +202,12 @@ func runRetentionConfirm(ctx context.Context, args []string, stdout, stderr io.W
 	case !hold.Confirmed.IsZero():
 		fmt.Fprintf(stdout, "already confirmed at %s; the running server executes the plan at its next sweep\n", localTime(hold.Confirmed))
 		return exitOK
+	}
+	details, _ := json.Marshal(map[string]any{"hold_since": hold.Since, "hold_reason": hold.Reason,
+		"planned_bytes": hold.PlannedBytes, "total_bytes": hold.TotalBytes})
+	if _, err := ca.record(ctx, catalog.AuditEntry{Action: access.AuditRetentionOK, Details: details}); err != nil {
+		fmt.Fprintf(stderr, "retention confirm: %v\n", err)
+		return exitFailure
 	}
 	if err := cat.ConfirmRetention(ctx, time.Now()); err != nil {
 		fmt.Fprintf(stderr, "retention confirm: %v\n", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer"
+	"github.com/townwatch/townwatch/viewer/access"
 	"github.com/townwatch/townwatch/viewer/live"
 )
 
@@ -40,6 +41,7 @@ type system struct {
 	writers   []*recorder.Writer
 	analyzers []*motion.Analyzer
 	retention *recorder.Retention
+	audit     *access.AuditLog
 	live      *live.Manager
 	http      *viewer.Server
 	extra     []func(context.Context) error // optional services run alongside (profiling)
@@ -66,9 +68,13 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	if _, err = recorder.Recover(ctx, sys.storage, sys.catalog, log.With("component", "recovery")); err != nil {
 		return nil, err
 	}
+	if sys.audit, err = openAuditLog(ctx, cfg, sys.catalog); err != nil {
+		return nil, err
+	}
 	if sys.retention, err = recorder.NewRetention(cfg, sys.storage, sys.catalog, log.With("component", "retention"), time.Now); err != nil {
 		return nil, err
 	}
+	sys.retention.OnErase = recordErasure(sys.audit, log.With("component", "audit"))
 	fragLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "townwatch_fragment_write_seconds",
 		Help: "Time to write and fdatasync one recording fragment (about 1 s of footage).",
@@ -146,13 +152,29 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		analysisTime,
 		&liveCollector{cameras: cameraIDs, live: sys.live},
 	)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "townwatch_audit_write_failures_total",
+		Help: "Requests refused, or live-view ends left unrecorded, because the access log could not be written.",
+	}, func() float64 { return float64(sys.http.AuditFailures()) }))
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 	events := &viewer.Events{Store: sys.catalog, Cameras: cameraIDs, Log: log,
 		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
-	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
-		Live: sys.live, Events: events, Log: log}); err != nil {
+	token, err := cfg.Metrics.Token()
+	if err != nil {
 		return nil, err
 	}
+	var tlsFiles *viewer.TLSFiles
+	if t := cfg.HTTP.TLS; t != nil {
+		tlsFiles = &viewer.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile}
+	}
+	accessOpt := viewer.AccessOptions{Users: sys.catalog, Audit: sys.audit, TrustedProxies: cfg.HTTP.TrustedProxyPrefixes(),
+		MetricsToken: token, SecureCookies: tlsFiles != nil}
+	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
+		Live: sys.live, Events: events, Access: accessOpt, TLS: tlsFiles, Log: log}); err != nil {
+		return nil, err
+	}
+	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
+	sys.extra = append(sys.extra, housekeeping.run)
 	return sys, nil
 }
 

@@ -4,6 +4,7 @@
 
 import { applyTexts, language, LANGUAGES, setLanguage, t, timeText } from "./i18n.js";
 import { initEvents, renderEventsTexts } from "./events.js";
+import { api, can, me, POLL_HEADER } from "./session.js";
 import { Tile } from "./tile.js";
 
 // POLL_MS is how soon the wall notices a camera going down or coming back.
@@ -18,6 +19,7 @@ const wall = document.getElementById("wall");
 const tiles = new Map(); // camera id → Tile, in /api/cameras order
 let focused = null; // the enlarged tile
 let loaded = false; // the camera list arrived at least once
+let liveAllowed = true; // the account's roles include live view
 
 const observer = new IntersectionObserver((entries) => {
   for (const entry of entries) tiles.get(entry.target.dataset.camera)?.setVisible(entry.isIntersecting);
@@ -25,7 +27,7 @@ const observer = new IntersectionObserver((entries) => {
 
 async function poll() {
   try {
-    const res = await fetch("api/cameras", { cache: "no-store" });
+    const res = await api("api/cameras", { headers: POLL_HEADER });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     update(await res.json());
     document.body.dataset.server = "up";
@@ -128,7 +130,7 @@ function renderHeader() {
   document.getElementById("count").textContent = `${t("cameras", { n: tiles.size })} · ${t("liveCount", { n: live })}`;
   const empty = document.getElementById("empty");
   empty.hidden = tiles.size > 0;
-  empty.textContent = t(loaded ? "noCameras" : "loading");
+  empty.textContent = t(!liveAllowed ? "noLive" : loaded ? "noCameras" : "loading");
   for (const button of document.querySelectorAll("[data-lang]")) {
     button.setAttribute("aria-pressed", String(button.dataset.lang === language()));
   }
@@ -177,16 +179,31 @@ window.townwatch = {
   LANGUAGES,
 };
 
-initEvents(
-  () => [...tiles.values()].map((tile) => tile.camera),
-  (id) => {
-    if (focused && focused.id !== id) unfocus();
-    if (tiles.has(id)) open(tiles.get(id));
-  },
-);
-
 // A reload of an enlarged view starts on the wall: the history entry it left is stale.
 if (history.state?.townwatch) history.replaceState(null, "", location.pathname + location.search);
 renderTexts();
 tick();
-poll();
+
+// What the page shows follows the account's roles: the wall for those who may watch live,
+// the events panel for those who may see events, a link to the access log for auditors.
+const who = await me();
+document.body.dataset.user = who.name;
+document.getElementById("audit-link").hidden = !can(who, "audit");
+if (can(who, "events")) {
+  initEvents(
+    () => [...tiles.values()].map((tile) => tile.camera),
+    (id) => {
+      if (focused && focused.id !== id) unfocus();
+      if (tiles.has(id)) open(tiles.get(id));
+    },
+  );
+} else {
+  document.getElementById("events-toggle").hidden = true;
+}
+if (can(who, "live")) {
+  poll();
+} else {
+  liveAllowed = false;
+  document.body.dataset.cameras = "0";
+  renderHeader();
+}

@@ -3,6 +3,7 @@
 // It reads /api/events only while open; a click on an event enlarges that camera live.
 
 import { language, t, timeText } from "./i18n.js";
+import { api, POLL_HEADER } from "./session.js";
 
 // REFRESH_MS: while the panel is open, new events appear within this long.
 const REFRESH_MS = 10000;
@@ -53,7 +54,7 @@ async function refresh() {
   const query = new URLSearchParams({ limit: String(LIMIT) });
   if (filter.value) query.set("camera", filter.value);
   try {
-    const res = await fetch(`api/events?${query}`, { cache: "no-store" });
+    const res = await api(`api/events?${query}`, { headers: POLL_HEADER });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     render(await res.json());
   } catch {

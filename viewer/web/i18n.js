@@ -36,6 +36,34 @@ const TEXTS = {
     stateBackoff: "Connection lost",
     stateFailed: "Needs attention",
     stateStopped: "Stopped",
+    user: "User",
+    logout: "Log out",
+    login: "Log in",
+    loginTitle: "Log in to townwatch",
+    username: "User name",
+    password: "Password",
+    loginFailed: "Wrong user name or password.",
+    loginThrottled: "Too many attempts. Try again in {s} s.",
+    loginError: "Login failed: {msg}",
+    noLive: "Your role has no live view.",
+    auditLink: "Access log",
+    roles: { dispatcher: "dispatcher", officer: "officer", supervisor: "supervisor", auditor: "auditor", admin: "administrator" },
+    auditTitle: "Access log",
+    from: "From",
+    to: "To",
+    action: "Action",
+    search: "Search",
+    nextPage: "Next page",
+    exportCSV: "Export CSV",
+    verify: "Verify chain",
+    verifyOK: "Chain intact: {n} rows, head {head}.",
+    verifyBad: "Chain broken at row {id}: {reason}",
+    time: "Time",
+    actor: "Who",
+    client: "Address",
+    outcome: "Outcome",
+    details: "Details",
+    noRows: "No rows.",
   },
   cs: {
     title: "Živý přehled",
@@ -68,6 +96,34 @@ const TEXTS = {
     stateBackoff: "Spojení ztraceno",
     stateFailed: "Vyžaduje zásah",
     stateStopped: "Zastaveno",
+    user: "Uživatel",
+    logout: "Odhlásit",
+    login: "Přihlásit",
+    loginTitle: "Přihlášení do townwatch",
+    username: "Uživatelské jméno",
+    password: "Heslo",
+    loginFailed: "Chybné jméno nebo heslo.",
+    loginThrottled: "Příliš mnoho pokusů. Zkuste to znovu za {s} s.",
+    loginError: "Přihlášení selhalo: {msg}",
+    noLive: "Vaše role nemá živý obraz.",
+    auditLink: "Záznam přístupů",
+    roles: { dispatcher: "dispečer", officer: "strážník", supervisor: "velitel směny", auditor: "auditor", admin: "správce" },
+    auditTitle: "Záznam přístupů",
+    from: "Od",
+    to: "Do",
+    action: "Akce",
+    search: "Hledat",
+    nextPage: "Další stránka",
+    exportCSV: "Export CSV",
+    verify: "Ověřit řetězec",
+    verifyOK: "Řetězec neporušen: {n} řádků, hlava {head}.",
+    verifyBad: "Řetězec porušen u řádku {id}: {reason}",
+    time: "Čas",
+    actor: "Kdo",
+    client: "Adresa",
+    outcome: "Výsledek",
+    details: "Podrobnosti",
+    noRows: "Žádné záznamy.",
   },
 };
 
@@ -117,6 +173,11 @@ export function t(key, params = {}) {
     text = text[form] ?? text.other;
   }
   return text.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+}
+
+// roleName is a role's name in the current language.
+export function roleName(role) {
+  return (TEXTS[current].roles ?? TEXTS.en.roles)[role] ?? role;
 }
 
 // timeText formats a time of day the way the dispatcher's language writes it (24-hour).

@@ -9,11 +9,14 @@
 //	tile.js  one camera: its WHEP session, state badge, reconnect backoff, stall watchdog
 //	whep.js  the WHEP client (RTCPeerConnection, POST offer, DELETE on close)
 //	i18n.js  every text in Czech and English and the language choice
+//	session.js  who is logged in (/api/me), logout, and the way to the login page on 401
+//	login.js the login page (login.html); setup.html is shown while no account exists
+//	audit.js the auditor's access-log page (audit.html)
 package web
 
 import "embed"
 
 // Files are the embedded browser files, at the root of the FS (index.html, app.js, ...).
 //
-//go:embed index.html *.js *.css *.svg
+//go:embed *.html *.js *.css *.svg
 var Files embed.FS

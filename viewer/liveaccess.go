@@ -1,0 +1,195 @@
+package viewer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/viewer/access"
+	"github.com/townwatch/townwatch/viewer/live"
+)
+
+// sweepEvery is how often open live views are checked against their owners' access: a
+// logout, a disabled account or a removed grant (made here or by the CLI in another
+// process) closes the view within this time plus the session's teardown, well inside the
+// 5 s the access-control issue allows.
+const sweepEvery = 2 * time.Second
+
+// staleSessionsEvery is how often expired login sessions are deleted from the catalog.
+const staleSessionsEvery = 10 * time.Minute
+
+// liveViewer is who opened a live session, kept from Admit to OnEnd so the stop row names
+// the same person, roles and address as the start row, even after the account changed.
+type liveViewer struct {
+	actor   string
+	roles   []string
+	session string
+	client  string
+}
+
+// liveAudit ties live view to the access log: a row before every session (Admit), a row
+// with the duration after it (OnEnd), and the sweep that closes views whose access ended.
+type liveAudit struct {
+	s       *Server
+	mu      sync.Mutex
+	viewers map[string]liveViewer // live session id → who
+}
+
+func (la *liveAudit) hooks() live.Hooks {
+	return live.Hooks{
+		Owner: func(r *http.Request) string {
+			if p := principalFrom(r.Context()); p != nil {
+				return p.Session
+			}
+			return ""
+		},
+		Admit: la.admit,
+		OnEnd: la.onEnd,
+	}
+}
+
+// admit writes the live.start row; live calls it before anything about the session is
+// answered, so the row is committed before the first byte of video can leave.
+func (la *liveAudit) admit(r *http.Request, info live.SessionInfo) error {
+	p := principalFrom(r.Context())
+	details, _ := json.Marshal(map[string]string{"stream": info.Stream, "live_session": info.ID})
+	if err := la.s.appendAudit(r, p, catalog.AuditEntry{Action: access.AuditLiveStart, Camera: info.Camera, Details: details}); err != nil {
+		la.s.log.Error("audit: recording a live view", "camera", info.Camera, "err", err)
+		return errors.New("the access log cannot be written")
+	}
+	v := liveViewer{client: la.s.auth.clientAddr(r)}
+	if p != nil {
+		v.actor, v.roles, v.session = p.Name, access.RoleStrings(p.Roles), access.SessionLabel(p.Session)
+	}
+	la.mu.Lock()
+	la.viewers[info.ID] = v
+	la.mu.Unlock()
+	return nil
+}
+
+// onEnd writes the live.stop row with how long the view lasted and why it ended.
+func (la *liveAudit) onEnd(info live.SessionInfo, ended time.Time, reason string) {
+	la.mu.Lock()
+	v := la.viewers[info.ID]
+	delete(la.viewers, info.ID)
+	la.mu.Unlock()
+	details, _ := json.Marshal(map[string]any{"stream": info.Stream, "live_session": info.ID,
+		"duration_s": ended.Sub(info.Started).Seconds(), "reason": reason})
+	e := catalog.AuditEntry{Time: la.s.auth.now(), Actor: v.actor, Roles: v.roles, Session: v.session, Client: v.client,
+		Action: access.AuditLiveStop, Camera: info.Camera, Outcome: catalog.AuditOK, Details: details}
+	if e.Actor == "" {
+		e.Actor = "unknown"
+	}
+	// The view is over whatever happens here; a lost stop row is logged and counted.
+	if _, err := la.s.opt.Access.Audit.Append(context.Background(), e); err != nil {
+		la.s.auth.auditFailures.Add(1)
+		la.s.log.Error("audit: recording the end of a live view", "camera", info.Camera, "live_session", info.ID, "err", err)
+	}
+}
+
+// closeLive closes every live view whose owner (login session hash) matches.
+func (s *Server) closeLive(match func(owner string) bool, reason string) {
+	if s.opt.Live == nil {
+		return
+	}
+	for _, v := range s.opt.Live.Sessions("") {
+		if match(v.Owner) {
+			s.opt.Live.Close(v.ID, reason)
+		}
+	}
+}
+
+// sweepLive checks every open live view against its owner's access now: the login session
+// still exists, has not expired, the account is enabled and still allowed to watch that
+// camera. Views that fail are closed with the reason; the others keep their login session
+// alive, since a dispatcher watching the wall is not idle.
+func (s *Server) sweepLive(ctx context.Context) {
+	if s.opt.Live == nil {
+		return
+	}
+	now := s.auth.now()
+	seen := map[string]ownerVerdict{}
+	for _, v := range s.opt.Live.Sessions("") {
+		vd, ok := seen[v.Owner]
+		if !ok {
+			vd = s.judgeOwner(ctx, v.Owner, now)
+			seen[v.Owner] = vd
+		}
+		if vd.unknown {
+			continue
+		}
+		reason := vd.reason
+		if reason == "" && !access.Allowed(vd.p, access.ActionLive, v.Camera) {
+			reason = "access to the camera was withdrawn"
+		}
+		if reason != "" {
+			s.opt.Live.Close(v.ID, reason)
+		}
+	}
+}
+
+// ownerVerdict is what the sweep found of a login session: the account as it is now, or
+// why its views end, or that the catalog could not say.
+type ownerVerdict struct {
+	p       *access.Principal
+	reason  string
+	unknown bool
+}
+
+// judgeOwner reads a login session for the sweep.
+func (s *Server) judgeOwner(ctx context.Context, owner string, now time.Time) (v ownerVerdict) {
+	if owner == "" {
+		v.reason = "no login session"
+		return v
+	}
+	sess, user, err := s.opt.Access.Users.SessionUser(ctx, owner)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		v.reason = "logged out"
+	case err != nil:
+		// The catalog cannot tell: leave the view open rather than cut dispatch off
+		// because of a read error; the next sweep asks again.
+		s.log.Warn("live access sweep: reading a session", "err", err)
+		v.unknown = true
+	case user.Disabled:
+		v.reason = "account disabled"
+	case now.Sub(sess.Created) >= sessionAbsolute:
+		v.reason = "session expired"
+	default:
+		v.p = principalOf(user, owner)
+		if now.Sub(sess.LastSeen) >= touchEvery {
+			s.auth.touch(ctx, owner, now)
+		}
+	}
+	return v
+}
+
+// runAccessLoops sweeps live views and expired sessions and flushes snapshot counts
+// until ctx ends.
+func (s *Server) runAccessLoops(ctx context.Context) {
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
+	stale := time.NewTicker(staleSessionsEvery)
+	defer stale.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.snapshots.flush(context.Background(), s, time.Time{})
+			return
+		case <-sweep.C:
+			s.sweepLive(ctx)
+			s.snapshots.flush(ctx, s, s.auth.now())
+		case <-stale.C:
+			now := s.auth.now()
+			if n, err := s.opt.Access.Users.DeleteStaleSessions(ctx, now.Add(-sessionIdle), now.Add(-sessionAbsolute)); err != nil {
+				s.log.Warn("deleting expired sessions", "err", err)
+			} else if n > 0 {
+				s.log.Debug("expired sessions deleted", "n", n)
+			}
+		}
+	}
+}
