@@ -227,16 +227,22 @@ func (c cookieTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func (rig *wallRig) browser(tb testing.TB, name string) context.Context {
 	tb.Helper()
 	ctx := newBrowser(tb)
-	c := login(tb, rig.server.Handler(), name)
+	placeCookie(tb, ctx, rig.url, login(tb, rig.server.Handler(), name))
+	return ctx
+}
+
+// placeCookie puts a session cookie into the browser's profile for url, as the login
+// page's answer would (HttpOnly, SameSite=Strict).
+func placeCookie(tb testing.TB, browser context.Context, url string, c *http.Cookie) {
+	tb.Helper()
 	httpOnly := true
-	_, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{
-		Name: c.Name, Value: c.Value, URL: rig.url, HTTPOnly: &httpOnly,
+	_, err := chromedp.Call(browser, network.SetCookie, network.SetCookieParams{
+		Name: c.Name, Value: c.Value, URL: url, HTTPOnly: &httpOnly,
 		SameSite: network.CookieSameSiteStrict,
 	})
 	if err != nil {
 		tb.Fatalf("placing the session cookie: %v", err)
 	}
-	return ctx
 }
 
 // newBrowser starts headless Chromium with a fresh profile and returns the context of its

@@ -116,7 +116,7 @@ func (s *Server) sweepLive(ctx context.Context) {
 	for _, v := range s.opt.Live.Sessions("") {
 		vd, ok := seen[v.Owner]
 		if !ok {
-			vd = s.judgeOwner(ctx, v.Owner, now)
+			vd = s.judgeOwner(ctx, v.Owner, s.liveViews.actor(v.ID), now)
 			seen[v.Owner] = vd
 		}
 		if vd.unknown {
@@ -140,8 +140,16 @@ type ownerVerdict struct {
 	unknown bool
 }
 
-// judgeOwner reads a login session for the sweep.
-func (s *Server) judgeOwner(ctx context.Context, owner string, now time.Time) (v ownerVerdict) {
+// actor is the account name that opened a live view ("" if unknown).
+func (la *liveAudit) actor(liveSession string) string {
+	la.mu.Lock()
+	defer la.mu.Unlock()
+	return la.viewers[liveSession].actor
+}
+
+// judgeOwner reads a login session for the sweep; actor is the account that opened the
+// view, asked when the login session is gone, so the log can say why it ended.
+func (s *Server) judgeOwner(ctx context.Context, owner, actor string, now time.Time) (v ownerVerdict) {
 	if owner == "" {
 		v.reason = "no login session"
 		return v
@@ -149,7 +157,7 @@ func (s *Server) judgeOwner(ctx context.Context, owner string, now time.Time) (v
 	sess, user, err := s.opt.Access.Users.SessionUser(ctx, owner)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
-		v.reason = "logged out"
+		v.reason = s.whySessionEnded(ctx, actor)
 	case err != nil:
 		// The catalog cannot tell: leave the view open rather than cut dispatch off
 		// because of a read error; the next sweep asks again.
@@ -166,6 +174,16 @@ func (s *Server) judgeOwner(ctx context.Context, owner string, now time.Time) (v
 		}
 	}
 	return v
+}
+
+// whySessionEnded names why a login session no longer exists. Disabling an account
+// deletes its sessions, as do logout, expiry and a password change; only the first can be
+// told apart afterwards.
+func (s *Server) whySessionEnded(ctx context.Context, actor string) string {
+	if user, err := s.opt.Access.Users.UserByName(ctx, actor); err == nil && user.Disabled {
+		return "account disabled"
+	}
+	return "logged out, session expired, or password changed"
 }
 
 // runAccessLoops sweeps live views and expired sessions and flushes snapshot counts

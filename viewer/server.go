@@ -83,6 +83,7 @@ type Server struct {
 	known     map[string]bool // configured camera ids
 	auth      *auth
 	snapshots snapshotViews
+	liveViews *liveAudit // nil without a live manager
 	mux       *http.ServeMux
 	handler   http.Handler // mux behind the cross-origin check
 	ready     chan struct{}
@@ -115,8 +116,8 @@ func New(opt Options) (*Server, error) {
 		s.known[c.ID] = true
 	}
 	if opt.Live != nil {
-		la := &liveAudit{s: s, viewers: map[string]liveViewer{}}
-		if err := opt.Live.SetHooks(la.hooks()); err != nil {
+		s.liveViews = &liveAudit{s: s, viewers: map[string]liveViewer{}}
+		if err := opt.Live.SetHooks(s.liveViews.hooks()); err != nil {
 			return nil, err
 		}
 	}
