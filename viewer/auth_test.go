@@ -206,8 +206,8 @@ func TestLoginThrottle(t *testing.T) {
 func TestClientAddressHonoursOnlyTrustedProxies(t *testing.T) {
 	a := &auth{opt: AccessOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
 	for _, tt := range []struct{ remote, xff, want string }{
-		{"192.0.2.1:1000", "6.6.6.6", "192.0.2.1"},                // not a proxy: header ignored
-		{"10.1.1.1:1000", "198.51.100.7", "198.51.100.7"},         // proxy: its client
+		{"192.0.2.1:1000", "6.6.6.6", "192.0.2.1"},                 // not a proxy: header ignored
+		{"10.1.1.1:1000", "198.51.100.7", "198.51.100.7"},          // proxy: its client
 		{"10.1.1.1:1000", "6.6.6.6, 198.51.100.7", "198.51.100.7"}, // the nearest untrusted hop, not what the client claims
 		{"10.1.1.1:1000", "198.51.100.7, 10.2.2.2", "198.51.100.7"},
 		{"10.1.1.1:1000", "", "10.1.1.1"},
