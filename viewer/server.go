@@ -146,9 +146,26 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // listen failure (address in use, bad address) is returned at once: it cannot be retried
 // away.
 func (s *Server) Run(ctx context.Context) error {
+	// The certificate is loaded before anything listens: without it there is no HTTPS,
+	// and a plain-HTTP fallback would send passwords in clear text.
+	var tlsConfig *tls.Config
+	scheme := "http"
+	if s.opt.TLS != nil {
+		var err error
+		if tlsConfig, err = s.opt.TLS.config(s.log, s.auth.now); err != nil {
+			return err
+		}
+		scheme = "https"
+	} else if !loopbackListen(s.opt.Listen) {
+		s.log.Warn("http.listen is not a loopback address and http.tls is not set: passwords and session cookies cross the network in clear text; set http.tls or put a TLS proxy in front and listen on 127.0.0.1",
+			"listen", s.opt.Listen)
+	}
 	ln, err := net.Listen("tcp", s.opt.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", s.opt.Listen, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	s.addr = ln.Addr()
 	close(s.ready)
@@ -156,20 +173,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	scheme := "http"
-	if s.opt.TLS != nil {
-		cfg, err := s.opt.TLS.config(s.log)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		srv.TLSConfig = cfg
-		ln = tls.NewListener(ln, cfg)
-		scheme = "https"
-	} else if !loopbackListen(s.opt.Listen) {
-		s.log.Warn("http.listen is not a loopback address and http.tls is not set: passwords and session cookies cross the network in clear text; set http.tls or put a TLS proxy in front and listen on 127.0.0.1",
-			"listen", s.opt.Listen)
+		TLSConfig:         tlsConfig,
 	}
 	loops, stopLoops := context.WithCancel(context.Background())
 	loopsDone := make(chan struct{})

@@ -25,6 +25,7 @@ const certReloadEvery = 10 * time.Second
 type certReloader struct {
 	files TLSFiles
 	log   *slog.Logger
+	now   func() time.Time
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
@@ -33,9 +34,10 @@ type certReloader struct {
 }
 
 // config loads the certificate once (an error here stops the start: no HTTPS without a
-// certificate) and returns a TLS configuration that reloads it.
-func (f *TLSFiles) config(log *slog.Logger) (*tls.Config, error) {
-	r := &certReloader{files: *f, log: log}
+// certificate) and returns a TLS configuration that reloads it; now is the clock the
+// reload interval is measured with.
+func (f *TLSFiles) config(log *slog.Logger, now func() time.Time) (*tls.Config, error) {
+	r := &certReloader{files: *f, log: log, now: now}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -63,17 +65,17 @@ func (r *certReloader) load() error {
 	if err != nil {
 		return fmt.Errorf("http.tls: %w", err)
 	}
-	r.cert, r.stamp, r.checked = &cert, stamp, time.Now()
+	r.cert, r.stamp, r.checked = &cert, stamp, r.now()
 	return nil
 }
 
 func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if time.Since(r.checked) < certReloadEvery {
+	if r.now().Sub(r.checked) < certReloadEvery {
 		return r.cert, nil
 	}
-	r.checked = time.Now()
+	r.checked = r.now()
 	if stamp, err := r.fileStamp(); err == nil && stamp != r.stamp {
 		old := r.cert
 		if err := r.load(); err != nil {
