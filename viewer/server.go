@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/viewer/connlimit"
 	"github.com/townwatch/townwatch/viewer/live"
 	"github.com/townwatch/townwatch/viewer/web"
 )
@@ -19,6 +20,17 @@ const (
 	// shutdownGrace is how long open requests may finish after shutdown begins; API calls
 	// are short, so anything longer is a stuck client that must not delay a restart.
 	shutdownGrace = 5 * time.Second
+	// readTimeout bounds reading a whole request, body included: every request of the API
+	// is small (the largest is a WHEP offer of a few KiB), so a client sending one byte a
+	// second cannot hold a connection, a goroutine and a descriptor for minutes.
+	readTimeout = 15 * time.Second
+	// writeTimeout bounds writing an answer. No route streams for long today (media goes
+	// over WebRTC); a future long download must extend its own deadline explicitly with
+	// http.ResponseController, so the exception is visible where it is made.
+	writeTimeout = 60 * time.Second
+	// idleTimeout closes keep-alive connections nobody uses: an idle connection costs a
+	// descriptor, and a browser opens a new one in a millisecond on loopback or a LAN.
+	idleTimeout = 30 * time.Second
 	// readHeaderTimeout guards against clients that open connections and never send a
 	// request (slowloris); a dispatcher's browser sends its headers at once.
 	readHeaderTimeout = 10 * time.Second
@@ -72,7 +84,10 @@ type Options struct {
 	// TLS serves HTTPS with this certificate and key (reloaded when the files change);
 	// nil serves plain HTTP.
 	TLS *TLSFiles
-	Log *slog.Logger // nil discards
+	// Connections caps the client connections (shared with the ICE-TCP port), so that
+	// clients can never take the descriptors the recorder needs; nil: no cap (tests).
+	Connections *connlimit.Limiter
+	Log         *slog.Logger // nil discards
 }
 
 // Server serves the HTTP surface on one listener.
@@ -164,6 +179,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", s.opt.Listen, err)
 	}
+	if s.opt.Connections != nil {
+		ln = s.opt.Connections.Listen(ln)
+	}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
@@ -172,6 +190,9 @@ func (s *Server) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsConfig,
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer"
 	"github.com/townwatch/townwatch/viewer/access"
+	"github.com/townwatch/townwatch/viewer/connlimit"
 	"github.com/townwatch/townwatch/viewer/live"
 )
 
@@ -137,7 +138,8 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		}
 	}
 
-	if sys.live, err = newLive(cfg, sys.hub, liveCams, log); err != nil {
+	clients := newClientLimiter(cfg, log)
+	if sys.live, err = newLive(cfg, sys.hub, liveCams, clients, log); err != nil {
 		return nil, err
 	}
 
@@ -156,6 +158,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		Name: "townwatch_audit_write_failures_total",
 		Help: "Requests refused, or live-view ends left unrecorded, because the access log could not be written.",
 	}, func() float64 { return float64(sys.http.AuditFailures()) }))
+	reg.MustRegister(clientConnectionMetrics(clients)...)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 	events := &viewer.Events{Store: sys.catalog, Cameras: cameraIDs, Log: log,
 		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
@@ -170,7 +173,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	accessOpt := viewer.AccessOptions{Users: sys.catalog, Audit: sys.audit, TrustedProxies: cfg.HTTP.TrustedProxyPrefixes(),
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
 	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
-		Live: sys.live, Events: events, Access: accessOpt, TLS: tlsFiles, Log: log}); err != nil {
+		Live: sys.live, Events: events, Access: accessOpt, TLS: tlsFiles, Connections: clients, Log: log}); err != nil {
 		return nil, err
 	}
 	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
@@ -181,7 +184,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 // newLive builds the live view's WebRTC side from the config. Its media sockets bind to
 // http.listen's host, so a viewer kept on loopback (behind a proxy) exposes no media port
 // elsewhere either.
-func newLive(cfg *configs.Config, hub *ingest.Hub, cams []live.Camera, log *slog.Logger) (*live.Manager, error) {
+func newLive(cfg *configs.Config, hub *ingest.Hub, cams []live.Camera, clients *connlimit.Limiter, log *slog.Logger) (*live.Manager, error) {
 	host, _, err := net.SplitHostPort(cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen: %w", err)
@@ -198,7 +201,7 @@ func newLive(cfg *configs.Config, hub *ingest.Hub, cams []live.Camera, log *slog
 		ListenHost: host, UDPPort: cfg.WebRTC.UDPPort, TCPPort: cfg.WebRTC.TCPPort,
 		Advertise: cfg.WebRTC.Advertise, ICEServers: servers,
 		MaxViewers: cfg.WebRTC.MaxViewers, MaxViewersPerCamera: cfg.WebRTC.MaxViewersPerCamera,
-		Log: log.With("component", "live"),
+		Connections: clients, Log: log.With("component", "live"),
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/viewer/connlimit"
 )
 
 const (
@@ -44,8 +45,11 @@ type Options struct {
 	MaxViewers, MaxViewersPerCamera int
 	// SessionTimeout is how long ICE and DTLS may take to connect (default 15 s).
 	SessionTimeout time.Duration
-	Log            *slog.Logger
-	Hooks          Hooks
+	// Connections caps the ICE-TCP connections together with the HTTP ones (see package
+	// connlimit); nil: no cap.
+	Connections *connlimit.Limiter
+	Log         *slog.Logger
+	Hooks       Hooks
 }
 
 // Hooks connect the live view to access control (package viewer installs them with
@@ -227,7 +231,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if !m.started.CompareAndSwap(false, true) {
 		return errors.New("live: Run called twice")
 	}
-	nw, err := listenICE(m.ip, m.opt.UDPPort, m.opt.TCPPort, m.log)
+	nw, err := listenICE(m.ip, m.opt.UDPPort, m.opt.TCPPort, m.opt.Connections, m.log)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/townwatch/townwatch/viewer/connlimit"
 )
 
 const (
@@ -37,6 +39,10 @@ const (
 	tcpWriteStall = time.Minute
 	// iceReadBuffer is the ICE-TCP mux's per-connection read buffer in packets.
 	iceReadBuffer = 64
+	// iceFirstSTUN is how long an ICE-TCP connection may stay open without its first STUN
+	// binding request. A browser sends it right after connecting; pion's default of 30 s
+	// let anyone hold unauthenticated connections (and descriptors) for half a minute.
+	iceFirstSTUN = 5 * time.Second
 )
 
 // iceNet holds the bound ICE sockets.
@@ -48,7 +54,7 @@ type iceNet struct {
 	logs    logging.LoggerFactory
 }
 
-func listenICE(ip net.IP, udpPort, tcpPort int, log *slog.Logger) (*iceNet, error) {
+func listenICE(ip net.IP, udpPort, tcpPort int, conns *connlimit.Limiter, log *slog.Logger) (*iceNet, error) {
 	udpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: udpPort})
 	if err != nil {
 		return nil, fmt.Errorf("webrtc.udp_port %d: %w", udpPort, err)
@@ -59,6 +65,10 @@ func listenICE(ip net.IP, udpPort, tcpPort int, log *slog.Logger) (*iceNet, erro
 		return nil, fmt.Errorf("webrtc.tcp_port %d: %w", tcpPort, err)
 	}
 	logs := &pionLogs{log: log}
+	var accepted net.Listener = smallSendBuffer{tcpLn}
+	if conns != nil {
+		accepted = conns.Listen(accepted)
+	}
 	return &iceNet{
 		udpConn: udpConn,
 		tcpLn:   tcpLn,
@@ -68,9 +78,10 @@ func listenICE(ip net.IP, udpPort, tcpPort int, log *slog.Logger) (*iceNet, erro
 		// buffer would silently drop packets in the middle of a picture; our per-viewer
 		// queue drops whole frames and resumes at a keyframe instead.
 		tcpMux: ice.NewTCPMuxDefault(ice.TCPMuxParams{
-			Listener:       smallSendBuffer{tcpLn},
-			Logger:         logs.NewLogger("ice-tcp"),
-			ReadBufferSize: iceReadBuffer,
+			Listener:             accepted,
+			Logger:               logs.NewLogger("ice-tcp"),
+			ReadBufferSize:       iceReadBuffer,
+			FirstStunBindTimeout: iceFirstSTUN,
 		}),
 	}, nil
 }
