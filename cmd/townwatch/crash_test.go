@@ -36,6 +36,14 @@ const crashMaxLoss = 2 * time.Second
 // crashCameras are the camera ids of the crash test and the simcam paths they record.
 var crashCameras = []struct{ id, path string }{{"cam-a", "motion"}, {"cam-b", "static"}}
 
+func crashCameraIDs() []string {
+	var ids []string
+	for _, c := range crashCameras {
+		ids = append(ids, c.id)
+	}
+	return ids
+}
+
 // crashLogBuf is a bytes.Buffer safe for a writer goroutine and a reading test.
 type crashLogBuf struct {
 	mu sync.Mutex
@@ -67,7 +75,13 @@ type serveProc struct {
 // (after Recover, with the HTTP listener bound), with the web address it logged.
 func startServe(t *testing.T, cfg string) *serveProc {
 	t.Helper()
-	p := &serveProc{cmd: exec.Command(binary, "serve", "-config", cfg), stderr: &crashLogBuf{}, exited: make(chan struct{})}
+	return startServeCmd(t, exec.Command(binary, "serve", "-config", cfg))
+}
+
+// startServeCmd is startServe for a prepared command (e.g. run under prlimit).
+func startServeCmd(t *testing.T, cmd *exec.Cmd) *serveProc {
+	t.Helper()
+	p := &serveProc{cmd: cmd, stderr: &crashLogBuf{}, exited: make(chan struct{})}
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -152,9 +166,13 @@ func recordingFrames(client *http.Client, base string) (map[string]string, map[s
 }
 
 // waitRecording waits until every camera's recorder is recording and has made frames
-// durable, logged in as name (an account that may see the cameras and the metrics).
-func (p *serveProc) waitRecording(t *testing.T, name string) {
+// durable, logged in as name (an account that may see the cameras and the metrics);
+// cameras default to crashCameras.
+func (p *serveProc) waitRecording(t *testing.T, name string, cameras ...string) {
 	t.Helper()
+	if len(cameras) == 0 {
+		cameras = crashCameraIDs()
+	}
 	client := loginClient(t, p.base, name, accountPassword)
 	client.Timeout = 2 * time.Second
 	var states map[string]string
@@ -162,8 +180,8 @@ func (p *serveProc) waitRecording(t *testing.T, name string) {
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		states, frames = recordingFrames(client, p.base)
 		ok := true
-		for _, c := range crashCameras {
-			ok = ok && states[c.id] == "recording" && frames[c.id] > 0
+		for _, id := range cameras {
+			ok = ok && states[id] == "recording" && frames[id] > 0
 		}
 		if ok {
 			return
