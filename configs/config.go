@@ -64,6 +64,10 @@ type HTTP struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// TLS serves HTTPS; the files are reloaded when they change (certificate renewal).
 	TLS *TLS `yaml:"tls"`
+	// Hosts are further names browsers reach townwatch by (a DNS name, a proxy's name),
+	// besides http.listen's address, localhost and this machine's names and addresses.
+	// Requests for any other name are refused (DNS rebinding).
+	Hosts []string `yaml:"hosts"`
 }
 
 // TLS names a PEM certificate chain and its private key.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -90,6 +91,11 @@ func (v *validator) access(c *Config) {
 			v.add(fmt.Sprintf("http.trusted_proxies[%d]", i), "%q is not an IP address or CIDR prefix (e.g. 127.0.0.1 or 10.0.0.0/24)", s)
 		}
 	}
+	for i, h := range c.HTTP.Hosts {
+		if !validHostName(h) {
+			v.add(fmt.Sprintf("http.hosts[%d]", i), "%q is not a host name or IP address (no scheme, port or path, e.g. kamery.example.cz)", h)
+		}
+	}
 	if t := c.HTTP.TLS; t != nil {
 		for _, f := range []struct{ key, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
 			if f.path == "" {
@@ -109,6 +115,28 @@ func (v *validator) access(c *Config) {
 	} else if c.Audit.Retention > 0 && c.Audit.Retention.Std() < 24*time.Hour {
 		v.add("audit.retention", "must be at least 1d: the access log must outlive the footage it is about")
 	}
+}
+
+// validHostName accepts an IP address or a DNS name: labels of letters, digits and
+// hyphens, separated by dots.
+func validHostName(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkReadable checks that a file exists and can be opened.

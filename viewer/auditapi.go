@@ -96,7 +96,7 @@ func parseAuditQuery(v url.Values) (catalog.AuditQuery, string) {
 // is a client error, not a server fault.
 var (
 	minQueryTime = time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxQueryTime = time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC)
+	maxQueryTime = time.Date(2261, 12, 31, 23, 59, 59, 0, time.UTC)
 )
 
 // parseTimeParam reads an RFC 3339 query parameter in the storable range.

@@ -84,6 +84,10 @@ type Options struct {
 	// TLS serves HTTPS with this certificate and key (reloaded when the files change);
 	// nil serves plain HTTP.
 	TLS *TLSFiles
+	// Hosts are the names (and addresses) browsers may reach the server by; a request with
+	// another Host header gets 421 (DNS rebinding). nil: any host (tests only; cmd always
+	// sets it).
+	Hosts []string
 	// Connections caps the client connections (shared with the ICE-TCP port), so that
 	// clients can never take the descriptors the recorder needs; nil: no cap (tests).
 	Connections *connlimit.Limiter
@@ -100,7 +104,7 @@ type Server struct {
 	snapshots snapshotViews
 	liveViews *liveAudit // nil without a live manager
 	mux       *http.ServeMux
-	handler   http.Handler // mux behind the cross-origin check
+	handler   http.Handler // mux behind the cross-origin and host checks
 	ready     chan struct{}
 	addr      net.Addr
 }
@@ -141,6 +145,9 @@ func New(opt Options) (*Server, error) {
 	// coming from another site (Sec-Fetch-Site, or an Origin that is not this host):
 	// CSRF protection that needs no token in the pages.
 	s.handler = http.NewCrossOriginProtection().Handler(s.mux)
+	if opt.Hosts != nil {
+		s.handler = allowedHosts(opt.Hosts, s.handler)
+	}
 	return s, nil
 }
 

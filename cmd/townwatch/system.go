@@ -173,7 +173,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	accessOpt := viewer.AccessOptions{Users: sys.catalog, Audit: sys.audit, TrustedProxies: cfg.HTTP.TrustedProxyPrefixes(),
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
 	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
-		Live: sys.live, Events: events, Access: accessOpt, TLS: tlsFiles, Connections: clients, Log: log}); err != nil {
+		Live: sys.live, Events: events, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Log: log}); err != nil {
 		return nil, err
 	}
 	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
