@@ -120,6 +120,7 @@ func freeTCPPort(t *testing.T) int {
 // ICE-TCP connections, each re-dialled whenever the server drops it, for 25 s. Every
 // camera keeps recording without a gap, nothing logs "too many open files", the slow
 // posts are cut by the read timeout, and once the flood ends the API answers at once.
+// Then a rebinding page's Host and a foreign Origin are refused.
 func TestConnectionFloodDoesNotStopRecording(t *testing.T) {
 	var specs []simcam.CameraSpec
 	var ids []string
@@ -200,6 +201,27 @@ func TestConnectionFloodDoesNotStopRecording(t *testing.T) {
 		re := regexp.MustCompile(`townwatch_recorded_frames_total\{camera="` + id + `"\} (\S+)`)
 		if m := re.FindStringSubmatch(metrics); m == nil {
 			t.Errorf("no recorded frames for %s", id)
+		}
+	}
+	// DNS rebinding and cross-origin requests, on the running server: a foreign Host is
+	// refused before anything else (421), a foreign Origin on WHEP is refused (403).
+	for _, tc := range []struct {
+		host, origin string
+		want         int
+	}{{"attacker.example", "", http.StatusMisdirectedRequest}, {u.Host, "http://attacker.example", http.StatusForbidden}} {
+		req, _ := http.NewRequest(http.MethodPost, p.base+"api/cameras/cam0/whep", strings.NewReader("v=0\r\n"))
+		req.Host = tc.host
+		req.Header.Set("Content-Type", "application/sdp")
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("WHEP with Host %q and Origin %q: %d, want %d", tc.host, tc.origin, resp.StatusCode, tc.want)
 		}
 	}
 	sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
