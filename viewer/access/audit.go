@@ -83,7 +83,7 @@ type AuditLog struct {
 
 // NewAuditLog returns the log of store keyed by key.
 func NewAuditLog(store AuditStore, key []byte) (*AuditLog, error) {
-	if len(key) < auditKeyLen {
+	if len(key) != auditKeyLen {
 		return nil, fmt.Errorf("audit key is %d bytes; want %d", len(key), auditKeyLen)
 	}
 	return &AuditLog{store: store, key: key}, nil
@@ -122,7 +122,7 @@ func LoadAuditKey(path string, create bool) ([]byte, error) {
 	switch {
 	case err == nil:
 		key, derr := hex.DecodeString(strings.TrimSpace(string(data)))
-		if derr != nil || len(key) < auditKeyLen {
+		if derr != nil || len(key) != auditKeyLen {
 			return nil, fmt.Errorf("audit key %s: not %d hex-encoded bytes", path, auditKeyLen)
 		}
 		return key, nil
