@@ -1,11 +1,7 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 )
@@ -139,51 +135,4 @@ func (m metrics) sumMatching(prefix, suffix string) float64 {
 		}
 	}
 	return total
-}
-
-// httpGet fetches url and returns its body, failing on a non-200 status.
-func httpGet(ctx context.Context, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return body, nil
-}
-
-func scrape(ctx context.Context, base string) (metrics, error) {
-	body, err := httpGet(ctx, base+"/metrics")
-	if err != nil {
-		return nil, err
-	}
-	return parseMetrics(string(body))
-}
-
-// cameraState is what recbench reads of /api/cameras.
-type cameraState struct {
-	ID    string `json:"id"`
-	State string `json:"state"`
-}
-
-func cameraStates(ctx context.Context, base string) ([]cameraState, error) {
-	body, err := httpGet(ctx, base+"/api/cameras")
-	if err != nil {
-		return nil, err
-	}
-	var cams []cameraState
-	if err := json.Unmarshal(body, &cams); err != nil {
-		return nil, fmt.Errorf("/api/cameras: %w", err)
-	}
-	return cams, nil
 }

@@ -33,6 +33,7 @@ const (
 
 // Metric names read from townwatch's /metrics.
 const (
+	mUp             = "townwatch_camera_up"
 	mReceivedFrames = "townwatch_camera_received_frames_total"
 	mReceivedBytes  = "townwatch_camera_received_bytes_total"
 	mReconnects     = "townwatch_camera_reconnects_total"
@@ -103,10 +104,10 @@ type snapshot struct {
 	m          metrics
 }
 
-func takeSnapshot(ctx context.Context, base, storage string, serve, cam *child) (snapshot, error) {
+func takeSnapshot(ctx context.Context, a *access, storage string, serve, cam *child) (snapshot, error) {
 	var s snapshot
 	var errs [5]error
-	s.m, errs[0] = scrape(ctx, base)
+	s.m, errs[0] = scrape(ctx, a)
 	s.at = time.Now()
 	s.serve, errs[1] = readProcCPU(serve.pid())
 	s.cam, errs[2] = readProcCPU(cam.pid())
@@ -144,9 +145,15 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	api, err := newAccess(rc.work, "http://127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(rc.work, "townwatch.yaml")
-	if err := os.WriteFile(cfgPath, []byte(configYAML(storage, port, urls)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(configYAML(storage, port, api.tokenFile, urls)), 0o644); err != nil {
+		return nil, err
+	}
+	if err := addAccount(ctx, rc.bin, cfgPath, rc.work); err != nil {
 		return nil, err
 	}
 	serve, err := startChild("townwatch serve", rc.bin, []string{"serve", "-config", cfgPath, "-log-format", "json"},
@@ -162,7 +169,7 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	}()
 
 	t0 := time.Now()
-	if err := waitStreaming(ctx, base, rc.n, serve, cam); err != nil {
+	if err := waitStreaming(ctx, api, rc.n, serve, cam); err != nil {
 		return nil, err
 	}
 	rc.logf("N=%d: %d cameras streaming after %.1f s; warming up %v, then measuring %v", rc.n, rc.n,
@@ -171,14 +178,14 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 		return nil, err
 	}
 
-	s0, err := takeSnapshot(ctx, base, storage, serve, cam)
+	s0, err := takeSnapshot(ctx, api, storage, serve, cam)
 	if err != nil {
 		return nil, err
 	}
 	if err := sleepAlive(ctx, rc.duration, serve, cam); err != nil {
 		return nil, err
 	}
-	s1, err := takeSnapshot(ctx, base, storage, serve, cam)
+	s1, err := takeSnapshot(ctx, api, storage, serve, cam)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +221,7 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 		r.notef("simcam dropped %d RTP packets because its queue for townwatch's session was full "+
 			"(townwatch read too slowly, or the host starved both for seconds)", dropped)
 	}
-	final, settled, err := settle(ctx, base, serve)
+	final, settled, err := settle(ctx, api, serve)
 	if err != nil {
 		return nil, err
 	}
@@ -272,11 +279,12 @@ func delta(a, b metrics, name string) float64 {
 
 // configYAML is the townwatch configuration for one run: a camera per
 // simcam URL (cam1..camN), pulled over TCP as on a real network with a
-// mixed camera fleet, recorded continuously.
-func configYAML(storage string, httpPort int, urls []string) string {
+// mixed camera fleet, recorded continuously; /metrics readable with the
+// bearer token in tokenFile, as by a production Prometheus.
+func configYAML(storage string, httpPort int, tokenFile string, urls []string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# written by cmd/recbench\nstorage:\n  path: %s\nhttp:\n  listen: 127.0.0.1:%d\ncameras:\n",
-		strconv.Quote(storage), httpPort)
+	fmt.Fprintf(&b, "# written by cmd/recbench\nstorage:\n  path: %s\nhttp:\n  listen: 127.0.0.1:%d\nmetrics:\n  token_file: %s\ncameras:\n",
+		strconv.Quote(storage), httpPort, strconv.Quote(tokenFile))
 	for i, u := range urls {
 		fmt.Fprintf(&b, "  - id: cam%d\n    main:\n      url: %s\n      transport: tcp\n    record:\n      mode: continuous\n",
 			i+1, strconv.Quote(u))
@@ -327,26 +335,31 @@ func waitURLs(ctx context.Context, cam *child, outPath string, n int) ([]string,
 	}
 }
 
-// waitStreaming waits until /api/cameras lists n cameras, all streaming.
-func waitStreaming(ctx context.Context, base string, n int, serve, cam *child) error {
+// waitStreaming waits until /metrics shows n cameras, all streaming
+// (townwatch_camera_up 1: the main stream is streaming).
+func waitStreaming(ctx context.Context, a *access, n int, serve, cam *child) error {
 	deadline := time.Now().Add(startTimeout)
-	last := "no answer from " + base
+	last := "no answer from " + a.base
 	for {
 		if err := checkAlive(serve, cam); err != nil {
 			return err
 		}
-		cams, err := cameraStates(ctx, base)
+		m, err := scrape(ctx, a)
+		if errors.Is(err, errAccess) {
+			return err
+		}
 		if err == nil {
+			up := m.byCamera(mUp)
 			streaming := 0
 			var states []string
-			for _, c := range cams {
-				if c.State == "streaming" {
+			for _, c := range sortedCameras(up) {
+				if up[c] == 1 {
 					streaming++
 				} else {
-					states = append(states, c.ID+"="+c.State)
+					states = append(states, c+" down")
 				}
 			}
-			if len(cams) == n && streaming == n {
+			if len(up) == n && streaming == n {
 				return nil
 			}
 			last = fmt.Sprintf("%d of %d cameras streaming %v", streaming, n, states)
@@ -366,7 +379,7 @@ func waitStreaming(ctx context.Context, base string, n int, serve, cam *child) e
 // (or, without the recorder metric, the received one) has not changed for
 // settleQuiet, and returns that scrape; settled is false if it still
 // changed at settleTimeout.
-func settle(ctx context.Context, base string, serve *child) (_ metrics, settled bool, _ error) {
+func settle(ctx context.Context, a *access, serve *child) (_ metrics, settled bool, _ error) {
 	deadline := time.Now().Add(settleTimeout)
 	var last metrics
 	lastVal, quietSince := math.NaN(), time.Now()
@@ -374,7 +387,7 @@ func settle(ctx context.Context, base string, serve *child) (_ metrics, settled 
 		if serve.exited() {
 			return nil, false, fmt.Errorf("townwatch exited (%v):\n%s", serve.err, serve.logTail())
 		}
-		m, err := scrape(ctx, base)
+		m, err := scrape(ctx, a)
 		if err != nil {
 			return nil, false, err
 		}
