@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -194,6 +195,21 @@ func TestLoginThrottle(t *testing.T) {
 	checked := len(rig.fx.auditRows(t, access.AuditLoginFail))
 	if checked > 10 || throttled < 990 {
 		t.Fatalf("%d password checks and %d throttled of 1000; want at most 10 checks", checked, throttled)
+	}
+	// The guessing run is in the access log with its size: about one row a minute, whose
+	// counts add up to every refusal.
+	rows := rig.fx.auditRows(t, access.AuditLoginThrottled)
+	refused := 0
+	for _, row := range rows {
+		var d struct{ Refused int }
+		json.Unmarshal(row.Details, &d)
+		refused += d.Refused
+		if row.Client != "203.0.113.5" || row.Outcome != catalog.AuditDenied {
+			t.Errorf("throttle row %+v; want the guessing address, denied", row)
+		}
+	}
+	if len(rows) < 1 || len(rows) > 2 || refused < 1 || refused > throttled {
+		t.Errorf("%d login.throttled rows counting %d refusals, for %d throttled attempts in a minute; want one or two rows", len(rows), refused, throttled)
 	}
 	start := time.Now()
 	if rec := postLogin(h, "dispecer", testPassword, "198.51.100.20:5000"); rec.Code != http.StatusOK {

@@ -25,6 +25,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	client := s.auth.clientAddr(r)
 	if ok, retry := s.auth.limiter.Allow(client, req.Username); !ok {
+		s.loginThrottled(r, client, retry)
 		w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "too many login attempts; try again in "+strconv.Itoa(int(retry/time.Second))+" s")
 		return

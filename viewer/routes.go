@@ -117,9 +117,9 @@ func scopeOf(r *http.Request) func(camera string) bool {
 }
 
 // guard is the one authorization chokepoint. In order:
-//  1. no account exists yet: only /healthz, and the page that says how to make one;
-//  2. public routes run as they are;
-//  3. /metrics with the configured bearer token runs without a session;
+//  1. /metrics with the configured bearer token runs without a session;
+//  2. no account exists yet: only /healthz, and the page that says how to make one;
+//  3. public routes run as they are;
 //  4. no valid session: 401 (API) or a redirect to the login page (pages);
 //  5. a state-changing request must carry JSON or SDP (a cross-site form cannot);
 //  6. the action is decided by access.Allowed — on the request's camera, which must also
@@ -127,6 +127,12 @@ func scopeOf(r *http.Request) func(camera string) bool {
 //     one camera for lists; otherwise 403. Refusals of a known user are audited.
 func (s *Server) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The operator's metrics token is no default credential: it was put on the host
+		// on purpose, so Prometheus scrapes from the first start, accounts or not.
+		if rt.action == access.ActionMetrics && s.auth.metricsBearer(r) {
+			rt.handler(w, r)
+			return
+		}
 		ok, err := s.auth.usersExist(r.Context())
 		if err != nil {
 			s.log.Error("reading accounts", "err", err)
@@ -139,10 +145,6 @@ func (s *Server) guard(rt route) http.Handler {
 			return
 		}
 		if rt.action == access.ActionPublic {
-			rt.handler(w, r)
-			return
-		}
-		if rt.action == access.ActionMetrics && s.auth.metricsBearer(r) {
 			rt.handler(w, r)
 			return
 		}

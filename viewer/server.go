@@ -103,6 +103,7 @@ type Server struct {
 	auth      *auth
 	snapshots snapshotViews
 	liveViews *liveAudit // nil without a live manager
+	throttled throttledLogins
 	mux       *http.ServeMux
 	handler   http.Handler // mux behind the cross-origin and host checks
 	ready     chan struct{}
