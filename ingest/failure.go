@@ -22,6 +22,7 @@ var (
 	errCredentials      = errors.New("credentials")
 	errCertificate      = errors.New("certificate")
 	errInvalidResponse  = errors.New("camera sent an invalid response")
+	errInternal         = errors.New("internal error while reading the stream")
 )
 
 // protocolError marks an error of an RTSP request that is neither the network's nor a
@@ -75,7 +76,7 @@ func classify(err error) failure {
 		errors.As(err, &authority) || errors.As(err, &hostname) || errors.As(err, &verify) {
 		return failure{state: StateFailed, reason: err.Error()}
 	}
-	if errors.Is(err, errStalled) || errors.Is(err, errClockJump) {
+	if errors.Is(err, errStalled) || errors.Is(err, errClockJump) || errors.Is(err, errInternal) {
 		return failure{state: StateBackoff, reason: err.Error()}
 	}
 	var op *net.OpError

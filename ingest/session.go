@@ -15,7 +15,12 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/townwatch/townwatch/configs"
+	"github.com/townwatch/townwatch/supervise"
 )
+
+// faultHook is a test seam: when a test sets it, it runs inside the depacketizer's panic
+// guard for every packet, so a test can make that code panic. Always nil in production.
+var faultHook atomic.Pointer[func(camera, stream string)]
 
 // stallCheckInterval is how often the watchdog looks at the time of the last unit. One
 // second keeps detection within a second of the configured stall timeout.
@@ -112,7 +117,20 @@ func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
 			if !ok {
 				return // time base not synchronised yet; gortsplib needs the first packets
 			}
-			dp.packet(pkt, pts)
+			// This runs on the RTSP client's goroutine, where nothing of ours could catch
+			// a panic: a malformed packet that trips a depacketizer bug would take the
+			// process, and every camera's recording, down. It ends this session instead;
+			// the camera reconnects.
+			if err := supervise.Call(func() {
+				if hook := faultHook.Load(); hook != nil {
+					(*hook)(s.camera, s.stream)
+				}
+				dp.packet(pkt, pts)
+			}); err != nil {
+				s.panics.Add(1)
+				s.log.Error("depacketizer panicked; reconnecting the camera", "err", err, "stack", string(err.(*supervise.PanicError).Stack))
+				sink.streamBroken(fmt.Errorf("%w: %w", errInternal, err))
+			}
 		})
 	}
 

@@ -34,6 +34,7 @@ type Source struct {
 	bytes      atomic.Uint64
 	lost       atomic.Uint64
 	decodeErrs atomic.Uint64
+	panics     atomic.Uint64
 	reconnects atomic.Uint64
 	lastFrame  atomic.Int64 // unix nanoseconds of the last published video unit
 	rate       rateMeter
@@ -216,6 +217,7 @@ func (s *Source) Status() Status {
 	st.ReceivedBytes = s.bytes.Load()
 	st.LostPackets = s.lost.Load()
 	st.DecodeErrors = s.decodeErrs.Load()
+	st.Panics = s.panics.Load()
 	if ns := s.lastFrame.Load(); ns != 0 {
 		st.LastFrame = time.Unix(0, ns).UTC()
 	}

@@ -43,6 +43,7 @@ type Status struct {
 	ReceivedBytes  uint64 `json:"received_bytes"`  // media payload bytes published (video and audio)
 	LostPackets    uint64 `json:"lost_packets"`    // RTP packets the camera sent that never arrived
 	DecodeErrors   uint64 `json:"decode_errors"`   // units that could not be depacketized or timed and were not published
+	Panics         uint64 `json:"panics"`          // sessions ended by a recovered panic in townwatch's own code (a bug to report)
 }
 
 // rateWindow is how long the fps/bitrate meter averages over: long enough to smooth a GOP's

@@ -87,6 +87,9 @@ func newAnalyzer(p *params, hub *ingest.Hub, log *slog.Logger, opt Options) *Ana
 	return &Analyzer{p: p, hub: hub, log: log, opt: opt}
 }
 
+// Camera is the id of the camera analysed.
+func (a *Analyzer) Camera() string { return a.p.camera }
+
 // Stats returns the counters; safe from any goroutine.
 func (a *Analyzer) Stats() Stats {
 	return Stats{

@@ -144,6 +144,9 @@ func NewWriter(cam configs.Camera, st *Storage, cat *catalog.Catalog, hub *inges
 	return w, nil
 }
 
+// Camera is the id of the camera the Writer records.
+func (w *Writer) Camera() string { return w.cam.ID }
+
 // Stats returns the Writer's state and counters.
 func (w *Writer) Stats() WriterStats {
 	w.mu.Lock()

@@ -28,6 +28,8 @@ var (
 		"RTP packets lost between camera and townwatch.", []string{"camera"}, nil)
 	descDecodeErrors = prometheus.NewDesc("townwatch_camera_decode_errors_total",
 		"Units that could not be depacketized or timed and were not published.", []string{"camera"}, nil)
+	descPanics = prometheus.NewDesc("townwatch_camera_session_panics_total",
+		"Camera sessions ended by a recovered panic while reading the stream (a townwatch bug to report); the camera reconnected.", []string{"camera"}, nil)
 	descLastFrame = prometheus.NewDesc("townwatch_camera_last_frame_timestamp_seconds",
 		"Unix time of the last video frame received on the main stream.", []string{"camera"}, nil)
 )
@@ -41,7 +43,7 @@ func newIngestCollector(sources []*ingest.Source, hub *ingest.Hub) *ingestCollec
 func (c *ingestCollector) Describe(chan<- *prometheus.Desc) {}
 
 func (c *ingestCollector) Collect(ch chan<- prometheus.Metric) {
-	type totals struct{ reconnects, bytes, frames, lost, decodeErrs uint64 }
+	type totals struct{ reconnects, bytes, frames, lost, decodeErrs, panics uint64 }
 	perCamera := map[string]*totals{}
 	var order []string
 	for _, src := range c.sources {
@@ -57,6 +59,7 @@ func (c *ingestCollector) Collect(ch chan<- prometheus.Metric) {
 		t.frames += st.ReceivedFrames
 		t.lost += st.LostPackets
 		t.decodeErrs += st.DecodeErrors
+		t.panics += st.Panics
 
 		up := boolValue(st.State == ingest.StateStreaming)
 		if st.Stream == ingest.StreamSub {
@@ -77,6 +80,7 @@ func (c *ingestCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(t.frames), cam)
 		ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(t.lost), cam)
 		ch <- prometheus.MustNewConstMetric(descDecodeErrors, prometheus.CounterValue, float64(t.decodeErrs), cam)
+		ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(t.panics), cam)
 	}
 	for _, d := range c.hub.DropCounts() {
 		desc := prometheus.NewDesc("townwatch_"+d.Consumer+"_dropped_units_total",

@@ -21,6 +21,7 @@ import (
 	"github.com/townwatch/townwatch/motion"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/supervise"
 	"github.com/townwatch/townwatch/viewer"
 	"github.com/townwatch/townwatch/viewer/access"
 	"github.com/townwatch/townwatch/viewer/connlimit"
@@ -46,6 +47,11 @@ type system struct {
 	live      *live.Manager
 	http      *viewer.Server
 	extra     []func(context.Context) error // optional services run alongside (profiling)
+	// restarts counts supervised components restarted after a panic or an early return.
+	restarts *prometheus.CounterVec
+	// faults is a test seam: when set, it runs inside each supervised per-camera component
+	// (see faultPoint) so a test can make one of them panic. nil in production.
+	faults func(camera, component string)
 
 	storedBytes storedBytes
 }
@@ -54,7 +60,11 @@ type system struct {
 // (recorder.Recover), and wires every component. It starts no goroutine; close releases
 // what it opened.
 func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *system, err error) {
-	sys := &system{cfg: cfg, log: log, hub: ingest.NewHub()}
+	sys := &system{cfg: cfg, log: log, hub: ingest.NewHub(),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "townwatch_component_restarts_total",
+			Help: "Components restarted alone after a panic or an unexpected stop (camera is empty for system-wide ones).",
+		}, []string{"camera", "component"})}
 	if sys.storage, err = recorder.OpenStorage(cfg.Storage.Path); err != nil {
 		return nil, err
 	}
@@ -112,9 +122,12 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 			vc.Sub = sub
 		}
 		w, err := recorder.NewWriter(c, sys.storage, sys.catalog, sys.hub, log, recorder.WriterOptions{
-			DiskFull:        sys.retention.Poke,
-			FragmentLatency: func(d time.Duration) { fragLatency.Observe(d.Seconds()) },
-			MinFree:         cfg.Storage.MinFree,
+			DiskFull: sys.retention.Poke,
+			FragmentLatency: func(d time.Duration) {
+				fragLatency.Observe(d.Seconds())
+				sys.faultPoint(c.ID, "recorder")
+			},
+			MinFree: cfg.Storage.MinFree,
 		})
 		if err != nil {
 			return nil, err
@@ -153,6 +166,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		&motionCollector{cameras: analysed, analyzers: sys.analyzers},
 		analysisTime,
 		&liveCollector{cameras: cameraIDs, live: sys.live},
+		sys.restarts,
 	)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "townwatch_audit_write_failures_total",
@@ -214,8 +228,11 @@ func (sys *system) newAnalyzer(c configs.Camera, w *recorder.Writer, analysis pr
 		sink.writer = w
 	}
 	return motion.NewAnalyzer(c, sys.hub, log, motion.Options{
-		OnEvent:         sink.onEvent,
-		ObserveAnalysis: func(d time.Duration) { analysis.Observe(d.Seconds()) },
+		OnEvent: sink.onEvent,
+		ObserveAnalysis: func(d time.Duration) {
+			analysis.Observe(d.Seconds())
+			sys.faultPoint(c.ID, "motion")
+		},
 	})
 }
 
@@ -259,17 +276,21 @@ func (c *storedBytes) get(sys *system, camera string) int64 {
 // run runs every component until ctx is done or one fails for good.
 func (sys *system) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	// The HTTP server and the live view's sockets are shared by every camera; they fail
+	// only for reasons a restart cannot fix (the port is taken), and that ends the process.
 	g.Go(func() error { return sys.http.Run(ctx) })
-	g.Go(func() error { return sys.retention.Run(ctx) })
 	g.Go(func() error { return sys.live.Run(ctx) })
+	// Everything else is supervised: a panic or an unexpected stop restarts that one
+	// component, while every other camera keeps recording.
+	g.Go(func() error { return sys.supervised(ctx, "", "retention", sys.retention.Run) })
 	for _, src := range sys.sources {
-		g.Go(func() error { return src.Run(ctx) })
+		g.Go(func() error { return sys.supervised(ctx, src.Camera(), "source_"+src.StreamName(), src.Run) })
 	}
 	for _, w := range sys.writers {
-		g.Go(func() error { return w.Run(ctx) })
+		g.Go(func() error { return sys.supervised(ctx, w.Camera(), "recorder", w.Run) })
 	}
 	for _, a := range sys.analyzers {
-		g.Go(func() error { return a.Run(ctx) })
+		g.Go(func() error { return sys.supervised(ctx, a.Camera(), "motion", a.Run) })
 	}
 	for _, run := range sys.extra {
 		g.Go(func() error { return run(ctx) })
@@ -283,6 +304,24 @@ func (sys *system) run(ctx context.Context) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// supervised runs one component under supervise.Run, counting its restarts.
+func (sys *system) supervised(ctx context.Context, camera, component string, run func(context.Context) error) error {
+	log := sys.log.With("component", component)
+	if camera != "" {
+		log = log.With("camera", camera)
+	}
+	return supervise.Run(ctx, supervise.Options{Log: log,
+		OnFault: func(error) { sys.restarts.WithLabelValues(camera, component).Inc() }}, run)
+}
+
+// faultPoint lets a test make a per-camera component panic from inside its own work
+// (see system.faults).
+func (sys *system) faultPoint(camera, component string) {
+	if sys.faults != nil {
+		sys.faults(camera, component)
+	}
 }
 
 // close releases the catalog and the storage root.

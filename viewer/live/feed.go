@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/supervise"
 )
 
 const (
@@ -101,7 +102,14 @@ func (f *feed) run() {
 			<-f.ctx.Done()
 			return
 		}
-		f.consume(st)
+		// A fault in packetizing one camera ends that camera's live views (the browsers
+		// reconnect to a fresh feed) instead of the process and every recording with it.
+		if err := supervise.Call(func() { f.consume(st) }); err != nil {
+			f.m.log.Error("live: feed failed; ending its sessions", "camera", f.key.camera, "stream", f.key.stream, "err", err)
+			f.m.stopFeedSessions(f, "internal error in the live feed")
+			<-f.ctx.Done()
+			return
+		}
 		f.video.streamEnded()
 	}
 }
