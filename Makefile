@@ -5,8 +5,8 @@ GO        ?= go
 BIN       := bin/townwatch
 # Debian packages the build and the tests need: ffmpeg/ffprobe make and validate test media,
 # OpenCV and FFmpeg's libraries are linked by motion detection (cgo), chromium runs the
-# browser tests.
-DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium
+# browser tests, systemd's systemd-analyze checks deploy/townwatch.service.
+DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Generous ceiling for the whole suite on CI's 2-core machine; a hung test fails instead of
 # eating the 90-minute budget.
