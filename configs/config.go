@@ -156,12 +156,16 @@ type Live struct {
 // URL. Use DialURL to connect and RedactedURL for anything a person may see.
 type Stream struct {
 	URL            string   `yaml:"url"`             // rtsp:// or rtsps:// only; may carry user:pass
-	Transport      string   `yaml:"transport"`       // "auto" (default) | "tcp" | "udp"
+	Transport      string   `yaml:"transport"`       // "tcp" (default) | "auto" | "udp"
 	Username       string   `yaml:"username"`        // optional; alternative to credentials in the URL
 	PasswordFile   string   `yaml:"password_file"`   // optional, file content (trailing newline trimmed); relative to the working directory
 	PasswordEnv    string   `yaml:"password_env"`    // optional, environment variable name
 	StallTimeout   Duration `yaml:"stall_timeout"`   // default 10s; must be >= 1s
 	TLSFingerprint string   `yaml:"tls_fingerprint"` // optional, rtsps only: hex SHA-256 of the camera's certificate (colons allowed), 64 hex digits; for self-signed cameras
+	// AllowBasicWithoutTLS lets an rtsp:// camera that offers only Basic authentication
+	// have the password, readable by anyone on the camera network. Off by default: such a
+	// camera is refused with a reason until it is moved to rtsps:// or this is set.
+	AllowBasicWithoutTLS bool `yaml:"allow_basic_without_tls"`
 }
 
 // Transports for Stream.Transport. Auto tries UDP and falls back to TCP.
@@ -241,9 +245,11 @@ type Zone struct {
 // a zero value ("retention: 0") keeps it, so Validate reports it instead of a default
 // silently replacing what the operator wrote.
 const (
-	DefaultStoragePath  = "./data"
-	DefaultListen       = "127.0.0.1:8080"
-	DefaultTransport    = TransportAuto
+	DefaultStoragePath = "./data"
+	DefaultListen      = "127.0.0.1:8080"
+	// TCP by default: RTP over UDP from the camera network can be spoofed by anyone on
+	// it, and spoofed packets would become frames of recorded evidence.
+	DefaultTransport    = TransportTCP
 	DefaultStallTimeout = Duration(10 * time.Second)
 	DefaultRecordMode   = RecordContinuous
 	DefaultRetention    = Duration(7 * day)

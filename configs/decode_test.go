@@ -169,14 +169,14 @@ cameras:
 	want := []Camera{{
 		ID:     "stribro-namesti",
 		Name:   "stribro-namesti",
-		Main:   Stream{URL: "rtsp://10.0.0.21/101", Transport: "auto", StallTimeout: Duration(10e9)},
+		Main:   Stream{URL: "rtsp://10.0.0.21/101", Transport: "tcp", StallTimeout: Duration(10e9)},
 		Sub:    &Stream{URL: "rtsp://10.0.0.21/102", Transport: "tcp", StallTimeout: Duration(10e9)},
 		Record: Record{Mode: "continuous", Retention: Duration(7 * 24 * 3600e9), Segment: DefaultSegment, PreRoll: DefaultPreRoll, PostRoll: DefaultPostRoll},
 		Motion: defaultMotion(false),
 	}, {
 		ID:     "stribro-most",
 		Name:   "Stříbro – most",
-		Main:   Stream{URL: "rtsp://10.0.0.22/", Transport: "auto", StallTimeout: Duration(3e9)},
+		Main:   Stream{URL: "rtsp://10.0.0.22/", Transport: "tcp", StallTimeout: Duration(3e9)},
 		Record: Record{Mode: "off", Retention: Duration(30 * 24 * 3600e9), Segment: DefaultSegment, PreRoll: DefaultPreRoll, PostRoll: DefaultPostRoll},
 		Motion: defaultMotion(true),
 	}}

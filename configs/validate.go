@@ -220,6 +220,9 @@ func (v *validator) stream(path string, s *Stream) {
 			v.add(path+".tls_fingerprint", "want 64 hex digits (the certificate's SHA-256), colons allowed")
 		}
 	}
+	if s.AllowBasicWithoutTLS && u != nil && u.Scheme == "rtsps" {
+		v.add(path+".allow_basic_without_tls", "only meaningful with rtsp:// URLs (rtsps:// protects Basic credentials)")
+	}
 }
 
 // streamURL checks a stream URL and returns it parsed, or nil if it is missing or does not

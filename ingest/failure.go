@@ -72,7 +72,7 @@ func classify(err error) failure {
 	var hostname x509.HostnameError
 	var verify *tls.CertificateVerificationError
 	if errors.Is(err, errUnsupportedCodec) || errors.Is(err, errCredentials) || errors.Is(err, errCertificate) ||
-		errors.Is(err, errInvalidResponse) ||
+		errors.Is(err, errInvalidResponse) || errors.Is(err, errRedirect) || errors.Is(err, errBasicPlain) ||
 		errors.As(err, &authority) || errors.As(err, &hostname) || errors.As(err, &verify) {
 		return failure{state: StateFailed, reason: err.Error()}
 	}

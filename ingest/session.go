@@ -43,14 +43,19 @@ func (s *Source) runSession(ctx context.Context) sessionResult {
 	if err != nil {
 		return sessionResult{err: scrubSecret(fmt.Errorf("%w: invalid url: %w", errCredentials, err), dialURL)}
 	}
-	res := s.session(ctx, u)
+	guard := newCredentialGuard(u, s.cfg.AllowBasicWithoutTLS)
+	res := s.session(ctx, u, guard)
+	if refused := guard.err(); refused != nil {
+		res.err = refused // the real reason, whatever the camera answered to a request without credentials
+	}
 	res.err = scrubSecret(res.err, dialURL)
 	return res
 }
 
-func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
+func (s *Source) session(ctx context.Context, u *base.URL, guard *credentialGuard) sessionResult {
 	var transportSwitched atomic.Bool
 	c := &gortsplib.Client{
+		OnRequest: guard.onRequest,
 		Scheme:    u.Scheme,
 		Host:      u.Host,
 		Transport: clientTransport(s.cfg.Transport),
@@ -70,7 +75,12 @@ func (s *Source) session(ctx context.Context, u *base.URL) sessionResult {
 	stopOnCancel := context.AfterFunc(ctx, c.Close)
 	defer stopOnCancel()
 
+	guard.describe(true)
 	desc, _, err := c.Describe(u)
+	guard.describe(false)
+	if err == nil && guard.err() != nil {
+		return sessionResult{} // runSession reports the refusal
+	}
 	if err != nil {
 		return sessionResult{err: protocolError(err)}
 	}
