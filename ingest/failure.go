@@ -23,6 +23,7 @@ var (
 	errCertificate      = errors.New("certificate")
 	errInvalidResponse  = errors.New("camera sent an invalid response")
 	errInternal         = errors.New("internal error while reading the stream")
+	errResolution       = errors.New("resolution refused")
 )
 
 // protocolError marks an error of an RTSP request that is neither the network's nor a
@@ -72,7 +73,7 @@ func classify(err error) failure {
 	var hostname x509.HostnameError
 	var verify *tls.CertificateVerificationError
 	if errors.Is(err, errUnsupportedCodec) || errors.Is(err, errCredentials) || errors.Is(err, errCertificate) ||
-		errors.Is(err, errInvalidResponse) || errors.Is(err, errRedirect) || errors.Is(err, errBasicPlain) ||
+		errors.Is(err, errInvalidResponse) || errors.Is(err, errRedirect) || errors.Is(err, errBasicPlain) || errors.Is(err, errResolution) ||
 		errors.As(err, &authority) || errors.As(err, &hostname) || errors.As(err, &verify) {
 		return failure{state: StateFailed, reason: err.Error()}
 	}

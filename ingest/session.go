@@ -208,6 +208,25 @@ type sessionSink struct {
 	broken chan error
 }
 
+// Resolution limits: 8K UHD. A camera whose SPS declares more is refused before any
+// decoder sizes its buffers from it: an SPS claiming 16384×16384 made libavcodec allocate
+// about 400 MB per reference frame.
+const (
+	maxVideoPixels = 7680 * 4320
+	maxVideoSide   = 8192
+)
+
+// videoParams refuses a picture size beyond the limits (ending the session with the
+// reason) before passing new parameters on.
+func (k *sessionSink) videoParams(p *VideoParams) {
+	if p.Width > maxVideoSide || p.Height > maxVideoSide || p.Width*p.Height > maxVideoPixels {
+		k.streamBroken(fmt.Errorf("%w: the camera declares %d×%d pixels, more than townwatch accepts (8K, 7680×4320)",
+			errResolution, p.Width, p.Height))
+		return
+	}
+	k.Source.videoParams(p)
+}
+
 func (k *sessionSink) streamBroken(err error) {
 	select {
 	case k.broken <- err:

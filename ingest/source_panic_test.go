@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,4 +44,32 @@ func TestDepacketizerPanicEndsOnlyThatSession(t *testing.T) {
 		t.Errorf("the other camera was affected: before %+v, after %+v", healthyBefore, healthy)
 	}
 	t.Logf("faulty camera after the panic: %+v", st)
+}
+
+// A parameter set declaring a picture beyond 8K ends the session with the reason before
+// anything is published with it; 8K itself passes.
+func TestOversizedPictureIsRefused(t *testing.T) {
+	src, err := NewSource("cam", StreamMain, configs.Stream{URL: "rtsp://127.0.0.1/x", StallTimeout: testStallTimeout}, NewHub(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		w, h    int
+		refused bool
+	}{{16384, 16384, true}, {8200, 100, true}, {7680, 4320, false}, {4320, 7680, false}, {1920, 1080, false}} {
+		k := &sessionSink{Source: src, broken: make(chan error, 1)}
+		k.videoParams(&VideoParams{Width: tc.w, Height: tc.h})
+		select {
+		case err := <-k.broken:
+			if !tc.refused || !errors.Is(err, errResolution) || classify(err).state != StateFailed {
+				t.Errorf("%d×%d: session ended with %v (%s)", tc.w, tc.h, err, classify(err).state)
+			}
+		default:
+			if tc.refused {
+				t.Errorf("%d×%d was accepted", tc.w, tc.h)
+			} else if st := src.Status(); st.Width != tc.w || st.Height != tc.h {
+				t.Errorf("%d×%d accepted but the status shows %d×%d", tc.w, tc.h, st.Width, st.Height)
+			}
+		}
+	}
 }

@@ -66,6 +66,10 @@ static int open_codec(tw_decoder *d) {
 	// Output each picture as soon as it is decoded: cameras send no B-frames, and the
 	// decoder still reorders if a stream has them.
 	d->ctx->flags |= AV_CODEC_FLAG_LOW_DELAY;
+	// A picture size beyond 8K UHD is refused by the decoder itself (ingest refuses such
+	// streams first): an SPS claiming 16384x16384 would otherwise have it allocate ~400 MB
+	// per reference frame.
+	d->ctx->max_pixels = 7680 * 4320;
 	tw_current = d;
 	int err = avcodec_open2(d->ctx, d->codec, NULL);
 	tw_current = NULL;
