@@ -47,7 +47,11 @@ const (
 	StateRecording State = "recording" // writing segments
 	StatePaused    State = "paused_disk_full"
 	StateError     State = "error" // the last write failed for another reason; retrying
-	StateOff       State = "off"   // record.mode is off
+	// StateNoKeyframes: the camera streams but has sent no keyframe for several groups of
+	// pictures (noKeyframeLimit); the segment was closed and recording resumes at the next
+	// keyframe. Reason says how long it has been.
+	StateNoKeyframes State = "no_keyframes"
+	StateOff         State = "off" // record.mode is off
 	// StateWaitingMotion: record.mode is motion, the camera streams and no event is going
 	// on; the pre-roll is kept in memory and nothing is written.
 	StateWaitingMotion State = "waiting_motion"
@@ -81,6 +85,9 @@ type Writer struct {
 	diskFull    func() // asks Retention for an immediate sweep
 	fragLatency func(time.Duration)
 	minFree     configs.FreeSpace
+	// now is the wall clock (time.Now; tests inject their own). Fragments are flushed, and
+	// disk-full retries timed, on it rather than on the camera's timestamps.
+	now func() time.Time
 
 	mu     sync.Mutex
 	state  State
@@ -134,7 +141,7 @@ func NewWriter(cam configs.Camera, st *Storage, cat *catalog.Catalog, hub *inges
 	}
 	w := &Writer{cam: cam, st: st, cat: cat, hub: hub, log: log.With("camera", cam.ID, "component", "recorder"),
 		diskFull: opt.DiskFull, fragLatency: opt.FragmentLatency, minFree: opt.MinFree, state: StateWaiting,
-		preRollMax: preRollMaxBytes}
+		preRollMax: preRollMaxBytes, now: time.Now}
 	if w.diskFull == nil {
 		w.diskFull = func() {}
 	}
@@ -328,7 +335,7 @@ func (rc *recording) mayOpen() bool {
 	if !rc.paused {
 		return true
 	}
-	now := time.Now()
+	now := rc.w.now()
 	if now.Before(rc.retryAt) {
 		return false
 	}
@@ -422,18 +429,18 @@ func (rc *recording) abandon(s *segment, cause error) {
 
 // flush writes the current fragment.
 func (rc *recording) flush() {
-	start := time.Now()
+	start := rc.w.now()
 	before := rc.seg.bytes
 	frames, err := rc.seg.flush()
 	if err != nil {
 		rc.failed(fmt.Errorf("write %s: %w", rc.seg.path, err))
 		return
 	}
-	rc.w.fragLatency(time.Since(start))
+	rc.w.fragLatency(rc.w.now().Sub(start))
 	rc.w.bytes.Add(uint64(rc.seg.bytes - before))
 	rc.w.frames.Add(uint64(frames))
-	if time.Since(rc.seg.lastProgress) >= catalogProgressInterval {
-		rc.seg.lastProgress = time.Now()
+	if now := rc.w.now(); now.Sub(rc.seg.lastProgress) >= catalogProgressInterval {
+		rc.seg.lastProgress = now
 		if err := rc.w.cat.UpdateOpenSegment(context.Background(), rc.seg.id, rc.seg.end(), rc.seg.bytes, rc.seg.frames); err != nil {
 			rc.w.log.Warn("catalog progress update failed; the segment is indexed when it closes", "err", err)
 		}
@@ -456,7 +463,7 @@ func (rc *recording) failed(err error) {
 	}
 	rc.paused = true
 	rc.lose()
-	rc.retryAt = time.Now().Add(diskRetryInterval)
+	rc.retryAt = rc.w.now().Add(diskRetryInterval)
 	if full {
 		rc.w.setState(StatePaused, err.Error())
 		rc.w.diskFull()
@@ -501,7 +508,7 @@ func (rc *recording) closeSegment() {
 		rc.unfinished = append(rc.unfinished, catalog.Segment{ID: s.id, Path: s.path, Start: s.start})
 		rc.paused = true
 		rc.lose()
-		rc.retryAt = time.Now().Add(diskRetryInterval)
+		rc.retryAt = rc.w.now().Add(diskRetryInterval)
 		if errors.Is(err, catalog.ErrFull) {
 			rc.w.setState(StatePaused, err.Error())
 			rc.w.diskFull()
