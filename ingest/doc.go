@@ -13,8 +13,10 @@
 //
 // Stream.Publish never blocks: the camera must never be slowed by a consumer. Each Reader
 // has a bounded queue chosen by its owner (deep for the recorder, small for motion and live
-// view). When a Reader's queue is full, the unit is dropped for that Reader alone and
-// counted (Reader.Dropped, Hub.DropCounts). The Reader then resynchronises: it skips every
+// view), and every queue also holds at most maxReaderBytes (64 MiB) of payload, so that a
+// camera sending huge frames cannot make a deep queue pin gigabytes. When a Reader's queue
+// is full, in units or in bytes, the unit is dropped for that Reader alone and counted
+// (Reader.Dropped, Hub.DropCounts). The Reader then resynchronises: it skips every
 // unit until the next video keyframe, so a consumer never receives a broken group of
 // pictures, and Reader.Read reports that keyframe with gap=true so the recorder can record
 // the gap. A new Reader likewise starts at the next keyframe (without reporting a gap).

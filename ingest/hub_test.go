@@ -406,3 +406,70 @@ func TestTryReadDrainsWithoutWaiting(t *testing.T) {
 		t.Fatal("TryRead on an ended stream returned a unit")
 	}
 }
+
+// TestReaderQueueIsBoundedInBytes: a camera sending huge frames fills a deep queue's bytes
+// long before its units (2048 units of 4 MiB would be 8 GiB). A Reader takes at most
+// maxReaderBytes; past that it drops and resynchronises at the next keyframe exactly as
+// when its queue is full of units, counted the same way, and other Readers are not
+// affected.
+func TestReaderQueueIsBoundedInBytes(t *testing.T) {
+	hub := NewHub()
+	f := newTestFeed()
+	st := hub.Start("cam", StreamMain, []*Track{f.video})
+	r := st.NewReader("recorder", 2048)
+	defer r.Close()
+	const frameSize = 4 << 20
+	big := make([]byte, frameSize)           // shared by every unit: the test itself stays small
+	fits := maxReaderBytes / (frameSize + 2) // each unit also carries its 2-byte sequence number
+	const gop = 100
+	publish := func(n int) {
+		for range n {
+			u := f.next(gop)
+			u.Payload = append(u.Payload, big)
+			st.Publish(u)
+			if q := r.queuedBytes.Load(); q > maxReaderBytes {
+				t.Fatalf("reader holds %d bytes; the cap is %d", q, maxReaderBytes)
+			}
+		}
+	}
+	// One group of pictures while the reader reads nothing: the units up to the cap are
+	// queued, the rest of the group dropped.
+	publish(gop)
+	if r.Dropped() != uint64(gop-fits) {
+		t.Fatalf("reader dropped %d units, want the %d after the first %d", r.Dropped(), gop-fits, fits)
+	}
+	for i := range fits {
+		u, gap, ok := r.TryRead()
+		if !ok || unitSeq(u) != i || gap {
+			t.Fatalf("unit %d: ok %v gap %v; want the first %d units in order", i, ok, gap, fits)
+		}
+	}
+	if _, _, ok := r.TryRead(); ok {
+		t.Fatalf("more than %d units of %d bytes were queued", fits, frameSize)
+	}
+	// With room again it resumes at the next keyframe, flagged as a gap.
+	publish(1)
+	u, gap, ok := r.TryRead()
+	if !ok || unitSeq(u) != gop || !u.Key || !gap {
+		t.Fatalf("after the cap the reader got ok %v gap %v; want keyframe %d flagged as a gap", ok, gap, gop)
+	}
+	if got := hub.DropCounts(); len(got) != 1 || got[0].Units != r.Dropped() {
+		t.Fatalf("DropCounts = %+v; the byte cap's drops must be counted like the queue's", got)
+	}
+	for {
+		if _, _, ok := r.TryRead(); !ok {
+			break
+		}
+	}
+	if q := r.queuedBytes.Load(); q != 0 {
+		t.Fatalf("an empty queue accounts for %d bytes", q)
+	}
+	// A unit larger than the cap on its own still gets through an empty queue: the cap
+	// bounds a backlog, it must not make one frame undeliverable.
+	huge := f.next(1)
+	huge.Payload = append(huge.Payload, make([]byte, maxReaderBytes))
+	st.Publish(huge)
+	if u, _, ok := r.TryRead(); !ok || u != huge {
+		t.Fatalf("a lone unit larger than the cap was not delivered")
+	}
+}

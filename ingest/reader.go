@@ -9,10 +9,19 @@ import (
 // ErrReaderClosed is returned by Read after Close.
 var ErrReaderClosed = errors.New("reader closed")
 
+// maxReaderBytes bounds the payload bytes queued for one Reader, whatever its queue
+// length in units. Units are at most 8 MiB, so a deep queue (the recorder's 2048) could
+// otherwise pin 16 GiB for one camera sending huge frames. 64 MiB is about 30 s of a
+// 16 Mbit/s main stream and longer for any ordinary one, so an honest camera reaches the
+// unit bound first; since Readers share the units, it also bounds what one camera's
+// backlog can pin, however many consumers it has.
+const maxReaderBytes = 64 << 20
+
 // delivery is one queued unit and whether units were dropped just before it.
 type delivery struct {
 	unit *Unit
 	gap  bool
+	size int64 // unit.Size(), taken off queuedBytes when the unit is read
 }
 
 // Reader is one consumer's view of a Stream: a bounded queue of the Stream's units. Read
@@ -24,6 +33,8 @@ type Reader struct {
 	queue  chan delivery
 	drops  *atomic.Uint64 // the Hub's cumulative counter for this camera and consumer
 	own    atomic.Uint64  // drops of this Reader alone
+	// queuedBytes is the payload bytes in queue: added by offer, taken off by the reads.
+	queuedBytes atomic.Int64
 
 	// Guarded by stream.mu (offer runs under it).
 	waitingKey bool // skip units until the next keyframe
@@ -45,17 +56,24 @@ func (r *Reader) offer(u *Unit) {
 			return
 		}
 	}
-	select {
-	case r.queue <- delivery{unit: u, gap: r.gapPending}:
-		r.waitingKey = false
-		r.gapPending = false
-	default:
-		// Queue full: this consumer is too slow. Drop for it alone and resync at the next
-		// keyframe so it never sees a group of pictures with a hole in it.
-		r.countDrop()
-		r.waitingKey = true
-		r.gapPending = true
+	size := int64(u.Size())
+	// The byte bound counts a backlog: a unit on its own always fits, however large.
+	if q := r.queuedBytes.Load(); q == 0 || q+size <= maxReaderBytes {
+		r.queuedBytes.Add(size) // before the send, so that a read never takes it below zero
+		select {
+		case r.queue <- delivery{unit: u, gap: r.gapPending, size: size}:
+			r.waitingKey = false
+			r.gapPending = false
+			return
+		default:
+			r.queuedBytes.Add(-size)
+		}
 	}
+	// Queue full, in units or in bytes: this consumer is too slow. Drop for it alone and
+	// resync at the next keyframe so it never sees a group of pictures with a hole in it.
+	r.countDrop()
+	r.waitingKey = true
+	r.gapPending = true
 }
 
 func (r *Reader) countDrop() {
@@ -79,6 +97,7 @@ func (r *Reader) Read(ctx context.Context) (u *Unit, gap bool, err error) {
 			}
 			return nil, false, r.stream.endError()
 		}
+		r.queuedBytes.Add(-d.size)
 		return d.unit, d.gap, nil
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
@@ -97,6 +116,7 @@ func (r *Reader) TryRead() (u *Unit, gap bool, ok bool) {
 		if !open {
 			return nil, false, false
 		}
+		r.queuedBytes.Add(-d.size)
 		return d.unit, d.gap, true
 	default:
 		return nil, false, false

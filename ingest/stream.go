@@ -144,8 +144,10 @@ func (s *Stream) newReader(consumer string, queueLen int, fromLatestKey bool) *R
 		if fromLatestKey && len(s.gop) > 0 && len(s.gop) <= queueLen {
 			// Under s.mu: no unit can be published between the cached ones and the
 			// Reader's registration, so it sees each unit exactly once.
-			for _, u := range s.gop {
-				r.queue <- delivery{unit: u}
+			for _, u := range s.gop { // at most maxGOPBytes, well under maxReaderBytes
+				size := int64(u.Size())
+				r.queuedBytes.Add(size)
+				r.queue <- delivery{unit: u, size: size}
 			}
 			r.waitingKey = false
 		}

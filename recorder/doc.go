@@ -6,15 +6,34 @@
 // # Files
 //
 // Segments are fragmented MP4 under <storage.path>/recordings/<camera>/<YYYY>/<MM>/<DD>/
-// <start-UTC>.mp4, opened only through an os.Root on the storage path. Each ~1 s fragment
+// <start-UTC>.mp4, opened only through an os.Root on the storage path. Each fragment
 // (moof+mdat) is written in one write and fdatasync'ed before the next one starts, so a
 // crash or power loss loses at most the fragment in flight; Recover truncates a torn tail
 // and indexes what is complete.
 //
+// A fragment is written when it spans fragmentTarget (1 s) of camera time, or when its
+// first sample has waited fragmentTarget on the wall clock, or when it holds
+// fragmentMaxBytes (8 MiB) or fragmentMaxSamples: a camera whose timestamps crawl (a
+// wrong clock, a tick per frame) cannot keep footage in memory only, and what a crash
+// loses stays about a second however the camera counts time. A sample's duration is known
+// when the next one arrives, so the newest sample always waits for the next fragment;
+// the decode times written always advance, so each fragment starts exactly where the
+// previous one ended wherever the cut falls. Bookkeeping per sample is constant time.
+//
+// # Cameras that stop sending keyframes
+//
+// A segment starts at a keyframe and a camera that sends none can never be joined again.
+// When no keyframe has come for four times the longest group of pictures seen in the
+// session, at least 10 s and at most 60 s (60 s before a second keyframe gives a
+// measure), measured on the units' capture times, the segment is closed and the Writer
+// reports state no_keyframes with a reason (in /api/cameras); units are dropped, since
+// they cannot be decoded without their keyframe, until the next keyframe opens a new
+// segment after a counted gap.
+//
 // # What blocks and what is dropped
 //
-// The Writer reads the Hub through a deep queue (recorderQueue units) so that a slow disk
-// flush never makes it fall behind. If it does fall behind, the Hub drops units for it and
+// The Writer reads the Hub through a deep queue (recorderQueue units, and at most
+// ingest's per-Reader byte bound) so that a slow disk flush never makes it fall behind. If it does fall behind, the Hub drops units for it and
 // it resumes at the next keyframe in a new segment marked GapBefore (counted in
 // recording_gaps_total). When the disk is full the current segment is closed at its last
 // complete fragment, recording pauses (state paused_disk_full) and Retention is asked to

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"math"
 	"os"
 	"syscall"
 	"time"
@@ -40,7 +41,8 @@ type segment struct {
 
 	wallDrift    bool // the camera's wall mapping moved; cut at the next keyframe
 	lastProgress time.Time
-	frag         []byte // the fragment being written; reused so that steady state allocates nothing here
+	fragSince    time.Time // wall clock when the current fragment's first sample arrived; zero when empty
+	frag         []byte    // the fragment being written; reused so that steady state allocates nothing here
 }
 
 // initFor builds the MP4 init for a video unit's parameters and, optionally, an audio
@@ -115,7 +117,7 @@ func (s *segment) addVideo(u *ingest.Unit) {
 	// Both times are converted from the same origin so that rounding cannot make a
 	// composition offset negative.
 	dts := ticks(u.DTS-s.startDTS, videoTimescale)
-	ptsOffset := int32(int64(ticks(u.PTS-s.startDTS, videoTimescale)) - int64(dts))
+	ptsOffset := int32(min(max(int64(ticks(u.PTS-s.startDTS, videoTimescale))-int64(dts), math.MinInt32), math.MaxInt32))
 	s.video.push(&sample{ptsOffset: ptsOffset, nonSync: !u.Key, nalus: u.Payload}, dts)
 }
 
@@ -150,13 +152,45 @@ func (s *segment) addAudio(u *ingest.Unit) {
 	}
 }
 
-// fragmentDue reports whether the current fragment is long enough to be written.
-func (s *segment) fragmentDue() bool {
-	return s.video.fragmentDuration() >= fragmentTarget
+// fragmentDue reports whether the current fragment is to be written now. now is the wall
+// clock. The camera's timestamps alone cannot decide it: a camera whose clock runs slow
+// (or advances a tick per frame) would keep a fragment open, and footage in memory only,
+// for as long as it liked. So a fragment is also written once its first sample has waited
+// fragmentTarget on the wall clock, or once it holds fragmentMaxBytes or
+// fragmentMaxSamples, whatever the camera's timestamps say.
+func (s *segment) fragmentDue(now time.Time) bool {
+	if s.video.fragmentDuration() >= fragmentTarget || s.fragmentBytes() >= fragmentMaxBytes ||
+		len(s.video.samples) >= fragmentMaxSamples {
+		return true
+	}
+	if s.audio != nil && len(s.audio.samples) >= fragmentMaxSamples {
+		return true
+	}
+	return !s.fragSince.IsZero() && now.Sub(s.fragSince) >= fragmentTarget
 }
 
-// flush writes the current fragment (all tracks' completed samples) and syncs it.
-func (s *segment) flush() (frames int, err error) {
+// fragmentBytes is the size of the completed samples of the current fragment.
+func (s *segment) fragmentBytes() int {
+	n := s.video.bytes
+	if s.audio != nil {
+		n += s.audio.bytes
+	}
+	return n
+}
+
+// received notes that a sample was added at now: the fragment's age counts from its first.
+func (s *segment) received(now time.Time) {
+	if s.fragSince.IsZero() && (s.video.pending != nil || s.audio != nil && s.audio.pending != nil) {
+		s.fragSince = now
+	}
+}
+
+// flush writes the current fragment (all tracks' completed samples) and syncs it. now is
+// the wall clock: the samples still pending (their durations unknown until the next one
+// arrives) start the next fragment's age. Their decode times are where the written
+// fragment's durations end, so the file's timeline has no hole or overlap wherever the
+// cut falls.
+func (s *segment) flush(now time.Time) (frames int, err error) {
 	var tracks []fragmentTrack
 	v, videoEnd, withVideo := s.video.take()
 	if withVideo {
@@ -173,6 +207,10 @@ func (s *segment) flush() (frames int, err error) {
 	}
 	if len(tracks) == 0 {
 		return 0, nil
+	}
+	s.fragSince = time.Time{}
+	if s.video.pending != nil || (s.audio != nil && s.audio.pending != nil) {
+		s.fragSince = now
 	}
 	s.seq++
 	s.frag = appendFragment(s.frag[:0], s.seq, tracks)

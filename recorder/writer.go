@@ -20,8 +20,20 @@ const (
 	// recorderQueue is the Writer's Hub queue in units: about 40 s of a 25 fps camera with
 	// audio. Footage is lost only if the disk stalls longer than that.
 	recorderQueue = 2048
-	// fragmentTarget is the length of one fragment, the most a crash can lose.
+	// fragmentTarget is the length of one fragment, the most a crash can lose: a fragment is
+	// written when it spans this much camera time or when its first sample is this old on
+	// the wall clock, whichever comes first (see segment.fragmentDue).
 	fragmentTarget = time.Second
+	// fragmentMaxBytes also ends a fragment, whatever the clocks say. A 16 Mbit/s camera
+	// writes 2 MB a second, so this is four times the largest regular fragment and never
+	// bites on an honest camera; it bounds what one camera can hold in memory (this, plus
+	// the fragment buffer of the same size, plus one frame) when frames come faster than
+	// any real camera sends them.
+	fragmentMaxBytes = 8 << 20
+	// fragmentMaxSamples ends a fragment of very many small samples: mediacommon, and so
+	// export, refuses a track run of more than 19200, and a second of 120 fps video or of
+	// any audio is a few hundred.
+	fragmentMaxSamples = 4096
 	// catalogProgressInterval is how often an open segment's end is written to the catalog,
 	// so that search and export see live footage without a catalog write per fragment.
 	catalogProgressInterval = 10 * time.Second
@@ -36,6 +48,23 @@ const (
 	// It is capped by storage.min_free, which is all retention restores: waiting for more
 	// would wait forever.
 	resumeFreeBytes = 16 << 20
+	// noKeyframeGOPs, noKeyframeMin and noKeyframeMax: a camera that has sent no keyframe
+	// for noKeyframeGOPs of the longest group of pictures it has sent in this session,
+	// clamped to [noKeyframeMin, noKeyframeMax] (noKeyframeMax until a second keyframe
+	// gives a measure), is broken: a stuck encoder, wrong settings, or firmware that never
+	// repeats its IDR. Its segment is closed, so that what it holds is indexed and a
+	// segment never grows without bound between keyframes, and the Writer reports
+	// no_keyframes until the next keyframe, where recording resumes after a counted gap.
+	// Four GOPs tolerate a few lost keyframes; the floor keeps a camera with a 1 s GOP from
+	// being flagged for a few seconds of network trouble; the ceiling is four times the
+	// longest GOP "smart codec" cameras use on a still scene (about 15 s), and the most
+	// that a camera which never repeats its keyframe is trusted before someone is told.
+	// Times are the units' Wall (capture time, which ingest keeps within 5 s of the local
+	// clock whatever the camera's timestamps say), not the Writer's clock, so that a
+	// Writer catching up after a slow disk does not mistake its own delay for the camera's.
+	noKeyframeGOPs = 4
+	noKeyframeMin  = 10 * time.Second
+	noKeyframeMax  = time.Minute
 )
 
 // State is what a Writer is doing.
@@ -47,7 +76,11 @@ const (
 	StateRecording State = "recording" // writing segments
 	StatePaused    State = "paused_disk_full"
 	StateError     State = "error" // the last write failed for another reason; retrying
-	StateOff       State = "off"   // record.mode is off
+	// StateNoKeyframes: the camera streams but has sent no keyframe for several groups of
+	// pictures (noKeyframeLimit); the segment was closed and recording resumes at the next
+	// keyframe. Reason says how long it has been.
+	StateNoKeyframes State = "no_keyframes"
+	StateOff         State = "off" // record.mode is off
 	// StateWaitingMotion: record.mode is motion, the camera streams and no event is going
 	// on; the pre-roll is kept in memory and nothing is written.
 	StateWaitingMotion State = "waiting_motion"
@@ -81,6 +114,9 @@ type Writer struct {
 	diskFull    func() // asks Retention for an immediate sweep
 	fragLatency func(time.Duration)
 	minFree     configs.FreeSpace
+	// now is the wall clock (time.Now; tests inject their own). Fragments are flushed, and
+	// disk-full retries timed, on it rather than on the camera's timestamps.
+	now func() time.Time
 
 	mu     sync.Mutex
 	state  State
@@ -134,7 +170,7 @@ func NewWriter(cam configs.Camera, st *Storage, cat *catalog.Catalog, hub *inges
 	}
 	w := &Writer{cam: cam, st: st, cat: cat, hub: hub, log: log.With("camera", cam.ID, "component", "recorder"),
 		diskFull: opt.DiskFull, fragLatency: opt.FragmentLatency, minFree: opt.MinFree, state: StateWaiting,
-		preRollMax: preRollMaxBytes}
+		preRollMax: preRollMaxBytes, now: time.Now}
 	if w.diskFull == nil {
 		w.diskFull = func() {}
 	}
@@ -165,7 +201,7 @@ func (w *Writer) setState(s State, reason string) {
 		return
 	}
 	switch s {
-	case StatePaused, StateError:
+	case StatePaused, StateError, StateNoKeyframes:
 		w.log.Error("recording interrupted", "state", s, "reason", reason)
 	case StateRecording:
 		w.log.Info("recording")
@@ -220,9 +256,13 @@ type recording struct {
 	// lost: footage that was to be recorded is missing since the last segment; the next
 	// segment counts it in Gaps. Always set with gapNext, except where motion mode leaves
 	// footage out by design.
-	lost    bool
-	mo      *motionRecording // nil unless record.mode is motion
-	paused  bool             // disk full or write error: skip until space is back and a keyframe comes
+	lost   bool
+	mo     *motionRecording // nil unless record.mode is motion
+	paused bool             // disk full or write error: skip until space is back and a keyframe comes
+	// lastKey is the capture time of the Stream's latest video keyframe (zero before the
+	// first), gop the longest interval between two of them; they decide no_keyframes.
+	lastKey time.Time
+	gop     time.Duration
 	retryAt time.Time
 	// unfinished are segments whose catalog row could not be completed (closed or dropped)
 	// because the catalog's write failed, typically on a full disk. They are retried before
@@ -242,6 +282,7 @@ func (rc *recording) stream(ctx context.Context, r *ingest.Reader) {
 	if rc.mo != nil && !rc.mo.live && !rc.paused {
 		rc.w.setState(StateWaitingMotion, "")
 	}
+	rc.lastKey, rc.gop = time.Time{}, 0 // a new session measures its own GOP
 	var audio *ingest.Track
 	if rc.w.cam.Record.Audio {
 		for _, t := range r.Stream().Tracks {
@@ -264,6 +305,15 @@ func (rc *recording) stream(ctx context.Context, r *ingest.Reader) {
 		}
 		rc.received(u, gap, audio)
 	}
+}
+
+// noKeyframeLimit is how long a camera may go without a keyframe, given the longest group
+// of pictures it has sent in this session (0 when it has sent only one keyframe).
+func noKeyframeLimit(gop time.Duration) time.Duration {
+	if gop <= 0 {
+		return noKeyframeMax
+	}
+	return min(max(noKeyframeGOPs*gop, noKeyframeMin), noKeyframeMax)
 }
 
 // received records a unit read from the Hub.
@@ -295,7 +345,11 @@ func (rc *recording) unit(u *ingest.Unit, audio *ingest.Track) {
 	if u.Track.Kind == ingest.KindAudio {
 		if rc.seg != nil && u.Track == audio {
 			rc.seg.addAudio(u)
+			rc.seg.received(rc.w.now())
 		}
+		return
+	}
+	if rc.keyframeMissing(u) {
 		return
 	}
 	if rc.seg != nil && u.Key && rc.cutBefore(u) {
@@ -314,9 +368,41 @@ func (rc *recording) unit(u *ingest.Unit, audio *ingest.Track) {
 		rc.seg.wallDrift = true
 	}
 	rc.seg.addVideo(u)
-	if rc.seg.fragmentDue() {
+	now := rc.w.now()
+	rc.seg.received(now)
+	if rc.seg.fragmentDue(now) {
 		rc.flush()
 	}
+}
+
+// keyframeMissing keeps track of the camera's keyframes and reports whether video unit u
+// comes too long after the latest one (noKeyframeLimit). Then the open segment is closed
+// at u, u is dropped (it cannot start a segment) and the Writer reports no_keyframes;
+// recording resumes at the next keyframe.
+func (rc *recording) keyframeMissing(u *ingest.Unit) bool {
+	if u.Key {
+		if !rc.lastKey.IsZero() {
+			rc.gop = max(rc.gop, u.Wall.Sub(rc.lastKey))
+		}
+		rc.lastKey = u.Wall
+		return false
+	}
+	if rc.seg == nil || rc.lastKey.IsZero() {
+		return false
+	}
+	since, limit := u.Wall.Sub(rc.lastKey), noKeyframeLimit(rc.gop)
+	if since < limit {
+		return false
+	}
+	rc.close("no keyframe")
+	rc.lose()
+	gop := "none yet"
+	if rc.gop > 0 {
+		gop = rc.gop.Round(time.Millisecond).String()
+	}
+	rc.w.setState(StateNoKeyframes, fmt.Sprintf("the camera has sent no keyframe for %s (longest group of pictures this session: %s; limit %s); segment closed, recording resumes at the next keyframe",
+		since.Round(time.Second), gop, limit))
+	return true
 }
 
 // cutBefore reports whether a keyframe must start a new segment.
@@ -331,7 +417,7 @@ func (rc *recording) mayOpen() bool {
 	if !rc.paused {
 		return true
 	}
-	now := time.Now()
+	now := rc.w.now()
 	if now.Before(rc.retryAt) {
 		return false
 	}
@@ -425,18 +511,21 @@ func (rc *recording) abandon(s *segment, cause error) {
 
 // flush writes the current fragment.
 func (rc *recording) flush() {
-	start := time.Now()
+	start := rc.w.now()
 	before := rc.seg.bytes
-	frames, err := rc.seg.flush()
+	frames, err := rc.seg.flush(start)
 	if err != nil {
 		rc.failed(fmt.Errorf("write %s: %w", rc.seg.path, err))
 		return
 	}
-	rc.w.fragLatency(time.Since(start))
+	if rc.seg.bytes == before {
+		return // nothing was complete yet
+	}
+	rc.w.fragLatency(rc.w.now().Sub(start))
 	rc.w.bytes.Add(uint64(rc.seg.bytes - before))
 	rc.w.frames.Add(uint64(frames))
-	if time.Since(rc.seg.lastProgress) >= catalogProgressInterval {
-		rc.seg.lastProgress = time.Now()
+	if now := rc.w.now(); now.Sub(rc.seg.lastProgress) >= catalogProgressInterval {
+		rc.seg.lastProgress = now
 		if err := rc.w.cat.UpdateOpenSegment(context.Background(), rc.seg.id, rc.seg.end(), rc.seg.bytes, rc.seg.frames); err != nil {
 			rc.w.log.Warn("catalog progress update failed; the segment is indexed when it closes", "err", err)
 		}
@@ -459,7 +548,7 @@ func (rc *recording) failed(err error) {
 	}
 	rc.paused = true
 	rc.lose()
-	rc.retryAt = time.Now().Add(diskRetryInterval)
+	rc.retryAt = rc.w.now().Add(diskRetryInterval)
 	if full {
 		rc.w.setState(StatePaused, err.Error())
 		rc.w.diskFull()
@@ -504,7 +593,7 @@ func (rc *recording) closeSegment() {
 		rc.unfinished = append(rc.unfinished, catalog.Segment{ID: s.id, Path: s.path, Start: s.start})
 		rc.paused = true
 		rc.lose()
-		rc.retryAt = time.Now().Add(diskRetryInterval)
+		rc.retryAt = rc.w.now().Add(diskRetryInterval)
 		if errors.Is(err, catalog.ErrFull) {
 			rc.w.setState(StatePaused, err.Error())
 			rc.w.diskFull()
