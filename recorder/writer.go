@@ -102,6 +102,10 @@ type WriterStats struct {
 	// PreRollDrops counts groups of pictures the pre-roll's memory bound dropped before
 	// the configured pre-roll let them go (see preRollMaxBytes).
 	PreRollDrops uint64
+	// Lost is the time since start the recorder should have recorded and did not: waiting
+	// for the camera, paused on a full disk, failing to write, or without keyframes. It
+	// rises while that lasts, so an outage shows at once, not when recording resumes.
+	Lost time.Duration
 }
 
 // Writer records one camera's main stream into segments and indexes them.
@@ -121,6 +125,10 @@ type Writer struct {
 	mu     sync.Mutex
 	state  State
 	reason string
+	// lost accumulates time in a losing state (see losesFootage); losingSince is when the
+	// current one began, zero while recording.
+	lost        time.Duration
+	losingSince time.Time
 
 	trig       trigger
 	preRollMax int // preRollMaxBytes; tests lower it
@@ -186,16 +194,33 @@ func (w *Writer) Camera() string { return w.cam.ID }
 // Stats returns the Writer's state and counters.
 func (w *Writer) Stats() WriterStats {
 	w.mu.Lock()
-	st, reason := w.state, w.reason
+	st, reason, lost := w.state, w.reason, w.lost
+	if !w.losingSince.IsZero() {
+		lost += w.now().Sub(w.losingSince)
+	}
 	w.mu.Unlock()
 	return WriterStats{State: st, Reason: reason, RecordedBytes: w.bytes.Load(), RecordedFrames: w.frames.Load(),
-		Segments: w.segments.Load(), Gaps: w.gaps.Load(), PreRollBytes: w.preRollBytes.Load(), PreRollDrops: w.preRollDrops.Load()}
+		Segments: w.segments.Load(), Gaps: w.gaps.Load(), PreRollBytes: w.preRollBytes.Load(), PreRollDrops: w.preRollDrops.Load(),
+		Lost: lost}
+}
+
+// losesFootage tells the states in which footage that should be recorded is not: every
+// state but recording, waiting for motion (by design) and off.
+func losesFootage(s State) bool {
+	return s == StateWaiting || s == StatePaused || s == StateError || s == StateNoKeyframes
 }
 
 func (w *Writer) setState(s State, reason string) {
 	w.mu.Lock()
 	changed := w.state != s || w.reason != reason
 	w.state, w.reason = s, reason
+	switch now := w.now(); {
+	case losesFootage(s) && w.losingSince.IsZero():
+		w.losingSince = now
+	case !losesFootage(s) && !w.losingSince.IsZero():
+		w.lost += now.Sub(w.losingSince)
+		w.losingSince = time.Time{}
+	}
 	w.mu.Unlock()
 	if !changed {
 		return

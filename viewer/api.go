@@ -108,11 +108,17 @@ func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 // camera trouble shows as "degraded" and in the metrics. It is public, so it carries
 // counts only: which cameras exist is for logged-in users.
 type healthJSON struct {
-	Status    string `json:"status"` // "ok", or "degraded" when a camera's main stream is not streaming
+	Status    string `json:"status"` // "ok", or "degraded" when a camera is down or a recorder is not recording
 	Cameras   int    `json:"cameras"`
 	Streaming int    `json:"streaming"`
 	Down      int    `json:"down"` // cameras whose main stream is not streaming
+	// NotRecording counts recorders that should record and do not (disk full, write
+	// errors, no keyframes, or waiting for a camera that is down).
+	NotRecording int `json:"not_recording"`
 }
+
+// recorderLosing are the recording states in which footage that should be kept is not.
+var recorderLosing = map[string]bool{"waiting": true, "paused_disk_full": true, "error": true, "no_keyframes": true}
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	h := healthJSON{Status: "ok", Cameras: len(s.opt.Cameras)}
@@ -122,8 +128,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 		} else {
 			h.Down++
 		}
+		if c.Recording != nil && recorderLosing[c.Recording().State] {
+			h.NotRecording++
+		}
 	}
-	if h.Down > 0 {
+	if h.Down > 0 || h.NotRecording > 0 {
 		h.Status = "degraded"
 	}
 	writeJSON(w, http.StatusOK, h)

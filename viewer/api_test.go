@@ -133,7 +133,7 @@ func TestHealthReportsDegradedCameras(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &h); err != nil {
 		t.Fatal(err)
 	}
-	if h.Status != "degraded" || h.Cameras != 2 || h.Streaming != 1 || h.Down != 1 {
+	if h.Status != "degraded" || h.Cameras != 2 || h.Streaming != 1 || h.Down != 1 || h.NotRecording != 1 {
 		t.Fatalf("healthz = %+v", h)
 	}
 	// Public, so no camera id: which cameras exist is for logged-in users.

@@ -67,6 +67,8 @@ type Recording struct {
 	BytesStored int64  `json:"bytes_stored"`     // bytes of this camera's footage on disk
 	Segments    uint64 `json:"segments"`         // segments written since start
 	Gaps        uint64 `json:"gaps"`             // gaps since start (reconnects, resyncs, disk full)
+	// LostSeconds is how long since start the recorder should have recorded and did not.
+	LostSeconds float64 `json:"lost_seconds"`
 }
 
 // Options configure a Server.

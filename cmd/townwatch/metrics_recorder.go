@@ -23,6 +23,8 @@ var (
 		"Recording segments started.", []string{"camera"}, nil)
 	descGaps = prometheus.NewDesc("townwatch_recording_gaps_total",
 		"Breaks in recording while running: reconnects, resyncs after dropped units, a full disk.", []string{"camera"}, nil)
+	descLostSeconds = prometheus.NewDesc("townwatch_recording_lost_seconds_total",
+		"Seconds the recorder should have recorded and did not (camera away, disk full, write errors, no keyframes); rises while it lasts.", []string{"camera"}, nil)
 	descRecording = prometheus.NewDesc("townwatch_recorder_recording",
 		"1 while the camera's recorder is writing, 0 otherwise (waiting for the camera, paused, off).", []string{"camera"}, nil)
 	descPaused = prometheus.NewDesc("townwatch_recorder_paused",
@@ -50,7 +52,7 @@ func newRecorderCollector(cams []configs.Camera, writers []*recorder.Writer, ret
 }
 
 func (c *recorderCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecordedBytes, descRecordedFrames, descSegments, descGaps, descRecording,
+	for _, d := range []*prometheus.Desc{descRecordedBytes, descRecordedFrames, descSegments, descGaps, descLostSeconds, descRecording,
 		descPaused, descPreRoll, descPreRollDrops, descStored, descLocked, descDeleted, descDiskFree, descDiskTotal, descHold} {
 		ch <- d
 	}
@@ -64,6 +66,7 @@ func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRecordedFrames, prometheus.CounterValue, float64(st.RecordedFrames), cam)
 		ch <- prometheus.MustNewConstMetric(descSegments, prometheus.CounterValue, float64(st.Segments), cam)
 		ch <- prometheus.MustNewConstMetric(descGaps, prometheus.CounterValue, float64(st.Gaps), cam)
+		ch <- prometheus.MustNewConstMetric(descLostSeconds, prometheus.CounterValue, st.Lost.Seconds(), cam)
 		ch <- prometheus.MustNewConstMetric(descRecording, prometheus.GaugeValue, boolValue(st.State == recorder.StateRecording), cam)
 		paused := st.State == recorder.StatePaused || st.State == recorder.StateError
 		ch <- prometheus.MustNewConstMetric(descPaused, prometheus.GaugeValue, boolValue(paused), cam)

@@ -243,6 +243,7 @@ func (sys *system) recordingStatus(camera string, w *recorder.Writer) func() vie
 	return func() viewer.Recording {
 		st := w.Stats()
 		return viewer.Recording{State: string(st.State), Reason: st.Reason, Segments: st.Segments, Gaps: st.Gaps,
+			LostSeconds: st.Lost.Seconds(),
 			BytesStored: sys.storedBytes.get(sys, camera)}
 	}
 }
