@@ -104,6 +104,11 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // WebRTC configures the live view's media transport. The ICE sockets bind to the host of
 // http.listen, so a viewer bound to loopback never exposes media on other interfaces.
 type WebRTC struct {
+	// Listen is the IP address the media sockets bind to. Empty: http.listen's host, so a
+	// viewer kept on loopback exposes no media port either. Set it when the API sits on
+	// loopback behind a TLS proxy and remote browsers must still reach the media (e.g.
+	// the server's LAN address, or 0.0.0.0 for every interface).
+	Listen string `yaml:"listen"`
 	// UDPPort is the one UDP port every viewer's media uses (ICE UDP mux), so a firewall
 	// needs a single rule; 0 picks a free port (tests, side-by-side instances).
 	UDPPort int `yaml:"udp_port"` // default 8189

@@ -339,6 +339,9 @@ func (v *validator) zones(path string, zs []Zone, named bool) {
 }
 
 func (v *validator) webrtc(w *WebRTC) {
+	if w.Listen != "" && net.ParseIP(w.Listen) == nil {
+		v.add("webrtc.listen", "%q is not an IP address (the media sockets' address; the ports are udp_port and tcp_port)", w.Listen)
+	}
 	if w.UDPPort < 0 || w.UDPPort > 65535 {
 		v.add("webrtc.udp_port", "invalid port %d (want 0-65535)", w.UDPPort)
 	}

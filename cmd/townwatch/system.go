@@ -196,12 +196,15 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 }
 
 // newLive builds the live view's WebRTC side from the config. Its media sockets bind to
-// http.listen's host, so a viewer kept on loopback (behind a proxy) exposes no media port
-// elsewhere either.
+// webrtc.listen, or else http.listen's host, so a viewer kept on loopback exposes no media
+// port elsewhere either unless told to.
 func newLive(cfg *configs.Config, hub *ingest.Hub, cams []live.Camera, clients *connlimit.Limiter, log *slog.Logger) (*live.Manager, error) {
 	host, _, err := net.SplitHostPort(cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen: %w", err)
+	}
+	if cfg.WebRTC.Listen != "" {
+		host = cfg.WebRTC.Listen
 	}
 	var servers []webrtc.ICEServer
 	for i, s := range cfg.WebRTC.ICEServers {

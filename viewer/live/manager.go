@@ -170,7 +170,11 @@ func New(hub *ingest.Hub, cams []Camera, opt Options) (*Manager, error) {
 		m.ip = net.IPv4(127, 0, 0, 1)
 	default:
 		if m.ip = net.ParseIP(strings.Trim(h, "[]")); m.ip == nil {
-			errs = append(errs, fmt.Errorf("live: listen host %q: want an IP address (the host part of http.listen)", h))
+			errs = append(errs, fmt.Errorf("live: listen host %q: want an IP address (webrtc.listen, or the host part of http.listen)", h))
+		} else if m.ip.IsUnspecified() {
+			// 0.0.0.0 or ::: every interface, as with "" (an IP filter on the unspecified
+			// address would drop every candidate).
+			m.ip = nil
 		}
 	}
 	for _, p := range []struct {

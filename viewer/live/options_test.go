@@ -1,6 +1,7 @@
 package live
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -82,5 +83,24 @@ func TestAdvertisedAddressReplacesTheLocalOne(t *testing.T) {
 	}
 	if !sawUDP || !sawTCP {
 		t.Errorf("want UDP and TCP host candidates on 192.0.2.10 ports %s/%s, got:\n%s", udp, tcp, strings.Join(cands, "\n"))
+	}
+}
+
+// The unspecified address (webrtc.listen: 0.0.0.0, or http.listen on every interface)
+// means every interface, like "": it must not become an IP filter that matches no
+// candidate at all (no browser could then connect).
+func TestUnspecifiedListenHostMeansEveryInterface(t *testing.T) {
+	for _, host := range []string{"", "0.0.0.0", "::", "[::]"} {
+		m, err := New(ingest.NewHub(), []Camera{{ID: "a"}}, Options{ListenHost: host})
+		if err != nil {
+			t.Fatalf("%q: %v", host, err)
+		}
+		if m.ip != nil {
+			t.Errorf("listen host %q filters candidates to %v; want every interface", host, m.ip)
+		}
+	}
+	m, err := New(ingest.NewHub(), []Camera{{ID: "a"}}, Options{ListenHost: "192.168.10.5"})
+	if err != nil || !m.ip.Equal(net.ParseIP("192.168.10.5")) {
+		t.Errorf("a specific address: ip %v, err %v", m.ip, err)
 	}
 }
