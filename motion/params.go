@@ -23,6 +23,17 @@ type params struct {
 	masks         []polygon
 }
 
+// AnalysedStream checks cam's motion settings and names the stream motion detection reads
+// (the sub stream when there is one): what a process that feeds an analyser elsewhere
+// must forward.
+func AnalysedStream(cam configs.Camera) (string, error) {
+	p, err := newParams(cam)
+	if err != nil {
+		return "", err
+	}
+	return p.stream, nil
+}
+
 // newParams checks cam's motion settings (configs.Parse has usually done so; a caller that
 // builds a Camera by hand gets the same kind of message) and resolves "auto".
 func newParams(cam configs.Camera) (*params, error) {

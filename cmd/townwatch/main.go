@@ -76,6 +76,11 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return exitOK
 	}
+	// Not a command for people: the server starts itself this way to host motion
+	// detection in a separate process (see motionPool).
+	if args[0] == motionWorkerCommand {
+		return runMotionWorker(ctx, args[1:], stdout, stderr)
+	}
 	for _, c := range commands() {
 		if c.name == args[0] {
 			return c.run(ctx, args[1:], stdout, stderr)

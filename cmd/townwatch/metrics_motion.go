@@ -8,8 +8,8 @@ import (
 
 // motionCollector exposes every analysed camera's motion detection at scrape time.
 type motionCollector struct {
-	cameras   []string
-	analyzers []*motion.Analyzer
+	cameras []string
+	stats   func(camera string) motion.Stats
 }
 
 var (
@@ -32,9 +32,8 @@ func (c *motionCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *motionCollector) Collect(ch chan<- prometheus.Metric) {
-	for i, a := range c.analyzers {
-		cam := c.cameras[i]
-		st := a.Stats()
+	for _, cam := range c.cameras {
+		st := c.stats(cam)
 		ch <- prometheus.MustNewConstMetric(descDecodedFrames, prometheus.CounterValue, float64(st.DecodedFrames), cam)
 		ch <- prometheus.MustNewConstMetric(descAnalyzedFrames, prometheus.CounterValue, float64(st.AnalyzedFrames), cam)
 		ch <- prometheus.MustNewConstMetric(descMotionDecodeErrors, prometheus.CounterValue, float64(st.DecodeErrors), cam)

@@ -41,7 +41,7 @@ type system struct {
 	catalog   *catalog.Catalog
 	sources   []*ingest.Source
 	writers   []*recorder.Writer
-	analyzers []*motion.Analyzer
+	motion    *motionPool // nil when no camera has motion detection
 	retention *recorder.Retention
 	audit     *access.AuditLog
 	live      *live.Manager
@@ -104,6 +104,8 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 
 	var cams []viewer.Camera
 	var analysed []string
+	var analysedCams []configs.Camera
+	sinks := map[string]func(motion.Event){}
 	var liveCams []live.Camera
 	var cameraIDs []string
 	for _, c := range cfg.Cameras {
@@ -138,19 +140,23 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		vc.Recording = sys.recordingStatus(c.ID, w)
 		cams = append(cams, vc)
 		if c.Motion.Enabled {
-			a, err := sys.newAnalyzer(c, w, analysisTime.WithLabelValues(c.ID))
-			if err != nil {
-				return nil, err
-			}
-			sys.analyzers = append(sys.analyzers, a)
+			sinks[c.ID] = sys.eventSink(c, w).onEvent
 			analysed = append(analysed, c.ID)
+			analysedCams = append(analysedCams, c)
+			id := c.ID
 			cams[len(cams)-1].Motion = func() viewer.Motion {
-				st := a.Stats()
+				st := sys.motion.Stats(id)
 				return viewer.Motion{Active: st.Active, Events: st.Events}
 			}
 		}
 	}
 
+	if len(analysedCams) > 0 {
+		observe := func(camera string, d time.Duration) { analysisTime.WithLabelValues(camera).Observe(d.Seconds()) }
+		if sys.motion, err = newMotionPool(analysedCams, sys.hub, sinks, observe, log); err != nil {
+			return nil, err
+		}
+	}
 	clients := newClientLimiter(cfg, log)
 	if sys.live, err = newLive(cfg, sys.hub, liveCams, clients, log); err != nil {
 		return nil, err
@@ -163,7 +169,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		newIngestCollector(sys.sources, sys.hub),
 		newRecorderCollector(cfg.Cameras, sys.writers, sys.retention),
 		fragLatency,
-		&motionCollector{cameras: analysed, analyzers: sys.analyzers},
+		&motionCollector{cameras: analysed, stats: func(camera string) motion.Stats { return sys.motion.Stats(camera) }},
 		analysisTime,
 		&liveCollector{cameras: cameraIDs, live: sys.live},
 		sys.restarts,
@@ -222,21 +228,14 @@ func newLive(cfg *configs.Config, hub *ingest.Hub, cams []live.Camera, clients *
 	})
 }
 
-// newAnalyzer builds camera c's motion detection, its events going to the camera's
-// recorder (motion mode), the catalog and the snapshot folder.
-func (sys *system) newAnalyzer(c configs.Camera, w *recorder.Writer, analysis prometheus.Observer) (*motion.Analyzer, error) {
-	log := sys.log.With("camera", c.ID)
-	sink := &eventSink{camera: c.ID, storage: sys.storage, catalog: sys.catalog, log: log}
+// eventSink is where camera c's motion events go: its recorder (motion mode), the
+// catalog and the snapshot folder.
+func (sys *system) eventSink(c configs.Camera, w *recorder.Writer) *eventSink {
+	sink := &eventSink{camera: c.ID, storage: sys.storage, catalog: sys.catalog, log: sys.log.With("camera", c.ID)}
 	if c.Record.Mode == configs.RecordMotion {
 		sink.writer = w
 	}
-	return motion.NewAnalyzer(c, sys.hub, log, motion.Options{
-		OnEvent: sink.onEvent,
-		ObserveAnalysis: func(d time.Duration) {
-			analysis.Observe(d.Seconds())
-			sys.faultPoint(c.ID, "motion")
-		},
-	})
+	return sink
 }
 
 // recordingStatus adapts a Writer and the catalog's byte count for the API. Bytes come from
@@ -293,8 +292,15 @@ func (sys *system) run(ctx context.Context) error {
 	for _, w := range sys.writers {
 		g.Go(func() error { return sys.supervised(ctx, w.Camera(), "recorder", w.Run) })
 	}
-	for _, a := range sys.analyzers {
-		g.Go(func() error { return sys.supervised(ctx, a.Camera(), "motion", a.Run) })
+	if sys.motion != nil {
+		// The worker process (decoding and detection) and, per camera, the forwarding of
+		// its video to it: each restarts alone.
+		g.Go(func() error { return sys.supervised(ctx, "", "motion_worker", sys.motion.runWorker) })
+		for cam := range sys.motion.streams {
+			g.Go(func() error {
+				return sys.supervised(ctx, cam, "motion", func(ctx context.Context) error { return sys.motion.forward(ctx, cam) })
+			})
+		}
 	}
 	for _, run := range sys.extra {
 		g.Go(func() error { return run(ctx) })

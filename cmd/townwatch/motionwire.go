@@ -1,0 +1,57 @@
+package main
+
+import (
+	"time"
+
+	"github.com/townwatch/townwatch/configs"
+	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/motion"
+)
+
+// The motion worker's protocol: two gob streams over the worker's stdin and stdout. The
+// server sends the cameras to analyse once, then each camera's analysed stream as it
+// arrives (a stream header when a camera's stream starts, then its video units); the
+// worker sends events, counters and analysis times back. Only video crosses: motion
+// detection reads nothing else.
+
+// toWorker is one message from the server to the worker; exactly one field is set.
+type toWorker struct {
+	Cameras []configs.Camera // first message: the cameras to analyse
+	Stream  *wireStream      // a camera's stream (re)started: the previous one ended
+	Unit    *wireUnit
+}
+
+type wireStream struct {
+	Camera, Name string
+	Codec        ingest.Codec
+	ClockRate    int
+}
+
+// wireUnit is a video unit of a camera's current stream. Gap marks units dropped on the
+// server's side just before it (the analyser then treats it as a discontinuity).
+type wireUnit struct {
+	Camera        string
+	PTS, DTS      time.Duration
+	Wall          time.Time
+	Key, Gap      bool
+	Discontinuity bool
+	Payload       [][]byte
+	Params        *ingest.VideoParams
+}
+
+// fromWorker is one message from the worker; exactly one field is set.
+type fromWorker struct {
+	Event    *workerEvent
+	Stats    map[string]motion.Stats // every camera's counters since the worker started
+	Analysis *workerAnalysis
+}
+
+type workerEvent struct {
+	Camera string
+	Event  motion.Event
+}
+
+type workerAnalysis struct {
+	Camera string
+	Took   time.Duration
+}
