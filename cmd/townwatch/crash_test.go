@@ -306,7 +306,14 @@ func checkPlays(t *testing.T, path string) {
 // startSimcam runs simulated cameras on a free loopback port for the rest of the test.
 func startSimcam(t *testing.T, specs ...simcam.CameraSpec) *simcam.Server {
 	t.Helper()
-	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: specs})
+	return startSimcamAt(t, "127.0.0.1:0", specs...)
+}
+
+// startSimcamAt is startSimcam on a chosen address (a camera that appears after the
+// server started).
+func startSimcamAt(t *testing.T, addr string, specs ...simcam.CameraSpec) *simcam.Server {
+	t.Helper()
+	cam, err := simcam.New(simcam.Config{Listen: addr, Cameras: specs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,9 @@ func (c *camera) frameTime(n uint64) time.Duration {
 // rtpOffset is frame n's RTP timestamp minus RTPTimestampStart: n*3600 at
 // 25 fps. The uint32 conversion wraps exactly as RTP timestamps must.
 func (c *camera) rtpOffset(n uint64) uint32 {
+	if c.spec.TicksPerFrame > 0 {
+		return uint32(n * uint64(c.spec.TicksPerFrame))
+	}
 	return uint32(n * rtpClockRate / uint64(c.spec.FPS))
 }
 
@@ -116,6 +119,10 @@ func (c *camera) run(ctx context.Context, start time.Time, write packetWriter) e
 
 		au := c.frames[n%uint64(len(c.frames))]
 		skip := c.frozen.Load() || time.Since(due) > maxLateness || (resync && !au.keyframe)
+		if c.spec.StopKeyframesAfter > 0 && c.frameTime(n) > c.spec.StopKeyframesAfter {
+			// Never another keyframe, and no waiting for one after a skip either.
+			skip = c.frozen.Load() || time.Since(due) > maxLateness || au.keyframe
+		}
 		resync = skip
 		if skip {
 			continue

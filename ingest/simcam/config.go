@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 )
 
 // CameraSpec describes one simulated camera.
@@ -42,6 +43,17 @@ type CameraSpec struct {
 	// near 65535 to make readers cross the sequence wrap. 0 picks a random
 	// start.
 	SequenceStart uint16
+
+	// Hostile camera behaviour, for testing that a VMS copes with broken firmware.
+	//
+	// TicksPerFrame, when set, advances the RTP timestamp by this many 90 kHz ticks per
+	// frame instead of 90000/FPS: 1 makes 25 frames a second look like 0.3 ms of video
+	// (a camera whose clock crawls), while frames still go out in real time.
+	TicksPerFrame uint32
+	// StopKeyframesAfter, when set, sends keyframes only during this long after Run
+	// starts (so a client connecting meanwhile gets one) and then only the clip's other
+	// frames: an encoder that never sends another IDR.
+	StopKeyframesAfter time.Duration
 }
 
 // Config configures a Server.
