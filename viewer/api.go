@@ -108,10 +108,13 @@ func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 // camera trouble shows as "degraded" and in the metrics. It is public, so it carries
 // counts only: which cameras exist is for logged-in users.
 type healthJSON struct {
-	Status    string `json:"status"` // "ok", or "degraded" when a camera's main stream is not streaming
+	Status    string `json:"status"` // "ok", or "degraded" when a camera's main stream is not streaming or Reasons is not empty
 	Cameras   int    `json:"cameras"`
 	Streaming int    `json:"streaming"`
 	Down      int    `json:"down"` // cameras whose main stream is not streaming
+	// Reasons are what else degrades the system (a catalog rebuilt at start, failing
+	// catalog writes); omitted when nothing does.
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
@@ -123,7 +126,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 			h.Down++
 		}
 	}
-	if h.Down > 0 {
+	if s.opt.Degraded != nil {
+		h.Reasons = s.opt.Degraded()
+	}
+	if h.Down > 0 || len(h.Reasons) > 0 {
 		h.Status = "degraded"
 	}
 	writeJSON(w, http.StatusOK, h)

@@ -14,7 +14,7 @@ import (
 func (c *Catalog) OldestUnlocked(ctx context.Context, camera string, now time.Time, limit int) ([]Segment, error) {
 	segs, err := c.oldestUnlocked(ctx, camera, now, limit)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: oldest unlocked segments of %q: %w", camera, err)
+		return nil, c.note(fmt.Errorf("catalog: oldest unlocked segments of %q: %w", camera, err))
 	}
 	return segs, nil
 }
@@ -64,7 +64,7 @@ func (c *Catalog) RetentionHold(ctx context.Context) (RetentionHold, bool, error
 		return RetentionHold{}, false, nil
 	}
 	if err != nil {
-		return RetentionHold{}, false, fmt.Errorf("catalog: retention hold: %w", err)
+		return RetentionHold{}, false, c.note(fmt.Errorf("catalog: retention hold: %w", err))
 	}
 	h.Since, h.Confirmed = fromNanos(since), fromNullNanos(confirmed)
 	return h, true, nil
