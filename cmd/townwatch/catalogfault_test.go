@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -267,5 +268,72 @@ func TestCatalogDamagedAtRestIsRebuiltAndRecordingGoesOn(t *testing.T) {
 				t.Logf("townwatch stderr:\n%s", p.stderr.String())
 			}
 		})
+	}
+}
+
+// TestCatalogDamagedWhileRunning overwrites pages of the live catalog file under a
+// running townwatch: it must keep running and recording, say "degraded" once the
+// catalog reports the damage, and the next start must rebuild the catalog with every
+// segment file indexed, the account and the lock kept.
+func TestCatalogDamagedWhileRunning(t *testing.T) {
+	cfgPath, storage := faultSetup(t)
+	p := startServeCmd(t, exec.Command(binary, "serve", "-config", cfgPath, "-catalog-check", "2s"))
+	p.waitRecording(t, "velitel")
+	time.Sleep(3 * time.Second)
+	path := filepath.Join(storage, catalogFile)
+	size, count := pageGeometry(t, path)
+	// Page 2 is written once, at the schema's creation, so it stays damaged in the file;
+	// the last page is where the newest rows live.
+	garbleFile(t, path, size, size)
+	garbleFile(t, path, (count-1)*size, size)
+	t.Logf("overwrote pages 2 and %d of %d (%d bytes each) while running", count, count, size)
+
+	// Reads of the API and retention and the recorders' writes meet the damage.
+	client := loginClient(t, p.base, "velitel", accountPassword)
+	var h healthz
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		client.Get(p.base + "api/cameras")
+		if h = getHealth(t, p.base); h.Status == "degraded" {
+			break
+		}
+	}
+	if h.Status != "degraded" || len(h.Reasons) == 0 {
+		t.Errorf("/healthz with a damaged catalog: %+v; want degraded with the reason", h)
+	}
+	t.Logf("/healthz: %+v", h)
+	checkStillRecording(t, p.base, 5*time.Second)
+	if code, out, errOut := runBinary(t, "catalog", "rebuild", "-config", cfgPath); code != exitFailure || !strings.Contains(errOut, "stop `townwatch serve` first") {
+		t.Errorf("catalog rebuild while serve runs: exit %d, %q %q; want a refusal", code, out, errOut)
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("townwatch stopped on a damaged catalog: %v\n%s", p.err, p.stderr.String())
+	default:
+	}
+	stopServe(t, p)
+
+	p = startServe(t, cfgPath)
+	p.waitRecording(t, "velitel")
+	if h := getHealth(t, p.base); h.Status != "degraded" || !strings.Contains(strings.Join(h.Reasons, " "), "catalog rebuilt") {
+		t.Errorf("/healthz after the restart: %+v; want the rebuild named", h)
+	}
+	checkStillRecording(t, p.base, 3*time.Second)
+	stopServe(t, p)
+	checkRebuilt(t, cfgPath, storage, p.stderr.String())
+	if t.Failed() {
+		t.Logf("townwatch stderr:\n%s", p.stderr.String())
+	}
+
+	// By hand, with the server stopped: a sound catalog is left alone unless -force.
+	if code, out, errOut := runBinary(t, "catalog", "rebuild", "-config", cfgPath); code != exitOK || !strings.Contains(out, "nothing to rebuild") {
+		t.Errorf("catalog rebuild of a sound catalog: exit %d, %q %q", code, out, errOut)
+	}
+	code, out, errOut := runBinary(t, "catalog", "rebuild", "-config", cfgPath, "-force")
+	if code != exitOK || !strings.Contains(out, "catalog rebuilt") || !strings.Contains(out, "no row lost") {
+		t.Errorf("catalog rebuild -force: exit %d, %q %q", code, out, errOut)
+	}
+	t.Logf("catalog rebuild -force: %s", out)
+	if open := checkConsistent(t, "after catalog rebuild -force", snapshotStorage(t, storage)); len(open) > 0 {
+		t.Errorf("%d segments open after catalog rebuild", len(open))
 	}
 }
