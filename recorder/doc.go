@@ -40,6 +40,12 @@
 // free space; recording resumes, in a new segment marked GapBefore, once space is back.
 // Every such loss is logged, counted and visible in Status.
 //
+// A failing catalog (a damaged file, I/O errors; anything but a full disk) does not stop
+// recording: the Writer records the segment without a row, keeps the state recording
+// (with the trouble as its Reason), counts the failure (WriterStats.CatalogFailures) and
+// logs it as an error. A segment that opened without a row is indexed when it closes if
+// the catalog works again; otherwise the next start's Recover adopts the file.
+//
 // # Motion mode
 //
 // With record.mode motion the Writer reads the Hub as always but, while no event is going

@@ -466,6 +466,16 @@ func (r *Retention) sweep(ctx context.Context, now time.Time, rep *SweepReport) 
 		r.log.Warn("retention hold confirmed by an administrator: executing the plan",
 			"confirmed", hold.Confirmed, "held_since", hold.Since, "planned_bytes", full.bytes, "total_bytes", total)
 		rep.Confirmed = true
+	case held && hold.Forced:
+		// A rebuilt catalog that lost evidence locks: a lost lock may cover any footage,
+		// so nothing is deleted, not even for min_free (recording pausing on a full
+		// disk loses no evidence; deleting locked footage would), until confirmed.
+		exec, rep.Held = newPlan(), true
+		if !r.holdLogged {
+			r.log.Error("retention held: nothing is deleted until an administrator runs `townwatch retention confirm` (check `townwatch locks` against the case files first)",
+				"since", hold.Since, "reason", hold.Reason, "planned_bytes", full.bytes, "total_bytes", total)
+		}
+		r.holdLogged = true
 	case trips:
 		// Only min_free's strict need, planned on its own: the rest is what is held.
 		exec, rep.Held = newPlan(), true

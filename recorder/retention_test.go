@@ -651,3 +651,46 @@ func TestRetentionDeletionIsLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionCatalogHoldDeletesNothingUntilConfirmed: after a catalog rebuild that
+// could not read every evidence lock, the hold is forced: not even ordinary deletion by
+// age runs (a lost lock may cover it) until an administrator confirms, and the hold is
+// not lifted because the plan looks ordinary.
+func TestRetentionCatalogHoldDeletesNothingUntilConfirmed(t *testing.T) {
+	cfg := &configs.Config{Cameras: []configs.Camera{retCamera("cam-a", time.Hour, 0)}}
+	fx := newRetFixture(t, "", cfg)
+	rc := fx.recorder([]string{"cam-a"}, retSeg, retSize)
+	for now := retT0; !now.After(retT0.Add(time.Hour)); now = now.Add(retSeg) {
+		fx.clock.Set(now)
+		rc.advance(now)
+	}
+	if err := fx.cat.SetRetentionHold(fx.ctx, catalog.RetentionHold{Since: fx.clock.Now(), Forced: true,
+		Reason: "catalog rebuilt: evidence locks could not all be read"}); err != nil {
+		t.Fatal(err)
+	}
+	end := retT0.Add(90 * time.Minute)
+	for now := retT0.Add(time.Hour); !now.After(end); now = now.Add(retSeg) {
+		fx.clock.Set(now)
+		rc.advance(now)
+		if rep := fx.sweep(fx.ret); !rep.Held || len(rep.Deleted) != 0 {
+			t.Fatalf("%s: held %v, deleted %d; want held and nothing deleted", now.Format(time.TimeOnly), rep.Held, len(rep.Deleted))
+		}
+	}
+	if st := fx.ret.Status(); !st.Hold || !strings.Contains(st.HoldReason, "catalog rebuilt") {
+		t.Errorf("status: hold %v reason %q; want the catalog hold", st.Hold, st.HoldReason)
+	}
+	if n := fx.log.count(slog.LevelError, "nothing is deleted until"); n != 1 {
+		t.Errorf("%d error lines naming the catalog hold; want 1", n)
+	}
+	if err := fx.cat.ConfirmRetention(fx.ctx, fx.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rep := fx.sweep(fx.ret)
+	if rep.Held || !rep.Confirmed || len(rep.Deleted) == 0 {
+		t.Fatalf("after confirmation: held %v, confirmed %v, deleted %d; want the due footage deleted", rep.Held, rep.Confirmed, len(rep.Deleted))
+	}
+	if _, held, err := fx.cat.RetentionHold(fx.ctx); err != nil || held {
+		t.Fatalf("hold still stored after the confirmed plan ran (err %v)", err)
+	}
+	fx.checkAge()
+}

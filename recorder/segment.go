@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/recorder/catalog"
 )
 
 // videoTimescale is the MP4 timescale of video tracks: RTP's 90 kHz video clock, so that
@@ -25,7 +26,8 @@ const videoTimescale = 90000
 // segment is one open segment file: what has been written and fsynced, the SHA-256 of it,
 // and the fragment being assembled.
 type segment struct {
-	id       int64
+	id       int64           // catalog row; 0 while recorded without one (the catalog failed)
+	row      catalog.Segment // the row as created, for indexing it late
 	path     string
 	file     *os.File
 	sum      hash.Hash

@@ -106,6 +106,10 @@ type WriterStats struct {
 	// for the camera, paused on a full disk, failing to write, or without keyframes. It
 	// rises while that lasts, so an outage shows at once, not when recording resumes.
 	Lost time.Duration
+	// CatalogFailures counts catalog writes that failed for another reason than a full
+	// disk (a damaged catalog file, an I/O error). Recording goes on without them: the
+	// segments are on disk, and the next start's Recover indexes them.
+	CatalogFailures uint64
 }
 
 // Writer records one camera's main stream into segments and indexes them.
@@ -139,6 +143,7 @@ type Writer struct {
 	gaps         atomic.Uint64
 	preRollBytes atomic.Uint64
 	preRollDrops atomic.Uint64
+	catalogFails atomic.Uint64
 }
 
 // trigger is what the motion wiring has told a motion-mode Writer (MotionStarted,
@@ -201,7 +206,7 @@ func (w *Writer) Stats() WriterStats {
 	w.mu.Unlock()
 	return WriterStats{State: st, Reason: reason, RecordedBytes: w.bytes.Load(), RecordedFrames: w.frames.Load(),
 		Segments: w.segments.Load(), Gaps: w.gaps.Load(), PreRollBytes: w.preRollBytes.Load(), PreRollDrops: w.preRollDrops.Load(),
-		Lost: lost}
+		Lost: lost, CatalogFailures: w.catalogFails.Load()}
 }
 
 // losesFootage tells the states in which footage that should be recorded is not: every
@@ -293,6 +298,9 @@ type recording struct {
 	// because the catalog's write failed, typically on a full disk. They are retried before
 	// recording resumes, so no row stays open pointing at a finished or vanished file.
 	unfinished []catalog.Segment
+	// catalogTrouble is the state's reason while catalog writes fail and recording goes
+	// on without them; "" when the last one succeeded.
+	catalogTrouble string
 }
 
 // stream records one Stream until it ends or ctx is done.
@@ -489,13 +497,27 @@ func (rc *recording) open(u *ingest.Unit, audio *ingest.Track) error {
 	}
 	// The row comes first: a crash after it leaves an open row that Recover completes from
 	// the file; a file without a row would have to be adopted blind.
-	s.id, err = w.cat.CreateSegment(context.Background(), catalog.Segment{
+	s.row = catalog.Segment{
 		Camera: w.cam.ID, Stream: ingest.StreamMain, Start: s.start, End: s.start, Path: s.path,
 		Codec: string(u.Track.Codec), Width: u.Params.Width, Height: u.Params.Height,
 		Audio: withAudio, GapBefore: rc.gapNext, Open: true,
-	})
-	if err != nil {
+	}
+	s.id, err = w.cat.CreateSegment(context.Background(), s.row)
+	if errors.Is(err, catalog.ErrFull) {
 		return fmt.Errorf("index segment %s: %w", s.path, err)
+	}
+	if err != nil {
+		// The catalog is failing (damaged, I/O errors), not the disk: footage must not
+		// stop because its index did. Record without a row; the segment is indexed when
+		// it closes if the catalog works again, else by the next start's Recover, which
+		// adopts it from the file.
+		rc.catalogFailed("index segment "+s.path, err)
+		s.id = 0
+	} else if rc.catalogTrouble != "" {
+		// The catalog writes again: complete the rows left behind while it failed.
+		if rc.completeUnfinished() {
+			rc.catalogTrouble = ""
+		}
 	}
 	if s.file, err = w.st.create(s.path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -516,8 +538,18 @@ func (rc *recording) open(u *ingest.Unit, audio *ingest.Track) error {
 	rc.seg, rc.gapNext, rc.lost, rc.paused = s, false, false, false
 	w.segments.Add(1)
 	w.bytes.Add(uint64(s.bytes))
-	w.setState(StateRecording, "")
+	w.setState(StateRecording, rc.catalogTrouble)
 	return nil
+}
+
+// catalogFailed counts and logs a catalog write that failed for another reason than a
+// full disk. Recording goes on: the footage is on disk, and Recover indexes it at the
+// next start at the latest.
+func (rc *recording) catalogFailed(what string, err error) {
+	rc.w.catalogFails.Add(1)
+	rc.catalogTrouble = "catalog write failed; recording without the index until it works again or the next start: " + err.Error()
+	rc.w.log.Error("catalog write failed; the footage is still written to disk and indexed from the files at the next start",
+		"what", what, "err", err, "catalog_failures", rc.w.catalogFails.Load())
 }
 
 // abandon removes a segment that never got a fragment: its row and whatever file exists.
@@ -526,6 +558,9 @@ func (rc *recording) abandon(s *segment, cause error) {
 		if err := rc.w.st.remove(s.path); err != nil {
 			rc.w.log.Error("could not remove an empty segment file; Recover will", "path", s.path, "err", err)
 		}
+	}
+	if s.id == 0 {
+		return // never indexed
 	}
 	seg := catalog.Segment{ID: s.id, Path: s.path, Start: s.start}
 	if err := dropRow(context.Background(), rc.w.cat, seg, "recorder: segment without footage: "+cause.Error()); err != nil {
@@ -549,9 +584,10 @@ func (rc *recording) flush() {
 	rc.w.fragLatency(rc.w.now().Sub(start))
 	rc.w.bytes.Add(uint64(rc.seg.bytes - before))
 	rc.w.frames.Add(uint64(frames))
-	if now := rc.w.now(); now.Sub(rc.seg.lastProgress) >= catalogProgressInterval {
+	if now := rc.w.now(); rc.seg.id != 0 && now.Sub(rc.seg.lastProgress) >= catalogProgressInterval {
 		rc.seg.lastProgress = now
 		if err := rc.w.cat.UpdateOpenSegment(context.Background(), rc.seg.id, rc.seg.end(), rc.seg.bytes, rc.seg.frames); err != nil {
+			rc.w.catalogFails.Add(1)
 			rc.w.log.Warn("catalog progress update failed; the segment is indexed when it closes", "err", err)
 		}
 	}
@@ -611,21 +647,46 @@ func (rc *recording) closeSegment() {
 		rc.abandon(s, errors.New("no complete fragment"))
 		return
 	}
+	if s.id == 0 {
+		rc.indexLate(s)
+		return
+	}
 	if err := rc.w.cat.CloseSegment(context.Background(), s.id, s.end(), s.bytes, s.frames, s.sha256()); err != nil {
 		// The file is complete and synced: index it from the file once the catalog can
-		// write again (before recording resumes), or at the next start.
-		rc.w.log.Warn("could not index a closed segment; retrying before recording resumes", "path", s.path, "err", err)
+		// write again, or at the next start.
 		rc.unfinished = append(rc.unfinished, catalog.Segment{ID: s.id, Path: s.path, Start: s.start})
+		if !errors.Is(err, catalog.ErrFull) {
+			// A failing catalog, not a full disk: keep recording (retried at the next
+			// segment, and Recover completes the row at the next start).
+			rc.catalogFailed("close segment "+s.path, err)
+			return
+		}
+		rc.w.log.Warn("could not index a closed segment; retrying before recording resumes", "path", s.path, "err", err)
 		rc.paused = true
 		rc.lose()
 		rc.retryAt = rc.w.now().Add(diskRetryInterval)
-		if errors.Is(err, catalog.ErrFull) {
-			rc.w.setState(StatePaused, err.Error())
-			rc.w.diskFull()
-		} else {
-			rc.w.setState(StateError, err.Error())
+		rc.w.setState(StatePaused, err.Error())
+		rc.w.diskFull()
+	}
+}
+
+// indexLate indexes a closed segment that was recorded without a row because the
+// catalog failed when it opened. If the catalog still fails, the file waits for the next
+// start's Recover, which adopts it.
+func (rc *recording) indexLate(s *segment) {
+	ctx := context.Background()
+	id, err := rc.w.cat.CreateSegment(ctx, s.row)
+	if err == nil {
+		if err = rc.w.cat.CloseSegment(ctx, id, s.end(), s.bytes, s.frames, s.sha256()); err != nil {
+			rc.unfinished = append(rc.unfinished, catalog.Segment{ID: id, Path: s.path, Start: s.start})
 		}
 	}
+	if err != nil {
+		rc.catalogFailed("index closed segment "+s.path, err)
+		return
+	}
+	rc.catalogTrouble = ""
+	rc.w.log.Warn("segment recorded while the catalog failed is indexed now", "path", s.path)
 }
 
 func absDur(d time.Duration) time.Duration {

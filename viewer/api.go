@@ -108,13 +108,16 @@ func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 // camera trouble shows as "degraded" and in the metrics. It is public, so it carries
 // counts only: which cameras exist is for logged-in users.
 type healthJSON struct {
-	Status    string `json:"status"` // "ok", or "degraded" when a camera is down or a recorder is not recording
+	Status    string `json:"status"` // "ok", or "degraded" when a camera is down, a recorder is not recording, or Reasons is not empty
 	Cameras   int    `json:"cameras"`
 	Streaming int    `json:"streaming"`
 	Down      int    `json:"down"` // cameras whose main stream is not streaming
 	// NotRecording counts recorders that should record and do not (disk full, write
 	// errors, no keyframes, or waiting for a camera that is down).
 	NotRecording int `json:"not_recording"`
+	// Reasons are what else degrades the system (a catalog rebuilt at start, failing
+	// catalog writes); omitted when nothing does.
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // recorderLosing are the recording states in which footage that should be kept is not.
@@ -132,7 +135,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 			h.NotRecording++
 		}
 	}
-	if h.Down > 0 || h.NotRecording > 0 {
+	if s.opt.Degraded != nil {
+		h.Reasons = s.opt.Degraded()
+	}
+	if h.Down > 0 || h.NotRecording > 0 || len(h.Reasons) > 0 {
 		h.Status = "degraded"
 	}
 	writeJSON(w, http.StatusOK, h)

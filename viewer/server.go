@@ -93,7 +93,10 @@ type Options struct {
 	// Connections caps the client connections (shared with the ICE-TCP port), so that
 	// clients can never take the descriptors the recorder needs; nil: no cap (tests).
 	Connections *connlimit.Limiter
-	Log         *slog.Logger // nil discards
+	// Degraded, when set, lists reasons the system is degraded apart from its cameras
+	// (a rebuilt or failing catalog); /healthz shows them. Public: no camera ids, no paths.
+	Degraded func() []string
+	Log      *slog.Logger // nil discards
 }
 
 // Server serves the HTTP surface on one listener.

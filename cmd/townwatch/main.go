@@ -11,6 +11,7 @@
 //	townwatch retention status|confirm ...      retention state; confirm a held mass deletion
 //	townwatch user add|list|passwd|disable|enable|grant ...   accounts (no default credentials)
 //	townwatch audit verify -config FILE         check the access log's hash chain
+//	townwatch catalog rebuild -config FILE      rebuild a damaged catalog (server stopped)
 //	townwatch simcam [-listen ADDR] [-clip FILE -cameras N]
 //	                                            serve simulated cameras over RTSP
 //	townwatch version                           print the version
@@ -53,6 +54,7 @@ func commands() []command {
 		{"retention", "show retention and its mass-deletion hold (status), or confirm a held deletion (confirm)", runRetention},
 		{"user", "manage accounts: add, list, passwd, disable, enable, grant", runUser},
 		{"audit", "check the access log's hash chain (verify)", runAudit},
+		{"catalog", "rebuild a damaged catalog from what can be read of it and the files (rebuild; server stopped)", runCatalog},
 		{"simcam", "serve simulated cameras over RTSP for any VMS to pull", runSimcam},
 		{"version", "print the version", runVersion},
 	}

@@ -79,6 +79,11 @@ func printRetentionStatus(ctx context.Context, w io.Writer, cfg *configs.Config,
 	switch {
 	case !held:
 		fmt.Fprintln(w, "Retention: running, no hold.")
+	case hold.Confirmed.IsZero() && hold.Forced:
+		fmt.Fprintf(w, "Retention: HELD since %s: nothing is deleted until confirmed.\n", localTime(hold.Since))
+		fmt.Fprintf(w, "  %s\n", hold.Reason)
+		fmt.Fprintln(w, "  Check `townwatch locks` against the case files and lock again what is missing;")
+		fmt.Fprintln(w, "  then run `townwatch retention confirm`.")
 	case hold.Confirmed.IsZero():
 		fmt.Fprintf(w, "Retention: HELD since %s: the mass-deletion guard stopped a sweep that would delete %s of %s recorded.\n",
 			localTime(hold.Since), sizeString(hold.PlannedBytes), sizeString(hold.TotalBytes))

@@ -12,6 +12,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := newFlagSet("serve", stderr)
 	path := fs.String("config", "", "configuration file (required)")
 	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060); off by default")
+	catalogCheck := fs.Duration("catalog-check", defaultCatalogCheck, "run PRAGMA quick_check on the live catalog this often (0: only at start)")
 	var lf logFlags
 	lf.register(fs)
 	log, code, ok := lf.parse(fs, args, stderr)
@@ -33,6 +34,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer sys.close()
+	sys.extra = append(sys.extra, sys.health.watch(*catalogCheck, log.With("component", "catalog")))
 	if *pprofAddr != "" {
 		sys.extra = append(sys.extra, func(ctx context.Context) error { return servePprof(ctx, *pprofAddr) })
 	}

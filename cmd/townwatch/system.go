@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -52,6 +53,8 @@ type system struct {
 	// faults is a test seam: when set, it runs inside each supervised per-camera component
 	// (see faultPoint) so a test can make one of them panic. nil in production.
 	faults func(camera, component string)
+	lock   *os.File // holds storageLockFile while the system is open
+	health *catalogHealth
 
 	storedBytes storedBytes
 }
@@ -60,12 +63,12 @@ type system struct {
 // (recorder.Recover), and wires every component. It starts no goroutine; close releases
 // what it opened.
 func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *system, err error) {
-	sys := &system{cfg: cfg, log: log, hub: ingest.NewHub(),
+	sys := &system{cfg: cfg, log: log, hub: ingest.NewHub(), health: &catalogHealth{},
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "townwatch_component_restarts_total",
 			Help: "Components restarted alone after a panic or an unexpected stop (camera is empty for system-wide ones).",
 		}, []string{"camera", "component"})}
-	if sys.storage, err = recorder.OpenStorage(cfg.Storage.Path); err != nil {
+	if sys.lock, err = lockStorage(cfg.Storage.Path); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -73,14 +76,29 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 			sys.close()
 		}
 	}()
-	if sys.catalog, err = catalog.Open(ctx, filepath.Join(cfg.Storage.Path, catalogFile)); err != nil {
+	if sys.storage, err = recorder.OpenStorage(cfg.Storage.Path); err != nil {
+		return nil, err
+	}
+	// A damaged catalog is moved aside and rebuilt (salvaged rows, then the files
+	// adopted by Recover): the cameras record either way.
+	sys.catalog, sys.health.rebuild, err = recorder.OpenCatalog(ctx, filepath.Join(cfg.Storage.Path, catalogFile), log.With("component", "catalog"))
+	if err != nil {
 		return nil, fmt.Errorf("storage.path: %w", err)
 	}
-	if _, err = recorder.Recover(ctx, sys.storage, sys.catalog, log.With("component", "recovery")); err != nil {
+	sys.health.cat = sys.catalog
+	recovered, err := recorder.Recover(ctx, sys.storage, sys.catalog, log.With("component", "recovery"))
+	if err != nil {
 		return nil, err
 	}
 	if sys.audit, err = openAuditLog(ctx, cfg, sys.catalog); err != nil {
 		return nil, err
+	}
+	if rb := sys.health.rebuild; rb != nil {
+		log.Error("catalog rebuilt: segment files indexed again from disk", "component", "catalog",
+			"adopted", len(recovered.Adopted), "aside", rb.Aside)
+		if err := recordRebuild(ctx, sys.audit, rb, recovered, access.ActorSystem); err != nil {
+			log.Error("audit: recording the catalog rebuild", "err", err)
+		}
 	}
 	if sys.retention, err = recorder.NewRetention(cfg, sys.storage, sys.catalog, log.With("component", "retention"), time.Now); err != nil {
 		return nil, err
@@ -157,6 +175,8 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 			return nil, err
 		}
 	}
+	sys.health.writers = sys.writers
+
 	clients := newClientLimiter(cfg, log)
 	if sys.live, err = newLive(cfg, sys.hub, liveCams, clients, log); err != nil {
 		return nil, err
@@ -179,6 +199,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		Help: "Requests refused, or live-view ends left unrecorded, because the access log could not be written.",
 	}, func() float64 { return float64(sys.http.AuditFailures()) }))
 	reg.MustRegister(clientConnectionMetrics(clients)...)
+	reg.MustRegister(sys.health.metrics()...)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 	events := &viewer.Events{Store: sys.catalog, Cameras: cameraIDs, Log: log,
 		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
@@ -193,7 +214,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	accessOpt := viewer.AccessOptions{Users: sys.catalog, Audit: sys.audit, TrustedProxies: cfg.HTTP.TrustedProxyPrefixes(),
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
 	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
-		Live: sys.live, Events: events, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Log: log}); err != nil {
+		Live: sys.live, Events: events, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
 		return nil, err
 	}
 	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
@@ -343,6 +364,9 @@ func (sys *system) close() {
 	}
 	if sys.storage != nil {
 		sys.storage.Close()
+	}
+	if sys.lock != nil {
+		sys.lock.Close()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/url"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -64,6 +65,28 @@ type Catalog struct {
 	// r is a pool of read-only connections; in WAL mode they read a committed snapshot
 	// while w writes.
 	r *sql.DB
+	// damaged holds the first error that said the file is corrupt, seen by a write or by
+	// one of the reads every running system makes often (see note).
+	damaged atomic.Pointer[string]
+}
+
+// note remembers err when it says the file is damaged, and returns it.
+func (c *Catalog) note(err error) error {
+	if err != nil && IsCorrupt(err) {
+		msg := err.Error()
+		c.damaged.CompareAndSwap(nil, &msg)
+	}
+	return err
+}
+
+// Damaged returns the first error this Catalog met that said the file is corrupt, ""
+// while none did. Writes, sessions, byte counts, the retention hold, locks and segment
+// listings notice; the next start checks the whole file (Check) and rebuilds it.
+func (c *Catalog) Damaged() string {
+	if p := c.damaged.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Open opens the catalog at path (e.g. <storage>/catalog.db), creating it if needed, and
@@ -153,13 +176,13 @@ func (c *Catalog) Close() error {
 func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := c.w.BeginTx(ctx, nil)
 	if err != nil {
-		return writeError(err)
+		return c.note(writeError(err))
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return writeError(err)
+		return c.note(writeError(err))
 	}
-	return writeError(tx.Commit())
+	return c.note(writeError(tx.Commit()))
 }
 
 // execFound runs a statement that must affect a row; none affected is ErrNotFound.

@@ -32,6 +32,13 @@
 // size and SHA-256 against the disk, recovers OpenSegments and adopts or removes files
 // the catalog does not know (SegmentByPath, DeletionByPath).
 //
+// # Damage
+//
+// Check runs PRAGMA quick_check on a closed catalog, QuickCheck on an open one; Damaged
+// reports the first corruption a write or a frequent read met. MoveAside keeps a damaged
+// file (with its -wal and -shm) for forensics, and Salvage copies what can be read of
+// it into a new catalog, row by row, skipping damaged pages (see docs/catalog-faults.md).
+//
 // # Durability and concurrency
 //
 // The database runs in WAL mode with synchronous=FULL: when a write returns, it survives

@@ -104,7 +104,7 @@ func (c *Catalog) RemoveLock(ctx context.Context, id int64) error {
 func (c *Catalog) Locks(ctx context.Context, now time.Time) ([]Lock, error) {
 	locks, err := c.locks(ctx, now)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: locks: %w", err)
+		return nil, c.note(fmt.Errorf("catalog: locks: %w", err))
 	}
 	return locks, nil
 }
@@ -139,7 +139,7 @@ WHERE expires_ns IS NULL OR expires_ns > $1 ORDER BY camera, start_ns, id`, at)
 func (c *Catalog) LockedBytes(ctx context.Context, now time.Time) (map[string]int64, error) {
 	at, err := nanos("now", now)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: locked bytes: %w", err)
+		return nil, c.note(fmt.Errorf("catalog: locked bytes: %w", err))
 	}
 	// Driven from the few locks rather than from every segment; the lower bound on
 	// s.start_ns is the one overlapsRange explains, so each lock reads only the index
@@ -150,7 +150,7 @@ func (c *Catalog) LockedBytes(ctx context.Context, now time.Time) (map[string]in
 	WHERE s.open = 0)
 GROUP BY camera`, at)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: locked bytes: %w", err)
+		return nil, c.note(fmt.Errorf("catalog: locked bytes: %w", err))
 	}
 	return m, nil
 }

@@ -176,6 +176,12 @@ CREATE INDEX audit_actor ON audit (actor, id);
 CREATE INDEX audit_camera ON audit (camera, id);
 CREATE INDEX audit_action ON audit (action, id);
 `,
+	// 4: a retention hold that only an operator lifts. A catalog rebuilt from a damaged
+	// file that could not read every evidence lock holds all deletion until someone
+	// confirms, however ordinary the plan looks: a lock it lost may cover any footage.
+	`
+ALTER TABLE retention_hold ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate applies the migrations the database has not seen, each in its own transaction

@@ -14,7 +14,7 @@ import (
 func (c *Catalog) OldestUnlocked(ctx context.Context, camera string, now time.Time, limit int) ([]Segment, error) {
 	segs, err := c.oldestUnlocked(ctx, camera, now, limit)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: oldest unlocked segments of %q: %w", camera, err)
+		return nil, c.note(fmt.Errorf("catalog: oldest unlocked segments of %q: %w", camera, err))
 	}
 	return segs, nil
 }
@@ -48,6 +48,9 @@ type RetentionHold struct {
 	Reason                   string
 	PlannedBytes, TotalBytes int64
 	Confirmed                time.Time // zero = not yet
+	// Forced: retention deletes nothing at all until the hold is confirmed, and never
+	// lifts it on its own. Set after a catalog rebuild that lost evidence locks.
+	Forced bool
 }
 
 // RetentionHold returns the hold and true, or false when there is none.
@@ -55,13 +58,13 @@ func (c *Catalog) RetentionHold(ctx context.Context) (RetentionHold, bool, error
 	var h RetentionHold
 	var since int64
 	var confirmed sql.NullInt64
-	err := c.r.QueryRowContext(ctx, `SELECT since_ns, reason, planned_bytes, total_bytes, confirmed_ns FROM retention_hold WHERE id = 1`).
-		Scan(&since, &h.Reason, &h.PlannedBytes, &h.TotalBytes, &confirmed)
+	err := c.r.QueryRowContext(ctx, `SELECT since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced FROM retention_hold WHERE id = 1`).
+		Scan(&since, &h.Reason, &h.PlannedBytes, &h.TotalBytes, &confirmed, &h.Forced)
 	if errors.Is(err, sql.ErrNoRows) {
 		return RetentionHold{}, false, nil
 	}
 	if err != nil {
-		return RetentionHold{}, false, fmt.Errorf("catalog: retention hold: %w", err)
+		return RetentionHold{}, false, c.note(fmt.Errorf("catalog: retention hold: %w", err))
 	}
 	h.Since, h.Confirmed = fromNanos(since), fromNullNanos(confirmed)
 	return h, true, nil
@@ -90,11 +93,12 @@ func (c *Catalog) setRetentionHold(ctx context.Context, h RetentionHold) error {
 		return fmt.Errorf("planned bytes (%d) and total bytes (%d) must not be negative", h.PlannedBytes, h.TotalBytes)
 	}
 	return c.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO retention_hold (id, since_ns, reason, planned_bytes, total_bytes, confirmed_ns)
-VALUES (1, $1, $2, $3, $4, NULL)
+		_, err := tx.ExecContext(ctx, `INSERT INTO retention_hold (id, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
+VALUES (1, $1, $2, $3, $4, NULL, $5)
 ON CONFLICT (id) DO UPDATE SET since_ns = excluded.since_ns, reason = excluded.reason,
-	planned_bytes = excluded.planned_bytes, total_bytes = excluded.total_bytes, confirmed_ns = NULL`,
-			since, h.Reason, h.PlannedBytes, h.TotalBytes)
+	planned_bytes = excluded.planned_bytes, total_bytes = excluded.total_bytes, confirmed_ns = NULL,
+	forced = excluded.forced`,
+			since, h.Reason, h.PlannedBytes, h.TotalBytes, h.Forced)
 		return err
 	})
 }

@@ -272,7 +272,7 @@ func timeRange(from, to time.Time) (int64, int64, error) {
 func (c *Catalog) AllSegments(ctx context.Context) ([]Segment, error) {
 	segs, err := collectSegments(c.r.QueryContext(ctx, `SELECT `+segmentColumns+` FROM segments ORDER BY camera, start_ns, stream, id`))
 	if err != nil {
-		return nil, fmt.Errorf("catalog: all segments: %w", err)
+		return nil, c.note(fmt.Errorf("catalog: all segments: %w", err))
 	}
 	return segs, nil
 }
@@ -282,7 +282,7 @@ func (c *Catalog) AllSegments(ctx context.Context) ([]Segment, error) {
 func (c *Catalog) BytesByCamera(ctx context.Context) (map[string]int64, error) {
 	m, err := c.bytesPerCamera(ctx, `SELECT camera, SUM(bytes) FROM segments GROUP BY camera`)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: bytes by camera: %w", err)
+		return nil, c.note(fmt.Errorf("catalog: bytes by camera: %w", err))
 	}
 	return m, nil
 }
@@ -291,7 +291,7 @@ func (c *Catalog) BytesByCamera(ctx context.Context) (map[string]int64, error) {
 func (c *Catalog) TotalBytes(ctx context.Context) (int64, error) {
 	var n int64
 	if err := c.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("catalog: total bytes: %w", err)
+		return 0, c.note(fmt.Errorf("catalog: total bytes: %w", err))
 	}
 	return n, nil
 }

@@ -79,7 +79,7 @@ VALUES ($1, $2, $3, $4, $5)`, s.TokenHash, s.UserID, created, seen, s.Client)
 func (c *Catalog) SessionUser(ctx context.Context, tokenHash string) (Session, User, error) {
 	s, u, err := c.sessionUser(ctx, tokenHash)
 	if err != nil {
-		return Session{}, User{}, fmt.Errorf("catalog: session user: %w", err)
+		return Session{}, User{}, c.note(fmt.Errorf("catalog: session user: %w", err))
 	}
 	return s, u, nil
 }

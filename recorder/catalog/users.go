@@ -169,7 +169,7 @@ func (c *Catalog) UserByName(ctx context.Context, name string) (User, error) {
 		err = ErrNotFound
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("catalog: user %s: %w", name, err)
+		return User{}, c.note(fmt.Errorf("catalog: user %s: %w", name, err))
 	}
 	return u, nil
 }

@@ -43,6 +43,9 @@ const (
 	AuditExport         = "audit.export"
 	AuditVerify         = "audit.verify"
 	AuditPurge          = "audit.purge" // written by the catalog's purge itself
+	// AuditCatalogRebuilt records a catalog rebuilt from a damaged file: what was
+	// salvaged and what was lost, so the gap in the chain is itself in the log.
+	AuditCatalogRebuilt = "catalog.rebuilt"
 )
 
 // Actors that are not accounts.
