@@ -15,7 +15,20 @@ type Config struct {
 	WebRTC  WebRTC   `yaml:"webrtc"`
 	Metrics Metrics  `yaml:"metrics"`
 	Audit   Audit    `yaml:"audit"`
+	Ingest  Ingest   `yaml:"ingest"`
 	Cameras []Camera `yaml:"cameras"` // none is valid: the server runs with an empty camera list
+}
+
+// DefaultMaxResolution is 8K UHD: no camera a town buys sends more, and an SPS claiming
+// more is an attack on the decoders' memory.
+var DefaultMaxResolution = Resolution{Width: 7680, Height: 4320}
+
+// Ingest holds limits on what cameras may send.
+type Ingest struct {
+	// MaxResolution is the largest picture a camera may declare (default 7680x4320, 8K
+	// UHD; the larger side may be either way round). A stream beyond it is refused with
+	// the reason before any decoder sizes buffers from it.
+	MaxResolution Resolution `yaml:"max_resolution"`
 }
 
 // Metrics configures access to /metrics.
@@ -167,6 +180,9 @@ type Stream struct {
 	PasswordEnv    string   `yaml:"password_env"`    // optional, environment variable name
 	StallTimeout   Duration `yaml:"stall_timeout"`   // default 10s; must be >= 1s
 	TLSFingerprint string   `yaml:"tls_fingerprint"` // optional, rtsps only: hex SHA-256 of the camera's certificate (colons allowed), 64 hex digits; for self-signed cameras
+	// MaxResolution is ingest.max_resolution, copied into every stream by Parse (not a
+	// key of its own); zero means the default.
+	MaxResolution Resolution `yaml:"-"`
 	// AllowBasicWithoutTLS lets an rtsp:// camera that offers only Basic authentication
 	// have the password, readable by anyone on the camera network. Off by default: such a
 	// camera is refused with a reason until it is moved to rtsps:// or this is set.
@@ -285,6 +301,7 @@ func (c *Config) setDefaults() {
 	c.Storage.Path = DefaultStoragePath
 	c.HTTP.Listen = DefaultListen
 	c.Storage.MinFree = DefaultMinFree
+	c.Ingest.MaxResolution = DefaultMaxResolution
 	c.WebRTC = WebRTC{
 		UDPPort:             DefaultUDPPort,
 		TCPPort:             DefaultTCPPort,
@@ -349,6 +366,10 @@ func Parse(data []byte, source string) (*Config, error) {
 	for i := range c.Cameras {
 		if c.Cameras[i].Name == "" {
 			c.Cameras[i].Name = c.Cameras[i].ID
+		}
+		c.Cameras[i].Main.MaxResolution = c.Ingest.MaxResolution
+		if c.Cameras[i].Sub != nil {
+			c.Cameras[i].Sub.MaxResolution = c.Ingest.MaxResolution
 		}
 	}
 	if ps := c.problems(); len(ps) > 0 {

@@ -14,6 +14,8 @@ func TestParseDecodeErrors(t *testing.T) {
 	tests := []struct {
 		name, src, want string
 	}{
+		{"max resolution not WxH", "ingest: {max_resolution: 8K}\n", `t.yaml:1: ingest.max_resolution: want WIDTHxHEIGHT in pixels, e.g. 7680x4320`},
+		{"max resolution too big", "ingest: {max_resolution: 20000x100}\n", `t.yaml:1: ingest.max_resolution: 20000x100: each side must be 16 to 16384 pixels`},
 		{"empty file", ``, `t.yaml: empty config (want a mapping with storage, http and cameras)`},
 		{"only comments", "# nothing yet\n", `t.yaml: empty config (want a mapping with storage, http and cameras)`},
 		{"empty document", "---\n", `t.yaml: empty config (want a mapping with storage, http and cameras)`},
@@ -169,14 +171,14 @@ cameras:
 	want := []Camera{{
 		ID:     "stribro-namesti",
 		Name:   "stribro-namesti",
-		Main:   Stream{URL: "rtsp://10.0.0.21/101", Transport: "tcp", StallTimeout: Duration(10e9)},
-		Sub:    &Stream{URL: "rtsp://10.0.0.21/102", Transport: "tcp", StallTimeout: Duration(10e9)},
+		Main:   Stream{URL: "rtsp://10.0.0.21/101", Transport: "tcp", StallTimeout: Duration(10e9), MaxResolution: DefaultMaxResolution},
+		Sub:    &Stream{URL: "rtsp://10.0.0.21/102", Transport: "tcp", StallTimeout: Duration(10e9), MaxResolution: DefaultMaxResolution},
 		Record: Record{Mode: "continuous", Retention: Duration(7 * 24 * 3600e9), Segment: DefaultSegment, PreRoll: DefaultPreRoll, PostRoll: DefaultPostRoll},
 		Motion: defaultMotion(false),
 	}, {
 		ID:     "stribro-most",
 		Name:   "Stříbro – most",
-		Main:   Stream{URL: "rtsp://10.0.0.22/", Transport: "tcp", StallTimeout: Duration(3e9)},
+		Main:   Stream{URL: "rtsp://10.0.0.22/", Transport: "tcp", StallTimeout: Duration(3e9), MaxResolution: DefaultMaxResolution},
 		Record: Record{Mode: "off", Retention: Duration(30 * 24 * 3600e9), Segment: DefaultSegment, PreRoll: DefaultPreRoll, PostRoll: DefaultPostRoll},
 		Motion: defaultMotion(true),
 	}}

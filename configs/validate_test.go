@@ -74,6 +74,7 @@ func TestValidate(t *testing.T) {
 		{"listen named port", "http: {listen: '127.0.0.1:http'}\n", []string{`http.listen: invalid port "http" (want 0-65535)`}},
 		{"listen port 0 picks a free port", "http: {listen: '127.0.0.1:0'}\n", nil},
 		{"listen port too big", "http: {listen: '127.0.0.1:65536'}\n", []string{`http.listen: invalid port "65536" (want 0-65535)`}},
+		{"max resolution", "ingest: {max_resolution: 3840x2160}\n", nil},
 		{"webrtc listen", "webrtc: {listen: 192.168.10.5}\n", nil},
 		{"webrtc listen with port", "webrtc: {listen: '192.168.10.5:8189'}\n", []string{
 			`webrtc.listen: "192.168.10.5:8189" is not an IP address (the media sockets' address; the ports are udp_port and tcp_port)`}},

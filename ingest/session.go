@@ -208,20 +208,19 @@ type sessionSink struct {
 	broken chan error
 }
 
-// Resolution limits: 8K UHD. A camera whose SPS declares more is refused before any
-// decoder sizes its buffers from it: an SPS claiming 16384×16384 made libavcodec allocate
-// about 400 MB per reference frame.
-const (
-	maxVideoPixels = 7680 * 4320
-	maxVideoSide   = 8192
-)
-
-// videoParams refuses a picture size beyond the limits (ending the session with the
-// reason) before passing new parameters on.
+// videoParams refuses a picture beyond ingest.max_resolution (ending the session with
+// the reason) before passing new parameters on: an SPS claiming 16384×16384 made
+// libavcodec allocate about 400 MB per reference frame. The picture may be either way
+// round (a camera mounted on its side), but never more pixels or a longer side.
 func (k *sessionSink) videoParams(p *VideoParams) {
-	if p.Width > maxVideoSide || p.Height > maxVideoSide || p.Width*p.Height > maxVideoPixels {
-		k.streamBroken(fmt.Errorf("%w: the camera declares %d×%d pixels, more than townwatch accepts (8K, 7680×4320)",
-			errResolution, p.Width, p.Height))
+	limit := k.cfg.MaxResolution
+	if limit.Pixels() == 0 {
+		limit = configs.DefaultMaxResolution
+	}
+	long := max(limit.Width, limit.Height)
+	if p.Width > long || p.Height > long || p.Width*p.Height > limit.Pixels() {
+		k.streamBroken(fmt.Errorf("%w: the camera declares %d×%d pixels, more than ingest.max_resolution (%s)",
+			errResolution, p.Width, p.Height, limit))
 		return
 	}
 	k.Source.videoParams(p)

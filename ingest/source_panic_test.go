@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,8 +47,9 @@ func TestDepacketizerPanicEndsOnlyThatSession(t *testing.T) {
 	t.Logf("faulty camera after the panic: %+v", st)
 }
 
-// A parameter set declaring a picture beyond 8K ends the session with the reason before
-// anything is published with it; 8K itself passes.
+// A parameter set declaring a picture beyond ingest.max_resolution (default 8K) ends the
+// session with the reason before anything is published with it; 8K itself passes, either
+// way round; a lower configured limit holds.
 func TestOversizedPictureIsRefused(t *testing.T) {
 	src, err := NewSource("cam", StreamMain, configs.Stream{URL: "rtsp://127.0.0.1/x", StallTimeout: testStallTimeout}, NewHub(), nil)
 	if err != nil {
@@ -56,7 +58,7 @@ func TestOversizedPictureIsRefused(t *testing.T) {
 	for _, tc := range []struct {
 		w, h    int
 		refused bool
-	}{{16384, 16384, true}, {8200, 100, true}, {7680, 4320, false}, {4320, 7680, false}, {1920, 1080, false}} {
+	}{{16384, 16384, true}, {7700, 100, true}, {7680, 4320, false}, {4320, 7680, false}, {1920, 1080, false}} {
 		k := &sessionSink{Source: src, broken: make(chan error, 1)}
 		k.videoParams(&VideoParams{Width: tc.w, Height: tc.h})
 		select {
@@ -71,5 +73,20 @@ func TestOversizedPictureIsRefused(t *testing.T) {
 				t.Errorf("%d×%d accepted but the status shows %d×%d", tc.w, tc.h, st.Width, st.Height)
 			}
 		}
+	}
+	src4k, err := NewSource("cam", StreamMain, configs.Stream{URL: "rtsp://127.0.0.1/x", StallTimeout: testStallTimeout,
+		MaxResolution: configs.Resolution{Width: 3840, Height: 2160}}, NewHub(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &sessionSink{Source: src4k, broken: make(chan error, 1)}
+	k.videoParams(&VideoParams{Width: 7680, Height: 4320})
+	select {
+	case err := <-k.broken:
+		if !strings.Contains(err.Error(), "3840x2160") {
+			t.Errorf("refusal %q does not name the configured limit", err)
+		}
+	default:
+		t.Error("8K passed a 4K limit")
 	}
 }
