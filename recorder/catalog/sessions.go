@@ -84,12 +84,15 @@ func (c *Catalog) SessionUser(ctx context.Context, tokenHash string) (Session, U
 	return s, u, nil
 }
 
+// sessionUserQuery reads a login session and its account (prepared at Open).
+var sessionUserQuery = `SELECT ` + sessionColumns + `, ` + userColumnsOf("u") + `
+FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`
+
 func (c *Catalog) sessionUser(ctx context.Context, tokenHash string) (Session, User, error) {
 	var s Session
 	var created, seen int64
 	var f userFields
-	err := c.r.QueryRowContext(ctx, `SELECT `+sessionColumns+`, `+userColumnsOf("u")+`
-FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`, tokenHash).Scan(
+	err := c.sessionUserStmt.QueryRowContext(ctx, tokenHash).Scan(
 		append([]any{&s.TokenHash, &s.UserID, &created, &seen, &s.Client}, f.dest()...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, User{}, ErrNotFound
