@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,22 +67,6 @@ func e2eAddAccountWithPassword(t *testing.T, cfg, name, roles, password string) 
 		t.Fatalf("townwatch user add %s: %v\n%s", name, err, out.String())
 	}
 	return out.String()
-}
-
-// e2eStop stops a serve with SIGTERM and fails the test unless it exits cleanly in time.
-func e2eStop(t *testing.T, p *serveProc) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.exited:
-		if p.err != nil {
-			t.Errorf("after SIGTERM townwatch exited with %v:\n%s", p.err, p.stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("townwatch did not stop within 20 s of SIGTERM:\n%s", p.stderr.String())
-	}
 }
 
 // e2eDo sends one request and returns the status, the headers and the body.
@@ -260,7 +243,7 @@ func TestFreshInstallHasNoDefaultLogin(t *testing.T) {
 		t.Errorf("/healthz without any account: %d %q", status, body)
 	}
 	firstLog := p.stderr.String()
-	e2eStop(t, p)
+	stopServe(t, p)
 
 	// The first account, with a password chosen here (random, so that finding it anywhere
 	// is a leak, not a coincidence), plus a supervisor and an auditor to read the rest.
@@ -402,7 +385,7 @@ func TestFreshInstallHasNoDefaultLogin(t *testing.T) {
 			}
 		}
 	}
-	e2eStop(t, p)
+	stopServe(t, p)
 	stopped := e2eScanFiles(t, storage, needles)
 	t.Logf("password looked for in %d files under storage while serving and %d after the stop (%v), %d answers, %d bytes of log",
 		len(running), len(stopped), running, len(answers), len(firstLog)+len(p.stderr.String()))
@@ -653,7 +636,7 @@ func TestAuditFailureWithholdsMediaButNotRecording(t *testing.T) {
 		t.Errorf("DELETE %s: %d %s", h.Get("Location"), status, body)
 	}
 	after := e2eMetric(httpGet(t, client, p.base+"metrics"), "townwatch_audit_write_failures_total")
-	e2eStop(t, p)
+	stopServe(t, p)
 
 	starts := auditRows(t, cfg, access.AuditLiveStart)
 	if len(starts) != 1 || starts[0].Camera != "cam-a" || starts[0].Actor != "velitel" || starts[0].Outcome != catalog.AuditOK ||

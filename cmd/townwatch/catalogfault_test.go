@@ -136,7 +136,7 @@ func stopServe(t *testing.T, p *serveProc) {
 			t.Errorf("after SIGTERM townwatch exited with %v:\n%s", p.err, p.stderr.String())
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("townwatch did not stop within 20 s of SIGTERM")
+		t.Fatalf("townwatch did not stop within 20 s of SIGTERM:\n%s", p.stderr.String())
 	}
 }
 
