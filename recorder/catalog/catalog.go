@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/url"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -69,7 +70,10 @@ type Catalog struct {
 	// one of the reads every running system makes often (see note).
 	damaged atomic.Pointer[string]
 	// sessionUserStmt is the query behind every authenticated request (SessionUser),
-	// prepared once: parsing it anew was about a third of the access check's cost.
+	// prepared on first use (a catalog opened at an older schema version for a migration
+	// test has no sessions table yet): parsing it anew was about a third of the access
+	// check's cost. nil if preparing failed; the query then runs unprepared.
+	sessionUserOnce sync.Once
 	sessionUserStmt *sql.Stmt
 }
 
@@ -158,19 +162,15 @@ func open(ctx context.Context, path, synchronous string) (*Catalog, error) {
 		w.Close()
 		return nil, fmt.Errorf("catalog: open %s for reading: %w", path, err)
 	}
-	stmt, err := r.PrepareContext(ctx, sessionUserQuery)
-	if err != nil {
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("catalog: open %s: prepare: %w", path, err)
-	}
-	return &Catalog{w: w, r: r, sessionUserStmt: stmt}, nil
+	return &Catalog{w: w, r: r}, nil
 }
 
 // Close closes both connection pools. The writer closes last: as the last connection it
 // checkpoints the WAL into the database file.
 func (c *Catalog) Close() error {
-	c.sessionUserStmt.Close()
+	if c.sessionUserStmt != nil {
+		c.sessionUserStmt.Close()
+	}
 	rerr := c.r.Close()
 	if werr := c.w.Close(); werr != nil {
 		return fmt.Errorf("catalog: close: %w", werr)

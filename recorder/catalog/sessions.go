@@ -92,7 +92,14 @@ func (c *Catalog) sessionUser(ctx context.Context, tokenHash string) (Session, U
 	var s Session
 	var created, seen int64
 	var f userFields
-	err := c.sessionUserStmt.QueryRowContext(ctx, tokenHash).Scan(
+	c.sessionUserOnce.Do(func() { c.sessionUserStmt, _ = c.r.PrepareContext(context.Background(), sessionUserQuery) })
+	row := c.r.QueryRowContext
+	if c.sessionUserStmt != nil {
+		row = func(ctx context.Context, _ string, args ...any) *sql.Row {
+			return c.sessionUserStmt.QueryRowContext(ctx, args...)
+		}
+	}
+	err := row(ctx, sessionUserQuery, tokenHash).Scan(
 		append([]any{&s.TokenHash, &s.UserID, &created, &seen, &s.Client}, f.dest()...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, User{}, ErrNotFound
