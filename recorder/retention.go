@@ -226,7 +226,23 @@ type RetentionStatus struct {
 
 	// DeletedBytes counts the bytes deleted since start, by camera and reason.
 	DeletedBytes map[DeletionKey]int64
+
+	// Shortfall says, per configured camera, whether it keeps less history than its
+	// record.retention because retention deleted its footage for space.
+	Shortfall map[string]Shortfall
 }
+
+// Shortfall is how much of its retention one camera lost to space.
+type Shortfall struct {
+	Retention time.Duration // record.retention
+	// Kept is the history the camera keeps: from the end of its newest footage deleted
+	// for space (Reason) to now; Retention when no such deletion is within the retention.
+	Kept   time.Duration
+	Reason string // ReasonStorageQuota, ReasonMinFree or ReasonCameraQuota; "" when none
+}
+
+// Short is the shortfall: Retention less Kept, 0 when the camera keeps its retention.
+func (s Shortfall) Short() time.Duration { return max(0, s.Retention-s.Kept) }
 
 // DeletionKey names one counter of deleted bytes.
 type DeletionKey struct {
