@@ -14,15 +14,18 @@ import (
 // with the same retention, under a storage.quota that holds the small cameras' full
 // retention but not the big one's.
 const (
-	shareRet   = 30 * time.Minute
+	shareRet   = time.Hour
 	shareSmall = retSize     // bytes per 1-minute segment: "1 Mbit/s"
 	shareBig   = 8 * retSize // "8 Mbit/s"
-	// Each small camera keeps at most 31 segments (30 within retention plus the one
-	// straddling the cut-off) and its open one: 31 000 bytes. Equal shares of 150 000
-	// are 37 500, so the small cameras need less than theirs and the big one gets what
-	// they leave: 150 000 - 3*31 000 = 57 000, seven of its segments, far below the
-	// 31 its retention asks for.
-	shareQuota = 150 * retSize
+	// Each small camera keeps at most 61 segments (60 within retention plus the one
+	// straddling the cut-off) and its open one: 61 000 bytes. Equal shares of 300 000
+	// are 75 000, so the small cameras need less than theirs and the big one gets what
+	// they leave: 300 000 - 3*61 000 = 117 000, fourteen of its segments, far below the
+	// 61 its retention asks for. (While the small cameras fill up, a sweep deletes two
+	// of the big camera's segments: 16 000 bytes, 5 % of the archive, under the
+	// mass-deletion guard.)
+	shareQuota = 300 * retSize
+	shareRun   = 2 * time.Hour // of recording and sweeping
 )
 
 var shareSmallCams = []string{"cam-s1", "cam-s2", "cam-s3"}
@@ -35,9 +38,9 @@ func shareConfig() *configs.Config {
 	return cfg
 }
 
-// shareRun records the four cameras from the clock's time to until, sweeping every
+// shareRecord records the four cameras from the clock's time to until, sweeping every
 // sweepInterval, and checks the quota after every sweep.
-func (fx *retFixture) shareRun(big, small *retRecorder, until time.Time) {
+func (fx *retFixture) shareRecord(big, small *retRecorder, until time.Time) {
 	fx.t.Helper()
 	for now := fx.clock.Now(); !now.After(until); now = now.Add(sweepInterval) {
 		fx.clock.Set(now)
@@ -153,7 +156,7 @@ func TestRetentionShareTrimsTheBigCameraFirst(t *testing.T) {
 	fx := newRetFixture(t, "", shareConfig())
 	big := fx.recorder([]string{"cam-big"}, retSeg, shareBig)
 	small := fx.recorder(shareSmallCams, retSeg, shareSmall)
-	fx.shareRun(big, small, retT0.Add(time.Hour))
+	fx.shareRecord(big, small, retT0.Add(shareRun))
 	fx.checkShare(nil)
 
 	// A restart finds the shortfall again in the deletion log and says so once more.
@@ -175,8 +178,8 @@ func TestRetentionShareLocksStillWin(t *testing.T) {
 	var locks []catalog.Lock
 	for _, l := range []catalog.Lock{
 		{Camera: "cam-big", Reason: "incident 9", Start: m(2 * time.Minute), End: m(5 * time.Minute)},
-		{Camera: "cam-big", Reason: "incident 10", Start: m(40 * time.Minute), End: m(42 * time.Minute)},
-		{Camera: "cam-s1", Reason: "incident 11", Start: m(45 * time.Minute), End: m(46 * time.Minute)},
+		{Camera: "cam-big", Reason: "incident 10", Start: m(100 * time.Minute), End: m(102 * time.Minute)},
+		{Camera: "cam-s1", Reason: "incident 11", Start: m(30 * time.Minute), End: m(31 * time.Minute)},
 	} {
 		l.Created = retT0
 		if _, err := fx.cat.AddLock(fx.ctx, l); err != nil {
@@ -186,7 +189,7 @@ func TestRetentionShareLocksStillWin(t *testing.T) {
 	}
 	big := fx.recorder([]string{"cam-big"}, retSeg, shareBig)
 	small := fx.recorder(shareSmallCams, retSeg, shareSmall)
-	fx.shareRun(big, small, retT0.Add(time.Hour))
+	fx.shareRecord(big, small, retT0.Add(shareRun))
 	fx.checkShare(locks)
 	// Every locked segment is still there: 3 + 2 of cam-big, 1 of cam-s1.
 	kept := map[string]int{}
@@ -207,7 +210,7 @@ func TestRetentionShortfallClears(t *testing.T) {
 	fx := newRetFixture(t, "", cfg)
 	big := fx.recorder([]string{"cam-big"}, retSeg, shareBig)
 	small := fx.recorder(shareSmallCams, retSeg, shareSmall)
-	fx.shareRun(big, small, retT0.Add(time.Hour))
+	fx.shareRecord(big, small, retT0.Add(shareRun))
 	if sf := fx.ret.Status().Shortfall["cam-big"]; sf.Short() <= 0 {
 		t.Fatalf("cam-big shortfall %+v before the quota is raised", sf)
 	}
@@ -215,7 +218,7 @@ func TestRetentionShortfallClears(t *testing.T) {
 	fx.ret = fx.newRetention()
 	// The hole the quota cut ages out of the retention: no shortfall once the oldest
 	// footage deleted for space is older than the retention.
-	for now := fx.clock.Now(); !now.After(retT0.Add(time.Hour + shareRet)); now = now.Add(sweepInterval) {
+	for now := fx.clock.Now(); !now.After(retT0.Add(shareRun + shareRet)); now = now.Add(sweepInterval) {
 		fx.clock.Set(now)
 		big.advance(now)
 		small.advance(now)
