@@ -459,7 +459,7 @@ func (r *Retention) sweep(ctx context.Context, now time.Time, rep *SweepReport) 
 		}
 	}
 
-	pl := &planner{r: r, ctx: ctx, now: now}
+	pl := &planner{r: r, ctx: ctx, now: now, locked: locked}
 	if reserveOwed {
 		pl.reserve = catalogReserveBytes
 	}
@@ -612,10 +612,12 @@ func (r *Retention) topUpMinFree(pl *planner, space *DiskSpace, rep *SweepReport
 }
 
 // countBytes returns the stored bytes per camera and whether they were counted just now:
-// at every sweep when a camera quota needs them, else at most every countInterval (see
-// there); in between, the last count less what retention deleted since.
+// at every sweep when a camera quota or storage.quota's shares need them, else at most
+// every countInterval (see there); in between, the last count less what retention
+// deleted since. Under a storage.quota the count replaces the total it needs anyway
+// (one GROUP BY over the same rows as catalog.TotalBytes' SUM).
 func (r *Retention) countBytes(ctx context.Context, now time.Time) (map[string]int64, bool, error) {
-	if !r.cameraQuotas && !r.countedAt.IsZero() && !now.Before(r.countedAt) && now.Sub(r.countedAt) < countInterval {
+	if !r.cameraQuotas && r.storageQuota <= 0 && !r.countedAt.IsZero() && !now.Before(r.countedAt) && now.Sub(r.countedAt) < countInterval {
 		return maps.Clone(r.lastCount), false, nil
 	}
 	m, err := r.cat.BytesByCamera(ctx)
