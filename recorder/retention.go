@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -178,6 +179,15 @@ type Retention struct {
 	configuredCamera []string
 	cameraQuotas     bool // some camera has a record.quota: count bytes at every sweep
 
+	// Shortfall (see "Retention shortfall"): the newest footage each camera lost for
+	// space, read from the deletion log once per run, then kept up by execute; the
+	// cameras whose shortfall has been logged, with the reason logged; and the shortfall
+	// a warning waits for, per configured camera (its record.segment).
+	spaceCut       map[string]catalog.NewestDeletion
+	spaceCutLoaded bool
+	shortLogged    map[string]string
+	shortTolerance map[string]time.Duration
+
 	poke chan struct{}
 
 	// sweepMu serialises sweeps, so a Poke or a test's Sweep never runs next to Run's.
@@ -285,6 +295,9 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 		minFree:         cfg.Storage.MinFree,
 		poke:            make(chan struct{}, 1),
 		lastCount:       map[string]int64{},
+		spaceCut:        map[string]catalog.NewestDeletion{},
+		shortLogged:     map[string]string{},
+		shortTolerance:  make(map[string]time.Duration, len(cfg.Cameras)),
 	}
 	var problems []error
 	if cfg.Storage.Quota < 0 {
@@ -311,6 +324,7 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 			r.events[c.ID] = eventKeep{retention: rec.EventRetention.Std(), preRoll: rec.PreRoll.Std(), postRoll: rec.PostRoll.Std()}
 		}
 		r.cameraQuotas = r.cameraQuotas || c.Record.Quota > 0
+		r.shortTolerance[c.ID] = cmp.Or(c.Record.Segment.Std(), configs.DefaultSegment.Std())
 		r.configuredCamera = append(r.configuredCamera, c.ID)
 		longest = max(longest, ret)
 	}
@@ -320,7 +334,8 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("retention: %w", errors.Join(problems...))
 	}
-	r.status = RetentionStatus{BytesByCamera: map[string]int64{}, LockedBytes: map[string]int64{}, DeletedBytes: map[DeletionKey]int64{}}
+	r.status = RetentionStatus{BytesByCamera: map[string]int64{}, LockedBytes: map[string]int64{}, DeletedBytes: map[DeletionKey]int64{},
+		Shortfall: map[string]Shortfall{}}
 	return r, nil
 }
 
@@ -383,6 +398,7 @@ func (r *Retention) Status() RetentionStatus {
 	s.BytesByCamera = maps.Clone(s.BytesByCamera)
 	s.LockedBytes = maps.Clone(s.LockedBytes)
 	s.DeletedBytes = maps.Clone(s.DeletedBytes)
+	s.Shortfall = maps.Clone(s.Shortfall)
 	return s
 }
 
@@ -415,6 +431,9 @@ func (r *Retention) sweep(ctx context.Context, now time.Time, rep *SweepReport) 
 	hold, held, err := r.cat.RetentionHold(ctx)
 	if err != nil {
 		return fail(err)
+	}
+	if !r.spaceCutLoaded {
+		r.loadSpaceCuts(ctx, now, &errs)
 	}
 	if !held {
 		// While the guard holds deletions (a clock that jumped, say), events stay too:
@@ -541,7 +560,8 @@ func (r *Retention) sweep(ctx context.Context, now time.Time, rep *SweepReport) 
 			}
 		}
 	}
-	r.publish(locked, space, spaceKnown, held, hold, rep)
+	short := r.shortfalls(now)
+	r.publish(locked, space, spaceKnown, held, hold, rep, short)
 	if len(rep.Deleted) > 0 || rep.Skipped > 0 {
 		r.log.Info("retention sweep", "deleted_segments", len(rep.Deleted), "deleted_bytes", rep.DeletedBytes,
 			"skipped", rep.Skipped, "planned_bytes", rep.PlannedBytes, "total_bytes", total, "held", rep.Held)
@@ -649,6 +669,9 @@ func (r *Retention) execute(ctx context.Context, now time.Time, p *plan, rep *Sw
 			"bytes", d.Bytes, "reason", d.Reason, "path", d.Path)
 		rep.Deleted = append(rep.Deleted, d)
 		rep.DeletedBytes += d.Bytes
+		if spaceReason(d.Reason) && d.End.After(r.spaceCut[d.Camera].End) {
+			r.spaceCut[d.Camera] = catalog.NewestDeletion{End: d.End, Reason: d.Reason}
+		}
 		r.lastCount[d.Camera] -= d.Bytes
 		r.mu.Lock()
 		r.status.DeletedBytes[DeletionKey{Camera: d.Camera, Reason: d.Reason}] += d.Bytes
@@ -677,7 +700,8 @@ func (r *Retention) retryRemovals(errs *[]error) {
 }
 
 // publish updates the status after a sweep.
-func (r *Retention) publish(locked map[string]int64, space DiskSpace, spaceKnown, held bool, hold catalog.RetentionHold, rep *SweepReport) {
+func (r *Retention) publish(locked map[string]int64, space DiskSpace, spaceKnown, held bool, hold catalog.RetentionHold, rep *SweepReport,
+	short map[string]Shortfall) {
 	bytes := maps.Clone(r.lastCount)
 	for _, cam := range r.configuredCamera {
 		if _, ok := bytes[cam]; !ok {
@@ -692,6 +716,7 @@ func (r *Retention) publish(locked map[string]int64, space DiskSpace, spaceKnown
 		s.DiskFree, s.DiskTotal, s.MinFree = space.Free, space.Total, r.minFree.Of(space.Total)
 	}
 	s.DiskFullLockedOnly = rep.DiskFullLockedOnly
+	s.Shortfall = short
 	s.Hold = held
 	s.HoldSince, s.HoldReason, s.HoldPlannedBytes, s.HoldTotalBytes = time.Time{}, "", 0, 0
 	if held {

@@ -158,6 +158,9 @@ func TestRetentionShareTrimsTheBigCameraFirst(t *testing.T) {
 	small := fx.recorder(shareSmallCams, retSeg, shareSmall)
 	fx.shareRecord(big, small, retT0.Add(shareRun))
 	fx.checkShare(nil)
+	st := fx.ret.Status()
+	t.Logf("stored %v; cam-big shortfall %s (keeps %s of %s)", st.BytesByCamera,
+		st.Shortfall["cam-big"].Short(), st.Shortfall["cam-big"].Kept, shareRet)
 
 	// A restart finds the shortfall again in the deletion log and says so once more.
 	r2 := fx.newRetention()
