@@ -82,12 +82,12 @@ const (
 //  1. per camera, footage whose end is older than record.retention (reason age), except
 //     footage that event retention keeps (below);
 //  2. per camera, the oldest footage while the camera is over record.quota (camera_quota);
-//  3. the oldest footage of all cameras while all together are over storage.quota
-//     (storage_quota);
+//  3. while all footage together is over storage.quota, the oldest footage of the camera
+//     that holds the most (storage_quota; see "Shares of storage.quota");
 //  4. the oldest footage of all cameras while the filesystem has less free space than
 //     storage.min_free (min_free).
 //
-// Whichever rule bites first deletes, always oldest first.
+// Whichever rule bites first deletes, always oldest first within a camera.
 //
 // # Event retention
 //
@@ -98,7 +98,8 @@ const (
 // in continuous mode (the footage around events outlives the rest) and in motion mode
 // (where all footage is around events, so event_retention is simply its age limit).
 // The extension comes from spare room only: quotas and min_free still delete oldest
-// first, and event footage kept past retention is the oldest there is, so it goes first.
+// first (storage.quota within the camera it takes from), and event footage kept past
+// retention is the oldest there is, so it goes first.
 // Favouring it instead would cut holes into recent continuous footage, the footage an
 // incident reported tomorrow needs, which no detector flagged. Evidence locks stay
 // absolute either way. Cameras no longer configured get no event retention.
@@ -118,6 +119,54 @@ const (
 // also re-checks open and locked), then the file is removed: a crash in between leaves a
 // recorded deletion whose file Recover removes at start-up, never a row pointing at
 // nothing. A file that cannot be removed is retried at every sweep.
+//
+// # Shares of storage.quota
+//
+// Every camera is entitled to an equal share of storage.quota, and a share a camera does
+// not need is open to the others. Concretely, each deletion the quota needs takes the
+// oldest deletable segment of the camera that holds the most bytes (ties: the older
+// segment). Since the age rule has already removed what is past each retention, a camera
+// holds at most what its retention needs at its bitrate; the quota trims the largest
+// holders down towards each other and never touches a camera while another holds more.
+// So with one 8 Mbit/s camera and three 1 Mbit/s ones, all on 7 days, and a quota too
+// small for all of it, the three keep their 7 days as long as that fits in a quarter of
+// the quota each, and the big one keeps what is left. Only when the quota cannot hold
+// even equal shares does every large camera come down to the same bytes.
+//
+// Equal bytes rather than shares proportional to each camera's need (bitrate times
+// retention): proportional shares would cut every camera by the same fraction, the small
+// cameras included, which is the loss this rule exists to prevent; and an equal share
+// is what an operator can predict from the configuration alone ("each of my N cameras
+// gets at least a quota/N"). An operator who wants a camera to take more or less sets
+// its record.quota, which applies first (rule 2); what a camera's record.quota leaves
+// unused of its share is open to the others like any other unused share.
+//
+// Bytes under an active evidence lock count against no camera's share: they come off the
+// quota before it is shared, so an incident does not make its camera lose its recent
+// footage first. Open segments count (they are the camera's newest footage, and small).
+// Cameras no longer configured take part like any camera. The bytes weighed are counted
+// at every sweep under a storage.quota.
+//
+// min_free stays oldest first across all cameras. It is the floor that protects the disk
+// from anything that fills it (other data, the catalog, a quota set larger than the
+// disk), and the mass-deletion guard lets its minimal oldest-first need through even
+// while holding everything else; set storage.quota below the disk's size so that the
+// shares decide before min_free does.
+//
+// # Retention shortfall
+//
+// A camera falls short when footage inside its record.retention was deleted for space
+// (camera_quota, storage_quota or min_free): it then keeps history only from the end of
+// the newest such footage to now. Status().Shortfall has, per configured camera, the
+// retention, what it keeps and why (townwatch_retention_shortfall_seconds is retention
+// less kept); a warning naming the camera, its retention, what it keeps, the reason and
+// what to change is logged when the shortfall first exceeds one segment (the quotas
+// delete whole segments) or its reason changes, and one line when it is back to zero.
+// The newest deletions for space are read from the catalog's deletion log once per run,
+// so a restart, or the configuration change it applies, does not forget a hole that is
+// still inside a retention; a new run logs a shortfall it finds once more. A camera that
+// recorded less because it was off or motion-triggered does not fall short: only
+// deletions count.
 //
 // # Mass-deletion guard
 //
