@@ -60,8 +60,10 @@ const (
 	// (catalog.BytesByCamera scans the table: tens of milliseconds per 40 000 segments,
 	// a week of four cameras), which would make every steady-state sweep cost as much as
 	// the archive is large. Between counts, Status subtracts what retention deleted but
-	// does not see what was recorded. With a record.quota the count runs at every sweep;
-	// that stays cheap only once the catalog keeps per-camera totals.
+	// does not see what was recorded. With a record.quota or a storage.quota (whose
+	// shares weigh each camera's bytes) the count runs at every sweep, in place of the
+	// total storage.quota needed anyway; that stays cheap only once the catalog keeps
+	// per-camera totals.
 	countInterval = 5 * time.Minute
 
 	// minFreePasses bounds how often one sweep measures the disk again and deletes more
