@@ -236,3 +236,32 @@ func TestRetentionShortfallClears(t *testing.T) {
 		t.Errorf("%d 'whole retention again' lines, want 1", n)
 	}
 }
+
+// TestRetentionShareWithCameraQuota: a record.quota still caps its camera first; what it
+// leaves of the camera's share is the others', and the shortfall names camera_quota.
+func TestRetentionShareWithCameraQuota(t *testing.T) {
+	const bigQuota = 60 * retSize // 7 of the big camera's segments, and its open one
+	cfg := shareConfig()
+	cfg.Cameras[0].Record.Quota = bigQuota
+	fx := newRetFixture(t, "", cfg)
+	big := fx.recorder([]string{"cam-big"}, retSeg, shareBig)
+	small := fx.recorder(shareSmallCams, retSeg, shareSmall)
+	fx.shareRecord(big, small, retT0.Add(shareRun))
+	if b := fx.bytesOf()["cam-big"]; b > bigQuota {
+		t.Errorf("cam-big stores %d bytes, over its record.quota %d", b, bigQuota)
+	}
+	for _, d := range fx.deletions() {
+		if want := map[bool]string{true: ReasonCameraQuota, false: ReasonAge}[d.Camera == "cam-big"]; d.Reason != want {
+			t.Errorf("%s of %s deleted for %q, want %q", d.Path, d.Camera, d.Reason, want)
+		}
+	}
+	st := fx.ret.Status()
+	if sf := st.Shortfall["cam-big"]; sf.Reason != ReasonCameraQuota || sf.Short() <= 0 {
+		t.Errorf("cam-big shortfall %+v, want one for camera_quota", sf)
+	}
+	for _, cam := range shareSmallCams {
+		if sf := st.Shortfall[cam]; sf.Short() != 0 {
+			t.Errorf("%s shortfall %+v, want none", cam, sf)
+		}
+	}
+}
