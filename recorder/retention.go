@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,8 +60,10 @@ const (
 	// (catalog.BytesByCamera scans the table: tens of milliseconds per 40 000 segments,
 	// a week of four cameras), which would make every steady-state sweep cost as much as
 	// the archive is large. Between counts, Status subtracts what retention deleted but
-	// does not see what was recorded. With a record.quota the count runs at every sweep;
-	// that stays cheap only once the catalog keeps per-camera totals.
+	// does not see what was recorded. With a record.quota or a storage.quota (whose
+	// shares weigh each camera's bytes) the count runs at every sweep, in place of the
+	// total storage.quota needed anyway; that stays cheap only once the catalog keeps
+	// per-camera totals.
 	countInterval = 5 * time.Minute
 
 	// minFreePasses bounds how often one sweep measures the disk again and deletes more
@@ -81,12 +84,12 @@ const (
 //  1. per camera, footage whose end is older than record.retention (reason age), except
 //     footage that event retention keeps (below);
 //  2. per camera, the oldest footage while the camera is over record.quota (camera_quota);
-//  3. the oldest footage of all cameras while all together are over storage.quota
-//     (storage_quota);
+//  3. while all footage together is over storage.quota, the oldest footage of the camera
+//     that holds the most (storage_quota; see "Shares of storage.quota");
 //  4. the oldest footage of all cameras while the filesystem has less free space than
 //     storage.min_free (min_free).
 //
-// Whichever rule bites first deletes, always oldest first.
+// Whichever rule bites first deletes, always oldest first within a camera.
 //
 // # Event retention
 //
@@ -97,7 +100,8 @@ const (
 // in continuous mode (the footage around events outlives the rest) and in motion mode
 // (where all footage is around events, so event_retention is simply its age limit).
 // The extension comes from spare room only: quotas and min_free still delete oldest
-// first, and event footage kept past retention is the oldest there is, so it goes first.
+// first (storage.quota within the camera it takes from), and event footage kept past
+// retention is the oldest there is, so it goes first.
 // Favouring it instead would cut holes into recent continuous footage, the footage an
 // incident reported tomorrow needs, which no detector flagged. Evidence locks stay
 // absolute either way. Cameras no longer configured get no event retention.
@@ -117,6 +121,54 @@ const (
 // also re-checks open and locked), then the file is removed: a crash in between leaves a
 // recorded deletion whose file Recover removes at start-up, never a row pointing at
 // nothing. A file that cannot be removed is retried at every sweep.
+//
+// # Shares of storage.quota
+//
+// Every camera is entitled to an equal share of storage.quota, and a share a camera does
+// not need is open to the others. Concretely, each deletion the quota needs takes the
+// oldest deletable segment of the camera that holds the most bytes (ties: the older
+// segment). Since the age rule has already removed what is past each retention, a camera
+// holds at most what its retention needs at its bitrate; the quota trims the largest
+// holders down towards each other and never touches a camera while another holds more.
+// So with one 8 Mbit/s camera and three 1 Mbit/s ones, all on 7 days, and a quota too
+// small for all of it, the three keep their 7 days as long as that fits in a quarter of
+// the quota each, and the big one keeps what is left. Only when the quota cannot hold
+// even equal shares does every large camera come down to the same bytes.
+//
+// Equal bytes rather than shares proportional to each camera's need (bitrate times
+// retention): proportional shares would cut every camera by the same fraction, the small
+// cameras included, which is the loss this rule exists to prevent; and an equal share
+// is what an operator can predict from the configuration alone ("each of my N cameras
+// gets at least a quota/N"). An operator who wants a camera to take more or less sets
+// its record.quota, which applies first (rule 2); what a camera's record.quota leaves
+// unused of its share is open to the others like any other unused share.
+//
+// Bytes under an active evidence lock count against no camera's share: they come off the
+// quota before it is shared, so an incident does not make its camera lose its recent
+// footage first. Open segments count (they are the camera's newest footage, and small).
+// Cameras no longer configured take part like any camera. The bytes weighed are counted
+// at every sweep under a storage.quota.
+//
+// min_free stays oldest first across all cameras. It is the floor that protects the disk
+// from anything that fills it (other data, the catalog, a quota set larger than the
+// disk), and the mass-deletion guard lets its minimal oldest-first need through even
+// while holding everything else; set storage.quota below the disk's size so that the
+// shares decide before min_free does.
+//
+// # Retention shortfall
+//
+// A camera falls short when footage inside its record.retention was deleted for space
+// (camera_quota, storage_quota or min_free): it then keeps history only from the end of
+// the newest such footage to now. Status().Shortfall has, per configured camera, the
+// retention, what it keeps and why (townwatch_retention_shortfall_seconds is retention
+// less kept); a warning naming the camera, its retention, what it keeps, the reason and
+// what to change is logged when the shortfall first exceeds one segment (the quotas
+// delete whole segments) or its reason changes, and one line when it is back to zero.
+// The newest deletions for space are read from the catalog's deletion log once per run,
+// so a restart, or the configuration change it applies, does not forget a hole that is
+// still inside a retention; a new run logs a shortfall it finds once more. A camera that
+// recorded less because it was off or motion-triggered does not fall short: only
+// deletions count.
 //
 // # Mass-deletion guard
 //
@@ -178,6 +230,15 @@ type Retention struct {
 	configuredCamera []string
 	cameraQuotas     bool // some camera has a record.quota: count bytes at every sweep
 
+	// Shortfall (see "Retention shortfall"): the newest footage each camera lost for
+	// space, read from the deletion log once per run, then kept up by execute; the
+	// cameras whose shortfall has been logged, with the reason logged; and the shortfall
+	// a warning waits for, per configured camera (its record.segment).
+	spaceCut       map[string]catalog.NewestDeletion
+	spaceCutLoaded bool
+	shortLogged    map[string]string
+	shortTolerance map[string]time.Duration
+
 	poke chan struct{}
 
 	// sweepMu serialises sweeps, so a Poke or a test's Sweep never runs next to Run's.
@@ -226,7 +287,23 @@ type RetentionStatus struct {
 
 	// DeletedBytes counts the bytes deleted since start, by camera and reason.
 	DeletedBytes map[DeletionKey]int64
+
+	// Shortfall says, per configured camera, whether it keeps less history than its
+	// record.retention because retention deleted its footage for space.
+	Shortfall map[string]Shortfall
 }
+
+// Shortfall is how much of its retention one camera lost to space.
+type Shortfall struct {
+	Retention time.Duration // record.retention
+	// Kept is the history the camera keeps: from the end of its newest footage deleted
+	// for space (Reason) to now; Retention when no such deletion is within the retention.
+	Kept   time.Duration
+	Reason string // ReasonStorageQuota, ReasonMinFree or ReasonCameraQuota; "" when none
+}
+
+// Short is the shortfall: Retention less Kept, 0 when the camera keeps its retention.
+func (s Shortfall) Short() time.Duration { return max(0, s.Retention-s.Kept) }
 
 // DeletionKey names one counter of deleted bytes.
 type DeletionKey struct {
@@ -269,6 +346,9 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 		minFree:         cfg.Storage.MinFree,
 		poke:            make(chan struct{}, 1),
 		lastCount:       map[string]int64{},
+		spaceCut:        map[string]catalog.NewestDeletion{},
+		shortLogged:     map[string]string{},
+		shortTolerance:  make(map[string]time.Duration, len(cfg.Cameras)),
 	}
 	var problems []error
 	if cfg.Storage.Quota < 0 {
@@ -295,6 +375,7 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 			r.events[c.ID] = eventKeep{retention: rec.EventRetention.Std(), preRoll: rec.PreRoll.Std(), postRoll: rec.PostRoll.Std()}
 		}
 		r.cameraQuotas = r.cameraQuotas || c.Record.Quota > 0
+		r.shortTolerance[c.ID] = cmp.Or(c.Record.Segment.Std(), configs.DefaultSegment.Std())
 		r.configuredCamera = append(r.configuredCamera, c.ID)
 		longest = max(longest, ret)
 	}
@@ -304,7 +385,8 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("retention: %w", errors.Join(problems...))
 	}
-	r.status = RetentionStatus{BytesByCamera: map[string]int64{}, LockedBytes: map[string]int64{}, DeletedBytes: map[DeletionKey]int64{}}
+	r.status = RetentionStatus{BytesByCamera: map[string]int64{}, LockedBytes: map[string]int64{}, DeletedBytes: map[DeletionKey]int64{},
+		Shortfall: map[string]Shortfall{}}
 	return r, nil
 }
 
@@ -367,6 +449,7 @@ func (r *Retention) Status() RetentionStatus {
 	s.BytesByCamera = maps.Clone(s.BytesByCamera)
 	s.LockedBytes = maps.Clone(s.LockedBytes)
 	s.DeletedBytes = maps.Clone(s.DeletedBytes)
+	s.Shortfall = maps.Clone(s.Shortfall)
 	return s
 }
 
@@ -399,6 +482,9 @@ func (r *Retention) sweep(ctx context.Context, now time.Time, rep *SweepReport) 
 	hold, held, err := r.cat.RetentionHold(ctx)
 	if err != nil {
 		return fail(err)
+	}
+	if !r.spaceCutLoaded {
+		r.loadSpaceCuts(ctx, now, &errs)
 	}
 	if !held {
 		// While the guard holds deletions (a clock that jumped, say), events stay too:
@@ -443,7 +529,7 @@ func (r *Retention) sweep(ctx context.Context, now time.Time, rep *SweepReport) 
 		}
 	}
 
-	pl := &planner{r: r, ctx: ctx, now: now}
+	pl := &planner{r: r, ctx: ctx, now: now, locked: locked}
 	if reserveOwed {
 		pl.reserve = catalogReserveBytes
 	}
@@ -535,7 +621,8 @@ func (r *Retention) sweep(ctx context.Context, now time.Time, rep *SweepReport) 
 			}
 		}
 	}
-	r.publish(locked, space, spaceKnown, held, hold, rep)
+	short := r.shortfalls(now)
+	r.publish(locked, space, spaceKnown, held, hold, rep, short)
 	if len(rep.Deleted) > 0 || rep.Skipped > 0 {
 		r.log.Info("retention sweep", "deleted_segments", len(rep.Deleted), "deleted_bytes", rep.DeletedBytes,
 			"skipped", rep.Skipped, "planned_bytes", rep.PlannedBytes, "total_bytes", total, "held", rep.Held)
@@ -606,10 +693,12 @@ func (r *Retention) topUpMinFree(pl *planner, space *DiskSpace, rep *SweepReport
 }
 
 // countBytes returns the stored bytes per camera and whether they were counted just now:
-// at every sweep when a camera quota needs them, else at most every countInterval (see
-// there); in between, the last count less what retention deleted since.
+// at every sweep when a camera quota or storage.quota's shares need them, else at most
+// every countInterval (see there); in between, the last count less what retention
+// deleted since. Under a storage.quota the count replaces the total it needs anyway
+// (one GROUP BY over the same rows as catalog.TotalBytes' SUM).
 func (r *Retention) countBytes(ctx context.Context, now time.Time) (map[string]int64, bool, error) {
-	if !r.cameraQuotas && !r.countedAt.IsZero() && !now.Before(r.countedAt) && now.Sub(r.countedAt) < countInterval {
+	if !r.cameraQuotas && r.storageQuota <= 0 && !r.countedAt.IsZero() && !now.Before(r.countedAt) && now.Sub(r.countedAt) < countInterval {
 		return maps.Clone(r.lastCount), false, nil
 	}
 	m, err := r.cat.BytesByCamera(ctx)
@@ -641,6 +730,9 @@ func (r *Retention) execute(ctx context.Context, now time.Time, p *plan, rep *Sw
 			"bytes", d.Bytes, "reason", d.Reason, "path", d.Path)
 		rep.Deleted = append(rep.Deleted, d)
 		rep.DeletedBytes += d.Bytes
+		if spaceReason(d.Reason) && d.End.After(r.spaceCut[d.Camera].End) {
+			r.spaceCut[d.Camera] = catalog.NewestDeletion{End: d.End, Reason: d.Reason}
+		}
 		r.lastCount[d.Camera] -= d.Bytes
 		r.mu.Lock()
 		r.status.DeletedBytes[DeletionKey{Camera: d.Camera, Reason: d.Reason}] += d.Bytes
@@ -669,7 +761,8 @@ func (r *Retention) retryRemovals(errs *[]error) {
 }
 
 // publish updates the status after a sweep.
-func (r *Retention) publish(locked map[string]int64, space DiskSpace, spaceKnown, held bool, hold catalog.RetentionHold, rep *SweepReport) {
+func (r *Retention) publish(locked map[string]int64, space DiskSpace, spaceKnown, held bool, hold catalog.RetentionHold, rep *SweepReport,
+	short map[string]Shortfall) {
 	bytes := maps.Clone(r.lastCount)
 	for _, cam := range r.configuredCamera {
 		if _, ok := bytes[cam]; !ok {
@@ -684,6 +777,7 @@ func (r *Retention) publish(locked map[string]int64, space DiskSpace, spaceKnown
 		s.DiskFree, s.DiskTotal, s.MinFree = space.Free, space.Total, r.minFree.Of(space.Total)
 	}
 	s.DiskFullLockedOnly = rep.DiskFullLockedOnly
+	s.Shortfall = short
 	s.Hold = held
 	s.HoldSince, s.HoldReason, s.HoldPlannedBytes, s.HoldTotalBytes = time.Time{}, "", 0, 0
 	if held {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -114,7 +115,8 @@ type planner struct {
 	r       *Retention
 	ctx     context.Context
 	now     time.Time
-	reserve uint64 // the catalog reserve owed on top of min_free (see Retention.catalogReserve)
+	reserve uint64           // the catalog reserve owed on top of min_free (see Retention.catalogReserve)
+	locked  map[string]int64 // bytes under an active lock, per camera: outside every share
 }
 
 // plan applies the four rules in order, each to what the earlier ones left.
@@ -146,11 +148,7 @@ func (pl *planner) plan(stored map[string]int64, total int64, space DiskSpace, s
 		}
 	}
 	if q := pl.r.storageQuota; q > 0 && total-p.bytes > q {
-		err := pl.walk(p, "", func(s catalog.Segment) bool {
-			p.add(s, ReasonStorageQuota, time.Time{})
-			return total-p.bytes > q
-		})
-		if err != nil {
+		if err := pl.storageQuota(p, stored, cams, total, q); err != nil {
 			return nil, err
 		}
 	}
@@ -160,6 +158,77 @@ func (pl *planner) plan(stored map[string]int64, total int64, space DiskSpace, s
 		}
 	}
 	return p, nil
+}
+
+// storageQuota adds segments until all footage together fits quota, each time the
+// oldest deletable segment of the camera that holds the most footage that is not locked
+// (see "Shares of storage.quota" at Retention). Ties go to the older segment, so cameras
+// that hold the same go oldest first among them. stored must be fresh (countBytes counts
+// at every sweep under a storage.quota).
+func (pl *planner) storageQuota(p *plan, stored map[string]int64, cams []string, total, quota int64) error {
+	cursors := make([]*shareCursor, 0, len(cams))
+	for _, cam := range cams {
+		held := stored[cam] - p.bytesByCam[cam] - pl.locked[cam]
+		cursors = append(cursors, &shareCursor{camera: cam, held: held, more: true})
+	}
+	for total-p.bytes > quota {
+		// Largest first, so that a smaller camera is read only when it could win.
+		slices.SortFunc(cursors, func(a, b *shareCursor) int { return cmp.Compare(b.held, a.held) })
+		var best *shareCursor
+		var bestSeg catalog.Segment
+		for _, c := range cursors {
+			if best != nil && c.held < best.held {
+				break
+			}
+			s, ok, err := c.peek(pl, p)
+			if err != nil {
+				return err
+			}
+			if ok && (best == nil || s.Start.Before(bestSeg.Start) || s.Start.Equal(bestSeg.Start) && s.ID < bestSeg.ID) {
+				best, bestSeg = c, s
+			}
+		}
+		if best == nil {
+			return nil // only open or locked footage is left
+		}
+		p.add(bestSeg, ReasonStorageQuota, time.Time{})
+		best.held -= bestSeg.Bytes
+	}
+	return nil
+}
+
+// shareCursor reads one camera's deletion candidates for storageQuota, oldest first, in
+// growing batches like walk.
+type shareCursor struct {
+	camera string
+	held   int64 // the camera's bytes the share weighs: stored, less planned and locked
+	segs   []catalog.Segment
+	limit  int
+	more   bool // the last read was full: there may be more candidates
+}
+
+// peek returns the camera's oldest candidate that p does not have yet, or false when
+// there is none (only open or locked footage is left). A camera without candidates
+// sinks to the bottom for good.
+func (c *shareCursor) peek(pl *planner, p *plan) (catalog.Segment, bool, error) {
+	for {
+		for len(c.segs) > 0 && p.ids[c.segs[0].ID] {
+			c.segs = c.segs[1:]
+		}
+		if len(c.segs) > 0 {
+			return c.segs[0], true, nil
+		}
+		if !c.more {
+			c.held = math.MinInt64
+			return catalog.Segment{}, false, nil
+		}
+		c.limit = max(planBatch, 4*c.limit)
+		segs, err := pl.r.cat.OldestUnlocked(pl.ctx, c.camera, pl.now, c.limit)
+		if err != nil {
+			return catalog.Segment{}, false, err
+		}
+		c.segs, c.more = segs, len(segs) == c.limit
+	}
 }
 
 // age adds camera's segments that are older than its retention, except those its event

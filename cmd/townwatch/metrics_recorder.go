@@ -35,6 +35,8 @@ var (
 		"Bytes of the camera's footage under an evidence lock.", []string{"camera"}, nil)
 	descDeleted = prometheus.NewDesc("townwatch_retention_deleted_bytes_total",
 		"Bytes deleted by retention, by reason (age, camera_quota, storage_quota, min_free).", []string{"camera", "reason"}, nil)
+	descShortfall = prometheus.NewDesc("townwatch_retention_shortfall_seconds",
+		"Seconds of record.retention the camera does not keep because footage inside it was deleted for space (storage.quota share, min_free, record.quota); 0 when it keeps its whole retention.", []string{"camera"}, nil)
 	descPreRoll = prometheus.NewDesc("townwatch_recorder_preroll_bytes",
 		"Bytes of pre-roll a motion-mode recorder holds in memory while waiting for motion.", []string{"camera"}, nil)
 	descPreRollDrops = prometheus.NewDesc("townwatch_recorder_preroll_drops_total",
@@ -53,7 +55,7 @@ func newRecorderCollector(cams []configs.Camera, writers []*recorder.Writer, ret
 
 func (c *recorderCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordedBytes, descRecordedFrames, descSegments, descGaps, descLostSeconds, descRecording,
-		descPaused, descPreRoll, descPreRollDrops, descStored, descLocked, descDeleted, descDiskFree, descDiskTotal, descHold} {
+		descPaused, descPreRoll, descPreRollDrops, descStored, descLocked, descDeleted, descShortfall, descDiskFree, descDiskTotal, descHold} {
 		ch <- d
 	}
 }
@@ -84,6 +86,9 @@ func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, b := range rs.DeletedBytes {
 		ch <- prometheus.MustNewConstMetric(descDeleted, prometheus.CounterValue, float64(b), k.Camera, k.Reason)
+	}
+	for cam, sf := range rs.Shortfall {
+		ch <- prometheus.MustNewConstMetric(descShortfall, prometheus.GaugeValue, sf.Short().Seconds(), cam)
 	}
 	ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, float64(rs.DiskFree))
 	ch <- prometheus.MustNewConstMetric(descDiskTotal, prometheus.GaugeValue, float64(rs.DiskTotal))

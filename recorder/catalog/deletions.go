@@ -152,3 +152,58 @@ func (c *Catalog) DeletionByPath(ctx context.Context, path string) (Deletion, er
 	}
 	return d, nil
 }
+
+// NewestDeletion is the newest footage of one camera deleted for one of a set of reasons.
+type NewestDeletion struct {
+	End    time.Time // the end of the deleted footage
+	Reason string
+}
+
+// NewestDeletions returns, per camera, the deletion recorded at or after since for one of
+// reasons whose footage ends last. Retention reads it once at start-up to find how far
+// back each camera's history reaches after deletions for space. It reads the deletions
+// since `since` through their time index.
+func (c *Catalog) NewestDeletions(ctx context.Context, since time.Time, reasons ...string) (map[string]NewestDeletion, error) {
+	m, err := c.newestDeletions(ctx, since, reasons)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: newest deletions: %w", err)
+	}
+	return m, nil
+}
+
+func (c *Catalog) newestDeletions(ctx context.Context, since time.Time, reasons []string) (map[string]NewestDeletion, error) {
+	sinceNS, err := nanos("since", since)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]NewestDeletion{}
+	if len(reasons) == 0 {
+		return out, nil
+	}
+	args := []any{sinceNS}
+	in := ""
+	for i, r := range reasons {
+		if i > 0 {
+			in += ", "
+		}
+		args = append(args, r)
+		in += fmt.Sprintf("$%d", i+2)
+	}
+	// With a single max(), SQLite takes the other (bare) columns from the row holding the
+	// maximum: the reason of that deletion.
+	rows, err := c.r.QueryContext(ctx, `SELECT camera, reason, MAX(end_ns) FROM deletions
+WHERE deleted_ns >= $1 AND reason IN (`+in+`) GROUP BY camera`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var camera, reason string
+		var end int64
+		if err := rows.Scan(&camera, &reason, &end); err != nil {
+			return nil, err
+		}
+		out[camera] = NewestDeletion{End: fromNanos(end), Reason: reason}
+	}
+	return out, rows.Err()
+}

@@ -287,3 +287,44 @@ func TestRetentionHold(t *testing.T) {
 		wantErr(t, c.SetRetentionHold(ctx, tc.h), nil, tc.want)
 	}
 }
+
+func TestNewestDeletions(t *testing.T) {
+	c, _ := openTest(t)
+	ctx := context.Background()
+	m := func(i int) time.Time { return at(time.Duration(i) * time.Minute) }
+	type seg struct {
+		camera string
+		i      int // the segment covers minute i
+		reason string
+		at     int // deleted at minute at
+	}
+	for _, s := range []seg{
+		{"a", 0, "storage_quota", 10},
+		{"a", 2, "min_free", 11},
+		{"a", 5, "age", 12},           // newest of a, but not for space
+		{"b", 1, "storage_quota", 10}, // deleted after since
+		{"b", 3, "storage_quota", 2},  // newer footage, but deleted before since
+		{"c", 4, "age", 10},
+	} {
+		id := addClosed(t, c, s.camera, m(s.i), m(s.i+1), 100)
+		if _, err := c.DeleteSegment(ctx, id, s.reason, m(s.at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.NewestDeletions(ctx, m(5), "storage_quota", "min_free")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]NewestDeletion{"a": {End: m(3), Reason: "min_free"}, "b": {End: m(2), Reason: "storage_quota"}}
+	if len(got) != len(want) {
+		t.Fatalf("NewestDeletions = %v, want %v", got, want)
+	}
+	for cam, w := range want {
+		if g := got[cam]; !g.End.Equal(w.End) || g.Reason != w.Reason {
+			t.Errorf("NewestDeletions[%s] = %+v, want %+v", cam, g, w)
+		}
+	}
+	if got, err := c.NewestDeletions(ctx, m(0)); err != nil || len(got) != 0 {
+		t.Errorf("NewestDeletions without reasons = %v, %v; want none", got, err)
+	}
+}
