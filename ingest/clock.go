@@ -25,6 +25,9 @@ type sessionClock struct {
 }
 
 func (c *sessionClock) wall(pts time.Duration, now time.Time) time.Time {
+	// Wall-clock readings only: a monotonic reading would hide an NTP step from the drift
+	// check below (Sub prefers monotonic time), and recordings would keep the old clock.
+	now = now.Round(0)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.anchored {

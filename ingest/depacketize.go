@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
@@ -297,6 +298,13 @@ func (a *audioDepacketizer) packet(pkt *rtp.Packet, pts int64) {
 		if a.partial == nil || !a.partial(err) {
 			a.sink.decodeError()
 		}
+		return
+	}
+	// An empty frame (a padding-only packet, a zero-sized AU) carries no sound; published,
+	// it would become a zero-length sample in the recording.
+	frames = slices.DeleteFunc(frames, func(f []byte) bool { return len(f) == 0 })
+	if len(frames) == 0 {
+		a.sink.decodeError()
 		return
 	}
 	if a.started && pts <= a.lastPTS {

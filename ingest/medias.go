@@ -75,7 +75,10 @@ func supportedCodec(f format.Format) (Codec, Kind, bool) {
 		// So is H.265 with decoding-order reordering (sprop-max-don-diff).
 		return CodecH265, KindVideo, f.MaxDONDiff == 0
 	case *format.MPEG4Audio:
-		return CodecAAC, KindAudio, f.Config != nil
+		// AU header fields wider than 32 bits are no real camera's; gortsplib's depacketizer
+		// panics on them, so a crafted SDP must not reach it.
+		return CodecAAC, KindAudio, f.Config != nil &&
+			f.SizeLength <= 32 && f.IndexLength <= 32 && f.IndexDeltaLength <= 32
 	case *format.Opus:
 		return CodecOpus, KindAudio, true
 	case *format.G711:
