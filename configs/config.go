@@ -61,11 +61,13 @@ func (c *Config) AuditKeyFile() string {
 // Storage says where recordings, snapshots and the catalog live.
 type Storage struct {
 	Path string `yaml:"path"` // default "./data"; relative to the working directory
-	// Quota caps the bytes of all recordings together; 0 means no cap. Retention deletes
-	// the oldest unlocked footage to stay under it.
+	// Quota caps the bytes of all recordings together; 0 means no cap. Every camera is
+	// entitled to an equal share of it: to stay under it, retention deletes the oldest
+	// unlocked footage of the camera holding the most (see recorder.Retention).
 	Quota ByteSize `yaml:"quota"`
 	// MinFree is the free space retention keeps on the filesystem, whatever the quotas say,
-	// so that the disk never fills (default 10%).
+	// so that the disk never fills (default 10%). It deletes the oldest footage across all
+	// cameras: an emergency floor, not a share.
 	MinFree FreeSpace `yaml:"min_free"`
 }
 
