@@ -67,7 +67,7 @@ func (fx *footage) add(t testing.TB, camera string, start time.Time, spec segSpe
 	sum := sha256.Sum256(data)
 	seg.ID, seg.Bytes, seg.Frames, seg.SHA256 = id, int64(len(data)), int64(len(spec.aus)), hex.EncodeToString(sum[:])
 	seg.End = start.Add(time.Duration(len(spec.aus)) * time.Second / 25)
-	if err := fx.cat.CloseSegment(context.Background(), id, seg.End, seg.Bytes, seg.Frames, seg.SHA256); err != nil {
+	if err := fx.cat.CloseSegment(context.Background(), id, seg.End, seg.Bytes, seg.Frames, seg.SHA256, nil); err != nil {
 		t.Fatal(err)
 	}
 	return seg

@@ -116,12 +116,12 @@ func completeOpen(ctx context.Context, st *Storage, cat *catalog.Catalog, seg ca
 		rep.Dropped = append(rep.Dropped, seg.Path)
 		return dropRow(ctx, cat, seg, "recovery: no complete fragment")
 	}
-	dur, frames, err := segmentDuration(f, layout)
+	dur, frames, index, err := segmentDuration(f, layout)
 	if err != nil {
 		return err
 	}
 	rep.Completed = append(rep.Completed, seg.Path)
-	return cat.CloseSegment(ctx, seg.ID, seg.Start.Add(dur), layout.ValidEnd, frames, sum)
+	return cat.CloseSegment(ctx, seg.ID, seg.Start.Add(dur), layout.ValidEnd, frames, sum, index)
 }
 
 // dropRow removes the open row of a segment that holds no footage, recording why.
@@ -189,7 +189,7 @@ func adoptOrFinish(ctx context.Context, st *Storage, cat *catalog.Catalog, rel s
 	seg := catalog.Segment{Camera: camera, Stream: ingest.StreamMain, Start: start, End: start, Path: rel,
 		GapBefore: true, Open: true, Audio: len(init.Tracks) > 1}
 	seg.Codec, seg.Width, seg.Height = describeVideo(&init)
-	dur, frames, err := segmentDuration(f, layout)
+	dur, frames, index, err := segmentDuration(f, layout)
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func adoptOrFinish(ctx context.Context, st *Storage, cat *catalog.Catalog, rel s
 		return err
 	}
 	rep.Adopted = append(rep.Adopted, rel)
-	return cat.CloseSegment(ctx, id, start.Add(dur), layout.ValidEnd, frames, sum)
+	return cat.CloseSegment(ctx, id, start.Add(dur), layout.ValidEnd, frames, sum, index)
 }
 
 // describeVideo names the video codec of an init and its picture size.

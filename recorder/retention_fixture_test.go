@@ -165,7 +165,7 @@ func (fx *retFixture) closeSegment(s catalog.Segment, end time.Time, n int64) ca
 		fx.t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	if err := fx.cat.CloseSegment(fx.ctx, s.ID, end, n, 25, hex.EncodeToString(sum[:])); err != nil {
+	if err := fx.cat.CloseSegment(fx.ctx, s.ID, end, n, 25, hex.EncodeToString(sum[:]), nil); err != nil {
 		fx.t.Fatal(err)
 	}
 	s.End, s.Bytes, s.Open = end, n, false

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/townwatch/townwatch/recorder/catalog"
 	"io"
 	"math"
 	"time"
@@ -331,25 +332,40 @@ func mediaDuration(ticks uint64, timescale uint32) time.Duration {
 }
 
 // segmentDuration returns the media duration of the complete fragments (video track: last
-// sample's base time + duration) and the number of video samples; recovery uses it for
-// the catalog End and Frames.
-func segmentDuration(r io.ReaderAt, layout segmentLayout) (dur time.Duration, videoFrames int64, err error) {
+// sample's base time + duration), the number of video samples and the fragment index the
+// writer would have kept; recovery uses them for the catalog row of a segment the writer
+// could not close.
+func segmentDuration(r io.ReaderAt, layout segmentLayout) (dur time.Duration, videoFrames int64, index []catalog.Fragment, err error) {
 	m, err := readSegment(r, layout)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	var end uint64
-	for i := range layout.Fragments {
+	for i, span := range layout.Fragments {
 		p, err := m.fragment(i)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
+		entry := catalog.Fragment{Offset: span.Offset, Length: span.Size, Keyframe: -1,
+			Start: mediaDuration(end, m.Video.TimeScale)}
 		for _, t := range p.Tracks {
-			if t.ID == m.Video.ID {
-				end = max(end, trackEnd(t))
-				videoFrames += int64(len(t.Samples))
+			if t.ID != m.Video.ID {
+				continue
 			}
+			entry.Start = mediaDuration(t.BaseTime, m.Video.TimeScale)
+			entry.Duration = mediaDuration(trackEnd(t), m.Video.TimeScale) - entry.Start
+			dts := t.BaseTime
+			for _, smp := range t.Samples {
+				if !smp.IsNonSyncSample {
+					entry.Keyframe = mediaDuration(dts, m.Video.TimeScale)
+					break
+				}
+				dts += uint64(smp.Duration)
+			}
+			end = max(end, trackEnd(t))
+			videoFrames += int64(len(t.Samples))
 		}
+		index = append(index, entry)
 	}
-	return mediaDuration(end, m.Video.TimeScale), videoFrames, nil
+	return mediaDuration(end, m.Video.TimeScale), videoFrames, index, nil
 }

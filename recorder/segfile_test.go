@@ -229,7 +229,7 @@ func TestScanSegmentFFmpeg(t *testing.T) {
 	if got := string(data[l.ValidEnd+4 : l.ValidEnd+8]); got != "mfra" || int64(len(data)) == l.ValidEnd {
 		t.Fatalf("after ValidEnd %d of %d: %q, want the mfra box", l.ValidEnd, len(data), got)
 	}
-	dur, frames, err := segmentDuration(bytes.NewReader(data), l)
+	dur, frames, _, err := segmentDuration(bytes.NewReader(data), l)
 	if err != nil || dur != 6*time.Second || frames != 150 {
 		t.Fatalf("segmentDuration = %v, %d frames, %v; want 6s, 150 frames", dur, frames, err)
 	}
@@ -296,7 +296,7 @@ func TestScanSegmentWriterFiles(t *testing.T) {
 			t.Fatalf("fragment %d: first sample's payload differs from access unit %d", i, i*25)
 		}
 	}
-	dur, frames, err := segmentDuration(bytes.NewReader(data), l)
+	dur, frames, _, err := segmentDuration(bytes.NewReader(data), l)
 	if err != nil || dur != 4*time.Second || frames != 100 {
 		t.Fatalf("segmentDuration = %v, %d frames, %v; want 4s, 100 frames", dur, frames, err)
 	}
@@ -325,7 +325,7 @@ func TestScanSegmentWriterFiles(t *testing.T) {
 	if err != nil || len(l.Fragments) != 0 || l.ValidEnd != initEnd {
 		t.Fatalf("init only: %+v, %v", l, err)
 	}
-	if dur, frames, err := segmentDuration(bytes.NewReader(data[:initEnd]), l); dur != 0 || frames != 0 || err != nil {
+	if dur, frames, _, err := segmentDuration(bytes.NewReader(data[:initEnd]), l); dur != 0 || frames != 0 || err != nil {
 		t.Fatalf("segmentDuration of an init alone = %v, %d, %v", dur, frames, err)
 	}
 
@@ -403,7 +403,7 @@ func TestScanSegmentOtherBoxes(t *testing.T) {
 	}
 	checkLayout(t, "with other boxes", l, newInitEnd, want)
 	// The fragments still parse, and the duration is the video's.
-	if dur, frames, err := segmentDuration(bytes.NewReader(b), l); err != nil || dur != 2*time.Second || frames != 50 {
+	if dur, frames, _, err := segmentDuration(bytes.NewReader(b), l); err != nil || dur != 2*time.Second || frames != 50 {
 		t.Fatalf("segmentDuration = %v, %d, %v; want 2s, 50 frames", dur, frames, err)
 	}
 

@@ -37,6 +37,10 @@ type segment struct {
 	params   *ingest.VideoParams
 	seq      uint32
 	frames   int64 // video samples written
+	// index lists the fragments written, for the catalog row when the segment closes and,
+	// while it is open, for playback (Writer.OpenSegment). Entries are never changed once
+	// appended, so a published prefix can be read while the writer appends.
+	index []catalog.Fragment
 
 	video *trackWriter
 	audio *trackWriter // nil when audio is not recorded
@@ -216,17 +220,37 @@ func (s *segment) flush(now time.Time) (frames int, err error) {
 	}
 	s.seq++
 	s.frag = appendFragment(s.frag[:0], s.seq, tracks)
+	offset := s.bytes
 	if err := s.write(s.frag); err != nil {
 		return 0, err // written ends stay where the file ends: the catalog must not claim more
 	}
+	entry := catalog.Fragment{Offset: offset, Length: int64(len(s.frag)), Keyframe: -1,
+		Start: mediaDuration(s.video.written, videoTimescale)}
 	if withVideo {
+		entry.Start = mediaDuration(v.baseTime, videoTimescale)
+		entry.Duration = mediaDuration(videoEnd, videoTimescale) - entry.Start
+		entry.Keyframe = firstKeyframe(v)
 		s.video.written = videoEnd
 	}
+	s.index = append(s.index, entry)
 	if s.audio != nil && audioEnd > 0 {
 		s.audio.written = audioEnd
 	}
 	s.frames += int64(frames)
 	return frames, nil
+}
+
+// firstKeyframe is the decode time of a video fragment track's first sync sample, -1 if it
+// has none.
+func firstKeyframe(t fragmentTrack) time.Duration {
+	dts := t.baseTime
+	for _, smp := range t.samples {
+		if !smp.nonSync {
+			return mediaDuration(dts, videoTimescale)
+		}
+		dts += uint64(smp.duration)
+	}
+	return -1
 }
 
 // end is the wall-clock end of what has been written.

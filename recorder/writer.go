@@ -144,6 +144,35 @@ type Writer struct {
 	preRollBytes atomic.Uint64
 	preRollDrops atomic.Uint64
 	catalogFails atomic.Uint64
+
+	// open is the segment being written, published after every fragment for playback;
+	// nil between segments.
+	open atomic.Pointer[OpenSegment]
+}
+
+// OpenSegment is what playback needs of the segment a Writer is writing: its catalog row
+// and the fragments synced to disk so far (the catalog gets the index only when the
+// segment closes).
+type OpenSegment struct {
+	ID        int64 // 0 while the catalog failed: such a segment is not playable until indexed
+	Start     time.Time
+	Bytes     int64
+	Fragments []catalog.Fragment
+}
+
+// OpenSegment returns the segment being written, if any.
+func (w *Writer) OpenSegment() (OpenSegment, bool) {
+	if p := w.open.Load(); p != nil {
+		return *p, true
+	}
+	return OpenSegment{}, false
+}
+
+// publishOpen makes s's synced state visible to OpenSegment. The fragment slice is cut
+// at its length, so later appends never touch what a reader holds.
+func (w *Writer) publishOpen(s *segment) {
+	n := len(s.index)
+	w.open.Store(&OpenSegment{ID: s.id, Start: s.start, Bytes: s.bytes, Fragments: s.index[:n:n]})
 }
 
 // trigger is what the motion wiring has told a motion-mode Writer (MotionStarted,
@@ -582,6 +611,7 @@ func (rc *recording) flush() {
 		return // nothing was complete yet
 	}
 	rc.w.fragLatency(rc.w.now().Sub(start))
+	rc.w.publishOpen(rc.seg)
 	rc.w.bytes.Add(uint64(rc.seg.bytes - before))
 	rc.w.frames.Add(uint64(frames))
 	if now := rc.w.now(); rc.seg.id != 0 && now.Sub(rc.seg.lastProgress) >= catalogProgressInterval {
@@ -640,6 +670,9 @@ func (rc *recording) close(why string) {
 func (rc *recording) closeSegment() {
 	s := rc.seg
 	rc.seg = nil
+	// Cleared only after the row below is closed with its index: playback finds the
+	// fragments in the catalog from then on.
+	defer rc.w.open.Store(nil)
 	if err := s.file.Close(); err != nil {
 		rc.w.log.Error("closing segment file", "path", s.path, "err", err)
 	}
@@ -651,7 +684,7 @@ func (rc *recording) closeSegment() {
 		rc.indexLate(s)
 		return
 	}
-	if err := rc.w.cat.CloseSegment(context.Background(), s.id, s.end(), s.bytes, s.frames, s.sha256()); err != nil {
+	if err := rc.w.cat.CloseSegment(context.Background(), s.id, s.end(), s.bytes, s.frames, s.sha256(), s.index); err != nil {
 		// The file is complete and synced: index it from the file once the catalog can
 		// write again, or at the next start.
 		rc.unfinished = append(rc.unfinished, catalog.Segment{ID: s.id, Path: s.path, Start: s.start})
@@ -677,7 +710,7 @@ func (rc *recording) indexLate(s *segment) {
 	ctx := context.Background()
 	id, err := rc.w.cat.CreateSegment(ctx, s.row)
 	if err == nil {
-		if err = rc.w.cat.CloseSegment(ctx, id, s.end(), s.bytes, s.frames, s.sha256()); err != nil {
+		if err = rc.w.cat.CloseSegment(ctx, id, s.end(), s.bytes, s.frames, s.sha256(), s.index); err != nil {
 			rc.unfinished = append(rc.unfinished, catalog.Segment{ID: id, Path: s.path, Start: s.start})
 		}
 	}

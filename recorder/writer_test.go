@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,6 +151,16 @@ func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
 	go func() { defer wg.Done(); src.Run(srcCtx) }()
 
 	time.Sleep(10 * time.Second)
+	// Playback reads the open segment's fragments from memory: they must be the file's.
+	if open, ok := w.OpenSegment(); !ok || len(open.Fragments) == 0 {
+		t.Errorf("no open segment with fragments published while recording: %+v, %v", open, ok)
+	} else {
+		row, err := rig.catalog.Segment(ctx, open.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFragmentIndex(t, rig.dir, row.Path, open.Fragments, true)
+	}
 	stopSource() // the stream ends: the writer drains its queue and closes the segment
 	want := <-sent
 	deadline := time.Now().Add(10 * time.Second)
@@ -178,6 +189,20 @@ func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
 			t.Errorf("%s: codec %s %dx%d", s.Path, s.Codec, s.Width, s.Height)
 		}
 		frames += s.Frames
+		idx, err := rig.catalog.Fragments(ctx, []int64{s.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFragmentIndex(t, rig.dir, s.Path, idx[s.ID], false)
+		// The hash chain: each segment names its predecessor's digest.
+		if want := ""; i > 0 {
+			want = segs[i-1].SHA256
+			if !s.Chained || s.PrevSHA256 != want {
+				t.Errorf("segment %d: chain link %q (chained %v), want the previous segment's SHA-256 %s", i, s.PrevSHA256, s.Chained, want)
+			}
+		} else if !s.Chained || s.PrevSHA256 != "" {
+			t.Errorf("first segment: chain link %q (chained %v), want empty and chained", s.PrevSHA256, s.Chained)
+		}
 		if i > 0 {
 			// Continuous footage: the next segment starts where the last ended, within one
 			// frame interval (40 ms at 25 fps).
@@ -197,6 +222,44 @@ func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// checkFragmentIndex compares a fragment index with the segment file's own fragments. An
+// open segment's published index may lag the file by the fragment being written.
+func checkFragmentIndex(t *testing.T, dir, rel string, idx []catalog.Fragment, open bool) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout, err := scanSegment(f, info.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, fromFile, err := segmentDuration(f, layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open && len(idx) < len(fromFile) {
+		fromFile = fromFile[:len(idx)]
+	}
+	if !reflect.DeepEqual(idx, fromFile) {
+		t.Fatalf("%s: fragment index\n%+v\nthe file has\n%+v", rel, idx, fromFile)
+	}
+	keyed := 0
+	for _, fr := range idx {
+		if fr.Keyframe >= 0 {
+			keyed++
+		}
+	}
+	if len(idx) == 0 || idx[0].Keyframe != 0 {
+		t.Errorf("%s: %d fragments (%d with a keyframe), the first not starting with one: a segment starts at a keyframe", rel, len(idx), keyed)
+	}
 }
 
 // TestRecoverCompletesATornSegment simulates a crash mid-fragment: the open row is closed
@@ -272,5 +335,11 @@ func checkTornSegmentRecovers(t *testing.T, rig *recorderRig, w *Writer, src *in
 	if int64(len(data)) > int64(len(snapshot)) {
 		t.Fatalf("torn tail not cut: %d bytes, snapshot %d", len(data), len(snapshot))
 	}
+	// Playback finds the recovered segment's fragments in the catalog like any other's.
+	idx, err := rig.catalog.Fragments(ctx, []int64{got.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFragmentIndex(t, rig.dir, got.Path, idx[got.ID], false)
 	checkPlayable(t, path)
 }

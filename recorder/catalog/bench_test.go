@@ -27,7 +27,7 @@ func BenchmarkCreateAndCloseSegment(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := c.CloseSegment(ctx, id, start.Add(time.Minute), 1<<20, 1500, sha(i)); err != nil {
+				if err := c.CloseSegment(ctx, id, start.Add(time.Minute), 1<<20, 1500, sha(i), nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -60,7 +60,7 @@ func TestConcurrentUse(t *testing.T) {
 						fail(err)
 					}
 				}
-				if err := c.CloseSegment(ctx, id, start.Add(time.Minute), 300, 1500, sha(int(id))); err != nil {
+				if err := c.CloseSegment(ctx, id, start.Add(time.Minute), 300, 1500, sha(int(id)), nil); err != nil {
 					fail(err)
 				}
 			}

@@ -39,7 +39,7 @@ func TestCoverage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.CloseSegment(ctx, id, at(sec(end)), 1, 1, sha(1)); err != nil {
+		if err := c.CloseSegment(ctx, id, at(sec(end)), 1, 1, sha(1), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

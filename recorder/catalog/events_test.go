@@ -169,7 +169,16 @@ func TestMigrationAddsEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seg := addClosed(t, c, "namesti", at(0), at(time.Minute), 1000)
+	// Written as version 1 wrote it: today's CloseSegment needs later columns.
+	var seg int64
+	if _, err := c.w.ExecContext(ctx, `INSERT INTO cameras (id) VALUES ('namesti')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.w.QueryRowContext(ctx, `INSERT INTO segments (camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames)
+VALUES ('namesti', 'main', $1, $2, 'recordings/namesti/a.mp4', 1000, $3, 'H264', 640, 360, 0, 0, 0, 25) RETURNING id`,
+		at(0).UnixNano(), at(time.Minute).UnixNano(), sha(1)).Scan(&seg); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.InsertEvent(ctx, event("e", "namesti", at(0), at(time.Second))); err == nil {
 		t.Fatal("InsertEvent on a version 1 catalog succeeded; the test does not exercise the upgrade")
 	}
@@ -181,8 +190,8 @@ func TestMigrationAddsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Segment(ctx, seg); err != nil {
-		t.Errorf("segment %d after upgrade: %v", seg, err)
+	if s, err := c.Segment(ctx, seg); err != nil || s.Chained {
+		t.Errorf("segment %d after upgrade: %+v, %v (closed before the chain: not chained)", seg, s, err)
 	}
 	if err := c.InsertEvent(ctx, event("e", "namesti", at(0), at(time.Second))); err != nil {
 		t.Errorf("InsertEvent after upgrade: %v", err)

@@ -44,7 +44,7 @@ func sha(n int) string { return fmt.Sprintf("%064x", n) }
 func addClosed(t testing.TB, c *Catalog, camera string, start, end time.Time, bytes int64) int64 {
 	t.Helper()
 	id := addOpen(t, c, camera, start)
-	if err := c.CloseSegment(context.Background(), id, end, bytes, 25, sha(int(id))); err != nil {
+	if err := c.CloseSegment(context.Background(), id, end, bytes, 25, sha(int(id)), nil); err != nil {
 		t.Fatal(err)
 	}
 	return id

@@ -182,6 +182,16 @@ CREATE INDEX audit_action ON audit (action, id);
 	`
 ALTER TABLE retention_hold ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
 `,
+	// 5: playback and tamper evidence. fragments is a closed segment's fragment index
+	// (encodeFragments; NULL: none kept), so playback finds byte ranges without reading
+	// files. prev_sha256 links each segment to the camera's previous one, making the
+	// catalog a hash chain per camera and stream ('': the first; NULL: closed before
+	// chaining existed). deletions_camera_start finds a deleted predecessor's digest.
+	`
+ALTER TABLE segments ADD COLUMN fragments BLOB;
+ALTER TABLE segments ADD COLUMN prev_sha256 TEXT;
+CREATE INDEX deletions_camera_start ON deletions (camera, stream, start_ns);
+`,
 }
 
 // migrate applies the migrations the database has not seen, each in its own transaction

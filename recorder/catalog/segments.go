@@ -25,9 +25,15 @@ type Segment struct {
 	GapBefore     bool  // footage is missing just before this segment (reconnect, resync, restart)
 	Open          bool  // still being written
 	Frames        int64 // video frames in the segment
+	// PrevSHA256 is the SHA-256 of the camera's previous segment of the same stream when
+	// this one closed ("" for the first): the link of the per-camera hash chain that
+	// `townwatch verify-archive` walks. Chained is false for segments closed before the
+	// catalog kept the chain, and while open.
+	PrevSHA256 string
+	Chained    bool
 }
 
-const segmentColumns = `id, camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames`
+const segmentColumns = `id, camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, prev_sha256`
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -35,9 +41,11 @@ type scanner interface{ Scan(dest ...any) error }
 func scanSegment(sc scanner) (Segment, error) {
 	var s Segment
 	var start, end int64
+	var prev sql.NullString
 	err := sc.Scan(&s.ID, &s.Camera, &s.Stream, &start, &end, &s.Path, &s.Bytes, &s.SHA256,
-		&s.Codec, &s.Width, &s.Height, &s.Audio, &s.GapBefore, &s.Open, &s.Frames)
+		&s.Codec, &s.Width, &s.Height, &s.Audio, &s.GapBefore, &s.Open, &s.Frames, &prev)
 	s.Start, s.End = fromNanos(start), fromNanos(end)
+	s.PrevSHA256, s.Chained = prev.String, prev.Valid
 	return s, err
 }
 
@@ -124,29 +132,35 @@ RETURNING id`,
 // UpdateOpenSegment records the progress of an open segment, so searches see live
 // footage up to end.
 func (c *Catalog) UpdateOpenSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64) error {
-	if err := c.updateSegment(ctx, id, end, bytes, frames, "", false); err != nil {
+	if err := c.updateSegment(ctx, id, end, bytes, frames, "", false, nil); err != nil {
 		return fmt.Errorf("catalog: update open segment %d: %w", id, err)
 	}
 	return nil
 }
 
-// CloseSegment finishes an open segment with its final end, size, frame count and
-// SHA-256 (lowercase hex). Closing an unknown segment wraps ErrNotFound; closing one
-// twice wraps ErrSegmentClosed. The digest is always required: a segment that ended up
-// with no bytes is closed with bytes 0 and the SHA-256 of no input (e3b0c442…b855),
-// which keeps "every closed row's size and digest match its file" checkable.
-func (c *Catalog) CloseSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64, sha256 string) error {
+// CloseSegment finishes an open segment with its final end, size, frame count, SHA-256
+// (lowercase hex) and fragment index (nil: none known). Closing an unknown segment wraps
+// ErrNotFound; closing one twice wraps ErrSegmentClosed. The digest is always required: a
+// segment that ended up with no bytes is closed with bytes 0 and the SHA-256 of no input
+// (e3b0c442…b855), which keeps "every closed row's size and digest match its file"
+// checkable. Closing also links the segment into its camera's hash chain (PrevSHA256).
+func (c *Catalog) CloseSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64, sha256 string, index []Fragment) error {
 	if !sha256Hex.MatchString(sha256) {
 		return fmt.Errorf("catalog: close segment %d: sha256 %q is not 64 lowercase hex digits", id, sha256)
 	}
-	if err := c.updateSegment(ctx, id, end, bytes, frames, sha256, true); err != nil {
+	blob, err := encodeFragments(index)
+	if err != nil {
+		return fmt.Errorf("catalog: close segment %d: fragment index: %w", id, err)
+	}
+	if err := c.updateSegment(ctx, id, end, bytes, frames, sha256, true, blob); err != nil {
 		return fmt.Errorf("catalog: close segment %d: %w", id, err)
 	}
 	return nil
 }
 
-// updateSegment changes an open segment's end, size and frames, and closes it if close.
-func (c *Catalog) updateSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64, sha256 string, close bool) error {
+// updateSegment changes an open segment's end, size and frames, and closes it if close
+// (with its fragment index and chain link).
+func (c *Catalog) updateSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64, sha256 string, close bool, index []byte) error {
 	endNS, err := nanos("end", end)
 	if err != nil {
 		return err
@@ -156,8 +170,16 @@ func (c *Catalog) updateSegment(ctx context.Context, id int64, end time.Time, by
 	}
 	open := !close
 	return c.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE segments SET end_ns = $2, bytes = $3, frames = $4, sha256 = $5, open = $6
+		var res sql.Result
+		var err error
+		if close {
+			res, err = tx.ExecContext(ctx, `UPDATE segments SET end_ns = $2, bytes = $3, frames = $4, sha256 = $5, open = 0,
+	fragments = $6, prev_sha256 = COALESCE((`+chainPredecessor+`), '')
+WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, nullBlob(index))
+		} else {
+			res, err = tx.ExecContext(ctx, `UPDATE segments SET end_ns = $2, bytes = $3, frames = $4, sha256 = $5, open = $6
 WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, open)
+		}
 		if err != nil {
 			return err
 		}
@@ -179,6 +201,19 @@ WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256
 		}
 	})
 }
+
+// chainPredecessor selects the SHA-256 of the segment before segment $1 in its camera's
+// and stream's chain: the latest-starting one that starts before it, kept or deleted
+// (a deletion row keeps the digest, so retention never breaks the chain). A predecessor
+// still open has no digest yet and yields '', which verify-archive reports as a broken
+// link rather than passing it.
+const chainPredecessor = `SELECT p.sha256 FROM (
+	SELECT s.start_ns, s.id, s.sha256 FROM segments s, segments me
+	WHERE me.id = $1 AND s.camera = me.camera AND s.stream = me.stream AND s.start_ns < me.start_ns
+	UNION ALL
+	SELECT d.start_ns, d.segment_id, d.sha256 FROM deletions d, segments me
+	WHERE me.id = $1 AND d.camera = me.camera AND d.stream = me.stream AND d.start_ns < me.start_ns
+) p ORDER BY p.start_ns DESC, p.id DESC LIMIT 1`
 
 // OpenSegments returns the segments still being written, ordered by camera and start.
 // At start-up these are the ones a crash interrupted.

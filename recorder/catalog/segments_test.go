@@ -57,10 +57,10 @@ func TestSegmentRoundTrip(t *testing.T) {
 	check("updated")
 
 	end = t0.Add(60*time.Second + 7)
-	if err := c.CloseSegment(ctx, id, end, 750000, 1500, sha(42)); err != nil {
+	if err := c.CloseSegment(ctx, id, end, 750000, 1500, sha(42), nil); err != nil {
 		t.Fatal(err)
 	}
-	want.End, want.Bytes, want.Frames, want.SHA256, want.Open = end, 750000, 1500, sha(42), false
+	want.End, want.Bytes, want.Frames, want.SHA256, want.Open, want.Chained = end, 750000, 1500, sha(42), false, true
 	check("closed")
 }
 
@@ -113,22 +113,22 @@ func TestCloseAndUpdateErrors(t *testing.T) {
 	ctx := context.Background()
 	id := addOpen(t, c, "a", t0)
 
-	wantErr(t, c.CloseSegment(ctx, 999, at(time.Minute), 1, 1, sha(1)), ErrNotFound, "catalog: close segment 999: not found")
+	wantErr(t, c.CloseSegment(ctx, 999, at(time.Minute), 1, 1, sha(1), nil), ErrNotFound, "catalog: close segment 999: not found")
 	wantErr(t, c.UpdateOpenSegment(ctx, 999, at(time.Minute), 1, 1), ErrNotFound, "catalog: update open segment 999: not found")
-	wantErr(t, c.CloseSegment(ctx, id, at(time.Minute), 1, 1, strings.ToUpper(sha(0xab))), nil, "is not 64 lowercase hex digits")
-	wantErr(t, c.CloseSegment(ctx, id, at(time.Minute), 1, 1, "abc"), nil, "is not 64 lowercase hex digits")
-	wantErr(t, c.CloseSegment(ctx, id, at(time.Minute), 0, 0, ""), nil, `sha256 "" is not 64 lowercase hex digits`)
+	wantErr(t, c.CloseSegment(ctx, id, at(time.Minute), 1, 1, strings.ToUpper(sha(0xab)), nil), nil, "is not 64 lowercase hex digits")
+	wantErr(t, c.CloseSegment(ctx, id, at(time.Minute), 1, 1, "abc", nil), nil, "is not 64 lowercase hex digits")
+	wantErr(t, c.CloseSegment(ctx, id, at(time.Minute), 0, 0, "", nil), nil, `sha256 "" is not 64 lowercase hex digits`)
 	wantErr(t, c.UpdateOpenSegment(ctx, id, at(-time.Second), 1, 1), nil, fmt.Sprintf("catalog: update open segment %d: end", id), "is before start")
 	wantErr(t, c.UpdateOpenSegment(ctx, id, at(time.Second), -1, 1), nil, "must not be negative")
-	wantErr(t, c.CloseSegment(ctx, id, time.Time{}, 1, 1, sha(1)), nil, "end is not set")
+	wantErr(t, c.CloseSegment(ctx, id, time.Time{}, 1, 1, sha(1), nil), nil, "end is not set")
 
 	if s, err := c.Segment(ctx, id); err != nil || !s.Open || s.End != t0 || s.Bytes != 0 {
 		t.Fatalf("after refused changes Segment = %+v (err %v), want it untouched", s, err)
 	}
-	if err := c.CloseSegment(ctx, id, at(time.Minute), 10, 1, sha(1)); err != nil {
+	if err := c.CloseSegment(ctx, id, at(time.Minute), 10, 1, sha(1), nil); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, c.CloseSegment(ctx, id, at(2*time.Minute), 20, 2, sha(2)), ErrSegmentClosed, fmt.Sprintf("catalog: close segment %d: segment is closed", id))
+	wantErr(t, c.CloseSegment(ctx, id, at(2*time.Minute), 20, 2, sha(2), nil), ErrSegmentClosed, fmt.Sprintf("catalog: close segment %d: segment is closed", id))
 	wantErr(t, c.UpdateOpenSegment(ctx, id, at(2*time.Minute), 20, 2), ErrSegmentClosed)
 	if s, err := c.Segment(ctx, id); err != nil || s.End != at(time.Minute) || s.Bytes != 10 || s.SHA256 != sha(1) {
 		t.Errorf("a second close changed the segment: %+v (err %v)", s, err)
@@ -247,7 +247,7 @@ func TestDropEmptySegment(t *testing.T) {
 	ctx := context.Background()
 	id := addOpen(t, c, "a", t0)
 	empty := fmt.Sprintf("%x", sha256.Sum256(nil))
-	if err := c.CloseSegment(ctx, id, t0, 0, 0, empty); err != nil {
+	if err := c.CloseSegment(ctx, id, t0, 0, 0, empty, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, err := c.DeleteSegment(ctx, id, "recovery: file missing after crash", at(time.Second))
