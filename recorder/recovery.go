@@ -189,6 +189,7 @@ func adoptOrFinish(ctx context.Context, st *Storage, cat *catalog.Catalog, rel s
 	seg := catalog.Segment{Camera: camera, Stream: ingest.StreamMain, Start: start, End: start, Path: rel,
 		GapBefore: true, Open: true, Audio: len(init.Tracks) > 1}
 	seg.Codec, seg.Width, seg.Height = describeVideo(&init)
+	seg.MIMECodecs = mimeCodecs(&init)
 	dur, frames, index, err := segmentDuration(f, layout)
 	if err != nil {
 		return err

@@ -528,7 +528,7 @@ func (rc *recording) open(u *ingest.Unit, audio *ingest.Track) error {
 	// the file; a file without a row would have to be adopted blind.
 	s.row = catalog.Segment{
 		Camera: w.cam.ID, Stream: ingest.StreamMain, Start: s.start, End: s.start, Path: s.path,
-		Codec: string(u.Track.Codec), Width: u.Params.Width, Height: u.Params.Height,
+		Codec: string(u.Track.Codec), MIMECodecs: mimeCodecs(init), Width: u.Params.Width, Height: u.Params.Height,
 		Audio: withAudio, GapBefore: rc.gapNext, Open: true,
 	}
 	s.id, err = w.cat.CreateSegment(context.Background(), s.row)

@@ -185,8 +185,8 @@ func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
 	var frames int64
 	for i, s := range segs {
 		checkRecorded(t, rig.dir, s)
-		if s.Codec != "H264" || s.Width != 640 || s.Height != 360 {
-			t.Errorf("%s: codec %s %dx%d", s.Path, s.Codec, s.Width, s.Height)
+		if s.Codec != "H264" || s.Width != 640 || s.Height != 360 || !strings.HasPrefix(s.MIMECodecs, "avc1.") || len(s.MIMECodecs) != 11 {
+			t.Errorf("%s: codec %s (%q) %dx%d", s.Path, s.Codec, s.MIMECodecs, s.Width, s.Height)
 		}
 		frames += s.Frames
 		idx, err := rig.catalog.Fragments(ctx, []int64{s.ID})

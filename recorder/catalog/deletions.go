@@ -207,3 +207,17 @@ WHERE deleted_ns >= $1 AND reason IN (`+in+`) GROUP BY camera`, args...)
 	}
 	return out, rows.Err()
 }
+
+// DeletionOfSegment returns the deletion of segment id, or an error wrapping ErrNotFound
+// (ids are never reused, so there is at most one). Playback answers a request for a
+// deleted segment with it: when it went and why.
+func (c *Catalog) DeletionOfSegment(ctx context.Context, id int64) (Deletion, error) {
+	d, err := scanDeletion(c.r.QueryRowContext(ctx, `SELECT `+deletionColumns+` FROM deletions WHERE segment_id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Deletion{}, fmt.Errorf("catalog: deletion of segment %d: %w", id, err)
+	}
+	return d, nil
+}

@@ -80,6 +80,12 @@ func TestClosingLinksTheCameraHashChain(t *testing.T) {
 			t.Errorf("segment %d (%s): link %q chained %v, want %q", tc.id, s.Camera, s.PrevSHA256, s.Chained, tc.want)
 		}
 	}
+	// The deleted segment is still known to playback: when and why it went.
+	if d, err := c.DeletionOfSegment(ctx, second); err != nil || d.SHA256 != sha(int(second)) || d.Reason != "test" {
+		t.Errorf("DeletionOfSegment(%d) = %+v, %v", second, d, err)
+	}
+	_, err := c.DeletionOfSegment(ctx, first)
+	wantErr(t, err, ErrNotFound)
 	open := addOpen(t, c, "most", at(3*time.Minute))
 	if s, err := c.Segment(ctx, open); err != nil || s.Chained {
 		t.Errorf("open segment %+v (%v): an open segment has no link yet", s, err)

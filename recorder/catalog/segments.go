@@ -20,6 +20,7 @@ type Segment struct {
 	Bytes         int64
 	SHA256        string // lowercase hex; "" while open
 	Codec         string // "H264", "H265"
+	MIMECodecs    string // RFC 6381 codecs of the file's tracks, e.g. "avc1.640028,mp4a.40.2"; "" if unknown
 	Width, Height int
 	Audio         bool
 	GapBefore     bool  // footage is missing just before this segment (reconnect, resync, restart)
@@ -33,7 +34,7 @@ type Segment struct {
 	Chained    bool
 }
 
-const segmentColumns = `id, camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, prev_sha256`
+const segmentColumns = `id, camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs, prev_sha256`
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -43,7 +44,7 @@ func scanSegment(sc scanner) (Segment, error) {
 	var start, end int64
 	var prev sql.NullString
 	err := sc.Scan(&s.ID, &s.Camera, &s.Stream, &start, &end, &s.Path, &s.Bytes, &s.SHA256,
-		&s.Codec, &s.Width, &s.Height, &s.Audio, &s.GapBefore, &s.Open, &s.Frames, &prev)
+		&s.Codec, &s.Width, &s.Height, &s.Audio, &s.GapBefore, &s.Open, &s.Frames, &s.MIMECodecs, &prev)
 	s.Start, s.End = fromNanos(start), fromNanos(end)
 	s.PrevSHA256, s.Chained = prev.String, prev.Valid
 	return s, err
@@ -121,10 +122,10 @@ func (c *Catalog) createSegment(ctx context.Context, s Segment) (int64, error) {
 		if err := ensureCamera(ctx, tx, s.Camera); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO segments (camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames)
-VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $11, 1, $12)
+		return tx.QueryRowContext(ctx, `INSERT INTO segments (camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs)
+VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $11, 1, $12, $13)
 RETURNING id`,
-			s.Camera, s.Stream, start, end, s.Path, s.Bytes, s.Codec, s.Width, s.Height, s.Audio, s.GapBefore, s.Frames).Scan(&id)
+			s.Camera, s.Stream, start, end, s.Path, s.Bytes, s.Codec, s.Width, s.Height, s.Audio, s.GapBefore, s.Frames, s.MIMECodecs).Scan(&id)
 	})
 	return id, err
 }
