@@ -72,6 +72,17 @@ func (s *Server) table() []route {
 				handler: s.snapshotAudited(s.opt.Events.handleSnapshot)},
 		)
 	}
+	if pb := s.opt.Playback; pb != nil {
+		rt = append(rt,
+			route{pattern: "POST /api/playback", action: access.ActionPlayback, handler: s.handlePlaybackStart},
+			route{pattern: "GET /api/timeline", action: access.ActionPlayback, handler: pb.handleTimeline},
+			route{pattern: "GET /api/cameras/{id}/playlist", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: pb.handlePlaylist},
+			route{pattern: "GET /api/cameras/{id}/frame.jpg", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: s.handleFrame},
+			// Footage of a camera that left the configuration stays playable to those who
+			// may see it: the segment's camera is checked, not the configuration.
+			route{pattern: "GET /api/segments/{id}/media", action: access.ActionPlayback, camera: pb.segmentCamera, handler: pb.handleMedia},
+		)
+	}
 	return rt
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -27,6 +28,9 @@ type routeRig struct {
 const (
 	eventNamesti = "0192f5c4-0000-7000-8000-00000000000a"
 	eventMost    = "0192f5c4-0000-7000-8000-00000000000b"
+	// The first two segments of the rig's fresh catalog: one per camera.
+	segmentNamesti = "1"
+	segmentMost    = "2"
 )
 
 func newRouteRig(t *testing.T) *routeRig {
@@ -40,6 +44,14 @@ func newRouteRig(t *testing.T) *routeRig {
 			t.Fatal(err)
 		}
 	}
+	for i, camera := range []string{"namesti", "most"} {
+		start := fx.clock.Now().Add(-time.Hour)
+		id, err := fx.cat.CreateSegment(t.Context(), catalog.Segment{Camera: camera, Stream: "main", Start: start,
+			Path: "recordings/" + camera + "/a.mp4", Codec: "H264", Width: 640, Height: 360})
+		if err != nil || id != int64(i+1) {
+			t.Fatalf("segment of %s: id %d, %v", camera, id, err)
+		}
+	}
 	lm, err := live.New(ingest.NewHub(), []live.Camera{{ID: "namesti"}, {ID: "most"}}, live.Options{ListenHost: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +60,9 @@ func newRouteRig(t *testing.T) *routeRig {
 	snapshots := fstest.MapFS{"snapshots/namesti/a.jpg": {Data: []byte("\xff\xd8namesti")}, "snapshots/most/b.jpg": {Data: []byte("\xff\xd8most")}}
 	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Live: lm, Access: fx.opts,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "townwatch_up 1") }),
-		Events:  &Events{Store: fx.cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: snapshots.Open}})
+		Events:  &Events{Store: fx.cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: snapshots.Open},
+		Playback: &Playback{Store: fx.cat, Cameras: []string{"namesti", "most"},
+			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,8 +268,8 @@ func TestRoleCameraMatrix(t *testing.T) {
 					if rt.camera != nil && !want {
 						// Not granted looks exactly like not there.
 						unknownStatus, unknownBody := requestRoute(user, rt, "no-such-camera")
-						if rt.pattern == "GET /api/events/{id}/snapshot.jpg" {
-							unknownBody = strings.ReplaceAll(unknownBody, "no-such-camera", eventOf(camera))
+						if target := targetOf(rt, camera); target != camera {
+							unknownBody = strings.ReplaceAll(unknownBody, unknownTarget(rt), target)
 						} else {
 							unknownBody = strings.ReplaceAll(unknownBody, "no-such-camera", camera)
 						}
@@ -282,14 +296,35 @@ func eventOf(camera string) string {
 	return eventNamesti
 }
 
-// requestRoute sends the route's request about camera (an event of that camera for the
-// snapshot route) and returns the status and body.
-func requestRoute(h http.Handler, rt route, camera string) (int, string) {
-	target := camera
-	if rt.pattern == "GET /api/events/{id}/snapshot.jpg" && camera != "no-such-camera" {
-		target = eventOf(camera)
+// targetOf is what a route's {id} is for camera: an event of it for the snapshot route,
+// a segment of it for the media route, the camera itself otherwise.
+func targetOf(rt route, camera string) string {
+	switch {
+	case camera == "no-such-camera":
+		return unknownTarget(rt)
+	case rt.pattern == "GET /api/events/{id}/snapshot.jpg":
+		return eventOf(camera)
+	case rt.pattern == "GET /api/segments/{id}/media":
+		if camera == "most" {
+			return segmentMost
+		}
+		return segmentNamesti
 	}
-	method, path := concretePath(rt.pattern, target)
+	return camera
+}
+
+// unknownTarget is an {id} that names nothing.
+func unknownTarget(rt route) string {
+	if rt.pattern == "GET /api/segments/{id}/media" {
+		return "999999"
+	}
+	return "no-such-camera"
+}
+
+// requestRoute sends the route's request about camera (an event or a segment of that
+// camera for the routes that name those) and returns the status and body.
+func requestRoute(h http.Handler, rt route, camera string) (int, string) {
+	method, path := concretePath(rt.pattern, targetOf(rt, camera))
 	var req *http.Request
 	if method == http.MethodPost && strings.HasSuffix(path, "/whep") {
 		req = httptest.NewRequest(method, path, strings.NewReader("v=0\r\n"))

@@ -24,8 +24,8 @@ const (
 	// is small (the largest is a WHEP offer of a few KiB), so a client sending one byte a
 	// second cannot hold a connection, a goroutine and a descriptor for minutes.
 	readTimeout = 15 * time.Second
-	// writeTimeout bounds writing an answer. No route streams for long today (media goes
-	// over WebRTC); a future long download must extend its own deadline explicitly with
+	// writeTimeout bounds writing an answer. Live media goes over WebRTC; a long download
+	// (a recorded segment, an export bundle) extends its own deadline explicitly with
 	// http.ResponseController, so the exception is visible where it is made.
 	writeTimeout = 60 * time.Second
 	// idleTimeout closes keep-alive connections nobody uses: an idle connection costs a
@@ -81,6 +81,9 @@ type Options struct {
 	Live *live.Manager
 	// Events serves /api/events; nil means no events API.
 	Events *Events
+	// Playback serves recorded footage (timeline, playlists, segments, stills); nil means
+	// none.
+	Playback *Playback
 	// Access says who may use the server; required: there is no open mode.
 	Access AccessOptions
 	// TLS serves HTTPS with this certificate and key (reloaded when the files change);
@@ -145,6 +148,10 @@ func New(opt Options) (*Server, error) {
 		if err := opt.Live.SetHooks(s.liveViews.hooks()); err != nil {
 			return nil, err
 		}
+	}
+	if opt.Playback != nil {
+		opt.Playback.sessions.grant = map[playbackKey]time.Time{}
+		opt.Playback.clock = a.now
 	}
 	s.mount()
 	// The cross-origin check refuses a state-changing request that a browser marks as

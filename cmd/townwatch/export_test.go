@@ -63,7 +63,7 @@ func exportSetup(t *testing.T) string {
 			t.Fatal(err)
 		}
 		sum := sha256.Sum256(b)
-		if err := cat.CloseSegment(ctx, id, start.Add(2*time.Second), int64(len(b)), 50, hex.EncodeToString(sum[:])); err != nil {
+		if err := cat.CloseSegment(ctx, id, start.Add(2*time.Second), int64(len(b)), 50, hex.EncodeToString(sum[:]), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

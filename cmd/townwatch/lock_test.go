@@ -55,7 +55,7 @@ cameras:
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := cat.CloseSegment(context.Background(), id, start.Add(time.Minute), 1<<20, 1500, strings.Repeat("ab", 32)); err != nil {
+			if err := cat.CloseSegment(context.Background(), id, start.Add(time.Minute), 1<<20, 1500, strings.Repeat("ab", 32), nil); err != nil {
 				t.Fatal(err)
 			}
 		}

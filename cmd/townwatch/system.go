@@ -203,6 +203,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 	events := &viewer.Events{Store: sys.catalog, Cameras: cameraIDs, Log: log,
 		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
+	playback := sys.playback(cameraIDs, log)
 	token, err := cfg.Metrics.Token()
 	if err != nil {
 		return nil, err
@@ -214,7 +215,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	accessOpt := viewer.AccessOptions{Users: sys.catalog, Audit: sys.audit, TrustedProxies: cfg.HTTP.TrustedProxyPrefixes(),
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
 	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
-		Live: sys.live, Events: events, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
+		Live: sys.live, Events: events, Playback: playback, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
 		return nil, err
 	}
 	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
@@ -251,6 +252,28 @@ func newLive(cfg *configs.Config, hub *ingest.Hub, cams []live.Camera, clients *
 
 // eventSink is where camera c's motion events go: its recorder (motion mode), the
 // catalog and the snapshot folder.
+// playback wires the playback API to the catalog, the storage and the writers' open
+// segments. Without ffmpeg, stills are refused and the rest works.
+func (sys *system) playback(cameraIDs []string, log *slog.Logger) *viewer.Playback {
+	writers := make(map[string]*recorder.Writer, len(sys.writers))
+	for _, w := range sys.writers {
+		writers[w.Camera()] = w
+	}
+	frames, err := viewer.NewFrameDecoder("")
+	if err != nil {
+		log.Warn("recorded stills (frame.jpg) are unavailable; install ffmpeg", "err", err)
+		frames = nil
+	}
+	return &viewer.Playback{Store: sys.catalog, Cameras: cameraIDs, Frames: frames, Log: log,
+		OpenFile: sys.storage.Open,
+		OpenSegment: func(camera string) (recorder.OpenSegment, bool) {
+			if w := writers[camera]; w != nil {
+				return w.OpenSegment()
+			}
+			return recorder.OpenSegment{}, false
+		}}
+}
+
 func (sys *system) eventSink(c configs.Camera, w *recorder.Writer) *eventSink {
 	sink := &eventSink{camera: c.ID, storage: sys.storage, catalog: sys.catalog, log: sys.log.With("camera", c.ID)}
 	if c.Record.Mode == configs.RecordMotion {

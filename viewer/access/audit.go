@@ -26,6 +26,8 @@ const (
 	AuditLiveStop       = "live.stop"
 	AuditSnapshotView   = "snapshot.view"  // the first snapshot of a camera a user sees in an hour
 	AuditSnapshotViews  = "snapshot.views" // how many more followed in that hour
+	AuditPlaybackStart  = "playback.start" // with the reason, before any recorded footage of the camera
+	AuditFrameView      = "playback.frame" // one full-resolution still of recorded footage
 	AuditLockCreate     = "lock.create"
 	AuditLockChange     = "lock.change"
 	AuditLockRemove     = "lock.remove"
