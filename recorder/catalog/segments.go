@@ -206,7 +206,7 @@ WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256
 // chainPredecessor selects the SHA-256 of the segment before segment $1 in its camera's
 // and stream's chain: the latest-starting one that starts before it, kept or deleted
 // (a deletion row keeps the digest, so retention never breaks the chain). A predecessor
-// still open has no digest yet and yields ”, which verify-archive reports as a broken
+// still open has no digest yet and yields an empty link, which verify-archive reports as a broken
 // link rather than passing it.
 const chainPredecessor = `SELECT p.sha256 FROM (
 	SELECT s.start_ns, s.id, s.sha256 FROM segments s, segments me
