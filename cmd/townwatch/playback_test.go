@@ -192,6 +192,42 @@ func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
 	if status != http.StatusNotFound || strings.ReplaceAll(unknownSeg, "99999999", strconv.FormatInt(mostPL.Segments[0].ID, 10)) != ungrantedSeg {
 		t.Errorf("segment of an ungranted camera: %d %s; unknown segment: %s — they must read the same", status, ungrantedSeg, unknownSeg)
 	}
+
+	// verify-archive passes the archive as recorded (the deletion above included), and
+	// names a segment whose file lost one bit.
+	stopServe(t, p)
+	if code, out, errOut := lockRun("verify-archive", "-config", cfgPath); code != 0 || !strings.Contains(out, "OK:") {
+		t.Fatalf("verify-archive on the untouched archive: exit %d\n%s%s", code, out, errOut)
+	}
+	victim := pl.Segments[1]
+	file := filepath.Join(storage, filepath.FromSlash(segmentPathOf(t, cfgPath, victim.ID)))
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-100] ^= 0x10
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := lockRun("verify-archive", "-config", cfgPath, "-camera", "namesti")
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("FAILED segment %d ", victim.ID)) || !strings.Contains(out, "bytes changed") {
+		t.Errorf("verify-archive after a flipped bit: exit %d\n%s%s\nwant exit 1 naming segment %d", code, out, errOut, victim.ID)
+	}
+}
+
+// segmentPathOf reads a segment's storage path from the catalog.
+func segmentPathOf(t *testing.T, cfg string, id int64) string {
+	t.Helper()
+	cat, err := catalog.Open(context.Background(), filepath.Join(filepath.Dir(cfg), "data", catalogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	s, err := cat.Segment(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Path
 }
 
 func decodeJSON(t *testing.T, body string, v any) {

@@ -186,12 +186,14 @@ ALTER TABLE retention_hold ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
 	// (encodeFragments; NULL: none kept) and mime_codecs its RFC 6381 codecs string, so
 	// playback finds byte ranges and codecs without reading files. prev_sha256 links each segment to the camera's previous one, making the
 	// catalog a hash chain per camera and stream ('': the first; NULL: closed before
-	// chaining existed). deletions_camera_start finds a deleted predecessor's digest,
+	// chaining existed); a deletion keeps the link, so the chain stays checkable across
+	// what retention removed. deletions_camera_start finds a deleted predecessor's digest,
 	// deletions_segment the deletion a playback request for a deleted segment is told of.
 	`
 ALTER TABLE segments ADD COLUMN fragments BLOB;
 ALTER TABLE segments ADD COLUMN mime_codecs TEXT NOT NULL DEFAULT '';
 ALTER TABLE segments ADD COLUMN prev_sha256 TEXT;
+ALTER TABLE deletions ADD COLUMN prev_sha256 TEXT;
 CREATE INDEX deletions_camera_start ON deletions (camera, stream, start_ns);
 CREATE INDEX deletions_segment ON deletions (segment_id);
 `,

@@ -126,8 +126,8 @@ func TestDeleteSegmentHonoursLocks(t *testing.T) {
 		done = append(done, d)
 	}
 	want0 := Deletion{ID: done[0].ID, SegmentID: seg0.ID, Camera: "a", Stream: "main", Path: seg0.Path, SHA256: seg0.SHA256,
-		Reason: "age", Start: seg0.Start, End: seg0.End, At: f.now, Bytes: seg0.Bytes}
-	if done[0] != want0 {
+		Reason: "age", Start: seg0.Start, End: seg0.End, At: f.now, Bytes: seg0.Bytes, PrevSHA256: seg0.PrevSHA256, Chained: seg0.Chained}
+	if done[0] != want0 || !want0.Chained {
 		t.Errorf("Deletion =\n%+v\nwant\n%+v", done[0], want0)
 	}
 	if _, err := c.Segment(ctx, f.s[0]); err == nil {
