@@ -189,6 +189,8 @@ ALTER TABLE retention_hold ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
 	// chaining existed); a deletion keeps the link, so the chain stays checkable across
 	// what retention removed. deletions_camera_start finds a deleted predecessor's digest,
 	// deletions_segment the deletion a playback request for a deleted segment is told of.
+	// exports are the officers' evidence export jobs, kept after they finish so that what
+	// was handed out stays on record with its digest.
 	`
 ALTER TABLE segments ADD COLUMN fragments BLOB;
 ALTER TABLE segments ADD COLUMN mime_codecs TEXT NOT NULL DEFAULT '';
@@ -196,6 +198,28 @@ ALTER TABLE segments ADD COLUMN prev_sha256 TEXT;
 ALTER TABLE deletions ADD COLUMN prev_sha256 TEXT;
 CREATE INDEX deletions_camera_start ON deletions (camera, stream, start_ns);
 CREATE INDEX deletions_segment ON deletions (segment_id);
+
+CREATE TABLE exports (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	created_ns  INTEGER NOT NULL,
+	actor       TEXT    NOT NULL,
+	cameras     TEXT    NOT NULL, -- JSON array of camera ids
+	from_ns     INTEGER NOT NULL,
+	to_ns       INTEGER NOT NULL,
+	reason      TEXT    NOT NULL,
+	case_ref    TEXT    NOT NULL,
+	recipient   TEXT    NOT NULL,
+	audit_id    INTEGER NOT NULL, -- the export.request row
+	state       TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled', 'expired')),
+	error       TEXT    NOT NULL DEFAULT '',
+	file        TEXT    NOT NULL DEFAULT '', -- under the storage path; '' until done
+	bytes       INTEGER NOT NULL DEFAULT 0,
+	sha256      TEXT    NOT NULL DEFAULT '',
+	finished_ns INTEGER, -- NULL: not finished
+	CHECK (to_ns > from_ns),
+	CHECK (reason <> '' AND case_ref <> '' AND recipient <> '')
+);
+CREATE INDEX exports_actor ON exports (actor, id);
 `,
 }
 
