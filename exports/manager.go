@@ -147,9 +147,13 @@ func (m *Manager) Status(ctx context.Context, id int64) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	return m.withProgress(j), nil
+}
+
+func (m *Manager) withProgress(j catalog.ExportJob) Status {
 	st := Status{ExportJob: j}
 	m.mu.Lock()
-	if r := m.running; r != nil && r.id == id {
+	if r := m.running; r != nil && r.id == j.ID {
 		st.Done, st.Total = r.done, r.total
 		if elapsed := m.opt.Now().Sub(r.started); r.done > 0 && r.total > r.done {
 			st.ETA = time.Duration(float64(elapsed) * float64(r.total-r.done) / float64(r.done))
@@ -159,7 +163,20 @@ func (m *Manager) Status(ctx context.Context, id int64) (Status, error) {
 	if j.State == catalog.ExportDone {
 		st.Done, st.Total = j.Bytes, j.Bytes
 	}
-	return st, nil
+	return st
+}
+
+// Recent returns the newest jobs, at most limit, with the running one's progress.
+func (m *Manager) Recent(ctx context.Context, limit int) ([]Status, error) {
+	jobs, err := m.opt.Catalog.Exports(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, len(jobs))
+	for i, j := range jobs {
+		out[i] = m.withProgress(j)
+	}
+	return out, nil
 }
 
 // Cancel stops a queued or running job. A running one is stopped and its partial file

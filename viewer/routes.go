@@ -83,6 +83,15 @@ func (s *Server) table() []route {
 			route{pattern: "GET /api/segments/{id}/media", action: access.ActionPlayback, camera: pb.segmentCamera, handler: pb.handleMedia},
 		)
 	}
+	if ex := s.opt.Exports; ex != nil {
+		rt = append(rt,
+			route{pattern: "POST /api/exports", action: access.ActionExport, handler: s.handleExportCreate},
+			route{pattern: "GET /api/exports", action: access.ActionExport, handler: ex.handleList},
+			route{pattern: "GET /api/exports/{id}", action: access.ActionExport, camera: ex.exportCamera, handler: ex.handleStatus},
+			route{pattern: "DELETE /api/exports/{id}", action: access.ActionExport, camera: ex.exportCamera, handler: ex.handleCancel},
+			route{pattern: "GET /api/exports/{id}/download", action: access.ActionExport, camera: ex.exportCamera, handler: s.handleExportDownload},
+		)
+	}
 	return rt
 }
 
@@ -249,6 +258,13 @@ func (s *Server) denied(r *http.Request, p *access.Principal, rt route, camera, 
 // appendAudit writes one audit row about request r by p (who, from where, with which
 // session), committed when it returns.
 func (s *Server) appendAudit(r *http.Request, p *access.Principal, e catalog.AuditEntry) error {
+	_, err := s.appendAuditRow(r, p, e)
+	return err
+}
+
+// appendAuditRow is appendAudit returning the row written (its id goes into an export's
+// manifest).
+func (s *Server) appendAuditRow(r *http.Request, p *access.Principal, e catalog.AuditEntry) (catalog.AuditEntry, error) {
 	if p != nil {
 		e.Actor, e.Roles, e.Session = p.Name, access.RoleStrings(p.Roles), access.SessionLabel(p.Session)
 	}
@@ -259,9 +275,9 @@ func (s *Server) appendAudit(r *http.Request, p *access.Principal, e catalog.Aud
 	if e.Outcome == "" {
 		e.Outcome = catalog.AuditOK
 	}
-	_, err := s.opt.Access.Audit.Append(r.Context(), e)
+	row, err := s.opt.Access.Audit.Append(r.Context(), e)
 	if err != nil {
 		s.auth.auditFailures.Add(1)
 	}
-	return err
+	return row, err
 }

@@ -1,7 +1,9 @@
 package viewer
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/townwatch/townwatch/exports"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer/access"
@@ -28,10 +31,32 @@ type routeRig struct {
 const (
 	eventNamesti = "0192f5c4-0000-7000-8000-00000000000a"
 	eventMost    = "0192f5c4-0000-7000-8000-00000000000b"
-	// The first two segments of the rig's fresh catalog: one per camera.
+	// The first two segments of the rig's fresh catalog: one per camera; the same for
+	// export jobs, requested by someone else than the matrix's users.
 	segmentNamesti = "1"
 	segmentMost    = "2"
+	exportNamesti  = "1"
+	exportMost     = "2"
 )
+
+// newExportJobs makes an export manager (not running: the jobs stay queued) with one job
+// per camera of the rig.
+func newExportJobs(t *testing.T, cat *catalog.Catalog) *exports.Manager {
+	t.Helper()
+	m, err := exports.New(exports.Options{Catalog: cat, Dir: t.TempDir(), Name: func(catalog.ExportJob) string { return "x.zip" },
+		Bundle: func(context.Context, io.Writer, catalog.ExportJob, func(int64, int64)) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, camera := range []string{"namesti", "most"} {
+		id, err := m.Submit(t.Context(), exports.Request{Actor: "zadavatel", Cameras: []string{camera}, From: time.Now().Add(-time.Hour), To: time.Now(),
+			Reason: "r", Case: "c", Recipient: "p", AuditID: 1})
+		if err != nil || id != int64(i+1) {
+			t.Fatalf("export of %s: id %d, %v", camera, id, err)
+		}
+	}
+	return m
+}
 
 func newRouteRig(t *testing.T) *routeRig {
 	t.Helper()
@@ -62,7 +87,8 @@ func newRouteRig(t *testing.T) *routeRig {
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "townwatch_up 1") }),
 		Events:  &Events{Store: fx.cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: snapshots.Open},
 		Playback: &Playback{Store: fx.cat, Cameras: []string{"namesti", "most"},
-			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }}})
+			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
+		Exports: &Exports{Manager: newExportJobs(t, fx.cat), Cameras: []string{"namesti", "most"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +272,10 @@ func TestRoleCameraMatrix(t *testing.T) {
 					var want bool
 					if rt.camera != nil {
 						want = allowedByPolicy(roles, g.all, granted, rt.action, camera)
+						if strings.Contains(rt.pattern, "/api/exports/{id}") {
+							// Someone else's job: only for who may manage its locks.
+							want = want && allowedByPolicy(roles, g.all, granted, access.ActionLockManage, camera)
+						}
 					} else {
 						want = allowedByPolicy(roles, g.all, granted, rt.action, "") &&
 							(!access.CameraScoped(rt.action) || anyCameraAllowed(roles, g.all, granted, rt.action))
@@ -309,13 +339,18 @@ func targetOf(rt route, camera string) string {
 			return segmentMost
 		}
 		return segmentNamesti
+	case strings.Contains(rt.pattern, "/api/exports/{id}"):
+		if camera == "most" {
+			return exportMost
+		}
+		return exportNamesti
 	}
 	return camera
 }
 
 // unknownTarget is an {id} that names nothing.
 func unknownTarget(rt route) string {
-	if rt.pattern == "GET /api/segments/{id}/media" {
+	if rt.pattern == "GET /api/segments/{id}/media" || strings.Contains(rt.pattern, "/api/exports/{id}") {
 		return "999999"
 	}
 	return "no-such-camera"

@@ -84,6 +84,8 @@ type Options struct {
 	// Playback serves recorded footage (timeline, playlists, segments, stills); nil means
 	// none.
 	Playback *Playback
+	// Exports serves evidence export jobs; nil means none.
+	Exports *Exports
 	// Access says who may use the server; required: there is no open mode.
 	Access AccessOptions
 	// TLS serves HTTPS with this certificate and key (reloaded when the files change);
