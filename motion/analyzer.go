@@ -33,6 +33,9 @@ type Options struct {
 	// ObserveAnalysis, if set, receives the time each analysed frame took (detection,
 	// event tracking and snapshots; decoding excluded), for a histogram.
 	ObserveAnalysis func(time.Duration)
+	// OnGridMinute, if set, receives each camera-minute in which anything moved, when the
+	// next minute's first frame is analysed or the stream ends (see GridMinute).
+	OnGridMinute func(GridMinute)
 }
 
 // Stats are an Analyzer's counters since NewAnalyzer.
@@ -62,6 +65,7 @@ type Analyzer struct {
 	tr           *tracker
 	gray, bgr    gocv.Mat
 	lastAnalysed time.Time
+	grid         gridMinutes
 }
 
 // NewAnalyzer checks cam's motion settings and prepares an analyser. It does no I/O and
@@ -115,6 +119,7 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		// An event does not outlive its stream: nothing is known of the picture until the
 		// camera is back, and the recorder's footage stops here too.
 		a.tr.end()
+		a.grid.flush()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -153,11 +158,13 @@ func (a *Analyzer) consume(ctx context.Context, st *ingest.Stream) {
 func (a *Analyzer) open() {
 	a.det = newDetector(a.p, newRunningAverage(a.p.sensitivity, backgroundTau))
 	a.tr = newTracker(a.p, a.emit, a.snapshot)
+	a.grid = gridMinutes{camera: a.p.camera, emit: a.opt.OnGridMinute}
 	a.gray, a.bgr = gocv.NewMat(), gocv.NewMat()
 }
 
 func (a *Analyzer) close() {
 	a.tr.end()
+	a.grid.flush()
 	if a.dec != nil {
 		a.dec.Close()
 		a.dec = nil
@@ -221,6 +228,7 @@ func (a *Analyzer) process(u *ingest.Unit, gap bool) {
 		return
 	}
 	a.tr.observe(u.Wall, d)
+	a.grid.add(u.Wall, &d.Grid)
 	a.analyzed.Add(1)
 	if a.opt.ObserveAnalysis != nil {
 		a.opt.ObserveAnalysis(time.Since(began))

@@ -53,6 +53,9 @@ type detection struct {
 	Score  float64 // moving share of the counted area (zones minus masks), 0..1
 	Box    Box     // bounding box of the moving regions, normalised; zero unless Moving
 	Zones  uint64  // bit i set: zone i was hit; zero unless Moving
+	// Grid is where anything moved (noise removed, masks applied, zones and min_area
+	// not): what the "when did something move here" search looks at.
+	Grid Grid
 }
 
 // background turns a blurred gray frame into a binary foreground mask (255 = changed).
@@ -88,6 +91,8 @@ type detector struct {
 	opened     gocv.Mat
 	counted    gocv.Mat
 	scratch    gocv.Mat
+	searchMask gocv.Mat // 255 outside the masks; empty without masks
+	cells      gocv.Mat // the moving pixels averaged per search-grid cell
 
 	learned     bool
 	last        time.Time // wall time of the previous frame
@@ -114,13 +119,15 @@ func newDetector(p *params, bg background) *detector {
 		opened:     gocv.NewMat(),
 		counted:    gocv.NewMat(),
 		scratch:    gocv.NewMat(),
+		searchMask: gocv.NewMat(),
+		cells:      gocv.NewMat(),
 	}
 }
 
 func (d *detector) close() {
 	d.bg.close()
 	d.closeZoneMasks()
-	for _, m := range []*gocv.Mat{&d.countMask, &d.kernel, &d.blurred, &d.fg, &d.opened, &d.counted, &d.scratch} {
+	for _, m := range []*gocv.Mat{&d.countMask, &d.kernel, &d.blurred, &d.fg, &d.opened, &d.counted, &d.scratch, &d.searchMask, &d.cells} {
 		m.Close()
 	}
 }
@@ -175,7 +182,7 @@ func (d *detector) analyse(gray gocv.Mat, t time.Time) (detection, error) {
 		moving = &d.counted
 	}
 	n := gocv.CountNonZero(*moving)
-	res := detection{Score: float64(n) / float64(d.countArea)}
+	res := detection{Score: float64(n) / float64(d.countArea), Grid: d.grid()}
 	if n < d.minPixels {
 		return res, nil
 	}
@@ -183,6 +190,33 @@ func (d *detector) analyse(gray gocv.Mat, t time.Time) (detection, error) {
 	res.Zones = d.zonesHit(*moving, n)
 	res.Box = d.box(*moving)
 	return res, nil
+}
+
+// gridCellShare is how much of a grid cell must move for the cell to count: about 3 %,
+// a distant pedestrian in a cell of a 320-pixel-wide analysis frame (20×11 pixels).
+const gridCellShare = 8 // of 255
+
+// grid is the search grid of the opened foreground, outside the masks: each cell's share
+// of moving pixels, by area averaging, against gridCellShare.
+func (d *detector) grid() Grid {
+	src := d.opened
+	if !d.searchMask.Empty() {
+		gocv.BitwiseAnd(d.opened, d.searchMask, &d.scratch)
+		src = d.scratch
+	}
+	var g Grid
+	if gocv.CountNonZero(src) == 0 {
+		return g
+	}
+	gocv.Resize(src, &d.cells, image.Pt(GridSize, GridSize), 0, 0, gocv.InterpolationArea)
+	for y := range GridSize {
+		for x := range GridSize {
+			if d.cells.GetUCharAt(y, x) >= gridCellShare {
+				g.Set(x, y)
+			}
+		}
+	}
+	return g
 }
 
 func (d *detector) relearn(t time.Time, mean float64, settle bool) {
@@ -257,6 +291,15 @@ func (d *detector) resize(sz image.Point) {
 			gocv.BitwiseAnd(d.zoneMasks[i], d.countMask, &d.zoneMasks[i])
 		}
 		area = gocv.CountNonZero(d.countMask)
+	}
+	d.searchMask.Close()
+	d.searchMask = gocv.NewMat()
+	if len(d.masks) > 0 {
+		// Masked areas are out of the search too: a mask hides what must not be watched.
+		d.searchMask = gocv.NewMatWithSizeFromScalar(gocv.NewScalar(255, 0, 0, 0), sz.Y, sz.X, gocv.MatTypeCV8U)
+		for _, m := range d.masks {
+			fillpolygon(&d.searchMask, m, sz, 0)
+		}
 	}
 	d.countArea = max(area, 1)
 	// min_area is a share of the whole frame, not of the zones, so that it means the same

@@ -70,6 +70,7 @@ type run struct {
 	confirmed []time.Time
 	stats     Stats
 	analysis  time.Duration // total of what ObserveAnalysis received
+	grids     []GridMinute  // what OnGridMinute received
 }
 
 // analyse feeds units through an analyser's offline core at full speed, as Run would
@@ -96,7 +97,8 @@ func analyseGaps(t testing.TB, cam configs.Camera, units []*ingest.Unit, gapBefo
 		} else {
 			r.ends = append(r.ends, ev)
 		}
-	}, ObserveAnalysis: func(d time.Duration) { r.analysis += d }})
+	}, ObserveAnalysis: func(d time.Duration) { r.analysis += d },
+		OnGridMinute: func(g GridMinute) { r.grids = append(r.grids, g) }})
 	a.open()
 	if bg != nil {
 		a.det.close()
