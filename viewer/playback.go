@@ -25,6 +25,7 @@ type PlaybackStore interface {
 	DeletionOfSegment(ctx context.Context, id int64) (catalog.Deletion, error)
 	Fragments(ctx context.Context, ids []int64) (map[int64][]catalog.Fragment, error)
 	Events(ctx context.Context, q catalog.EventQuery) ([]catalog.Event, error)
+	MotionSearcher
 }
 
 // Playback serves recorded footage to the officer's player:

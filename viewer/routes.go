@@ -76,6 +76,7 @@ func (s *Server) table() []route {
 		rt = append(rt,
 			route{pattern: "POST /api/playback", action: access.ActionPlayback, handler: s.handlePlaybackStart},
 			route{pattern: "GET /api/timeline", action: access.ActionPlayback, handler: pb.handleTimeline},
+			route{pattern: "GET /api/search/motion", action: access.ActionPlayback, handler: s.handleMotionSearch},
 			route{pattern: "GET /api/cameras/{id}/playlist", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: pb.handlePlaylist},
 			route{pattern: "GET /api/cameras/{id}/frame.jpg", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: s.handleFrame},
 			// Footage of a camera that left the configuration stays playable to those who

@@ -35,6 +35,7 @@ type motionPool struct {
 	hub     *ingest.Hub
 	sinks   map[string]func(motion.Event)
 	observe func(camera string, d time.Duration)
+	grids   func(motion.GridMinute) // stores the search grid
 	log     *slog.Logger
 	// command starts the worker; tests replace it.
 	command func(ctx context.Context) *exec.Cmd
@@ -57,8 +58,8 @@ type workerConn struct {
 }
 
 func newMotionPool(cams []configs.Camera, hub *ingest.Hub, sinks map[string]func(motion.Event),
-	observe func(string, time.Duration), log *slog.Logger) (*motionPool, error) {
-	p := &motionPool{cams: cams, streams: map[string]string{}, hub: hub, sinks: sinks, observe: observe,
+	observe func(string, time.Duration), grids func(motion.GridMinute), log *slog.Logger) (*motionPool, error) {
+	p := &motionPool{cams: cams, streams: map[string]string{}, hub: hub, sinks: sinks, observe: observe, grids: grids,
 		log: log.With("component", "motion"), base: map[string]motion.Stats{}, current: map[string]motion.Stats{},
 		active: map[string]motion.Event{}, lastAt: map[string]time.Time{}}
 	for _, c := range cams {
@@ -190,6 +191,8 @@ func (p *motionPool) readWorker(r io.Reader) error {
 			p.mu.Unlock()
 		case m.Analysis != nil && p.observe != nil:
 			p.observe(m.Analysis.Camera, m.Analysis.Took)
+		case m.Grid != nil && p.grids != nil:
+			p.grids(*m.Grid)
 		}
 	}
 }

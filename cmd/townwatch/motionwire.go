@@ -44,6 +44,7 @@ type fromWorker struct {
 	Event    *workerEvent
 	Stats    map[string]motion.Stats // every camera's counters since the worker started
 	Analysis *workerAnalysis
+	Grid     *motion.GridMinute // a camera-minute of the motion search grid
 }
 
 type workerEvent struct {

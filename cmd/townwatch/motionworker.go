@@ -54,6 +54,7 @@ func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *sl
 			ObserveAnalysis: func(d time.Duration) {
 				w.send(fromWorker{Analysis: &workerAnalysis{Camera: cam.ID, Took: d}})
 			},
+			OnGridMinute: func(g motion.GridMinute) { w.send(fromWorker{Grid: &g}) },
 		})
 		if err != nil {
 			return err

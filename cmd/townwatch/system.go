@@ -171,7 +171,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 
 	if len(analysedCams) > 0 {
 		observe := func(camera string, d time.Duration) { analysisTime.WithLabelValues(camera).Observe(d.Seconds()) }
-		if sys.motion, err = newMotionPool(analysedCams, sys.hub, sinks, observe, log); err != nil {
+		if sys.motion, err = newMotionPool(analysedCams, sys.hub, sinks, observe, sys.storeGridMinute, log); err != nil {
 			return nil, err
 		}
 	}
@@ -272,6 +272,18 @@ func (sys *system) playback(cameraIDs []string, log *slog.Logger) *viewer.Playba
 			}
 			return recorder.OpenSegment{}, false
 		}}
+}
+
+// storeGridMinute keeps a camera-minute of the motion search grid. A failed write loses
+// that minute of search, never footage or events, so it is logged and recording goes on.
+func (sys *system) storeGridMinute(g motion.GridMinute) {
+	m := catalog.GridMinute{Camera: g.Camera, Start: g.Start}
+	for s := range g.Seconds {
+		m.Seconds[s] = catalog.GridCells(g.Seconds[s])
+	}
+	if err := sys.catalog.AddGridMinute(context.Background(), m); err != nil {
+		sys.log.Warn("motion search grid not stored", "camera", g.Camera, "minute", g.Start, "err", err)
+	}
 }
 
 func (sys *system) eventSink(c configs.Camera, w *recorder.Writer) *eventSink {

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -97,4 +98,54 @@ func BenchmarkCoverage(b *testing.B) {
 			b.Fatalf("coverage %+v, want one recorded span", cov)
 		}
 	}
+}
+
+// BenchmarkSearchMotion: "when did something move here" over 24 h of 16 cameras, a busy
+// town square: motion in every minute, in 40 of its seconds, over 6 of the 256 cells
+// each, so the search reads 23 040 minute rows (about 30 MB of grid).
+func BenchmarkSearchMotion(b *testing.B) {
+	ctx := context.Background()
+	c, err := open(ctx, filepath.Join(b.TempDir(), "catalog.db"), "NORMAL")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	cams := make([]string, 16)
+	for i := range cams {
+		cams[i] = fmt.Sprintf("cam%02d", i)
+	}
+	day := t0.Truncate(24 * time.Hour)
+	err = c.write(ctx, func(tx *sql.Tx) error {
+		for ci, cam := range cams {
+			for m := range 24 * 60 {
+				var secs [60]GridCells
+				for s := range 40 {
+					for k := range 6 { // a car along row (m+s)%16
+						i := ((m+s+ci)%16)*16 + (s+k)%16
+						secs[s][i/8] |= 1 << (i % 8)
+					}
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO motion_grid (camera, minute_ns, seconds) VALUES ($1, $2, $3)`,
+					cam, day.Add(time.Duration(m)*time.Minute).UnixNano(), encodeGridMinute(&secs)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var want GridCells
+	want[(5*16+5)/8] |= 1 << ((5*16 + 5) % 8)
+	var hits int
+	for b.Loop() {
+		h, err := c.SearchMotion(ctx, cams, day, day.Add(24*time.Hour), want, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hits = len(h)
+	}
+	b.ReportMetric(float64(hits), "hits")
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/search")
 }

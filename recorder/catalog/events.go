@@ -245,12 +245,16 @@ func scanEvents(rows *sql.Rows) ([]Event, error) {
 
 // DeleteEventsBefore removes camera's events that ended before t (their footage has
 // aged out) and returns them, so the caller can remove their snapshots. Ongoing events
-// are never removed.
+// are never removed. The camera's motion search grid before t goes with them: it says
+// where things moved, and is kept exactly as long as the events that say when.
 func (c *Catalog) DeleteEventsBefore(ctx context.Context, camera string, t time.Time) ([]Event, error) {
 	var events []Event
 	before, err := nanos("before", t)
 	if err == nil {
 		err = c.write(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM motion_grid WHERE camera = $1 AND minute_ns < $2`, camera, before); err != nil {
+				return err
+			}
 			rows, err := tx.QueryContext(ctx, `DELETE FROM events WHERE camera = $1 AND end_ns IS NOT NULL AND end_ns < $2
 RETURNING `+eventColumns, camera, before)
 			if err != nil {
@@ -266,10 +270,10 @@ RETURNING `+eventColumns, camera, before)
 	return events, nil
 }
 
-// EventCameras returns the cameras that have events, in id order, including cameras no
-// longer configured (retention expires their events too).
+// EventCameras returns the cameras that have events or motion search grid, in id order,
+// including cameras no longer configured (retention expires their events too).
 func (c *Catalog) EventCameras(ctx context.Context) ([]string, error) {
-	rows, err := c.r.QueryContext(ctx, `SELECT DISTINCT camera FROM events ORDER BY camera`)
+	rows, err := c.r.QueryContext(ctx, `SELECT camera FROM events UNION SELECT camera FROM motion_grid ORDER BY camera`)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: event cameras: %w", err)
 	}

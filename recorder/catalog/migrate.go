@@ -190,7 +190,8 @@ ALTER TABLE retention_hold ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
 	// what retention removed. deletions_camera_start finds a deleted predecessor's digest,
 	// deletions_segment the deletion a playback request for a deleted segment is told of.
 	// exports are the officers' evidence export jobs, kept after they finish so that what
-	// was handed out stays on record with its digest.
+	// was handed out stays on record with its digest. motion_grid is the motion search
+	// grid, one row per camera-minute with motion.
 	`
 ALTER TABLE segments ADD COLUMN fragments BLOB;
 ALTER TABLE segments ADD COLUMN mime_codecs TEXT NOT NULL DEFAULT '';
@@ -220,6 +221,13 @@ CREATE TABLE exports (
 	CHECK (reason <> '' AND case_ref <> '' AND recipient <> '')
 );
 CREATE INDEX exports_actor ON exports (actor, id);
+
+CREATE TABLE motion_grid (
+	camera    TEXT    NOT NULL,
+	minute_ns INTEGER NOT NULL,
+	seconds   BLOB    NOT NULL, -- encodeGridMinute
+	PRIMARY KEY (camera, minute_ns)
+) WITHOUT ROWID;
 `,
 }
 

@@ -24,10 +24,11 @@ const (
 	AuditDenied         = "access.denied"
 	AuditLiveStart      = "live.start"
 	AuditLiveStop       = "live.stop"
-	AuditSnapshotView   = "snapshot.view"  // the first snapshot of a camera a user sees in an hour
-	AuditSnapshotViews  = "snapshot.views" // how many more followed in that hour
-	AuditPlaybackStart  = "playback.start" // with the reason, before any recorded footage of the camera
-	AuditFrameView      = "playback.frame" // one full-resolution still of recorded footage
+	AuditSnapshotView   = "snapshot.view"   // the first snapshot of a camera a user sees in an hour
+	AuditSnapshotViews  = "snapshot.views"  // how many more followed in that hour
+	AuditPlaybackStart  = "playback.start"  // with the reason, before any recorded footage of the camera
+	AuditFrameView      = "playback.frame"  // one full-resolution still of recorded footage
+	AuditMotionSearch   = "playback.search" // a "when did something move here" search
 	AuditLockCreate     = "lock.create"
 	AuditLockChange     = "lock.change"
 	AuditLockRemove     = "lock.remove"
