@@ -96,6 +96,15 @@ func TestMotionModeRecordsEventsWithRolls(t *testing.T) {
 		}
 		checkPlays(t, filepath.Join(storage, s.Path))
 	}
+	// The motion search grid has the event's motion, the last minute included: a clean
+	// stop hands on the minute in progress.
+	var anywhere catalog.GridCells
+	for i := range anywhere {
+		anywhere[i] = 0xff
+	}
+	if hits, err := cat.SearchMotion(context.Background(), []string{"ulice"}, ev.Start, ev.End.Add(time.Second), anywhere, 1); err != nil || len(hits) == 0 {
+		t.Errorf("motion search over the event %s–%s found %v (%v); want its motion", ev.Start, ev.End, hits, err)
+	}
 	t.Logf("event %s–%s; footage %s–%s in %d segments", ev.Start.Format("15:04:05.000"), ev.End.Format("15:04:05.000"),
 		first.Format("15:04:05.000"), last.Format("15:04:05.000"), len(segs))
 	if first.After(ev.Start.Add(-preRoll)) {
