@@ -46,6 +46,8 @@ type Playback struct {
 	OpenSegment func(camera string) (recorder.OpenSegment, bool)
 	// OpenFile opens a segment file by its storage path (recorder.Storage.Open).
 	OpenFile func(rel string) (*os.File, error)
+	// Bookmarks keeps officers' bookmarks and cases.
+	Bookmarks BookmarkStore
 	// Frames decodes stills; nil answers frame.jpg with 503.
 	Frames *FrameDecoder
 	// Cameras are the configured camera ids.

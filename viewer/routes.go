@@ -77,6 +77,12 @@ func (s *Server) table() []route {
 			route{pattern: "POST /api/playback", action: access.ActionPlayback, handler: s.handlePlaybackStart},
 			route{pattern: "GET /api/timeline", action: access.ActionPlayback, handler: pb.handleTimeline},
 			route{pattern: "GET /api/search/motion", action: access.ActionPlayback, handler: s.handleMotionSearch},
+			route{pattern: "POST /api/cases", action: access.ActionPlayback, handler: s.handleCaseCreate},
+			route{pattern: "GET /api/cases", action: access.ActionPlayback, handler: pb.handleCases},
+			route{pattern: "GET /api/cases/{case}", action: access.ActionPlayback, handler: pb.handleCase},
+			route{pattern: "POST /api/bookmarks", action: access.ActionPlayback, handler: s.handleBookmarkCreate},
+			route{pattern: "GET /api/bookmarks", action: access.ActionPlayback, handler: pb.handleBookmarks},
+			route{pattern: "DELETE /api/bookmarks/{id}", action: access.ActionPlayback, camera: pb.bookmarkCamera, handler: s.handleBookmarkDelete},
 			route{pattern: "GET /api/cameras/{id}/playlist", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: pb.handlePlaylist},
 			route{pattern: "GET /api/cameras/{id}/frame.jpg", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: s.handleFrame},
 			// Footage of a camera that left the configuration stays playable to those who

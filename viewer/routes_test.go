@@ -77,6 +77,18 @@ func newRouteRig(t *testing.T) *routeRig {
 			t.Fatalf("segment of %s: id %d, %v", camera, id, err)
 		}
 	}
+	// A case (1) and a bookmark per camera (1, 2), by someone else than the matrix's users.
+	caseID, err := fx.cat.AddCase(t.Context(), catalog.Case{Ref: "KRPP-1/2026", Actor: "zadavatel", Created: fx.clock.Now()})
+	if err != nil || caseID != 1 {
+		t.Fatalf("case: %d, %v", caseID, err)
+	}
+	for i, camera := range []string{"namesti", "most"} {
+		id, err := fx.cat.AddBookmark(t.Context(), catalog.Bookmark{Camera: camera, From: fx.clock.Now().Add(-time.Hour), To: fx.clock.Now(),
+			Title: "b", CaseID: caseID, Actor: "zadavatel", Created: fx.clock.Now()})
+		if err != nil || id != int64(i+1) {
+			t.Fatalf("bookmark of %s: id %d, %v", camera, id, err)
+		}
+	}
 	lm, err := live.New(ingest.NewHub(), []live.Camera{{ID: "namesti"}, {ID: "most"}}, live.Options{ListenHost: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +98,7 @@ func newRouteRig(t *testing.T) *routeRig {
 	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Live: lm, Access: fx.opts,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "townwatch_up 1") }),
 		Events:  &Events{Store: fx.cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: snapshots.Open},
-		Playback: &Playback{Store: fx.cat, Cameras: []string{"namesti", "most"},
+		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat, Cameras: []string{"namesti", "most"},
 			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
 		Exports: &Exports{Manager: newExportJobs(t, fx.cat), Cameras: []string{"namesti", "most"}}})
 	if err != nil {
@@ -107,6 +119,8 @@ func concretePath(pattern, camera string) (method, path string) {
 			return camera
 		case "{session}":
 			return "NOSUCHSESSION"
+		case "{case}":
+			return "1" // the rig's case
 		case "{file...}":
 			return "app.js"
 		}
@@ -260,8 +274,11 @@ func TestRoleCameraMatrix(t *testing.T) {
 				granted[c] = true
 			}
 			for _, rt := range rig.server.table() {
-				if rt.action == access.ActionPublic || rt.pattern == "POST /api/logout" {
-					continue // public routes need no grant; logging out would end this user's session
+				if rt.action == access.ActionPublic || rt.pattern == "POST /api/logout" || rt.pattern == "DELETE /api/bookmarks/{id}" {
+					// Public routes need no grant; logging out would end this user's session;
+					// deleting the rig's bookmark would change it for the next users
+					// (TestBookmarksAndCases checks who may delete).
+					continue
 				}
 				cameras := []string{""}
 				if rt.camera != nil {
@@ -339,9 +356,9 @@ func targetOf(rt route, camera string) string {
 			return segmentMost
 		}
 		return segmentNamesti
-	case strings.Contains(rt.pattern, "/api/exports/{id}"):
+	case strings.Contains(rt.pattern, "/api/exports/{id}") || rt.pattern == "DELETE /api/bookmarks/{id}":
 		if camera == "most" {
-			return exportMost
+			return exportMost // the rig's export and bookmark ids are alike
 		}
 		return exportNamesti
 	}
@@ -350,7 +367,7 @@ func targetOf(rt route, camera string) string {
 
 // unknownTarget is an {id} that names nothing.
 func unknownTarget(rt route) string {
-	if rt.pattern == "GET /api/segments/{id}/media" || strings.Contains(rt.pattern, "/api/exports/{id}") {
+	if rt.pattern == "GET /api/segments/{id}/media" || strings.Contains(rt.pattern, "/api/exports/{id}") || rt.pattern == "DELETE /api/bookmarks/{id}" {
 		return "999999"
 	}
 	return "no-such-camera"

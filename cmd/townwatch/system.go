@@ -264,7 +264,7 @@ func (sys *system) playback(cameraIDs []string, log *slog.Logger) *viewer.Playba
 		log.Warn("recorded stills (frame.jpg) are unavailable; install ffmpeg", "err", err)
 		frames = nil
 	}
-	return &viewer.Playback{Store: sys.catalog, Cameras: cameraIDs, Frames: frames, Log: log,
+	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Cameras: cameraIDs, Frames: frames, Log: log,
 		OpenFile: sys.storage.Open,
 		OpenSegment: func(camera string) (recorder.OpenSegment, bool) {
 			if w := writers[camera]; w != nil {

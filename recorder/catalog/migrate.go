@@ -191,7 +191,8 @@ ALTER TABLE retention_hold ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
 	// deletions_segment the deletion a playback request for a deleted segment is told of.
 	// exports are the officers' evidence export jobs, kept after they finish so that what
 	// was handed out stays on record with its digest. motion_grid is the motion search
-	// grid, one row per camera-minute with motion.
+	// grid, one row per camera-minute with motion. cases and bookmarks are what officers
+	// note while searching: a bookmarked range, optionally filed under a case (č.j.).
 	`
 ALTER TABLE segments ADD COLUMN fragments BLOB;
 ALTER TABLE segments ADD COLUMN mime_codecs TEXT NOT NULL DEFAULT '';
@@ -228,6 +229,31 @@ CREATE TABLE motion_grid (
 	seconds   BLOB    NOT NULL, -- encodeGridMinute
 	PRIMARY KEY (camera, minute_ns)
 ) WITHOUT ROWID;
+
+CREATE TABLE cases (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	ref        TEXT    NOT NULL UNIQUE, -- the case reference (č.j.)
+	title      TEXT    NOT NULL,
+	actor      TEXT    NOT NULL,
+	created_ns INTEGER NOT NULL,
+	CHECK (ref <> '')
+);
+
+CREATE TABLE bookmarks (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	camera     TEXT    NOT NULL,
+	from_ns    INTEGER NOT NULL,
+	to_ns      INTEGER NOT NULL,
+	title      TEXT    NOT NULL,
+	note       TEXT    NOT NULL,
+	case_id    INTEGER REFERENCES cases (id), -- NULL: in no case
+	actor      TEXT    NOT NULL,
+	created_ns INTEGER NOT NULL,
+	CHECK (to_ns > from_ns),
+	CHECK (title <> '')
+);
+CREATE INDEX bookmarks_camera ON bookmarks (camera, from_ns);
+CREATE INDEX bookmarks_case ON bookmarks (case_id);
 `,
 }
 

@@ -29,6 +29,9 @@ const (
 	AuditPlaybackStart  = "playback.start"  // with the reason, before any recorded footage of the camera
 	AuditFrameView      = "playback.frame"  // one full-resolution still of recorded footage
 	AuditMotionSearch   = "playback.search" // a "when did something move here" search
+	AuditCaseCreate     = "case.create"
+	AuditBookmarkCreate = "bookmark.create"
+	AuditBookmarkDelete = "bookmark.delete"
 	AuditLockCreate     = "lock.create"
 	AuditLockChange     = "lock.change"
 	AuditLockRemove     = "lock.remove"
