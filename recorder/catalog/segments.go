@@ -174,9 +174,13 @@ func (c *Catalog) updateSegment(ctx context.Context, id int64, end time.Time, by
 		var res sql.Result
 		var err error
 		if close {
+			var prev string
+			if prev, err = chainPredecessor(ctx, tx, id); err != nil {
+				return err
+			}
 			res, err = tx.ExecContext(ctx, `UPDATE segments SET end_ns = $2, bytes = $3, frames = $4, sha256 = $5, open = 0,
-	fragments = $6, prev_sha256 = COALESCE((`+chainPredecessor+`), '')
-WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, nullBlob(index))
+	fragments = $6, prev_sha256 = $7
+WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, nullBlob(index), prev)
 		} else {
 			res, err = tx.ExecContext(ctx, `UPDATE segments SET end_ns = $2, bytes = $3, frames = $4, sha256 = $5, open = $6
 WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, open)
@@ -203,18 +207,35 @@ WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256
 	})
 }
 
-// chainPredecessor selects the SHA-256 of the segment before segment $1 in its camera's
-// and stream's chain: the latest-starting one that starts before it, kept or deleted
-// (a deletion row keeps the digest, so retention never breaks the chain). A predecessor
-// still open has no digest yet and yields an empty link, which verify-archive reports as a broken
-// link rather than passing it.
-const chainPredecessor = `SELECT p.sha256 FROM (
-	SELECT s.start_ns, s.id, s.sha256 FROM segments s, segments me
-	WHERE me.id = $1 AND s.camera = me.camera AND s.stream = me.stream AND s.start_ns < me.start_ns
+// chainPredecessor returns the SHA-256 of the segment before segment id in its camera's
+// and stream's chain: the latest-starting one that starts before it, kept or deleted (a
+// deletion row keeps the digest, so retention never breaks the chain); "" when there is
+// none. A predecessor still open has no digest yet and yields an empty link, which
+// verify-archive reports as broken rather than passing it. Each side is one step down an
+// index ((camera, start_ns) on both tables): closing a segment must not cost more as the
+// archive grows.
+func chainPredecessor(ctx context.Context, tx *sql.Tx, id int64) (string, error) {
+	var camera, stream string
+	var start int64
+	switch err := tx.QueryRowContext(ctx, `SELECT camera, stream, start_ns FROM segments WHERE id = $1`, id).Scan(&camera, &stream, &start); {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil // the UPDATE finds nothing either and says why
+	case err != nil:
+		return "", err
+	}
+	var prev string
+	err := tx.QueryRowContext(ctx, `SELECT p.sha256 FROM (
+	SELECT * FROM (SELECT start_ns, id, sha256 FROM segments
+		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, id DESC LIMIT 1)
 	UNION ALL
-	SELECT d.start_ns, d.segment_id, d.sha256 FROM deletions d, segments me
-	WHERE me.id = $1 AND d.camera = me.camera AND d.stream = me.stream AND d.start_ns < me.start_ns
-) p ORDER BY p.start_ns DESC, p.id DESC LIMIT 1`
+	SELECT * FROM (SELECT start_ns, segment_id, sha256 FROM deletions
+		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, segment_id DESC LIMIT 1)
+) p ORDER BY p.start_ns DESC, p.id DESC LIMIT 1`, camera, stream, start).Scan(&prev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return prev, err
+}
 
 // OpenSegments returns the segments still being written, ordered by camera and start.
 // At start-up these are the ones a crash interrupted.
