@@ -228,7 +228,11 @@ export class PlaybackTile {
     this.pending.clear();
     const s = (w - this.day.start) / 1000;
     await this.opened;
+    if (gen !== this.gen) return;
     const range = this.#bufferedAround(s);
+    // The ahead budget counts what plays on from the new position: only the fragments
+    // of the buffered range it lands in, if any.
+    this.appended = this.appended.filter(([a, b]) => range && a >= range[0] - 0.01 && b <= range[1] + 0.01);
     if (range) {
       this.seekKind = "buffered";
       this.video.currentTime = s;
@@ -429,16 +433,19 @@ export class PlaybackTile {
       return;
     }
     if (this.el.dataset.state !== "error") this.setState(this.video.readyState >= 2 ? "playing" : "loading");
+    if (playing && this.video.paused) this.video.play().catch(() => {});
+    if (!playing && !this.video.paused) this.video.pause();
     const drift = (this.position() - w) / 1000;
-    if (!leader && !this.video.seeking && this.seekingTo === null && (Math.abs(drift) > 1 || (!playing && Math.abs(drift) > 0.02))) {
+    // A seek still under way is left to finish, unless it waits where nothing will come
+    // (its segment turned out deleted).
+    const busy = this.seekingTo !== null || (this.video.seeking && this.hasRecording(this.position()));
+    if (!leader && !busy && (Math.abs(drift) > 1 || (!playing && Math.abs(drift) > 0.02))) {
       this.seek(w);
       return;
     }
     // A follower catches up (or waits) by playing up to 10% faster or slower.
     const nudge = leader || !playing ? 0 : Math.max(-0.1, Math.min(0.1, drift));
     this.video.playbackRate = rate * (1 - nudge);
-    if (playing && this.video.paused) this.video.play().catch(() => {});
-    if (!playing && !this.video.paused) this.video.pause();
     this.pump();
   }
 

@@ -183,10 +183,11 @@ function seekAll(w) {
   renderTime();
 }
 
-// presentedFrame measures a seek when its frame reaches the screen: within a frame and a
-// half of the target (the frame holding the target starts up to a frame before it).
+// presentedFrame measures a seek when the main tile presents a new frame for it: within a
+// frame and a half of the target (the frame holding the target starts up to a frame
+// before it). The element's seeking flag is no guide: 'seeked' may come after the frame.
 function presentedFrame(tile) {
-  if (!pendingSeek || tile.video.seeking) return;
+  if (!pendingSeek || tile !== mainTile(pendingSeek.target)) return;
   const frame = tile.frameDuration(pendingSeek.target);
   if (Math.abs(tile.presented - pendingSeek.target) > frame * 1.5) return;
   seeks.push({ target: pendingSeek.target, presented: tile.presented, ms: performance.now() - pendingSeek.at, kind: tile.seekKind, camera: tile.id });
@@ -230,10 +231,14 @@ function mainTile(w) {
 function renderTime() {
   const w = clock.now();
   const tile = mainTile(w);
-  const shown = tile && tile.presented !== null && !tile.video.seeking && tile.seekingTo === null ? tile.presented : w;
+  // The frame on screen, unless it is not (yet) the clock's: then the clock, greyed. Paused,
+  // the frame holding the clock's time began less than a frame and a half before it.
+  const near = clock.playing ? 1000 : 1.5 * (tile?.frameDuration(w) ?? 40);
+  const settled = tile && tile.presented !== null && Math.abs(tile.presented - w) <= near;
+  const shown = settled ? tile.presented : w;
   timeOut.textContent = `${new Date(w).toLocaleDateString(language())} ${stamp(shown)}`;
   timeOut.dataset.presented = String(shown);
-  timeOut.classList.toggle("pb-no-frame", !tile);
+  timeOut.classList.toggle("pb-no-frame", !settled);
   playButton.textContent = t(clock.playing ? "pause" : "play");
 }
 

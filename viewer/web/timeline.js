@@ -41,10 +41,12 @@ export class Timeline {
   }
 
   setPlayhead(w) {
+    const moved = w !== this.playhead;
     this.playhead = w;
-    // The view follows the playhead when it runs off the visible part.
+    // The view follows a moving playhead that runs off the visible part; a standing one
+    // leaves the officer free to look at another part of the day.
     const { start, span } = this.view;
-    if (w < start || w > start + span) this.setView(w - span / 2, span);
+    if (moved && (w < start || w > start + span)) this.setView(w - span / 2, span);
     else this.draw();
   }
 
