@@ -24,49 +24,79 @@ import (
 
 // playbackRig is the playback path for real: an archive of real fMP4 segment files (hard
 // links to one encoded template) indexed in a real catalog, served by the Server with its
-// playback API on 127.0.0.1:0, and an officer granted its cameras.
+// playback API on 127.0.0.1:0, and an officer granted its cameras. The archive has a
+// catalog of its own (the accounts are in the access fixture's), so benchmarks can build
+// a large one once and serve it to several rigs.
 type playbackRig struct {
 	server *Server
 	url    string
 	fx     *accessFixture
-	dir    string
-	segs   map[string][]catalog.Segment
+	arch   *archive
+}
+
+// archive is a built archive: its storage directory, its open catalog and its segments.
+type archive struct {
+	dir     string
+	catalog *catalog.Catalog
+	segs    map[string][]catalog.Segment
+	cameras []string
+}
+
+// buildArchive builds spec's archive into dir (a catalog.db and recordings/ there), on
+// the template's filesystem.
+func buildArchive(ctx context.Context, dir string, spec archivetest.Spec) (*archive, time.Duration, error) {
+	tpl, err := archivetest.MakeTemplate(ctx, time.Minute)
+	if err != nil {
+		return nil, 0, err
+	}
+	cat, err := catalog.Open(ctx, filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		return nil, 0, err
+	}
+	spec.Dir, spec.Catalog, spec.Template = dir, cat, tpl
+	started := time.Now()
+	segs, err := archivetest.Build(ctx, spec)
+	if err != nil {
+		cat.Close()
+		return nil, 0, err
+	}
+	return &archive{dir: dir, catalog: cat, segs: segs, cameras: spec.Cameras}, time.Since(started), nil
 }
 
 func newPlaybackRig(tb testing.TB, spec archivetest.Spec) *playbackRig {
 	tb.Helper()
-	ctx := context.Background()
+	arch, took, err := buildArchive(context.Background(), tb.TempDir(), spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { arch.catalog.Close() })
+	tb.Logf("archive of %d cameras × %s built in %s", len(spec.Cameras), spec.Duration, took.Round(time.Millisecond))
+	return servePlayback(tb, arch)
+}
+
+// servePlayback runs a Server playing back arch, until the test ends.
+func servePlayback(tb testing.TB, arch *archive) *playbackRig {
+	tb.Helper()
 	fx := newAccessFixture(tb)
 	fx.opts.Now = time.Now // real time: the browser's sessions live in it
-	tpl, err := archivetest.MakeTemplate(ctx, time.Minute)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	spec.Dir, spec.Catalog, spec.Template = tb.TempDir(), fx.cat, tpl
-	built := time.Now()
-	segs, err := archivetest.Build(ctx, spec)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Logf("archive of %d cameras × %s built in %s", len(spec.Cameras), spec.Duration, time.Since(built).Round(time.Millisecond))
-	st, err := recorder.OpenStorage(spec.Dir)
+	st, err := recorder.OpenStorage(arch.dir)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
 	var cams []Camera
-	for _, id := range spec.Cameras {
+	for _, id := range arch.cameras {
 		cams = append(cams, Camera{ID: id, Name: "Kamera " + id, Main: fixedStatus{Camera: id, Stream: "main", State: ingest.StateStreaming}})
 	}
-	pb := &Playback{Store: fx.cat, Cameras: spec.Cameras, OpenFile: st.Open}
+	pb := &Playback{Store: arch.catalog, Cameras: arch.cameras, OpenFile: st.Open}
 	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Playback: pb, Access: fx.opts})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	runOwned(tb, "Server.Run", s.Run)
 	waitReady(tb, "HTTP server", s.Ready())
-	fx.addUser(tb, "straznik", []access.Role{access.Officer}, false, spec.Cameras...)
-	return &playbackRig{server: s, url: "http://" + s.Addr().String() + "/", fx: fx, dir: spec.Dir, segs: segs}
+	fx.addUser(tb, "straznik", []access.Role{access.Officer}, false, arch.cameras...)
+	return &playbackRig{server: s, url: "http://" + s.Addr().String() + "/", fx: fx, arch: arch}
 }
 
 // prague runs the page in the town's time zone, whatever the machine's is.
@@ -308,11 +338,11 @@ func TestPlaybackInChromium(t *testing.T) {
 
 	t.Run("DeletedSegmentIsSkipped", func(t *testing.T) {
 		p := p.in(t)
-		seg := rig.segs["namesti"][16]
-		if _, err := rig.fx.cat.DeleteSegment(t.Context(), seg.ID, "retention", time.Now()); err != nil {
+		seg := rig.arch.segs["namesti"][16]
+		if _, err := rig.arch.catalog.DeleteSegment(t.Context(), seg.ID, "retention", time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Remove(filepath.Join(rig.dir, filepath.FromSlash(seg.Path))); err != nil {
+		if err := os.Remove(filepath.Join(rig.arch.dir, filepath.FromSlash(seg.Path))); err != nil {
 			t.Fatal(err)
 		}
 		at := seg.Start.Add(30 * time.Second)

@@ -222,6 +222,9 @@ export class PlaybackTile {
   // appending its segment's init first, and the element waits there for the frames.
   async seek(w) {
     const gen = ++this.gen;
+    // Until this seek knows where to start, nothing is appended (a tick's pump would
+    // otherwise go on from the old position under the new generation).
+    this.cursor = null;
     this.seekingTo = w;
     this.abort.abort();
     this.abort = new AbortController();
