@@ -190,10 +190,15 @@ func (p *page) seekAndWait(w time.Time) float64 {
 func (p *page) shownTime() float64 {
 	p.tb.Helper()
 	shown := eval[struct {
-		MS   float64 `json:"ms"`
-		Text string  `json:"text"`
-	}](p, `(() => { const el = document.getElementById("time"); return {ms: Number(el.dataset.presented), text: el.textContent}; })()`)
+		MS      float64 `json:"ms"`
+		Text    string  `json:"text"`
+		Visible bool    `json:"visible"`
+	}](p, `(() => { const el = document.getElementById("time");
+		return {ms: Number(el.dataset.presented), text: el.textContent, visible: el.offsetWidth > 0 && el.offsetHeight > 0}; })()`)
 	ms, text := shown.MS, shown.Text
+	if !shown.Visible {
+		p.tb.Fatalf("the time display (%q) is not on screen", text)
+	}
 	want := time.UnixMilli(int64(ms)).In(pragueZone(p.tb)).Format("15:04:05.000")
 	if !strings.HasSuffix(text, want) {
 		p.tb.Fatalf("the time display says %q, want it to end in %s (its frame's Prague time)", text, want)
@@ -228,7 +233,7 @@ func TestPlaybackInChromium(t *testing.T) {
 		if !eval[bool](p, `document.querySelector('#camera-list input[value="namesti"]').checked`) {
 			t.Error("the camera of the link is not chosen")
 		}
-		if got := eval[string](p, `document.getElementById("date").value + " " + document.getElementById("time").value`); got != "2026-11-23 10:02:00" {
+		if got := eval[string](p, `document.getElementById("start-date").value + " " + document.getElementById("start-time").value`); got != "2026-11-23 10:02:00" {
 			t.Errorf("the form starts at %q, want the link's time 2026-11-23 10:02:00 (Prague)", got)
 		}
 		p.do(chromedp.Click(`#camera-list input[value="most"]`), chromedp.Click("#start-button"))

@@ -11,8 +11,9 @@ import { api, toLogin } from "./session.js";
 // MAX_IN_FLIGHT bounds the media requests of the whole page: 4 tiles at 1× need one
 // fragment each per second, and a seek must not queue behind a dozen prefetches.
 const MAX_IN_FLIGHT = 4;
-// WINDOW_MS: playlists are fetched an hour at a time (about 200 KB of JSON for 60 s
-// segments of 1 s fragments), so a seek anywhere in the day waits for one small request.
+// WINDOW_MS: playlists are fetched an hour at a time (about 670 KiB of JSON for 60 s
+// segments of 1 s fragments), so a seek anywhere in the day waits for one such request
+// at most.
 const WINDOW_MS = 3600e3;
 // AHEAD_S of recorded video is kept buffered ahead of the picture (times the speed).
 const AHEAD_S = 6;

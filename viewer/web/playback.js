@@ -81,8 +81,8 @@ function fillForm() {
     }),
   );
   const d = new Date(at);
-  document.getElementById("date").value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-  document.getElementById("time").value = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  document.getElementById("start-date").value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  document.getElementById("start-time").value = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 async function submit(e) {
@@ -98,8 +98,8 @@ async function submit(e) {
     error.textContent = t("needReason");
     return;
   }
-  const [y, m, dd] = document.getElementById("date").value.split("-").map(Number);
-  const [hh, mm, ss = 0] = document.getElementById("time").value.split(":").map(Number);
+  const [y, m, dd] = document.getElementById("start-date").value.split("-").map(Number);
+  const [hh, mm, ss = 0] = document.getElementById("start-time").value.split(":").map(Number);
   const res = await api("api/playback", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
