@@ -181,12 +181,13 @@ export class PlaybackTile {
         start,
         end: ms(s.end),
         codecs: s.codecs,
-        init: s.init,
+        // A segment without a fragment index is fetched whole: its one "fragment" is the
+        // file, init included, and it has no separate init to fetch.
+        init: s.fragments ? s.init : null,
         // A frame's duration, for the frame step: the segment's own frame rate.
         frame: s.frames > 0 ? (ms(s.end) - start) / s.frames : 40,
         deleted: false,
-        // null fragments (a segment without an index): the whole file as one fragment.
-        frags: (s.fragments ?? [{ offset: s.init.length, length: s.bytes - s.init.length, time: s.start, duration: (ms(s.end) - start) / 1000, keyframe: s.start }]).map((f) => ({
+        frags: (s.fragments ?? [{ offset: 0, length: s.bytes, time: s.start, duration: (ms(s.end) - start) / 1000, keyframe: s.start }]).map((f) => ({
           offset: f.offset,
           length: f.length,
           time: ms(f.time),
@@ -310,18 +311,18 @@ export class PlaybackTile {
       while (gen === this.gen && this.cursor && this.#ahead() < AHEAD_S * Math.max(1, this.rate)) {
         const { seg, i } = this.cursor;
         try {
-          if (this.initOf !== seg) {
+          if (this.initOf !== seg && seg.init) {
             const init = fetchRange(seg.url, seg.init.offset, seg.init.length, { signal, urgent });
             this.#prefetch(seg, i, signal, urgent); // in parallel with the init
             await this.#append(gen, seg, await init, true);
             if (gen !== this.gen) return;
-            this.initOf = seg;
           }
           const data = this.#take(seg, i, signal, urgent);
           const next = await this.#next(seg, i);
           if (next && gen === this.gen) this.#prefetch(next.seg, next.i, signal, false); // one more in flight
-          await this.#append(gen, seg, await data, false);
+          await this.#append(gen, seg, await data, !seg.init);
           if (gen !== this.gen) return;
+          this.initOf = seg;
           const f = seg.frags[i];
           this.appended.push([(f.time - this.day.start) / 1000, (f.end - this.day.start) / 1000]);
           this.cursor = next;

@@ -10,7 +10,7 @@ const AXIS = 18; // px for the time labels
 const MIN_SPAN = 60e3;
 // Colours differ in brightness too (as the wall's states do): recorded is mid green, a
 // hole is near black, deleted is red; motion is drawn in amber on top of recorded.
-export const COLORS = {
+const COLORS = {
   gap: "#15181d",
   recorded: "#1f6b45",
   deleted: "#8c2629",
