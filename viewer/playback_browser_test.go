@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,7 +90,8 @@ func servePlayback(tb testing.TB, arch *archive) *playbackRig {
 		cams = append(cams, Camera{ID: id, Name: "Kamera " + id, Main: fixedStatus{Camera: id, Stream: "main", State: ingest.StateStreaming}})
 	}
 	pb := &Playback{Store: arch.catalog, Cameras: arch.cameras, OpenFile: st.Open}
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Playback: pb, Access: fx.opts})
+	events := &Events{Store: arch.catalog, Cameras: arch.cameras, OpenSnapshot: os.DirFS(arch.dir).Open}
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Playback: pb, Events: events, Access: fx.opts})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -244,6 +246,7 @@ func TestPlaybackInChromium(t *testing.T) {
 			t.Fatalf("%d playback.start rows before the reason was given", len(rows))
 		}
 		p.do(chromedp.SendKeys("#case", "KRPA-1234/2026"))
+		p.screenshot("playback-form.png")
 		p.startPlayback("kontrola oznámení o krádeži")
 		rows := rig.fx.auditRows(t, access.AuditPlaybackStart)
 		if len(rows) != 2 || rows[0].Reason != "kontrola oznámení o krádeži" || rows[0].Case != "KRPA-1234/2026" || rows[0].Actor != "straznik" {
@@ -366,6 +369,45 @@ func TestPlaybackInChromium(t *testing.T) {
 			return n == "playing" && pn > after
 		})
 		eval[bool](p, `(window.townwatch.pause(), true)`)
+	})
+
+	// The wall links each tile to the player (10 s before now) and the events panel each
+	// event (10 s before it began); the link opens the player there, asking for the reason.
+	t.Run("WallAndEventsLinkToThePlayer", func(t *testing.T) {
+		ev := catalog.Event{ID: "0193e0c1-0000-7000-8000-000000000001", Camera: "most", Start: from.Add(5 * time.Minute),
+			End: from.Add(5*time.Minute + 8*time.Second), Score: 0.7}
+		if err := rig.arch.catalog.InsertEvent(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+		browser := newBrowser(t)
+		placeCookie(t, browser, rig.url, login(t, rig.server.Handler(), "straznik"))
+		wall := openPage(t, browser, rig.url, prague)
+		href := waitJS[string](wall, "the tile's link to the player", 15*time.Second,
+			`document.querySelector('article.tile[data-camera="namesti"] .pb-link:not([hidden])')?.getAttribute("href") ?? ""`,
+			func(v string) bool { return v != "" })
+		u, err := url.Parse(href)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := time.Parse(time.RFC3339Nano, u.Query().Get("t"))
+		if u.Path != "playback" || u.Query().Get("camera") != "namesti" || err != nil || time.Since(at) < 9*time.Second || time.Since(at) > 20*time.Second {
+			t.Errorf("the tile links to %q, want playback?camera=namesti&t=<10 s ago>", href)
+		}
+		wall.do(chromedp.Click("#events-toggle"))
+		want := "playback?camera=most&t=" + url.QueryEscape(ev.Start.Add(-10*time.Second).UTC().Format("2006-01-02T15:04:05.000Z"))
+		got := waitJS[string](wall, "the event's link to the player", 15*time.Second,
+			`document.querySelector('#events-list li.event .pb-link')?.getAttribute("href") ?? ""`, func(v string) bool { return v != "" })
+		if got != want {
+			t.Fatalf("the event links to %q, want %q", got, want)
+		}
+		wall.do(chromedp.Click("#events-list li.event .pb-link"))
+		waitJS[string](wall, "the player from the event", 15*time.Second,
+			`document.body?.dataset.ready === "1" && document.getElementById("start-time") ? document.getElementById("start-time").value + " " +
+				[...document.querySelectorAll("#camera-list input:checked")].map((b) => b.value).join(",") : ""`,
+			func(v string) bool { return v == "10:04:50 most" })
+		if eval[bool](wall, `document.getElementById("player").hidden === false`) {
+			t.Error("the player plays before the reason is given")
+		}
 	})
 
 	// One camera alone: the clock does not wait out the hole but goes on at the next
