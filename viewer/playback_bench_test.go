@@ -92,22 +92,26 @@ const seeksPerIteration = 100
 
 // BenchmarkPlaybackSeek measures what the officer waits for after a click on the
 // timeline: from the seek (window.townwatch.seek, what a click calls) to the first frame
-// presented at the target (requestVideoFrameCallback), in headless Chromium on a cold
-// page (fresh browser profile, no playlist loaded yet) showing one camera of the 16 × 24 h
-// archive, paused. Each of the 100 random seeks over the day is followed by one inside
-// what it buffered (0.5–3 s later), the in-buffer figure.
+// presented at the target (requestVideoFrameCallback) in the first tile, in headless
+// Chromium on a cold page (fresh browser profile, no playlist loaded yet) showing 1 or 4
+// cameras of the 16 × 24 h archive, paused. Each of the 100 random seeks over the day is
+// followed by one inside what it buffered (0.5–3 s later), the in-buffer figure.
 //
 //	seek-p50-ms, seek-p95-ms   seeks to a position not buffered (they include fetching
 //	                           that hour's playlist the first time)
 //	inbuf-p95-ms               seeks inside the buffer
 func BenchmarkPlaybackSeek(b *testing.B) {
-	arch := openBenchArchive(b)
-	rig := servePlayback(b, arch)
+	rig := servePlayback(b, openBenchArchive(b))
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("cameras=%d", n), func(b *testing.B) { benchSeeks(b, rig, rig.arch.cameras[:n]) })
+	}
+}
+
+func benchSeeks(b *testing.B, rig *playbackRig, cameras []string) {
 	rnd := rand.New(rand.NewPCG(7, 7))
-	b.ResetTimer() // not the archive's build
 	var cold, inbuf []float64
 	for i := 0; i < b.N; i++ {
-		p := rig.openPlayer(b, "camera=cam01&t="+benchDay.Add(12*time.Hour).UTC().Format(time.RFC3339))
+		p := rig.openPlayer(b, "camera="+strings.Join(cameras, ",")+"&t="+benchDay.Add(12*time.Hour).UTC().Format(time.RFC3339))
 		p.startPlayback("benchmark")
 		eval[bool](p, `(window.townwatch.pause(), true)`)
 		first := eval[int](p, `window.townwatch.seeks.length`)
