@@ -278,6 +278,7 @@ type playlistSegmentJSON struct {
 	Width     int       `json:"width"`
 	Height    int       `json:"height"`
 	Bytes     int64     `json:"bytes"`
+	Frames    int64     `json:"frames"`           // video frames (closed segments): the player's frame step
 	SHA256    string    `json:"sha256,omitempty"` // closed segments
 	GapBefore bool      `json:"gap_before"`
 	Open      bool      `json:"open"`
@@ -347,7 +348,7 @@ func (pb *Playback) handlePlaylist(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		js := playlistSegmentJSON{ID: s.ID, Start: s.Start.UTC(), End: s.End.UTC(), Codecs: s.MIMECodecs, Width: s.Width,
-			Height: s.Height, Bytes: bytes, SHA256: s.SHA256, GapBefore: s.GapBefore, Open: s.Open,
+			Height: s.Height, Bytes: bytes, Frames: s.Frames, SHA256: s.SHA256, GapBefore: s.GapBefore, Open: s.Open,
 			URL: "/api/segments/" + strconv.FormatInt(s.ID, 10) + "/media"}
 		if len(frags) > 0 {
 			js.Init = byteRange{0, frags[0].Offset}

@@ -74,6 +74,7 @@ func (s *Server) table() []route {
 	}
 	if pb := s.opt.Playback; pb != nil {
 		rt = append(rt,
+			route{pattern: "GET /playback", action: access.ActionPlayback, handler: s.handlePlaybackPage},
 			route{pattern: "POST /api/playback", action: access.ActionPlayback, handler: s.handlePlaybackStart},
 			route{pattern: "GET /api/timeline", action: access.ActionPlayback, handler: pb.handleTimeline},
 			route{pattern: "GET /api/search/motion", action: access.ActionPlayback, handler: s.handleMotionSearch},

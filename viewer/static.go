@@ -59,7 +59,7 @@ func loadStatic(fsys fs.FS) (map[string]staticFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, page := range []string{"index.html", "login.html", "setup.html", "audit.html"} {
+	for _, page := range []string{"index.html", "login.html", "setup.html", "audit.html", "playback.html"} {
 		if _, ok := files[page]; !ok {
 			return nil, fmt.Errorf("viewer: web files have no %s", page)
 		}
@@ -80,6 +80,12 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 // handleAuditPage serves the auditor's access-log page.
 func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
 	s.servePage(w, r, "audit.html")
+}
+
+// handlePlaybackPage serves the player. The page asks for the reason itself: the
+// footage and its metadata are what POST /api/playback guards, not the page.
+func (s *Server) handlePlaybackPage(w http.ResponseWriter, r *http.Request) {
+	s.servePage(w, r, "playback.html")
 }
 
 // handleNoUsers answers everything but /healthz while no account exists: a page (or, for

@@ -23,7 +23,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// The playback benchmarks' shared archive goes when the binary ends.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { removeBenchArchive() }))
 }
 
 // The demo's two cameras; the motion camera also has a sub stream, so that enlarging it

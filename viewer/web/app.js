@@ -20,6 +20,7 @@ const tiles = new Map(); // camera id → Tile, in /api/cameras order
 let focused = null; // the enlarged tile
 let loaded = false; // the camera list arrived at least once
 let liveAllowed = true; // the account's roles include live view
+let playbackAllowed = false; // ... and playback: tiles link to the player
 
 const observer = new IntersectionObserver((entries) => {
   for (const entry of entries) tiles.get(entry.target.dataset.camera)?.setVisible(entry.isIntersecting);
@@ -49,7 +50,7 @@ function update(cameras) {
       tile.setCamera(camera);
       continue;
     }
-    const added = new Tile(camera, { onOpen: open, onClose: close, onState: renderHeader });
+    const added = new Tile(camera, { onOpen: open, onClose: close, onState: renderHeader, playback: playbackAllowed });
     tiles.set(camera.id, added);
     wall.append(added.el);
     added.setActive(isActive(added));
@@ -189,6 +190,7 @@ tick();
 const who = await me();
 document.body.dataset.user = who.name;
 document.getElementById("audit-link").hidden = !can(who, "audit");
+playbackAllowed = can(who, "playback");
 if (can(who, "events")) {
   initEvents(
     () => [...tiles.values()].map((tile) => tile.camera),
@@ -196,6 +198,7 @@ if (can(who, "events")) {
       if (focused && focused.id !== id) unfocus();
       if (tiles.has(id)) open(tiles.get(id));
     },
+    playbackAllowed,
   );
 } else {
   document.getElementById("events-toggle").hidden = true;

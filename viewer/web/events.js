@@ -4,6 +4,7 @@
 
 import { language, t, timeText } from "./i18n.js";
 import { api, POLL_HEADER } from "./session.js";
+import { PLAYBACK_PREROLL_MS, playbackURL } from "./tile.js";
 
 // REFRESH_MS: while the panel is open, new events appear within this long.
 const REFRESH_MS = 10000;
@@ -17,12 +18,14 @@ const toggle = document.getElementById("events-toggle");
 let timer = 0;
 let cameras = () => [];
 let openCamera = () => {};
+let playbackLinks = false;
 
 // initEvents wires the panel to the wall: cameraList returns the wall's /api/cameras
-// entries, open(id) enlarges that camera.
-export function initEvents(cameraList, open) {
+// entries, open(id) enlarges that camera; playback adds a link to the recording per event.
+export function initEvents(cameraList, open, playback) {
   cameras = cameraList;
   openCamera = open;
+  playbackLinks = playback;
   toggle.addEventListener("click", () => setOpen(panel.hidden));
   filter.addEventListener("change", refresh);
 }
@@ -88,6 +91,14 @@ function render(events) {
       const length = e.end ? `${Math.max(1, Math.round((new Date(e.end) - start) / 1000))} s` : t("ongoing");
       text.append(line("event-camera", names.get(e.camera) ?? e.camera), line("event-time", `${when} · ${length}`));
       if (e.zones.length > 0) text.append(line("event-zones", e.zones.join(", ")));
+      if (playbackLinks) {
+        const link = document.createElement("a");
+        link.className = "pb-link";
+        link.href = playbackURL(e.camera, start.getTime() - PLAYBACK_PREROLL_MS);
+        link.textContent = t("playbackLink");
+        link.addEventListener("click", (ev) => ev.stopPropagation());
+        text.append(link);
+      }
       li.append(text);
       li.addEventListener("click", () => openCamera(e.camera));
       li.addEventListener("keydown", (ev) => ev.key === "Enter" && openCamera(e.camera));

@@ -25,12 +25,23 @@ const BACKOFF_MAX_MS = 30000;
 // asks rarely instead of adding load to a server that is already full.
 const BUSY_RETRY_MS = 15000;
 
+// PLAYBACK_PREROLL_MS: the player opened from the wall or an event starts this long
+// before the moment asked for, so the officer sees what led up to it.
+export const PLAYBACK_PREROLL_MS = 10000;
+
+// playbackURL is the player at wall time w (epoch ms) of camera id.
+export function playbackURL(id, w) {
+  return `playback?${new URLSearchParams({ camera: id, t: new Date(w).toISOString() })}`;
+}
+
 // Ingest states in which the camera's stream is down and the reason is worth showing.
 const DOWN = { backoff: "stateBackoff", failed: "stateFailed", stopped: "stateStopped" };
 
 export class Tile {
-  constructor(camera, { onOpen, onClose, onState }) {
+  // playback: the account may play recordings back; the tile then links to the player.
+  constructor(camera, { onOpen, onClose, onState, playback = false }) {
     this.onState = onState;
+    this.playback = playback;
     this.id = camera.id;
     this.camera = camera;
     this.visible = false; // on screen (IntersectionObserver)
@@ -58,7 +69,7 @@ export class Tile {
     el.innerHTML = `<video muted autoplay playsinline disablepictureinpicture></video>
       <div class="top"><span class="name"></span><span class="motion"></span><span class="badge"></span></div>
       <div class="msg"><strong class="msg-title"></strong><span class="msg-detail"></span><span class="msg-retry"></span></div>
-      <div class="bottom"><span class="info"></span><button class="back" type="button"></button></div>`;
+      <div class="bottom"><span class="info"></span><a class="pb-link" hidden></a><button class="back" type="button"></button></div>`;
     this.video = el.querySelector("video");
     this.video.muted = true; // autoplay without a click needs a muted element
     el.addEventListener("click", () => (this.enlarged ? onClose() : onOpen(this)));
@@ -67,6 +78,14 @@ export class Tile {
         e.preventDefault();
         onOpen(this);
       }
+    });
+    const link = el.querySelector(".pb-link");
+    link.hidden = !this.playback;
+    // The link leads to what just happened: the player from PLAYBACK_PREROLL_MS ago,
+    // worked out when clicked (not when the tile was drawn).
+    link.addEventListener("click", (e) => {
+      e.stopPropagation();
+      link.href = playbackURL(this.id, Date.now() - PLAYBACK_PREROLL_MS);
     });
     el.querySelector(".back").addEventListener("click", (e) => {
       e.stopPropagation();
@@ -256,6 +275,8 @@ export class Tile {
     el.setAttribute("aria-label", t("open", { name: camera.name || camera.id }));
     el.querySelector(".name").textContent = camera.name || camera.id;
     el.querySelector(".back").textContent = `← ${t("back")}`;
+    el.querySelector(".pb-link").textContent = t("playbackLink");
+    el.querySelector(".pb-link").href = playbackURL(this.id, Date.now() - PLAYBACK_PREROLL_MS);
 
     const badge = { live: "live", connecting: "connecting", busy: "busy", paused: "paused", error: "noVideo" };
     const down = this.down;

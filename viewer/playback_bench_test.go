@@ -1,0 +1,199 @@
+package viewer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/townwatch/townwatch/recorder/archivetest"
+	"github.com/townwatch/townwatch/recorder/catalog"
+)
+
+// The benchmarks' archive: 16 cameras × 24 h of the 1080p25 4 Mbit/s template (GOP 2 s)
+// in 60 s segments, 23 040 segments. It is built once per process, into a temporary
+// directory that TestMain removes: each segment is a hard link and two catalog commits,
+// about a minute on the 2-core CI machine.
+const benchCameras = 16
+
+var (
+	benchDay     time.Time // the archive's day: Prague midnight, set when it is built
+	benchArchive = sync.OnceValues(buildBenchArchive)
+	benchDirMu   sync.Mutex
+	benchDir     string
+)
+
+func buildBenchArchive() (*archive, error) {
+	zone, err := time.LoadLocation("Europe/Prague")
+	if err != nil {
+		return nil, err
+	}
+	benchDay = time.Date(2026, 11, 23, 0, 0, 0, 0, zone)
+	dir, err := os.MkdirTemp("", "townwatch-playback-bench-")
+	if err != nil {
+		return nil, err
+	}
+	benchDirMu.Lock()
+	benchDir = dir
+	benchDirMu.Unlock()
+	var cams []string
+	for i := 1; i <= benchCameras; i++ {
+		cams = append(cams, fmt.Sprintf("cam%02d", i))
+	}
+	arch, took, err := buildArchive(context.Background(), dir, archivetest.Spec{Cameras: cams, From: benchDay, Duration: 24 * time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	// Each benchmark opens its own handle: an open database/sql pool has a goroutine
+	// the leak check at the end would count.
+	arch.catalog.Close()
+	arch.catalog = nil
+	fmt.Fprintf(os.Stderr, "playback benchmarks: archive of %d cameras × 24 h (%d segments) built in %s\n",
+		len(cams), len(cams)*len(arch.segs[cams[0]]), took.Round(time.Second))
+	return arch, nil
+}
+
+// removeBenchArchive deletes the benchmarks' archive, if one was built (TestMain).
+func removeBenchArchive() {
+	benchDirMu.Lock()
+	defer benchDirMu.Unlock()
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+}
+
+// openBenchArchive is the shared archive with a catalog handle of the benchmark's own.
+func openBenchArchive(b *testing.B) *archive {
+	b.Helper()
+	shared, err := benchArchive()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cat, err := catalog.Open(context.Background(), filepath.Join(shared.dir, "catalog.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cat.Close() })
+	arch := *shared
+	arch.catalog = cat
+	return &arch
+}
+
+// seeksPerIteration: enough samples for a p95 from one cold page.
+const seeksPerIteration = 100
+
+// BenchmarkPlaybackSeek measures what the officer waits for after a click on the
+// timeline: from the seek (window.townwatch.seek, what a click calls) to the first frame
+// presented at the target (requestVideoFrameCallback) in the first tile, in headless
+// Chromium on a cold page (fresh browser profile, no playlist loaded yet) showing 1 or 4
+// cameras of the 16 × 24 h archive, paused. Each of the 100 random seeks over the day is
+// followed by one inside what it buffered (0.5–3 s later), the in-buffer figure.
+//
+//	seek-p50-ms, seek-p95-ms   seeks to a position not buffered (they include fetching
+//	                           that hour's playlist the first time)
+//	inbuf-p95-ms               seeks inside the buffer
+func BenchmarkPlaybackSeek(b *testing.B) {
+	rig := servePlayback(b, openBenchArchive(b))
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("cameras=%d", n), func(b *testing.B) { benchSeeks(b, rig, rig.arch.cameras[:n]) })
+	}
+}
+
+func benchSeeks(b *testing.B, rig *playbackRig, cameras []string) {
+	rnd := rand.New(rand.NewPCG(7, 7))
+	var cold, inbuf []float64
+	for i := 0; i < b.N; i++ {
+		p := rig.openPlayer(b, "camera="+strings.Join(cameras, ",")+"&t="+benchDay.Add(12*time.Hour).UTC().Format(time.RFC3339))
+		p.startPlayback("benchmark")
+		eval[bool](p, `(window.townwatch.pause(), true)`)
+		first := eval[int](p, `window.townwatch.seeks.length`)
+		for range seeksPerIteration {
+			target := benchDay.Add(time.Duration(rnd.Int64N(int64(24*time.Hour - 10*time.Second))))
+			p.seekAndWait(target)
+			// Wait for 3 s after the target to be buffered, then seek into it.
+			s := target.Sub(benchDay).Seconds()
+			waitJS[bool](p, "the buffer after a seek", 10*time.Second, fmt.Sprintf(`(() => { const b = document.querySelector("video").buffered;
+				for (let i = 0; i < b.length; i++) if (b.start(i) <= %f && b.end(i) >= %f) return true; return false; })()`, s, s+3.1),
+				func(v bool) bool { return v })
+			p.seekAndWait(target.Add(500*time.Millisecond + time.Duration(rnd.Int64N(int64(2500*time.Millisecond)))))
+		}
+		seeks := eval[[]struct {
+			MS   float64 `json:"ms"`
+			Kind string  `json:"kind"`
+		}](p, fmt.Sprintf(`window.townwatch.seeks.slice(%d)`, first))
+		for _, s := range seeks {
+			switch s.Kind {
+			case "cold":
+				cold = append(cold, s.MS)
+			case "buffered":
+				inbuf = append(inbuf, s.MS)
+			}
+		}
+	}
+	if len(cold) == 0 || len(inbuf) == 0 {
+		b.Fatalf("measured %d cold and %d in-buffer seeks", len(cold), len(inbuf))
+	}
+	b.ReportMetric(percentile(cold, 50), "seek-p50-ms")
+	b.ReportMetric(percentile(cold, 95), "seek-p95-ms")
+	b.ReportMetric(percentile(inbuf, 95), "inbuf-p95-ms")
+	b.ReportMetric(float64(len(cold)), "cold-seeks")
+}
+
+// playbackAPI is an officer's logged-in handler with playback of every camera started.
+func playbackAPI(b *testing.B, rig *playbackRig) http.Handler {
+	b.Helper()
+	h := withCookie(rig.server.Handler(), login(b, rig.server.Handler(), "straznik"))
+	body := `{"cameras":["` + strings.Join(rig.arch.cameras, `","`) + `"],"reason":"benchmark"}`
+	req := httptest.NewRequest(http.MethodPost, "/api/playback", bytes.NewBufferString(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusCreated {
+		b.Fatalf("POST /api/playback: %d %s", rec.Code, rec.Body)
+	}
+	return h
+}
+
+// BenchmarkPlaybackTimeline is the player's first request: GET /api/timeline for all 16
+// cameras over the whole day in 60 s buckets (in process, no network).
+func BenchmarkPlaybackTimeline(b *testing.B) {
+	rig := servePlayback(b, openBenchArchive(b))
+	h := playbackAPI(b, rig)
+	b.ResetTimer()
+	url := fmt.Sprintf("/api/timeline?cameras=%s&from=%s&to=%s&bucket=60s", strings.Join(rig.arch.cameras, ","),
+		benchDay.UTC().Format(time.RFC3339), benchDay.Add(24*time.Hour).UTC().Format(time.RFC3339))
+	benchGET(b, h, url)
+}
+
+// BenchmarkPlaybackPlaylist is two hours of one camera's playlist (120 segments of 60
+// fragments with their byte ranges): twice what the player asks for at a time.
+func BenchmarkPlaybackPlaylist(b *testing.B) {
+	rig := servePlayback(b, openBenchArchive(b))
+	h := playbackAPI(b, rig)
+	b.ResetTimer()
+	url := fmt.Sprintf("/api/cameras/cam01/playlist?from=%s&to=%s",
+		benchDay.Add(10*time.Hour).UTC().Format(time.RFC3339), benchDay.Add(12*time.Hour).UTC().Format(time.RFC3339))
+	benchGET(b, h, url)
+}
+
+func benchGET(b *testing.B, h http.Handler, url string) {
+	b.Helper()
+	var size int
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
+		if rec.Code != http.StatusOK {
+			b.Fatalf("GET %s: %d %s", url, rec.Code, rec.Body)
+		}
+		size = rec.Body.Len()
+	}
+	b.ReportMetric(float64(size)/1024, "KiB/op")
+}

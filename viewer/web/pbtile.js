@@ -1,0 +1,462 @@
+// One camera of the player: a <video> fed through Media Source Extensions from the
+// segment files' byte ranges. The video's currentTime is seconds since the viewed day's
+// local midnight (each segment's fragments are appended with timestampOffset = its start),
+// so a hole in the recording stays a hole in the buffer and every tile shares one time axis.
+//
+// data-state on the tile: loading | playing | gap | deleted | error.
+
+import { t, timeText } from "./i18n.js";
+import { api, toLogin } from "./session.js";
+
+// MAX_IN_FLIGHT bounds the media requests of the whole page: 4 tiles at 1× need one
+// fragment each per second, and a seek must not queue behind a dozen prefetches.
+const MAX_IN_FLIGHT = 4;
+// WINDOW_MS: playlists are fetched an hour at a time (about 670 KiB of JSON for 60 s
+// segments of 1 s fragments), so a seek anywhere in the day waits for one such request
+// at most.
+const WINDOW_MS = 3600e3;
+// AHEAD_S of recorded video is kept buffered ahead of the picture (times the speed).
+const AHEAD_S = 6;
+// The buffer keeps this much behind the picture (a step back stays instant) and drops
+// what lies far ahead of it (left by an earlier seek).
+const KEEP_BEHIND_S = 30;
+const KEEP_AHEAD_S = 120;
+
+let inFlight = 0;
+const waiting = [];
+
+// acquire waits for one of the page's media request slots; urgent requests (the first
+// fragments after a seek) go to the front of the queue.
+function acquire(urgent, signal) {
+  return new Promise((resolve, reject) => {
+    if (inFlight < MAX_IN_FLIGHT) {
+      inFlight++;
+      resolve();
+      return;
+    }
+    const entry = { resolve };
+    if (urgent) waiting.unshift(entry);
+    else waiting.push(entry);
+    signal.addEventListener("abort", () => {
+      const i = waiting.indexOf(entry);
+      if (i >= 0) waiting.splice(i, 1);
+      reject(signal.reason);
+    });
+  });
+}
+
+function release() {
+  inFlight--;
+  const next = waiting.shift();
+  if (next) {
+    inFlight++;
+    next.resolve();
+  }
+}
+
+// fetchRange fetches bytes [offset, offset+length) of a segment. A 410 rejects with
+// {status: 410, deletion} (the segment was deleted after its playlist was read).
+async function fetchRange(url, offset, length, { signal, urgent }) {
+  await acquire(urgent, signal);
+  try {
+    const res = await fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal });
+    if (res.status === 206) return await res.arrayBuffer();
+    if (res.status === 401) toLogin();
+    const body = await res.json().catch(() => null);
+    throw Object.assign(new Error(`HTTP ${res.status}`), { status: res.status, deletion: body });
+  } finally {
+    release();
+  }
+}
+
+// ms parses an RFC 3339 time of the API to epoch milliseconds.
+const ms = (s) => (s == null ? null : Date.parse(s));
+
+export class PlaybackTile {
+  // day: {start, end} epoch ms of the viewed day's local midnights.
+  constructor(camera, day, { onChange }) {
+    this.id = camera.id;
+    this.name = camera.name || camera.id;
+    this.day = day;
+    this.onChange = onChange; // playlist or deletions changed: redraw the timeline
+    this.segments = []; // loaded playlist segments, by start
+    this.windows = new Map(); // window index → promise of its playlist
+    this.deleted = []; // [{start, end}] of segments that answered 410
+    this.gen = 0; // seek generation: work of an older seek stops at its next step
+    this.feeding = -1; // generation whose feeder runs
+    this.cursor = null; // {seg, i}: the next fragment to append
+    this.initOf = null; // segment whose init was appended last
+    this.appended = []; // [start, end] media seconds appended, for the ahead budget
+    this.presented = null; // wall ms of the frame on screen
+    this.pending = new Map(); // "seg:i" → fetch promise (the next fragment, prefetched)
+    this.ops = Promise.resolve(); // SourceBuffer operations, one at a time
+    this.rate = 1;
+    this.abort = new AbortController(); // aborts the fetches of the current seek
+    this.seekingTo = null; // wall ms while a seek looks up its playlist
+    this.seekKind = null; // how the last seek was served: buffered | cold | gap
+    this.el = this.#build();
+    this.opened = this.#open();
+    this.#watchFrames();
+  }
+
+  #build() {
+    const el = document.createElement("article");
+    el.className = "tile pbtile";
+    el.dataset.camera = this.id;
+    el.dataset.state = "loading";
+    el.innerHTML = `<video muted playsinline disablepictureinpicture></video>
+      <div class="top"><span class="name"></span><span class="badge pb-time"></span></div>
+      <div class="msg"><strong class="msg-title"></strong></div>`;
+    el.querySelector(".name").textContent = this.name;
+    this.video = el.querySelector("video");
+    this.video.muted = true;
+    return el;
+  }
+
+  async #open() {
+    this.ms = new MediaSource();
+    this.video.src = URL.createObjectURL(this.ms);
+    await new Promise((resolve) => this.ms.addEventListener("sourceopen", resolve, { once: true }));
+    // The whole day is the timeline: the element may be sent anywhere in it, and waits
+    // where nothing is buffered instead of ending.
+    this.ms.duration = (this.day.end - this.day.start) / 1000;
+  }
+
+  // #watchFrames follows the frames the compositor really shows: their media time is the
+  // wall time the officer sees, which currentTime (the requested position) is not.
+  #watchFrames() {
+    const onFrame = (_now, meta) => {
+      this.presented = this.day.start + Math.round(meta.mediaTime * 1000);
+      this.el.dataset.presented = String(this.presented);
+      this.el.querySelector(".pb-time").textContent = timeText(new Date(this.presented), true);
+      this.onFrame?.(this);
+      this.video.requestVideoFrameCallback(onFrame);
+    };
+    this.video.requestVideoFrameCallback(onFrame);
+  }
+
+  render() {
+    const state = this.el.dataset.state;
+    const title = { gap: "noRecording", deleted: "deletedRecording", error: "playbackError", loading: "loadingVideo" }[state];
+    this.el.querySelector(".msg-title").textContent = title ? t(title) : "";
+  }
+
+  setState(state) {
+    if (this.el.dataset.state === state) return;
+    this.el.dataset.state = state;
+    this.render();
+  }
+
+  // position is the wall time of the video element's playback position.
+  position() {
+    return this.day.start + this.video.currentTime * 1000;
+  }
+
+  // playlist loads the hour of playlist holding wall time w (once) and merges it in.
+  playlist(w) {
+    const idx = Math.floor((w - this.day.start) / WINDOW_MS);
+    const from = this.day.start + idx * WINDOW_MS;
+    if (idx < 0 || from >= this.day.end) return Promise.resolve();
+    if (!this.windows.has(idx)) {
+      const to = Math.min(from + WINDOW_MS, this.day.end);
+      const q = new URLSearchParams({ from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+      const p = api(`api/cameras/${encodeURIComponent(this.id)}/playlist?${q}`).then(async (res) => {
+        if (!res.ok) throw new Error(`playlist: HTTP ${res.status}`);
+        this.#merge((await res.json()).segments);
+      });
+      p.catch(() => this.windows.delete(idx)); // asked again on the next need
+      this.windows.set(idx, p);
+    }
+    return this.windows.get(idx);
+  }
+
+  #merge(list) {
+    const known = new Set(this.segments.map((s) => s.id));
+    for (const s of list) {
+      if (known.has(s.id)) continue;
+      const start = ms(s.start);
+      this.segments.push({
+        id: s.id,
+        url: s.url.replace(/^\//, ""),
+        start,
+        end: ms(s.end),
+        codecs: s.codecs,
+        // A segment without a fragment index is fetched whole: its one "fragment" is the
+        // file, init included, and it has no separate init to fetch.
+        init: s.fragments ? s.init : null,
+        // A frame's duration, for the frame step: the segment's own frame rate.
+        frame: s.frames > 0 ? (ms(s.end) - start) / s.frames : 40,
+        deleted: false,
+        frags: (s.fragments ?? [{ offset: 0, length: s.bytes, time: s.start, duration: (ms(s.end) - start) / 1000, keyframe: s.start }]).map((f) => ({
+          offset: f.offset,
+          length: f.length,
+          time: ms(f.time),
+          end: ms(f.time) + f.duration * 1000,
+          keyframe: ms(f.keyframe),
+        })),
+      });
+    }
+    this.segments.sort((a, b) => a.start - b.start);
+    this.onChange();
+  }
+
+  // segmentAt is the playable segment covering wall time w, if it is loaded.
+  segmentAt(w) {
+    return this.segments.find((s) => s.start <= w && w < s.end && !s.deleted) ?? null;
+  }
+
+  hasRecording(w) {
+    return this.segmentAt(w) !== null;
+  }
+
+  // nextRecording is the start of the first playable segment after w among the loaded
+  // ones (the feeder loads the next hour before it is needed), or null.
+  nextRecording(w) {
+    return this.segments.find((s) => s.start > w && !s.deleted)?.start ?? null;
+  }
+
+  frameDuration(w) {
+    return (this.segmentAt(w) ?? this.segments[0])?.frame ?? 40;
+  }
+
+  // seek sends the tile to wall time w. Inside what is buffered it only moves the
+  // element; otherwise it starts at the last fragment whose keyframe is at or before w,
+  // appending its segment's init first, and the element waits there for the frames.
+  async seek(w) {
+    const gen = ++this.gen;
+    // Until this seek knows where to start, nothing is appended (a tick's pump would
+    // otherwise go on from the old position under the new generation).
+    this.cursor = null;
+    this.seekingTo = w;
+    this.abort.abort();
+    this.abort = new AbortController();
+    this.pending.clear();
+    const s = (w - this.day.start) / 1000;
+    await this.opened;
+    if (gen !== this.gen) return;
+    const range = this.#bufferedAround(s);
+    // The ahead budget counts what plays on from the new position: only the fragments
+    // of the buffered range it lands in, if any.
+    this.appended = this.appended.filter(([a, b]) => range && a >= range[0] - 0.01 && b <= range[1] + 0.01);
+    if (range) {
+      this.seekKind = "buffered";
+      this.video.currentTime = s;
+      this.seekingTo = null;
+      const cursor = await this.#fragmentAt(this.day.start + range[1] * 1000 + 1);
+      if (gen !== this.gen) return;
+      this.cursor = cursor;
+      this.pump();
+      return;
+    }
+    await this.playlist(w);
+    if (gen !== this.gen) return;
+    this.seekingTo = null;
+    const seg = this.segmentAt(w);
+    if (!seg) {
+      // In a hole: prepare the recording after it, so playback crosses it at once.
+      const cursor = await this.#fragmentAt(w);
+      if (gen !== this.gen) return;
+      this.cursor = cursor;
+      this.seekKind = "gap";
+      this.setState("gap");
+    } else {
+      let i = 0;
+      seg.frags.forEach((f, j) => f.keyframe !== null && f.keyframe <= w && (i = j));
+      this.cursor = { seg, i };
+      this.seekKind = "cold";
+      this.video.currentTime = s;
+    }
+    this.pump(true);
+  }
+
+  // #bufferedAround is the buffered range holding media second s, when s is not in its
+  // last frame (a seek there would wait for the next one).
+  #bufferedAround(s) {
+    const b = this.video.buffered;
+    for (let i = 0; i < b.length; i++) if (b.start(i) <= s && s < b.end(i) - 0.05) return [b.start(i), b.end(i)];
+    return null;
+  }
+
+  // #fragmentAt is the fragment holding wall time w, or the first one after it.
+  async #fragmentAt(w) {
+    for (let tries = 0; tries < 24 && w < this.day.end; tries++) {
+      await this.playlist(w);
+      for (const seg of this.segments) {
+        if (seg.end <= w || seg.deleted) continue;
+        const i = seg.frags.findIndex((f) => f.end > w);
+        if (i >= 0) return { seg, i };
+      }
+      // Nothing more in this hour: look in the next one.
+      w = this.day.start + (Math.floor((w - this.day.start) / WINDOW_MS) + 1) * WINDOW_MS;
+    }
+    return null;
+  }
+
+  // pump starts the feeder unless it runs for the current seek already.
+  pump(urgent = false) {
+    if (this.feeding === this.gen) return;
+    this.#feed(this.gen, urgent);
+  }
+
+  // #ahead is how many seconds of recording are appended ahead of the playback position.
+  #ahead() {
+    const pos = this.video.currentTime;
+    return this.appended.reduce((sum, [a, b]) => sum + Math.max(0, b - Math.max(a, pos)), 0);
+  }
+
+  async #feed(gen, urgent) {
+    this.feeding = gen;
+    const signal = this.abort.signal;
+    try {
+      while (gen === this.gen && this.cursor && this.#ahead() < AHEAD_S * Math.max(1, this.rate)) {
+        const { seg, i } = this.cursor;
+        try {
+          if (this.initOf !== seg && seg.init) {
+            const init = fetchRange(seg.url, seg.init.offset, seg.init.length, { signal, urgent });
+            this.#prefetch(seg, i, signal, urgent); // in parallel with the init
+            await this.#append(gen, seg, await init, true);
+            if (gen !== this.gen) return;
+          }
+          const data = this.#take(seg, i, signal, urgent);
+          const next = await this.#next(seg, i);
+          if (next && gen === this.gen) this.#prefetch(next.seg, next.i, signal, false); // one more in flight
+          await this.#append(gen, seg, await data, !seg.init);
+          if (gen !== this.gen) return;
+          this.initOf = seg;
+          const f = seg.frags[i];
+          this.appended.push([(f.time - this.day.start) / 1000, (f.end - this.day.start) / 1000]);
+          this.cursor = next;
+          urgent = false;
+        } catch (err) {
+          if (gen !== this.gen || err.name === "AbortError") return;
+          if (err.status !== 410) throw err;
+          this.#markDeleted(seg, err.deletion);
+          const cursor = await this.#fragmentAt(seg.end);
+          if (gen !== this.gen) return;
+          this.cursor = cursor;
+        }
+      }
+    } catch (err) {
+      console.error(`playback ${this.id}:`, err);
+      this.setState("error");
+    } finally {
+      if (this.feeding === gen) this.feeding = -1;
+    }
+  }
+
+  // #prefetch starts fetching fragment i of seg, for #take to pick up.
+  #prefetch(seg, i, signal, urgent) {
+    const key = `${seg.id}:${i}`;
+    if (this.pending.has(key)) return;
+    const f = seg.frags[i];
+    const p = fetchRange(seg.url, f.offset, f.length, { signal, urgent });
+    p.catch(() => {}); // a prefetch dropped by a seek must not be an unhandled rejection
+    this.pending.set(key, p);
+  }
+
+  // #take is fragment i of seg: the prefetch under way, or a new request.
+  #take(seg, i, signal, urgent) {
+    this.#prefetch(seg, i, signal, urgent);
+    const key = `${seg.id}:${i}`;
+    const p = this.pending.get(key);
+    this.pending.delete(key);
+    return p;
+  }
+
+  // #next is the fragment after fragment i of seg: the next one in the file, or the first
+  // of the next playable segment (loading the next hour of playlist if needed).
+  async #next(seg, i) {
+    if (i + 1 < seg.frags.length) return { seg, i: i + 1 };
+    return this.#fragmentAt(seg.end);
+  }
+
+  #markDeleted(seg, deletion) {
+    seg.deleted = true;
+    this.deleted.push({ start: ms(deletion?.start) ?? seg.start, end: ms(deletion?.end) ?? seg.end });
+    this.onChange();
+  }
+
+  // #append appends one init or fragment, on the SourceBuffer's queue, unless a newer
+  // seek came first. Media is placed at its segment's offset in the day.
+  #append(gen, seg, data, isInit) {
+    return this.#op(() => {
+      if (gen !== this.gen) return false;
+      const type = `video/mp4; codecs="${seg.codecs}"`;
+      if (!this.sb) {
+        if (!MediaSource.isTypeSupported(type)) throw new Error(`codec ${seg.codecs} is not supported by this browser`);
+        this.sb = this.ms.addSourceBuffer(type);
+        this.codecs = seg.codecs;
+      } else if (isInit && this.codecs !== seg.codecs) {
+        this.sb.changeType(type);
+        this.codecs = seg.codecs;
+      }
+      this.sb.timestampOffset = (seg.start - this.day.start) / 1000;
+      this.sb.appendBuffer(data);
+      return true;
+    });
+  }
+
+  // #op runs fn (which starts a SourceBuffer update, or returns false) after every
+  // earlier operation, and resolves when its update ends.
+  #op(fn) {
+    const run = () =>
+      new Promise((resolve, reject) => {
+        if (!fn()) return resolve();
+        this.sb.addEventListener("updateend", resolve, { once: true });
+        this.sb.addEventListener("error", () => reject(new Error("SourceBuffer error")), { once: true });
+      });
+    const p = this.ops.then(run);
+    this.ops = p.catch(() => {});
+    return p;
+  }
+
+  // evict drops buffered media far from the playback position, so a day of seeking does
+  // not fill the browser's buffer quota.
+  evict() {
+    if (!this.sb) return;
+    const pos = this.video.currentTime;
+    const lo = pos - KEEP_BEHIND_S;
+    const hi = pos + KEEP_AHEAD_S * Math.max(1, this.rate);
+    this.appended = this.appended.filter(([a, b]) => b > lo && a < hi);
+    const b = this.video.buffered;
+    for (let i = 0; i < b.length; i++) {
+      const [start, end] = [b.start(i), b.end(i)];
+      if (start < lo) this.#op(() => (this.sb.remove(start, Math.min(end, lo)), true));
+      if (end > hi) this.#op(() => (this.sb.remove(Math.max(start, hi), end), true));
+    }
+  }
+
+  // follow keeps the tile at the shared clock's wall time w: no recording there shows the
+  // hole; otherwise the element plays or stands at w, corrected when it drifts.
+  follow(w, playing, rate, leader) {
+    this.rate = rate;
+    if (!this.hasRecording(w)) {
+      const deleted = this.deleted.some((d) => d.start <= w && w < d.end);
+      this.setState(deleted ? "deleted" : "gap");
+      if (!this.video.paused) this.video.pause();
+      this.pump();
+      return;
+    }
+    if (this.el.dataset.state !== "error") this.setState(this.video.readyState >= 2 ? "playing" : "loading");
+    if (playing && this.video.paused) this.video.play().catch(() => {});
+    if (!playing && !this.video.paused) this.video.pause();
+    const drift = (this.position() - w) / 1000;
+    // A seek still under way is left to finish, unless it waits where nothing will come
+    // (its segment turned out deleted).
+    const busy = this.seekingTo !== null || (this.video.seeking && this.hasRecording(this.position()));
+    if (!leader && !busy && (Math.abs(drift) > 1 || (!playing && Math.abs(drift) > 0.02))) {
+      this.seek(w);
+      return;
+    }
+    // A follower catches up (or waits) by playing up to 10% faster or slower.
+    const nudge = leader || !playing ? 0 : Math.max(-0.1, Math.min(0.1, drift));
+    this.video.playbackRate = rate * (1 - nudge);
+    this.pump();
+  }
+
+  // healthy: playing at its position with frames to come, so the clock may follow it.
+  healthy(w) {
+    const v = this.video;
+    return this.hasRecording(w) && !v.seeking && !v.paused && v.readyState >= 3 && Math.abs(this.position() - w) < 1000;
+  }
+}
