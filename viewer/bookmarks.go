@@ -238,27 +238,15 @@ func (pb *Playback) handleBookmarks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// bookmarkCamera resolves a bookmark's camera for the guard, and hides a bookmark its
-// caller may not remove: its author's, or one on a camera whose locks they manage.
-func (pb *Playback) bookmarkCamera(r *http.Request) (string, string, error) {
-	raw := r.PathValue("id")
-	notFound := "unknown bookmark " + quote(raw)
-	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id <= 0 {
-		return "", notFound, nil
-	}
+// bookmarkCamera finds a bookmark's camera for the guard (byID), and hides a bookmark its
+// caller may not remove: only its author, or whoever manages the camera's locks, may.
+func (pb *Playback) bookmarkCamera(r *http.Request, id int64) (string, bool, error) {
 	b, err := pb.Bookmarks.Bookmark(r.Context(), id)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return "", notFound, nil
-	}
 	if err != nil {
-		return "", notFound, err
+		return "", false, err
 	}
 	p := principalFrom(r.Context())
-	if p.Name != b.Actor && !access.Allowed(p, access.ActionLockManage, b.Camera) {
-		return "", notFound, nil
-	}
-	return b.Camera, notFound, nil
+	return b.Camera, p.Name == b.Actor || access.Allowed(p, access.ActionLockManage, b.Camera), nil
 }
 
 func (s *Server) handleBookmarkDelete(w http.ResponseWriter, r *http.Request) {

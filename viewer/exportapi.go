@@ -104,26 +104,14 @@ func exportVisible(p *access.Principal, j catalog.ExportJob) bool {
 	return true
 }
 
-// exportCamera resolves an export's first camera for the guard; the handler checks the
-// rest (exportVisible). An unknown job and an invisible one answer the same 404.
-func (e *Exports) exportCamera(r *http.Request) (string, string, error) {
-	raw := r.PathValue("id")
-	notFound := "unknown export " + quote(raw)
-	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id <= 0 {
-		return "", notFound, nil
-	}
+// exportCamera finds an export's first camera for the guard (byID), and hides a job the
+// caller may not see (exportVisible checks all its cameras).
+func (e *Exports) exportCamera(r *http.Request, id int64) (string, bool, error) {
 	st, err := e.Manager.Status(r.Context(), id)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return "", notFound, nil
-	}
 	if err != nil {
-		return "", notFound, err
+		return "", false, err
 	}
-	if !exportVisible(principalFrom(r.Context()), st.ExportJob) {
-		return "", notFound, nil
-	}
-	return st.Cameras[0], notFound, nil
+	return st.Cameras[0], exportVisible(principalFrom(r.Context()), st.ExportJob), nil
 }
 
 func (e *Exports) known(camera string) bool {

@@ -87,28 +87,18 @@ func (pb *Playback) known(camera string) bool {
 	return false
 }
 
-// segmentCamera is the camera of the segment a media request names, kept or deleted, for
-// the guard: an unknown segment and one of a camera the user may not see get the same
-// 404, and only a user who may see the camera learns that its segment was deleted.
-func (pb *Playback) segmentCamera(r *http.Request) (string, string, error) {
-	raw := r.PathValue("id")
-	notFound := "unknown segment " + quote(raw)
-	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id <= 0 {
-		return "", notFound, nil
-	}
+// segmentCamera finds the camera of a segment, kept or deleted, for the guard (byID):
+// only a user who may see the camera learns that its segment was deleted.
+func (pb *Playback) segmentCamera(r *http.Request, id int64) (string, bool, error) {
 	seg, err := pb.Store.Segment(r.Context(), id)
 	if err == nil {
-		return seg.Camera, notFound, nil
+		return seg.Camera, true, nil
 	}
 	if !errors.Is(err, catalog.ErrNotFound) {
-		return "", notFound, err
+		return "", false, err
 	}
 	d, err := pb.Store.DeletionOfSegment(r.Context(), id)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return "", notFound, nil
-	}
-	return d.Camera, notFound, err
+	return d.Camera, true, err
 }
 
 // timeRangeParams reads from and to (both required, to after from, at most max apart).

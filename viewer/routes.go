@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/townwatch/townwatch/recorder/catalog"
@@ -35,6 +36,29 @@ type cameraOf func(r *http.Request) (camera, notFound string, err error)
 func pathCamera(r *http.Request) (string, string, error) {
 	id := r.PathValue("id")
 	return id, "unknown camera " + quote(id), nil
+}
+
+// byID makes the cameraOf of a route whose {id} numbers a thing (a segment, an export
+// job, a bookmark): find returns its camera and whether this caller may see it at all. A
+// malformed id, an unknown one and one the caller may not see all get the same 404
+// "unknown <noun> <id>", so the three cannot be told apart.
+func byID(noun string, find func(r *http.Request, id int64) (camera string, visible bool, err error)) cameraOf {
+	return func(r *http.Request) (string, string, error) {
+		raw := r.PathValue("id")
+		notFound := "unknown " + noun + " " + quote(raw)
+		id, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || id <= 0 {
+			return "", notFound, nil
+		}
+		camera, visible, err := find(r, id)
+		if errors.Is(err, catalog.ErrNotFound) || (err == nil && !visible) {
+			return "", notFound, nil
+		}
+		if err != nil {
+			return "", notFound, err
+		}
+		return camera, notFound, nil
+	}
 }
 
 // table is every route the server has. The route test walks it: each entry must name an
@@ -83,21 +107,21 @@ func (s *Server) table() []route {
 			route{pattern: "GET /api/cases/{case}", action: access.ActionPlayback, handler: pb.handleCase},
 			route{pattern: "POST /api/bookmarks", action: access.ActionPlayback, handler: s.handleBookmarkCreate},
 			route{pattern: "GET /api/bookmarks", action: access.ActionPlayback, handler: pb.handleBookmarks},
-			route{pattern: "DELETE /api/bookmarks/{id}", action: access.ActionPlayback, camera: pb.bookmarkCamera, handler: s.handleBookmarkDelete},
+			route{pattern: "DELETE /api/bookmarks/{id}", action: access.ActionPlayback, camera: byID("bookmark", pb.bookmarkCamera), handler: s.handleBookmarkDelete},
 			route{pattern: "GET /api/cameras/{id}/playlist", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: pb.handlePlaylist},
 			route{pattern: "GET /api/cameras/{id}/frame.jpg", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: s.handleFrame},
 			// Footage of a camera that left the configuration stays playable to those who
 			// may see it: the segment's camera is checked, not the configuration.
-			route{pattern: "GET /api/segments/{id}/media", action: access.ActionPlayback, camera: pb.segmentCamera, handler: pb.handleMedia},
+			route{pattern: "GET /api/segments/{id}/media", action: access.ActionPlayback, camera: byID("segment", pb.segmentCamera), handler: pb.handleMedia},
 		)
 	}
 	if ex := s.opt.Exports; ex != nil {
 		rt = append(rt,
 			route{pattern: "POST /api/exports", action: access.ActionExport, handler: s.handleExportCreate},
 			route{pattern: "GET /api/exports", action: access.ActionExport, handler: ex.handleList},
-			route{pattern: "GET /api/exports/{id}", action: access.ActionExport, camera: ex.exportCamera, handler: ex.handleStatus},
-			route{pattern: "DELETE /api/exports/{id}", action: access.ActionExport, camera: ex.exportCamera, handler: ex.handleCancel},
-			route{pattern: "GET /api/exports/{id}/download", action: access.ActionExport, camera: ex.exportCamera, handler: s.handleExportDownload},
+			route{pattern: "GET /api/exports/{id}", action: access.ActionExport, camera: byID("export", ex.exportCamera), handler: ex.handleStatus},
+			route{pattern: "DELETE /api/exports/{id}", action: access.ActionExport, camera: byID("export", ex.exportCamera), handler: ex.handleCancel},
+			route{pattern: "GET /api/exports/{id}/download", action: access.ActionExport, camera: byID("export", ex.exportCamera), handler: s.handleExportDownload},
 		)
 	}
 	return rt

@@ -121,7 +121,7 @@ func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
 		if s.Fragments[0].Keyframe == nil || !s.Fragments[0].Keyframe.Equal(s.Start) {
 			t.Errorf("segment %d starts at %v but its first keyframe is at %v", s.ID, s.Start, s.Fragments[0].Keyframe)
 		}
-		full := mediaGet(t, officer, p.base+s.URL[1:], "", http.StatusOK)
+		full := fetch(t, officer, p.base+s.URL[1:], "", http.StatusOK)
 		// The open segment grows between the playlist and the media request; a closed
 		// one is exactly as listed.
 		if n := int64(len(full)); n != s.Bytes && !(s.Open && n > s.Bytes) {
@@ -140,7 +140,7 @@ func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
 		}
 		// A fragment's range is exactly one moof+mdat of the file.
 		f := s.Fragments[len(s.Fragments)/2]
-		part := mediaGet(t, officer, p.base+s.URL[1:], fmt.Sprintf("bytes=%d-%d", f.Offset, f.Offset+f.Length-1), http.StatusPartialContent)
+		part := fetch(t, officer, p.base+s.URL[1:], fmt.Sprintf("bytes=%d-%d", f.Offset, f.Offset+f.Length-1), http.StatusPartialContent)
 		if !bytes.Equal(part, full[f.Offset:f.Offset+f.Length]) || string(part[4:8]) != "moof" {
 			t.Errorf("segment %d: the range of fragment at %d is not that fragment", s.ID, f.Offset)
 		}
@@ -154,7 +154,7 @@ func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
 	// A still at a time inside the first segment: a full-size JPEG, audited.
 	s0 := pl.Segments[0]
 	at := s0.Start.Add(1500 * time.Millisecond)
-	still := mediaGet(t, officer, p.base+"api/cameras/namesti/frame.jpg?t="+url.QueryEscape(at.Format(time.RFC3339Nano)), "", http.StatusOK)
+	still := fetch(t, officer, p.base+"api/cameras/namesti/frame.jpg?t="+url.QueryEscape(at.Format(time.RFC3339Nano)), "", http.StatusOK)
 	img, err := jpeg.DecodeConfig(bytes.NewReader(still))
 	if err != nil || img.Width != 640 || img.Height != 360 {
 		t.Errorf("still: %dx%d, %v; want a 640x360 JPEG", img.Width, img.Height, err)
@@ -237,8 +237,8 @@ func decodeJSON(t *testing.T, body string, v any) {
 	}
 }
 
-// mediaGet fetches url (with a Range header if rng is set) and wants status.
-func mediaGet(t *testing.T, c *http.Client, url, rng string, status int) []byte {
+// fetch GETs url (with a Range header if rng is set), wants status and returns the body.
+func fetch(t *testing.T, c *http.Client, url, rng string, status int) []byte {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {

@@ -57,17 +57,5 @@ func loginClient(t *testing.T, base, name, password string) *http.Client {
 // httpGet fetches url with c and fails the test unless the answer is 200.
 func httpGet(t *testing.T, c *http.Client, url string) string {
 	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
-	}
-	return string(b)
+	return string(fetch(t, c, url, "", http.StatusOK))
 }
