@@ -15,6 +15,7 @@ type Config struct {
 	WebRTC  WebRTC   `yaml:"webrtc"`
 	Metrics Metrics  `yaml:"metrics"`
 	Audit   Audit    `yaml:"audit"`
+	Exports Exports  `yaml:"exports"`
 	Ingest  Ingest   `yaml:"ingest"`
 	Cameras []Camera `yaml:"cameras"` // none is valid: the server runs with an empty camera list
 }
@@ -56,6 +57,24 @@ func (c *Config) AuditKeyFile() string {
 		return c.Audit.KeyFile
 	}
 	return filepath.Join(c.Storage.Path, "audit.key")
+}
+
+// Exports configures evidence exports.
+type Exports struct {
+	// SigningKeyFile is the Ed25519 private key that signs every evidence bundle's
+	// manifest, made at the first export (0600). Default: export-signing.key under
+	// storage.path. Its fingerprint (`townwatch key show`) is what the town publishes for
+	// courts to check bundles against: keep a copy elsewhere, since a new key has a new
+	// fingerprint.
+	SigningKeyFile string `yaml:"signing_key_file"`
+}
+
+// SigningKeyFile returns exports.signing_key_file or its default under storage.path.
+func (c *Config) SigningKeyFile() string {
+	if c.Exports.SigningKeyFile != "" {
+		return c.Exports.SigningKeyFile
+	}
+	return filepath.Join(c.Storage.Path, "export-signing.key")
 }
 
 // Storage says where recordings, snapshots and the catalog live.

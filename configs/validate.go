@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -109,6 +110,11 @@ func (v *validator) access(c *Config) {
 		if err := checkPasswordFile(c.Metrics.TokenFile); err != nil {
 			v.add("metrics.token_file", "%v", err)
 		}
+	}
+	// One file cannot hold both keys: whichever is made second would find the other's and
+	// refuse it as malformed.
+	if filepath.Clean(c.SigningKeyFile()) == filepath.Clean(c.AuditKeyFile()) {
+		v.add("exports.signing_key_file", "must not be the audit key file (%s)", c.AuditKeyFile())
 	}
 	if c.Audit.Retention < 0 {
 		v.add("audit.retention", "must not be negative (0 keeps rows to the end of the year after their own)")

@@ -75,6 +75,9 @@ func TestValidate(t *testing.T) {
 		{"listen port 0 picks a free port", "http: {listen: '127.0.0.1:0'}\n", nil},
 		{"listen port too big", "http: {listen: '127.0.0.1:65536'}\n", []string{`http.listen: invalid port "65536" (want 0-65535)`}},
 		{"max resolution", "ingest: {max_resolution: 3840x2160}\n", nil},
+		{"signing key file", "exports: {signing_key_file: /var/lib/townwatch/export-signing.key}\n", nil},
+		{"signing key is the audit key", "storage: {path: /srv/tw}\nexports: {signing_key_file: /srv/tw/./audit.key}\n", []string{
+			"exports.signing_key_file: must not be the audit key file (/srv/tw/audit.key)"}},
 		{"webrtc listen", "webrtc: {listen: 192.168.10.5}\n", nil},
 		{"webrtc listen with port", "webrtc: {listen: '192.168.10.5:8189'}\n", []string{
 			`webrtc.listen: "192.168.10.5:8189" is not an IP address (the media sockets' address; the ports are udp_port and tcp_port)`}},
@@ -382,5 +385,19 @@ func TestValidateZeroConfig(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate() of a parsed config = %v", err)
+	}
+}
+
+func TestSigningKeyFile(t *testing.T) {
+	c, err := Parse([]byte("storage: {path: /srv/tw}\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.SigningKeyFile(); got != "/srv/tw/export-signing.key" {
+		t.Errorf("default signing key file %q, want /srv/tw/export-signing.key", got)
+	}
+	c.Exports.SigningKeyFile = "/etc/townwatch/sign.key"
+	if got := c.SigningKeyFile(); got != "/etc/townwatch/sign.key" {
+		t.Errorf("signing key file %q, want exports.signing_key_file", got)
 	}
 }

@@ -43,6 +43,9 @@ type ExportResult struct {
 	Segments   int   // segment files that contributed frames
 	Frames     int64 // video frames written
 	Bytes      int64 // bytes written to the output
+	// Sources are the catalog rows of the segments that contributed frames, in clip
+	// order, so that an evidence manifest can name every file the clip came from.
+	Sources []catalog.Segment
 	// Gaps are the parts of [from, to) without footage: before the first frame, between
 	// segments (a hole stays a hole in the clip's timeline) and after the last frame.
 	Gaps []Gap
@@ -209,6 +212,7 @@ func (x *exporter) segment(ctx context.Context, seg catalog.Segment) error {
 	}
 	if contributed {
 		x.res.Segments++
+		x.res.Sources = append(x.res.Sources, seg)
 	}
 	x.done = base + size
 	return nil

@@ -190,8 +190,9 @@ func avcc(t *testing.T, au [][]byte) []byte {
 func TestExportAcrossSegments(t *testing.T) {
 	clip := makeClip(t, "320x240", 500, 25) // 20 s, a keyframe every second
 	fx := newFootage(t)
+	var segs []catalog.Segment
 	for k := range 5 { // five 4 s segments, 0.8 s fragments
-		fx.add(t, "cam1", frameAt(k*100), segSpec{sps: clip.sps, pps: clip.pps, aus: clip.aus[k*100 : (k+1)*100], fragFrames: 20, audio: true}, k == 0)
+		segs = append(segs, fx.add(t, "cam1", frameAt(k*100), segSpec{sps: clip.sps, pps: clip.pps, aus: clip.aus[k*100 : (k+1)*100], fragFrames: 20, audio: true}, k == 0))
 	}
 	from, to := frameAt(137), exportT0.Add(17300*time.Millisecond) // 5.48 s (keyframe at 5 s) to 17.3 s
 	res, out, err := fx.export(t, "cam1", from, to)
@@ -202,6 +203,15 @@ func TestExportAcrossSegments(t *testing.T) {
 	want := ExportResult{Start: frameAt(first), End: frameAt(last + 1), Segments: 4, Frames: int64(last - first + 1), Bytes: res.Bytes}
 	if res.Start != want.Start || res.End != want.End || res.Segments != want.Segments || res.Frames != want.Frames || len(res.Gaps) != 0 {
 		t.Fatalf("result %+v\nwant   %+v", res, want)
+	}
+	// The sources are the four segments the clip came from, in order, as catalogued.
+	if len(res.Sources) != 4 {
+		t.Fatalf("sources %+v, want segments 2-5", res.Sources)
+	}
+	for i, s := range res.Sources {
+		if w := segs[i+1]; s.ID != w.ID || s.Path != w.Path || s.SHA256 != w.SHA256 || !s.Start.Equal(w.Start) {
+			t.Errorf("source %d is %+v, want %+v", i, s, w)
+		}
 	}
 	validateClip(t, out)
 
