@@ -67,6 +67,21 @@ type Exports struct {
 	// courts to check bundles against: keep a copy elsewhere, since a new key has a new
 	// fingerprint.
 	SigningKeyFile string `yaml:"signing_key_file"`
+	// Retention is how long a finished bundle is kept under storage.path/exports for
+	// download; the job's record (who, why, the bundle's digest) stays. 0: 30 days. It is
+	// separate from the footage's retention: a bundle is a copy already handed out.
+	Retention Duration `yaml:"retention"`
+}
+
+// DefaultExportRetention is exports.retention when absent.
+const DefaultExportRetention = Duration(30 * day)
+
+// ExportRetention returns exports.retention or its default.
+func (c *Config) ExportRetention() time.Duration {
+	if c.Exports.Retention > 0 {
+		return c.Exports.Retention.Std()
+	}
+	return DefaultExportRetention.Std()
 }
 
 // SigningKeyFile returns exports.signing_key_file or its default under storage.path.

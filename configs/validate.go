@@ -116,6 +116,9 @@ func (v *validator) access(c *Config) {
 	if filepath.Clean(c.SigningKeyFile()) == filepath.Clean(c.AuditKeyFile()) {
 		v.add("exports.signing_key_file", "must not be the audit key file (%s)", c.AuditKeyFile())
 	}
+	if c.Exports.Retention < 0 {
+		v.add("exports.retention", "must not be negative (0 keeps bundles 30 days)")
+	}
 	if c.Audit.Retention < 0 {
 		v.add("audit.retention", "must not be negative (0 keeps rows to the end of the year after their own)")
 	} else if c.Audit.Retention > 0 && c.Audit.Retention.Std() < 24*time.Hour {

@@ -51,6 +51,8 @@ func commands() []command {
 		{"lock", "protect a camera's footage in a time range from deletion (evidence lock)", runLock},
 		{"unlock", "remove an evidence lock", runUnlock},
 		{"locks", "list the active evidence locks", runLocks},
+		{"verify", "check an evidence bundle (ZIP) offline: digests, signature, structure", runVerify},
+		{"key", "show the evidence signing key's public key and fingerprint, to publish (show)", runKey},
 		{"verify-archive", "re-hash the recordings and walk each camera's hash chain (tamper check)", runVerifyArchive},
 		{"retention", "show retention and its mass-deletion hold (status), or confirm a held deletion (confirm)", runRetention},
 		{"user", "manage accounts: add, list, passwd, disable, enable, grant", runUser},

@@ -163,6 +163,56 @@ func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
 		t.Errorf("playback.frame rows %+v, want one at %v", rows, at)
 	}
 
+	// An evidence export of the second segment's footage, from the browser's API.
+	exportFrom, exportTo := pl.Segments[1].Start.Add(2*time.Second), pl.Segments[1].End.Add(-2*time.Second)
+	exportBody := func(recipient string) string {
+		return `{"cameras":["namesti"],"from":"` + exportFrom.Format(time.RFC3339Nano) + `","to":"` + exportTo.Format(time.RFC3339Nano) +
+			`","reason":"` + reason + `","case":"KRPP-77/2026","recipient":"` + recipient + `"}`
+	}
+	if status, _, body := e2eDo(t, officer, "POST", p.base+"api/exports", "application/json", exportBody(" ")); status != http.StatusBadRequest || !strings.Contains(body, "recipient") {
+		t.Errorf("export without a recipient: %d %s, want 400 naming recipient", status, body)
+	}
+	status, _, body := e2eDo(t, officer, "POST", p.base+"api/exports", "application/json", exportBody("Policie ČR, KŘ Plzeň"))
+	var job struct {
+		ID       int64
+		State    string
+		Download string
+		SHA256   string
+	}
+	if decodeJSON(t, body, &job); status != http.StatusAccepted || job.ID == 0 {
+		t.Fatalf("export request: %d %s", status, body)
+	}
+	jobURL := p.base + "api/exports/" + strconv.FormatInt(job.ID, 10)
+	for deadline := time.Now().Add(60 * time.Second); job.State != "done"; time.Sleep(200 * time.Millisecond) {
+		decodeJSON(t, httpGet(t, officer, jobURL), &job)
+		if job.State == "failed" || time.Now().After(deadline) {
+			t.Fatalf("export job: %s", httpGet(t, officer, jobURL))
+		}
+	}
+	bundle := filepath.Join(dir, "bundle.zip")
+	if err := os.WriteFile(bundle, fetch(t, officer, p.base+job.Download[1:], "", http.StatusOK), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rows := auditRows(t, cfgPath, access.AuditExportDownload); len(rows) != 1 || rows[0].Actor != "straznik" {
+		t.Errorf("export.download rows %+v, want straznik's", rows)
+	}
+	_, keyOut, _ := lockRun("key", "show", "-config", cfgPath)
+	fp := strings.TrimSpace(strings.SplitN(strings.SplitN(keyOut, "Fingerprint (SHA-256): ", 2)[1], "\n", 2)[0])
+	if code, out, errOut := lockRun("verify", "-fingerprint", fp, bundle); code != 0 || !strings.Contains(out, "OK ") || !strings.Contains(out, "KRPP-77/2026") {
+		t.Errorf("townwatch verify of the downloaded bundle: exit %d\n%s%s", code, out, errOut)
+	}
+	b, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x01
+	if err := os.WriteFile(bundle, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := lockRun("verify", bundle); code != 1 || !strings.Contains(out, "FAILED") {
+		t.Errorf("townwatch verify of a bundle with a flipped byte: exit %d\n%s", code, out)
+	}
+
 	// Retention deletes the first segment: its media answers 410 with the deletion.
 	cat, err := catalog.Open(context.Background(), filepath.Join(storage, catalogFile))
 	if err != nil {
@@ -172,7 +222,7 @@ func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat.Close()
-	status, _, body := e2eDo(t, officer, "GET", p.base+s0.URL[1:], "", "")
+	status, _, body = e2eDo(t, officer, "GET", p.base+s0.URL[1:], "", "")
 	var gone struct{ Reason string }
 	if json.Unmarshal([]byte(body), &gone); status != http.StatusGone || gone.Reason != "retention: older than 1m" {
 		t.Errorf("deleted segment: %d %s, want 410 with the deletion's reason", status, body)
@@ -201,7 +251,7 @@ func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
 	}
 	victim := pl.Segments[1]
 	file := filepath.Join(storage, filepath.FromSlash(segmentPathOf(t, cfgPath, victim.ID)))
-	b, err := os.ReadFile(file)
+	b, err = os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}

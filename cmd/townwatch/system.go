@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/townwatch/townwatch/configs"
+	"github.com/townwatch/townwatch/exports"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/motion"
 	"github.com/townwatch/townwatch/recorder"
@@ -44,6 +45,7 @@ type system struct {
 	writers   []*recorder.Writer
 	motion    *motionPool // nil when no camera has motion detection
 	retention *recorder.Retention
+	exports   *exports.Manager
 	audit     *access.AuditLog
 	live      *live.Manager
 	http      *viewer.Server
@@ -204,6 +206,9 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	events := &viewer.Events{Store: sys.catalog, Cameras: cameraIDs, Log: log,
 		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
 	playback := sys.playback(cameraIDs, log)
+	if sys.exports, err = sys.exportJobs(cfg, log); err != nil {
+		return nil, err
+	}
 	token, err := cfg.Metrics.Token()
 	if err != nil {
 		return nil, err
@@ -215,7 +220,8 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	accessOpt := viewer.AccessOptions{Users: sys.catalog, Audit: sys.audit, TrustedProxies: cfg.HTTP.TrustedProxyPrefixes(),
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
 	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
-		Live: sys.live, Events: events, Playback: playback, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
+		Live: sys.live, Events: events, Playback: playback,
+		Exports: &viewer.Exports{Manager: sys.exports, Cameras: cameraIDs}, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
 		return nil, err
 	}
 	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
@@ -342,6 +348,7 @@ func (sys *system) run(ctx context.Context) error {
 	// Everything else is supervised: a panic or an unexpected stop restarts that one
 	// component, while every other camera keeps recording.
 	g.Go(func() error { return sys.supervised(ctx, "", "retention", sys.retention.Run) })
+	g.Go(func() error { return sys.supervised(ctx, "", "exports", sys.exports.Run) })
 	for _, src := range sys.sources {
 		g.Go(func() error { return sys.supervised(ctx, src.Camera(), "source_"+src.StreamName(), src.Run) })
 	}
