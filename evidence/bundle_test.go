@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -271,4 +273,65 @@ func TestSigningKeyIsKeptAndGuarded(t *testing.T) {
 	if _, err := LoadSigningKey(filepath.Join(t.TempDir(), "none.key")); err == nil {
 		t.Error("LoadSigningKey created or found a key that does not exist")
 	}
+}
+
+// BenchmarkBundleOneHour: one hour of one 1080p25 4 Mbit/s camera into a bundle (to
+// io.Discard, so the figure is the export's own cost, not the disk's), with the peak of
+// the Go heap while it runs: the target is at most 60 s and 128 MiB whatever the length.
+func BenchmarkBundleOneHour(b *testing.B) {
+	tpl, err := archivetest.MakeTemplate(b.Context(), time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(tpl.Path), "evidence-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cat, err := catalog.Open(b.Context(), filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cat.Close()
+	if _, err := archivetest.Build(b.Context(), archivetest.Spec{Dir: dir, Catalog: cat, Template: tpl,
+		Cameras: []string{"namesti"}, From: day, Duration: time.Hour}); err != nil {
+		b.Fatal(err)
+	}
+	st, err := recorder.OpenStorage(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	key, err := LoadOrCreateSigningKey(filepath.Join(b.TempDir(), "k"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var peak uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapInuse)
+			}
+		}
+	}()
+	var res Result
+	for b.Loop() {
+		res, err = Write(b.Context(), io.Discard, st, cat, key, request(day, day.Add(time.Hour), "namesti"), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	close(stop)
+	<-sampled
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/hour-of-footage")
+	b.ReportMetric(float64(res.Bytes)/(1<<20)/(b.Elapsed().Seconds()/float64(b.N)), "MiB/s")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 }
