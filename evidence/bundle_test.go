@@ -248,33 +248,6 @@ func TestBundleRefusesChangedSourcesAndMissingFootage(t *testing.T) {
 	}
 }
 
-// The signing key: 0600, made once and never regenerated; a damaged key file is refused,
-// not replaced (the fingerprint the town published would no longer match).
-func TestSigningKeyIsKeptAndGuarded(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "export-signing.key")
-	k1, err := LoadOrCreateSigningKey(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := os.Stat(path)
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("key file mode %v (%v), want 0600", info.Mode(), err)
-	}
-	k2, err := LoadOrCreateSigningKey(path)
-	if err != nil || !bytes.Equal(k1, k2) {
-		t.Errorf("second load: %v; the key changed: %v", err, !bytes.Equal(k1, k2))
-	}
-	if err := os.WriteFile(path, []byte("-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := LoadOrCreateSigningKey(path); err == nil || !strings.Contains(err.Error(), path) {
-		t.Errorf("damaged key: %v, want an error naming %s", err, path)
-	}
-	if _, err := LoadSigningKey(filepath.Join(t.TempDir(), "none.key")); err == nil {
-		t.Error("LoadSigningKey created or found a key that does not exist")
-	}
-}
-
 // BenchmarkBundleOneHour: one hour of one 1080p25 4 Mbit/s camera into a bundle (to
 // io.Discard, so the figure is the export's own cost, not the disk's), with the peak of
 // the Go heap while it runs: the target is at most 60 s and 128 MiB whatever the length.
