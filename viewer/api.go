@@ -69,6 +69,24 @@ DELETE <Location>                     end a live view session
 GET  /api/events/{id}/snapshot.jpg    an event's snapshot
 `)
 	}
+	if s.opt.Playback != nil {
+		b.WriteString(`GET  /playback[?camera=&t=]           recorded footage player (browser)
+POST /api/playback {"cameras","reason","case"}   start playback with a reason (audited); needed first
+GET  /api/timeline?cameras=&from=&to=&bucket=   recorded spans, gaps, motion, events per camera
+GET  /api/cameras/{id}/playlist?from=&to=       segments with codecs, init and fragment byte ranges
+GET  /api/segments/{id}/media          a segment file (Range, ETag); 410 with its deletion
+GET  /api/cameras/{id}/frame.jpg?t=    the frame shown at t, full resolution
+GET  /api/search/motion?cameras=&from=&to=&cells=x.y,x0.y0-x1.y1&min=   when something moved there
+POST /api/cases, GET /api/cases, GET /api/cases/{case}          case files (č.j.)
+POST /api/bookmarks, GET /api/bookmarks?camera=&case=, DELETE /api/bookmarks/{id}
+`)
+	}
+	if s.opt.Exports != nil {
+		b.WriteString(`POST /api/exports {"cameras","from","to","reason","case","recipient","lock"}   evidence export job -> 202 {"id"}
+GET  /api/exports, GET /api/exports/{id}   jobs: state, progress, ETA; DELETE cancels
+GET  /api/exports/{id}/download       the signed bundle (audited)
+`)
+	}
 	b.WriteString(`GET  /audit                           access log page (auditor)
 GET  /api/audit?from=&to=&user=&camera=&action=&after=&limit=&format=json|csv
                                       access log rows in order, a page at a time (auditor)
