@@ -19,7 +19,8 @@ Obsahuje:
                            záznamu s jeho otiskem SHA-256; kdo, proč a komu záznam předal;
                            číslo řádku v protokolu přístupů
   %[2]s        elektronický podpis souboru %[3]s (Ed25519)
-  %[1]s  veřejný klíč, kterým se podpis ověřuje
+  %[1]s
+                           veřejný klíč, kterým se podpis ověřuje
   %[4]s               otisky SHA-256 souborů balíčku
   README.txt               tento návod
 
@@ -49,7 +50,8 @@ evidence. It holds:
                             recorded segment file the clip came from with its SHA-256; who
                             handed the footage out, why and to whom; the access-log row
   %[2]s         the Ed25519 signature of %[3]s
-  %[1]s   the public key that checks the signature
+  %[1]s
+                            the public key that checks the signature
   %[4]s                the SHA-256 digests of the bundle's files
   README.txt                this guide
 

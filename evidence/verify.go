@@ -24,9 +24,10 @@ type Report struct {
 	Files       int    // files whose digest matched
 }
 
-// maxSmallFile bounds the files Verify reads whole (manifest, sums, key, signature,
-// README): a bundle's are a few KB; more is not a bundle.
-const maxSmallFile = 4 << 20
+// maxSmallFile bounds the files Verify reads whole (manifest, sums, key, signature): the
+// manifest lists every source segment (about 350 bytes each), so 16 cameras × 24 h of
+// 60 s segments is 8 MB; beyond this bound it is not a bundle townwatch made.
+const maxSmallFile = 64 << 20
 
 // Verify checks a bundle offline, the way a court's expert would without townwatch: the
 // ZIP's structure is exactly what Write makes (so no byte outside the files' data can
