@@ -292,10 +292,9 @@ func (d *detector) resize(sz image.Point) {
 		}
 		area = gocv.CountNonZero(d.countMask)
 	}
-	d.searchMask.Close()
-	d.searchMask = gocv.NewMat()
 	if len(d.masks) > 0 {
 		// Masked areas are out of the search too: a mask hides what must not be watched.
+		d.searchMask.Close()
 		d.searchMask = gocv.NewMatWithSizeFromScalar(gocv.NewScalar(255, 0, 0, 0), sz.Y, sz.X, gocv.MatTypeCV8U)
 		for _, m := range d.masks {
 			fillpolygon(&d.searchMask, m, sz, 0)
