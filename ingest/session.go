@@ -15,7 +15,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/townwatch/townwatch/configs"
-	"github.com/townwatch/townwatch/supervise"
+	"github.com/townwatch/townwatch/ingest/supervise"
 )
 
 // faultHook is a test seam: when a test sets it, it runs inside the depacketizer's panic

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/townwatch/townwatch/exports"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/recorder/exports"
 	"github.com/townwatch/townwatch/viewer/access"
 )
 

@@ -14,7 +14,7 @@ import (
 func TestSystemdUnitVerifies(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Fatalf("systemd-analyze is needed to check deploy/townwatch.service: install Debian's systemd package (make deps does): %v", err)
+		t.Fatalf("systemd-analyze is needed to check configs/townwatch.service: install Debian's systemd package (make deps does): %v", err)
 	}
 	unit, err := os.ReadFile(filepath.Join("..", "..", "deploy", "townwatch.service"))
 	if err != nil {
@@ -23,7 +23,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	for _, want := range []string{"Restart=always", "LimitCORE=0", "UMask=0077", "NoNewPrivileges=yes",
 		"ProtectSystem=strict", "ReadWritePaths=/var/lib/townwatch", "ExecStart=/usr/local/bin/townwatch serve -config "} {
 		if !strings.Contains(string(unit), "\n"+want) {
-			t.Errorf("deploy/townwatch.service lacks %q", want)
+			t.Errorf("configs/townwatch.service lacks %q", want)
 		}
 	}
 	// The verifier checks that ExecStart's program exists: use the binary under test.

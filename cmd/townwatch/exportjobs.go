@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 
 	"github.com/townwatch/townwatch/configs"
-	"github.com/townwatch/townwatch/evidence"
-	"github.com/townwatch/townwatch/exports"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/recorder/evidence"
+	"github.com/townwatch/townwatch/recorder/exports"
 )
 
 // exportJobs wires the browser's evidence exports: jobs run by exports.Manager, each

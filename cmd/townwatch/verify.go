@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/townwatch/townwatch/evidence"
+	"github.com/townwatch/townwatch/recorder/evidence"
 )
 
 // runVerify checks an evidence bundle offline (evidence.Verify): exit 0 with what it

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/townwatch/townwatch/configs"
-	"github.com/townwatch/townwatch/evidence"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/recorder/evidence"
 )
 
 // writeTestBundle writes an evidence bundle of exportSetup's footage, signed with the

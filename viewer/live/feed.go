@@ -11,7 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/townwatch/townwatch/ingest"
-	"github.com/townwatch/townwatch/supervise"
+	"github.com/townwatch/townwatch/ingest/supervise"
 )
 
 const (

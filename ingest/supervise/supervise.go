@@ -4,6 +4,9 @@
 // goes on recording. Without it one malformed stream that tripped a bug anywhere took the
 // whole process, and every camera's recording, down with it.
 //
+// It lives under ingest, the bottom layer that the recorder, live view and cmd already
+// import, so that each of them can supervise its own goroutines.
+//
 // Recovering a panic is only safe where the component's own state is rebuilt on restart:
 // each supervised Run starts from scratch, and its deferred clean-up (closing the open
 // segment at its last complete fragment, ending the stream) runs while the panic unwinds.
