@@ -12,8 +12,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/townwatch/townwatch/configs"
 )
 
 // LoadOrCreateSigningKey reads the Ed25519 signing key at path, creating it (0600) if
@@ -34,35 +35,9 @@ func LoadOrCreateSigningKey(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("signing key %s: %w", path, err)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", path, err)
-	}
-	// Written whole and synced to a private temporary file, then linked into place: link,
-	// unlike rename, fails if the name exists, so two processes creating the key at once
-	// end up sharing one complete key, and nobody ever reads half of one.
-	tmp, err := os.CreateTemp(dir, ".export-signing-key-*")
-	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(data)
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return nil, fmt.Errorf("signing key %s: %w", path, werr)
-	}
-	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
-		return LoadSigningKey(path)
+	if err := configs.CreateKeyFile(path, data); errors.Is(err, fs.ErrExist) {
+		return LoadSigningKey(path) // made by another process meanwhile: that one is the key
 	} else if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", path, err)
-	}
-	// The new name must survive a power cut as well as the key's bytes.
-	if err := syncDir(dir); err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", path, err)
 	}
 	return key, nil
@@ -94,19 +69,6 @@ func malformedKey(path, why string) error {
 	return fmt.Errorf("signing key %s is malformed (%s); it is not replaced, since bundles already "+
 		"handed out are checked against its fingerprint: restore it from a copy, or move it away "+
 		"to have a new key made (and publish the new fingerprint)", path, why)
-}
-
-// syncDir makes a directory's entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // PublicKeyPEM encodes pub as a PEM "PUBLIC KEY" block (PKIX, SubjectPublicKeyInfo),

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder/catalog"
 )
 
@@ -144,31 +144,10 @@ func LoadAuditKey(path string, create bool) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("audit key: %w", err)
-	}
-	// Written whole to a temporary file, then linked into place: link fails if the name
-	// exists, so two processes starting at once end up sharing one complete key, and no
-	// process ever reads a half-written one.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".audit-key-*")
-	if err != nil {
-		return nil, fmt.Errorf("audit key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.WriteString(hex.EncodeToString(key) + "\n")
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return nil, fmt.Errorf("audit key %s: %w", path, werr)
-	}
-	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
-		return LoadAuditKey(path, false)
+	if err := configs.CreateKeyFile(path, []byte(hex.EncodeToString(key)+"\n")); errors.Is(err, fs.ErrExist) {
+		return LoadAuditKey(path, false) // made by another process meanwhile: that one is the key
 	} else if err != nil {
-		return nil, fmt.Errorf("audit key: %w", err)
+		return nil, fmt.Errorf("audit key %s: %w", path, err)
 	}
 	return key, nil
 }
