@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -151,14 +152,7 @@ func (e *Events) parseQuery(v url.Values) (catalog.EventQuery, string) {
 	return q, ""
 }
 
-func (e *Events) known(camera string) bool {
-	for _, id := range e.Cameras {
-		if id == camera {
-			return true
-		}
-	}
-	return false
-}
+func (e *Events) known(camera string) bool { return slices.Contains(e.Cameras, camera) }
 
 func (e *Events) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -114,14 +115,7 @@ func (e *Exports) exportCamera(r *http.Request, id int64) (string, bool, error) 
 	return st.Cameras[0], exportVisible(principalFrom(r.Context()), st.ExportJob), nil
 }
 
-func (e *Exports) known(camera string) bool {
-	for _, id := range e.Cameras {
-		if id == camera {
-			return true
-		}
-	}
-	return false
-}
+func (e *Exports) known(camera string) bool { return slices.Contains(e.Cameras, camera) }
 
 // handleExportCreate validates the request, writes one export.request row per camera
 // (with reason, case and recipient) and queues the job: 202 with its id.

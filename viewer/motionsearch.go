@@ -15,7 +15,7 @@ import (
 
 // MotionSearcher is the catalog's motion search.
 type MotionSearcher interface {
-	SearchMotion(ctx context.Context, cameras []string, from, to time.Time, want catalog.GridCells, min int) ([]catalog.MotionHit, error)
+	SearchMotion(ctx context.Context, cameras []string, from, to time.Time, want catalog.GridCells, minCells int) ([]catalog.MotionHit, error)
 }
 
 // gridSide is the motion search grid's side (motion.GridSize).
@@ -76,14 +76,14 @@ func (s *Server) handleMotionSearch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, problem)
 		return
 	}
-	min := 1
+	minCells := 1
 	if raw := q.Get("min"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > gridSide*gridSide {
 			writeError(w, http.StatusBadRequest, "min: "+quote(raw)+" is not a number of cells from 1 to 256")
 			return
 		}
-		min = n
+		minCells = n
 	}
 	cams, code, problem := pb.cameraListParam(r)
 	if problem != "" {
@@ -95,14 +95,14 @@ func (s *Server) handleMotionSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principalFrom(r.Context())
 	for _, c := range cams {
-		details, _ := json.Marshal(map[string]string{"cells": q.Get("cells"), "min": strconv.Itoa(min)})
+		details, _ := json.Marshal(map[string]string{"cells": q.Get("cells"), "min": strconv.Itoa(minCells)})
 		if err := s.appendAudit(r, p, catalog.AuditEntry{Action: access.AuditMotionSearch, Camera: c, From: from, To: to, Details: details}); err != nil {
 			s.log.Error("audit: recording a motion search", "err", err)
 			writeError(w, http.StatusServiceUnavailable, "the access log cannot be written; the search is refused")
 			return
 		}
 	}
-	hits, err := pb.Store.SearchMotion(r.Context(), cams, from, to, want, min)
+	hits, err := pb.Store.SearchMotion(r.Context(), cams, from, to, want, minCells)
 	if err != nil {
 		pb.fail(w, "motion search", err)
 		return
@@ -112,5 +112,5 @@ func (s *Server) handleMotionSearch(w http.ResponseWriter, r *http.Request) {
 		out[i] = motionHitJSON{h.Camera, h.Start.UTC(), h.End.UTC(), h.Cells}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"from": from, "to": to, "hits": out, "count": len(out),
-		"note": fmt.Sprintf("seconds in which at least %d of the cells moved, merged across up to 1 s of stillness", min)})
+		"note": fmt.Sprintf("seconds in which at least %d of the cells moved, merged across up to 1 s of stillness", minCells)})
 }

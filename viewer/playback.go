@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,14 +79,7 @@ func (pb *Playback) log() *slog.Logger {
 	return pb.Log
 }
 
-func (pb *Playback) known(camera string) bool {
-	for _, id := range pb.Cameras {
-		if id == camera {
-			return true
-		}
-	}
-	return false
-}
+func (pb *Playback) known(camera string) bool { return slices.Contains(pb.Cameras, camera) }
 
 // segmentCamera finds the camera of a segment, kept or deleted, for the guard (byID):
 // only a user who may see the camera learns that its segment was deleted.

@@ -103,18 +103,18 @@ type MotionHit struct {
 // between two of them.
 const motionHitJoin = 2 * time.Second
 
-// SearchMotion finds when something moved in the cells of want (at least min of them in
+// SearchMotion finds when something moved in the cells of want (at least minCells of them in
 // one second) on cameras in [from, to), with no decoding: it reads the stored grid only.
 // Hits are ordered by camera (as given) and time.
-func (c *Catalog) SearchMotion(ctx context.Context, cameras []string, from, to time.Time, want GridCells, min int) ([]MotionHit, error) {
-	hits, err := c.searchMotion(ctx, cameras, from, to, want, max(min, 1))
+func (c *Catalog) SearchMotion(ctx context.Context, cameras []string, from, to time.Time, want GridCells, minCells int) ([]MotionHit, error) {
+	hits, err := c.searchMotion(ctx, cameras, from, to, want, max(minCells, 1))
 	if err != nil {
 		return nil, fmt.Errorf("catalog: motion search: %w", err)
 	}
 	return hits, nil
 }
 
-func (c *Catalog) searchMotion(ctx context.Context, cameras []string, from, to time.Time, want GridCells, min int) ([]MotionHit, error) {
+func (c *Catalog) searchMotion(ctx context.Context, cameras []string, from, to time.Time, want GridCells, minCells int) ([]MotionHit, error) {
 	fromNS, toNS, err := timeRange(from, to)
 	if err != nil {
 		return nil, err
@@ -151,7 +151,7 @@ WHERE minute_ns > $1 AND minute_ns < $2 AND camera IN (`+strings.Join(ph, ", ")+
 			for i := range want {
 				n += bits.OnesCount8(b[1+i] & want[i])
 			}
-			if n < min {
+			if n < minCells {
 				continue
 			}
 			start := fromNanos(minute + int64(b[0])*int64(time.Second))

@@ -355,9 +355,17 @@ func (m *Manager) write(ctx context.Context, j catalog.ExportJob, final string, 
 	if err = os.Rename(part, final); err != nil {
 		return 0, "", err
 	}
-	if d, derr := os.Open(m.opt.Dir); derr == nil {
-		_ = d.Sync() // the rename survives a crash; the job's row says done only after it
-		d.Close()
+	// The job's row says done only once the new name would survive a crash too.
+	d, err := os.Open(m.opt.Dir)
+	if err != nil {
+		return 0, "", err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, "", err
 	}
 	return out.n, hex.EncodeToString(h.Sum(nil)), nil
 }
