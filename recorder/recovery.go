@@ -2,11 +2,8 @@ package recorder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -102,7 +99,7 @@ func completeOpen(ctx context.Context, st *Storage, cat *catalog.Catalog, seg ca
 		return err
 	}
 	defer f.Close()
-	sum, layout, err := truncateToComplete(f)
+	layout, err := truncateToComplete(f)
 	if err != nil && !errors.Is(err, errNoInit) {
 		return err
 	}
@@ -116,12 +113,12 @@ func completeOpen(ctx context.Context, st *Storage, cat *catalog.Catalog, seg ca
 		rep.Dropped = append(rep.Dropped, seg.Path)
 		return dropRow(ctx, cat, seg, "recovery: no complete fragment")
 	}
-	dur, frames, index, err := segmentDuration(f, layout)
+	desc, err := DescribeSegmentFile(f, layout.ValidEnd)
 	if err != nil {
 		return err
 	}
 	rep.Completed = append(rep.Completed, seg.Path)
-	return cat.CloseSegment(ctx, seg.ID, seg.Start.Add(dur), layout.ValidEnd, frames, sum, index)
+	return cat.CloseSegment(ctx, seg.ID, seg.Start.Add(desc.Duration), desc.Bytes, desc.Frames, desc.SHA256, desc.Fragments)
 }
 
 // dropRow removes the open row of a segment that holds no footage, recording why.
@@ -130,30 +127,25 @@ func dropRow(ctx context.Context, cat *catalog.Catalog, seg catalog.Segment, rea
 	return err
 }
 
-// truncateToComplete cuts a segment file after its last complete fragment, syncs it, and
-// returns the SHA-256 of what remains.
-func truncateToComplete(f *os.File) (string, segmentLayout, error) {
+// truncateToComplete cuts a segment file after its last complete fragment and syncs it.
+func truncateToComplete(f *os.File) (segmentLayout, error) {
 	info, err := f.Stat()
 	if err != nil {
-		return "", segmentLayout{}, err
+		return segmentLayout{}, err
 	}
 	layout, err := scanSegment(f, info.Size())
 	if err != nil {
-		return "", layout, err
+		return layout, err
 	}
 	if info.Size() > layout.ValidEnd {
 		if err := f.Truncate(layout.ValidEnd); err != nil {
-			return "", layout, err
+			return layout, err
 		}
 		if err := f.Sync(); err != nil {
-			return "", layout, err
+			return layout, err
 		}
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, layout.ValidEnd)); err != nil {
-		return "", layout, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), layout, nil
+	return layout, nil
 }
 
 // adoptOrFinish handles a file the catalog has no row for: the leftover of a recorded
@@ -175,31 +167,24 @@ func adoptOrFinish(ctx context.Context, st *Storage, cat *catalog.Catalog, rel s
 		return err
 	}
 	defer f.Close()
-	sum, layout, err := truncateToComplete(f)
+	layout, err := truncateToComplete(f)
 	if err != nil {
 		return err
 	}
 	if len(layout.Fragments) == 0 {
 		return fmt.Errorf("no complete fragment; not a recording townwatch can index")
 	}
-	var init fmp4.Init
-	if err := init.Unmarshal(io.NewSectionReader(f, 0, layout.InitEnd)); err != nil {
-		return fmt.Errorf("read init: %w", err)
-	}
-	seg := catalog.Segment{Camera: camera, Stream: ingest.StreamMain, Start: start, End: start, Path: rel,
-		GapBefore: true, Open: true, Audio: len(init.Tracks) > 1}
-	seg.Codec, seg.Width, seg.Height = describeVideo(&init)
-	seg.MIMECodecs = mimeCodecs(&init)
-	dur, frames, index, err := segmentDuration(f, layout)
+	desc, err := DescribeSegmentFile(f, layout.ValidEnd)
 	if err != nil {
 		return err
 	}
-	id, err := cat.CreateSegment(ctx, seg)
+	id, err := cat.CreateSegment(ctx, catalog.Segment{Camera: camera, Stream: ingest.StreamMain, Start: start, End: start, Path: rel,
+		GapBefore: true, Open: true, Audio: desc.Audio, Codec: desc.Codec, Width: desc.Width, Height: desc.Height, MIMECodecs: desc.MIMECodecs})
 	if err != nil {
 		return err
 	}
 	rep.Adopted = append(rep.Adopted, rel)
-	return cat.CloseSegment(ctx, id, start.Add(dur), layout.ValidEnd, frames, sum, index)
+	return cat.CloseSegment(ctx, id, start.Add(desc.Duration), desc.Bytes, desc.Frames, desc.SHA256, desc.Fragments)
 }
 
 // describeVideo names the video codec of an init and its picture size.
