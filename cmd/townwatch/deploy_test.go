@@ -16,7 +16,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("systemd-analyze is needed to check configs/townwatch.service: install Debian's systemd package (make deps does): %v", err)
 	}
-	unit, err := os.ReadFile(filepath.Join("..", "..", "deploy", "townwatch.service"))
+	unit, err := os.ReadFile(filepath.Join("..", "..", "configs", "townwatch.service"))
 	if err != nil {
 		t.Fatal(err)
 	}
