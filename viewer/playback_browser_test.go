@@ -410,6 +410,8 @@ func TestPlaybackInChromium(t *testing.T) {
 		}
 	})
 
+	t.Run("SearchPage", func(t *testing.T) { testSearchPage(t, rig, from) })
+
 	// One camera alone: the clock does not wait out the hole but goes on at the next
 	// recording at once.
 	t.Run("OneCameraJumpsTheGap", func(t *testing.T) {
