@@ -74,11 +74,14 @@ const ms = (s) => (s == null ? null : Date.parse(s));
 
 export class PlaybackTile {
   // day: {start, end} epoch ms of the viewed day's local midnights.
-  constructor(camera, day, { onChange }) {
+  constructor(camera, day, { onChange, onLost }) {
     this.id = camera.id;
     this.name = camera.name || camera.id;
     this.day = day;
     this.onChange = onChange; // playlist or deletions changed: redraw the timeline
+    // onLost: a request answered 428, the server no longer knows the reason (it
+    // restarted). The page asks for it again; it may hear this from several requests.
+    this.onLost = onLost;
     this.segments = []; // loaded playlist segments, by start
     this.windows = new Map(); // window index → promise of its playlist
     this.deleted = []; // [{start, end}] of segments that answered 410
@@ -161,7 +164,7 @@ export class PlaybackTile {
       const to = Math.min(from + WINDOW_MS, this.day.end);
       const q = new URLSearchParams({ from: new Date(from).toISOString(), to: new Date(to).toISOString() });
       const p = api(`api/cameras/${encodeURIComponent(this.id)}/playlist?${q}`).then(async (res) => {
-        if (!res.ok) throw new Error(`playlist: HTTP ${res.status}`);
+        if (!res.ok) throw Object.assign(new Error(`playlist: HTTP ${res.status}`), { status: res.status });
         this.#merge((await res.json()).segments);
       });
       p.catch(() => this.windows.delete(idx)); // asked again on the next need
@@ -222,8 +225,12 @@ export class PlaybackTile {
   // seek sends the tile to wall time w. Inside what is buffered it only moves the
   // element; otherwise it starts at the last fragment whose keyframe is at or before w,
   // appending its segment's init first, and the element waits there for the frames.
-  async seek(w) {
+  seek(w) {
     const gen = ++this.gen;
+    this.#seek(gen, w).catch((err) => this.#failed(gen, err));
+  }
+
+  async #seek(gen, w) {
     // Until this seek knows where to start, nothing is appended (a tick's pump would
     // otherwise go on from the old position under the new generation).
     this.cursor = null;
@@ -337,11 +344,33 @@ export class PlaybackTile {
         }
       }
     } catch (err) {
-      console.error(`playback ${this.id}:`, err);
-      this.setState("error");
+      this.#failed(gen, err);
     } finally {
       if (this.feeding === gen) this.feeding = -1;
     }
+  }
+
+  // #failed takes an error of seek generation gen: a lost playback session is the page's
+  // to handle; anything else shows on the tile.
+  #failed(gen, err) {
+    if (gen !== this.gen || err.name === "AbortError") return;
+    if (err.status === 428) {
+      this.onLost();
+      return;
+    }
+    console.error(`playback ${this.id}:`, err);
+    this.setState("error");
+  }
+
+  // stop ends the tile for good: its requests are aborted, nothing more is appended and
+  // the element lets go of its media source.
+  stop() {
+    this.gen++;
+    this.cursor = null;
+    this.abort.abort();
+    URL.revokeObjectURL(this.video.src);
+    this.video.removeAttribute("src");
+    this.video.load();
   }
 
   // #prefetch starts fetching fragment i of seg, for #take to pick up.
