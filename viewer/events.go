@@ -23,7 +23,7 @@ type EventStore interface {
 
 // Events serves motion event search and snapshots:
 //
-//	GET /api/events?camera=&from=&to=&zone=&limit=   newest first, times RFC 3339 UTC
+//	GET /api/events?camera=&from=&to=&zone=&min_score=&before=&limit=   newest first, times RFC 3339 UTC
 //	GET /api/events/{id}/snapshot.jpg
 type Events struct {
 	Store EventStore
@@ -128,7 +128,7 @@ func (e *Events) parseQuery(v url.Values) (catalog.EventQuery, string) {
 	for _, p := range []struct {
 		name string
 		dst  *time.Time
-	}{{"from", &q.From}, {"to", &q.To}} {
+	}{{"from", &q.From}, {"to", &q.To}, {"before", &q.Before}} {
 		raw := v.Get(p.name)
 		if raw == "" {
 			continue
@@ -141,6 +141,13 @@ func (e *Events) parseQuery(v url.Values) (catalog.EventQuery, string) {
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
 		return q, "to must be after from"
+	}
+	if raw := v.Get("min_score"); raw != "" {
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil || !(f >= 0 && f <= 1) {
+			return q, "min_score: " + quote(raw) + " is not a number from 0 to 1"
+		}
+		q.MinScore = f
 	}
 	if raw := v.Get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)

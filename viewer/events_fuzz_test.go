@@ -78,13 +78,22 @@ func newEventsGuardServer(tb testing.TB) (*Server, *accessFixture) {
 }
 
 // eventsQueryParams are GET /api/events's parameters (camera and zone take any value).
-var eventsQueryParams = []string{"camera", "zone", "from", "to", "limit"}
+var eventsQueryParams = []string{"camera", "zone", "from", "to", "before", "min_score", "limit"}
 
 // eventsQueryFaults is the contract of GET /api/events's parameters: from, to and their
-// order as for GET /api/audit (auditQueryFaults), limit from 1 to catalog.MaxEventLimit.
-// An empty value counts as absent; of a repeated parameter the first counts.
+// order as for GET /api/audit (auditQueryFaults), before a time as from, min_score from 0
+// to 1, limit from 1 to catalog.MaxEventLimit. An empty value counts as absent; of a
+// repeated parameter the first counts.
 func eventsQueryFaults(v url.Values) map[string]bool {
 	bad := auditQueryFaults(url.Values{"from": v["from"], "to": v["to"]})
+	if auditQueryFaults(url.Values{"from": v["before"]})["from"] {
+		bad["before"] = true
+	}
+	if raw := v.Get("min_score"); raw != "" {
+		if f, err := strconv.ParseFloat(raw, 64); err != nil || !(f >= 0 && f <= 1) {
+			bad["min_score"] = true
+		}
+	}
 	if raw := v.Get("limit"); raw != "" {
 		if n, err := strconv.Atoi(raw); err != nil || n < 1 || n > catalog.MaxEventLimit {
 			bad["limit"] = true
@@ -95,14 +104,22 @@ func eventsQueryFaults(v url.Values) map[string]bool {
 
 // wantEvents is the answer to a valid query for a user who sees the cameras in visible:
 // fuzzEvents that match every filter, newest first (ties by id, newest first), at most
-// limit. An event matches from/to when it overlaps [from, to); an ongoing one has no end.
+// limit. An event matches from/to when it overlaps [from, to); an ongoing one has no end;
+// before keeps events that start before it.
 func wantEvents(v url.Values, visible []string) []catalog.Event {
-	var from, to time.Time
+	var from, to, before time.Time
 	if raw := v.Get("from"); raw != "" {
 		from, _ = time.Parse(time.RFC3339Nano, raw)
 	}
 	if raw := v.Get("to"); raw != "" {
 		to, _ = time.Parse(time.RFC3339Nano, raw)
+	}
+	if raw := v.Get("before"); raw != "" {
+		before, _ = time.Parse(time.RFC3339Nano, raw)
+	}
+	var minScore float64
+	if raw := v.Get("min_score"); raw != "" {
+		minScore, _ = strconv.ParseFloat(raw, 64)
 	}
 	limit := catalog.DefaultEventLimit
 	if raw := v.Get("limit"); raw != "" {
@@ -115,6 +132,8 @@ func wantEvents(v url.Values, visible []string) []catalog.Event {
 			v.Get("camera") != "" && ev.Camera != v.Get("camera"),
 			v.Get("zone") != "" && !slices.Contains(ev.Zones, v.Get("zone")),
 			!to.IsZero() && !ev.Start.Before(to),
+			!before.IsZero() && !ev.Start.Before(before),
+			ev.Score < minScore,
 			!from.IsZero() && !ev.End.IsZero() && ev.End.Before(from):
 			continue
 		}
@@ -141,8 +160,7 @@ func wantEvents(v url.Values, visible []string) []catalog.Event {
 //     at most limit (100 without one), each as the catalog holds it, and never an event of
 //     a camera the user may not see or that is not configured.
 //
-// GET /api/events has no cursor parameters (before/after): unknown parameters are
-// ignored, which the oracle expects too.
+// Unknown parameters (after) are ignored, which the oracle expects too.
 func FuzzEventsQuery(f *testing.F) {
 	s, fx := newEventsGuardServer(f)
 	fx.addUser(f, "velitel", []access.Role{access.Supervisor}, true)
@@ -178,8 +196,11 @@ func FuzzEventsQuery(f *testing.F) {
 		"to=1678-01-01T00:00:00Z",   // the earliest
 		"from=1678-01-01T00:00:00Z&to=2261-12-31T23:59:59Z&limit=1000",
 		"from=2100-01-01T00:00:00Z", // only the ongoing event and the one in 2261
-		// There are no cursor parameters: ignored.
+		// before is the paging cursor; after is no parameter: ignored.
 		"before=" + q(t0) + "&after=" + q(t0.Add(-time.Hour)),
+		"before=" + q(t0.Add(-time.Hour)) + "&limit=3", // events 1 and 2 start exactly there: not on this page
+		"min_score=0.4", "min_score=1", "min_score=0&zone=ulice", // 0.4 and 1 are scores of events: inclusive
+		"min_score=.25&camera=most&before=" + q(t0),
 		// 400 from here on.
 		"from=9999-12-31T23:59:59Z",
 		"to=9999-12-31T23:59:59Z",
@@ -190,6 +211,8 @@ func FuzzEventsQuery(f *testing.F) {
 		"from=2026-01-01T00:00:00Z&to=2025-01-01T00:00:00Z",
 		"from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
 		"from=yesterday", "from=2026-11-23 14:05:00", "to=2026-11-23",
+		"before=2262-01-01T00:00:00Z", "before=now",
+		"min_score=1.01", "min_score=-0.1", "min_score=NaN", "min_score=Inf", "min_score=half",
 		"limit=0", "limit=1001", "limit=-1", "limit=abc", "limit=99999999999999999999", "limit=1.5",
 		"camera=nikde&limit=0", // 400 before 404
 		"camera=%00&zone=%ff%fe", "camera=namesti&camera=most", "camera=&limit=2",
@@ -313,6 +336,8 @@ func TestEventsQueryOracle(t *testing.T) {
 		{"from=" + url.QueryEscape(fuzzEventsT0.Add(-59*time.Minute).Format(time.RFC3339)) + "&limit=10", both, []int{5, 8, 3, 7, 2, 1}, 6},
 		{"zone=vchod+radnice", both, []int{3, 7, 1}, 3},
 		{"zone=parkoviste&camera=most", both, []int{4}, 1},
+		{"min_score=0.4", both, []int{8, 3, 7, 1}, 4},
+		{"before=" + url.QueryEscape(fuzzEventsT0.Format(time.RFC3339)) + "&limit=3", both, []int{3, 7, 2}, 3},
 	} {
 		v, err := url.ParseQuery(c.query)
 		if err != nil {

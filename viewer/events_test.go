@@ -103,6 +103,11 @@ func TestEventsSearch(t *testing.T) {
 		{"from=2026-11-23T14:00:30Z&to=2026-11-23T14:30:00Z", []string{"2"}},
 		{"from=2026-11-23T15:00:00%2B01:00&to=2026-11-23T15:00:10%2B01:00", []string{"1"}}, // any offset, same instant
 		{"limit=1", []string{"3"}},
+		{"min_score=0.2", []string{"3", "1"}},
+		{"min_score=0.4&camera=namesti", []string{"1"}},
+		// Paging: the next page starts before the last start of this one.
+		{"limit=2", []string{"3", "2"}},
+		{"limit=2&before=2026-11-23T14:01:00Z", []string{"1"}},
 	} {
 		code, body := get(t, h, "/api/events?"+tt.query)
 		var got []struct{ ID string }
@@ -131,6 +136,10 @@ func TestEventsBadRequests(t *testing.T) {
 		{"from=yesterday", 400, `from: \"yesterday\" is not an RFC 3339 time`},
 		{"to=2026-11-23", 400, `to: \"2026-11-23\" is not an RFC 3339 time`},
 		{"from=2026-11-23T15:00:00Z&to=2026-11-23T14:00:00Z", 400, "to must be after from"},
+		{"min_score=high", 400, `min_score: \"high\" is not a number from 0 to 1`},
+		{"min_score=1.5", 400, `min_score: \"1.5\" is not a number from 0 to 1`},
+		{"min_score=NaN", 400, `min_score: \"NaN\" is not a number from 0 to 1`},
+		{"before=now", 400, `before: \"now\" is not an RFC 3339 time`},
 		{"limit=0", 400, `limit: \"0\" is not a number from 1 to 1000`},
 		{"limit=5000", 400, `limit: \"5000\" is not a number from 1 to 1000`},
 		{"camera=radnice", 404, `unknown camera \"radnice\"`},

@@ -91,6 +91,7 @@ func (s *Server) table() []route {
 	}
 	if s.opt.Events != nil {
 		rt = append(rt,
+			route{pattern: "GET /search", action: access.ActionEvents, handler: s.handleSearchPage},
 			route{pattern: "GET /api/events", action: access.ActionEvents, handler: s.opt.Events.handleList},
 			route{pattern: "GET /api/events/{id}/snapshot.jpg", action: access.ActionEvents, camera: s.opt.Events.eventCamera,
 				handler: s.snapshotAudited(s.opt.Events.handleSnapshot)},

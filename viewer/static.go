@@ -59,7 +59,7 @@ func loadStatic(fsys fs.FS) (map[string]staticFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, page := range []string{"index.html", "login.html", "setup.html", "audit.html", "playback.html"} {
+	for _, page := range []string{"index.html", "login.html", "setup.html", "audit.html", "playback.html", "search.html"} {
 		if _, ok := files[page]; !ok {
 			return nil, fmt.Errorf("viewer: web files have no %s", page)
 		}
@@ -80,6 +80,11 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 // handleAuditPage serves the auditor's access-log page.
 func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
 	s.servePage(w, r, "audit.html")
+}
+
+// handleSearchPage serves the event search page.
+func (s *Server) handleSearchPage(w http.ResponseWriter, r *http.Request) {
+	s.servePage(w, r, "search.html")
 }
 
 // handlePlaybackPage serves the player. The page asks for the reason itself: the

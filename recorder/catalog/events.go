@@ -36,7 +36,13 @@ type EventQuery struct {
 	Cameras  []string
 	From, To time.Time // events overlapping [From, To); an ongoing event extends to now
 	Zone     string    // only events that touched this zone
-	Limit    int       // at most this many, newest first; 0 = DefaultEventLimit
+	MinScore float64   // only events whose peak score is at least this (0-1)
+	// Before, when set, keeps only events that started before it: the paging cursor. The
+	// next page of a newest-first search starts before the last start of this one. An
+	// event starting in the very nanosecond of that last start would be skipped; with
+	// nanosecond start times that does not happen in practice.
+	Before time.Time
+	Limit  int // at most this many, newest first; 0 = DefaultEventLimit
 }
 
 // Event query limits: a page of the officer's search list, and a ceiling that keeps one
@@ -202,6 +208,19 @@ func (c *Catalog) events(ctx context.Context, q EventQuery) ([]Event, error) {
 			return nil, err
 		}
 		where = append(where, "(end_ns IS NULL OR end_ns >= "+arg(from)+")")
+	}
+	if !q.Before.IsZero() {
+		before, err := nanos("before", q.Before)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, "start_ns < "+arg(before))
+	}
+	if q.MinScore != 0 {
+		if !unit(q.MinScore) {
+			return nil, fmt.Errorf("min score %g is outside 0-1", q.MinScore)
+		}
+		where = append(where, "score >= "+arg(q.MinScore))
 	}
 	if q.Zone != "" {
 		where = append(where, "EXISTS (SELECT 1 FROM json_each(events.zones) WHERE value = "+arg(q.Zone)+")")

@@ -94,8 +94,8 @@ func TestEventRejects(t *testing.T) {
 	}
 }
 
-// Search: by camera, time range (overlap, ongoing events reach to now), zone and limit,
-// newest first.
+// Search: by camera, time range (overlap, ongoing events reach to now), zone, minimum
+// score, paging cursor and limit, newest first.
 func TestEventsQuery(t *testing.T) {
 	ctx := context.Background()
 	c, _ := openTest(t)
@@ -105,19 +105,26 @@ func TestEventsQuery(t *testing.T) {
 		event("e3", "most", at(90*time.Second), at(100*time.Second)),
 		event("e4", "namesti", at(2*time.Minute), time.Time{}, "parkoviště"), // still going on
 	)
+	strong := event("e5", "most", at(3*time.Minute), at(3*time.Minute+time.Second))
+	strong.Score = 0.8
+	insertEvents(t, c, strong)
 	tests := []struct {
 		name string
 		q    EventQuery
 		want []string
 	}{
-		{"all newest first", EventQuery{}, []string{"e4", "e3", "e2", "e1"}},
+		{"all newest first", EventQuery{}, []string{"e5", "e4", "e3", "e2", "e1"}},
 		{"camera", EventQuery{Camera: "namesti"}, []string{"e4", "e2", "e1"}},
 		{"zone", EventQuery{Zone: "parkoviště"}, []string{"e4", "e2"}},
 		{"zone is matched whole", EventQuery{Zone: "parkoviš"}, []string{}},
 		{"overlap at the start", EventQuery{From: at(5 * time.Second), To: at(30 * time.Second)}, []string{"e1"}},
 		{"to is exclusive", EventQuery{To: at(time.Minute)}, []string{"e1"}},
 		{"ongoing reaches to now", EventQuery{From: at(time.Hour)}, []string{"e4"}},
-		{"limit", EventQuery{Limit: 2}, []string{"e4", "e3"}},
+		{"limit", EventQuery{Limit: 2}, []string{"e5", "e4"}},
+		{"min score", EventQuery{MinScore: 0.5}, []string{"e5"}},
+		{"min score is inclusive", EventQuery{MinScore: 0.25, Camera: "namesti"}, []string{"e4", "e2", "e1"}},
+		{"before is exclusive", EventQuery{Before: at(90 * time.Second)}, []string{"e2", "e1"}},
+		{"pages", EventQuery{Before: at(time.Minute), Limit: 2}, []string{"e1"}},
 		{"camera and range", EventQuery{Camera: "namesti", From: at(50 * time.Second), To: at(95 * time.Second)}, []string{"e2"}},
 	}
 	for _, tt := range tests {
@@ -130,6 +137,8 @@ func TestEventsQuery(t *testing.T) {
 	}
 	_, err := c.Events(ctx, EventQuery{Limit: MaxEventLimit + 1})
 	wantErr(t, err, nil, "limit 1001 is outside 1-1000")
+	_, err = c.Events(ctx, EventQuery{MinScore: 1.5})
+	wantErr(t, err, nil, "min score 1.5 is outside 0-1")
 }
 
 // Retention removes events whose footage aged out and hands back their snapshots; an

@@ -186,12 +186,14 @@ renderTexts();
 tick();
 
 // What the page shows follows the account's roles: the wall for those who may watch live,
-// the events panel for those who may see events, a link to the access log for auditors.
+// the events panel and the event search for those who may see events, a link to the
+// access log for auditors.
 const who = await me();
 document.body.dataset.user = who.name;
 document.getElementById("audit-link").hidden = !can(who, "audit");
 playbackAllowed = can(who, "playback");
 if (can(who, "events")) {
+  document.getElementById("search-link").hidden = false;
   initEvents(
     () => [...tiles.values()].map((tile) => tile.camera),
     (id) => {

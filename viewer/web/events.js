@@ -2,9 +2,9 @@
 // dispatcher or officer who asks "what happened in front of the town hall just now".
 // It reads /api/events only while open; a click on an event enlarges that camera live.
 
-import { language, t, timeText } from "./i18n.js";
+import { dateTimeText, t } from "./i18n.js";
 import { api, POLL_HEADER } from "./session.js";
-import { PLAYBACK_PREROLL_MS, playbackURL } from "./tile.js";
+import { eventPlaybackURL } from "./links.js";
 
 // REFRESH_MS: while the panel is open, new events appear within this long.
 const REFRESH_MS = 10000;
@@ -87,14 +87,13 @@ function render(events) {
       }
       const text = document.createElement("div");
       const start = new Date(e.start);
-      const when = `${start.toLocaleDateString(language())} ${timeText(start, true)}`;
       const length = e.end ? `${Math.max(1, Math.round((new Date(e.end) - start) / 1000))} s` : t("ongoing");
-      text.append(line("event-camera", names.get(e.camera) ?? e.camera), line("event-time", `${when} · ${length}`));
+      text.append(line("event-camera", names.get(e.camera) ?? e.camera), line("event-time", `${dateTimeText(start)} · ${length}`));
       if (e.zones.length > 0) text.append(line("event-zones", e.zones.join(", ")));
       if (playbackLinks) {
         const link = document.createElement("a");
         link.className = "pb-link";
-        link.href = playbackURL(e.camera, start.getTime() - PLAYBACK_PREROLL_MS);
+        link.href = eventPlaybackURL(e);
         link.textContent = t("playbackLink");
         link.addEventListener("click", (ev) => ev.stopPropagation());
         text.append(link);

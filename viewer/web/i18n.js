@@ -88,6 +88,17 @@ const TEXTS = {
     deletedRecording: "Recording deleted",
     loadingVideo: "Loading…",
     playbackError: "The recording cannot be played",
+    reasonAgain: "The server no longer knows why you view the recording (it was restarted). Give the reason again.",
+    eventSearch: "Event search",
+    zone: "Zone",
+    minScore: "Minimum score (0–1)",
+    snapshot: "Snapshot",
+    start: "Start",
+    end: "End",
+    score: "Score",
+    zones: "Zones",
+    olderEvents: "Older events",
+    searchFailed: "Search failed: {msg}",
   },
   cs: {
     title: "Živý přehled",
@@ -172,6 +183,17 @@ const TEXTS = {
     deletedRecording: "Záznam smazán",
     loadingVideo: "Načítání…",
     playbackError: "Záznam nelze přehrát",
+    reasonAgain: "Server už nezná důvod nahlížení do záznamu (byl restartován). Uveďte důvod znovu.",
+    eventSearch: "Hledání událostí",
+    zone: "Zóna",
+    minScore: "Nejnižší skóre (0–1)",
+    snapshot: "Snímek",
+    start: "Začátek",
+    end: "Konec",
+    score: "Skóre",
+    zones: "Zóny",
+    olderEvents: "Starší události",
+    searchFailed: "Hledání selhalo: {msg}",
   },
 };
 
@@ -236,6 +258,11 @@ export function timeText(date, withSeconds = false) {
     second: withSeconds ? "2-digit" : undefined,
     hourCycle: "h23",
   }).format(date);
+}
+
+// dateTimeText is the date and the time of day with seconds, as the language writes them.
+export function dateTimeText(date) {
+  return `${date.toLocaleDateString(current)} ${timeText(date, true)}`;
 }
 
 // applyTexts fills every element that has data-i18n="key" (textContent) or

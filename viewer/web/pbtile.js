@@ -21,6 +21,12 @@ const AHEAD_S = 6;
 // what lies far ahead of it (left by an earlier seek).
 const KEEP_BEHIND_S = 30;
 const KEEP_AHEAD_S = 120;
+// Near now the recording grows while it plays: the open segment by a fragment about every
+// second, then the next segment. When the clock, in the last hour before now, comes within
+// LIVE_LEAD_MS of the end of what the tile knows, the playlist from the last known segment
+// on is read again, at most every LIVE_REFRESH_MS.
+const LIVE_LEAD_MS = 3000;
+const LIVE_REFRESH_MS = 1000;
 
 let inFlight = 0;
 const waiting = [];
@@ -74,11 +80,14 @@ const ms = (s) => (s == null ? null : Date.parse(s));
 
 export class PlaybackTile {
   // day: {start, end} epoch ms of the viewed day's local midnights.
-  constructor(camera, day, { onChange }) {
+  constructor(camera, day, { onChange, onLost }) {
     this.id = camera.id;
     this.name = camera.name || camera.id;
     this.day = day;
     this.onChange = onChange; // playlist or deletions changed: redraw the timeline
+    // onLost: a request answered 428, the server no longer knows the reason (it
+    // restarted). The page asks for it again; it may hear this from several requests.
+    this.onLost = onLost;
     this.segments = []; // loaded playlist segments, by start
     this.windows = new Map(); // window index → promise of its playlist
     this.deleted = []; // [{start, end}] of segments that answered 410
@@ -94,6 +103,8 @@ export class PlaybackTile {
     this.abort = new AbortController(); // aborts the fetches of the current seek
     this.seekingTo = null; // wall ms while a seek looks up its playlist
     this.seekKind = null; // how the last seek was served: buffered | cold | gap
+    this.tail = null; // {seg, i}: the last fragment appended since the seek
+    this.liveAt = -Infinity; // performance.now() of the last live edge read
     this.el = this.#build();
     this.opened = this.#open();
     this.#watchFrames();
@@ -152,30 +163,35 @@ export class PlaybackTile {
     return this.day.start + this.video.currentTime * 1000;
   }
 
-  // playlist loads the hour of playlist holding wall time w (once) and merges it in.
+  // playlist loads the hour of playlist holding wall time w (once) and merges it in. What
+  // was still being recorded then is read again by #followLive.
   playlist(w) {
     const idx = Math.floor((w - this.day.start) / WINDOW_MS);
     const from = this.day.start + idx * WINDOW_MS;
     if (idx < 0 || from >= this.day.end) return Promise.resolve();
     if (!this.windows.has(idx)) {
-      const to = Math.min(from + WINDOW_MS, this.day.end);
-      const q = new URLSearchParams({ from: new Date(from).toISOString(), to: new Date(to).toISOString() });
-      const p = api(`api/cameras/${encodeURIComponent(this.id)}/playlist?${q}`).then(async (res) => {
-        if (!res.ok) throw new Error(`playlist: HTTP ${res.status}`);
-        this.#merge((await res.json()).segments);
-      });
+      const p = this.#read(from, Math.min(from + WINDOW_MS, this.day.end));
       p.catch(() => this.windows.delete(idx)); // asked again on the next need
       this.windows.set(idx, p);
     }
     return this.windows.get(idx);
   }
 
+  // #read fetches the playlist of [from, to) and merges it in.
+  async #read(from, to) {
+    const q = new URLSearchParams({ from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+    const res = await api(`api/cameras/${encodeURIComponent(this.id)}/playlist?${q}`);
+    if (!res.ok) throw Object.assign(new Error(`playlist: HTTP ${res.status}`), { status: res.status });
+    this.#merge((await res.json()).segments);
+  }
+
+  // #merge adds the playlist's segments. A known one is updated in place (the open
+  // segment has grown, or closed), so the feeder's cursor into it stays valid.
   #merge(list) {
-    const known = new Set(this.segments.map((s) => s.id));
+    const known = new Map(this.segments.map((s) => [s.id, s]));
     for (const s of list) {
-      if (known.has(s.id)) continue;
       const start = ms(s.start);
-      this.segments.push({
+      const seg = {
         id: s.id,
         url: s.url.replace(/^\//, ""),
         start,
@@ -194,7 +210,10 @@ export class PlaybackTile {
           end: ms(f.time) + f.duration * 1000,
           keyframe: ms(f.keyframe),
         })),
-      });
+      };
+      const old = known.get(s.id);
+      if (old) Object.assign(old, seg, { deleted: old.deleted });
+      else this.segments.push(seg);
     }
     this.segments.sort((a, b) => a.start - b.start);
     this.onChange();
@@ -222,11 +241,16 @@ export class PlaybackTile {
   // seek sends the tile to wall time w. Inside what is buffered it only moves the
   // element; otherwise it starts at the last fragment whose keyframe is at or before w,
   // appending its segment's init first, and the element waits there for the frames.
-  async seek(w) {
+  seek(w) {
     const gen = ++this.gen;
+    this.#seek(gen, w).catch((err) => this.#failed(gen, err));
+  }
+
+  async #seek(gen, w) {
     // Until this seek knows where to start, nothing is appended (a tick's pump would
     // otherwise go on from the old position under the new generation).
     this.cursor = null;
+    this.tail = null;
     this.seekingTo = w;
     this.abort.abort();
     this.abort = new AbortController();
@@ -323,6 +347,7 @@ export class PlaybackTile {
           await this.#append(gen, seg, await data, !seg.init);
           if (gen !== this.gen) return;
           this.initOf = seg;
+          this.tail = { seg, i };
           const f = seg.frags[i];
           this.appended.push([(f.time - this.day.start) / 1000, (f.end - this.day.start) / 1000]);
           this.cursor = next;
@@ -337,11 +362,33 @@ export class PlaybackTile {
         }
       }
     } catch (err) {
-      console.error(`playback ${this.id}:`, err);
-      this.setState("error");
+      this.#failed(gen, err);
     } finally {
       if (this.feeding === gen) this.feeding = -1;
     }
+  }
+
+  // #failed takes an error of seek generation gen: a lost playback session is the page's
+  // to handle; anything else shows on the tile.
+  #failed(gen, err) {
+    if (gen !== this.gen || err.name === "AbortError") return;
+    if (err.status === 428) {
+      this.onLost();
+      return;
+    }
+    console.error(`playback ${this.id}:`, err);
+    this.setState("error");
+  }
+
+  // stop ends the tile for good: its requests are aborted, nothing more is appended and
+  // the element lets go of its media source.
+  stop() {
+    this.gen++;
+    this.cursor = null;
+    this.abort.abort();
+    URL.revokeObjectURL(this.video.src);
+    this.video.removeAttribute("src");
+    this.video.load();
   }
 
   // #prefetch starts fetching fragment i of seg, for #take to pick up.
@@ -426,10 +473,34 @@ export class PlaybackTile {
     }
   }
 
+  // #followLive reads the playlist again from the last known segment on when the clock w
+  // nears the end of the known recording (see LIVE_LEAD_MS), then lets a feeder that
+  // stopped at the old end go on from its last fragment.
+  #followLive(w) {
+    const last = this.segments.at(-1);
+    const now = Date.now();
+    if (w < now - WINDOW_MS || w > now || (last && w < last.end - LIVE_LEAD_MS)) return;
+    if (performance.now() - this.liveAt < LIVE_REFRESH_MS) return;
+    this.liveAt = performance.now();
+    const gen = this.gen;
+    const from = last?.start ?? w;
+    this.#read(from, Math.min(Math.max(now, from) + LIVE_LEAD_MS, this.day.end))
+      .then(async () => {
+        if (gen !== this.gen || this.cursor || !this.tail) return;
+        const cursor = await this.#next(this.tail.seg, this.tail.i);
+        if (gen !== this.gen || this.cursor) return;
+        this.cursor = cursor;
+        this.pump();
+      })
+      // Another read follows within a second; only a lost session is worth acting on.
+      .catch((err) => err.status === 428 && this.#failed(this.gen, err));
+  }
+
   // follow keeps the tile at the shared clock's wall time w: no recording there shows the
   // hole; otherwise the element plays or stands at w, corrected when it drifts.
   follow(w, playing, rate, leader) {
     this.rate = rate;
+    this.#followLive(w);
     if (!this.hasRecording(w)) {
       const deleted = this.deleted.some((d) => d.start <= w && w < d.end);
       this.setState(deleted ? "deleted" : "gap");

@@ -30,6 +30,7 @@ let day = null; // {start, end} epoch ms of the viewed day's local midnights
 let timeline = null;
 let timelineData = new Map(); // camera id → its /api/timeline row, in ms
 let ticks = 0;
+let ticker = 0; // the tick interval while the player runs
 let lastScrub = 0;
 let pendingSeek = null; // {target, at}: the last seek, until its frame is presented
 const seeks = []; // measured seeks: {target, presented, ms, kind, camera}
@@ -67,8 +68,8 @@ function params() {
   return { chosen, at: Number.isNaN(at) ? Date.now() - 10 * 60e3 : at };
 }
 
-function fillForm() {
-  const { chosen, at } = params();
+// fillForm ticks the cameras chosen and sets the form's day and time to wall time at.
+function fillForm({ chosen, at } = params()) {
   cameraList.replaceChildren(
     ...cameras.map((c) => {
       const label = document.createElement("label");
@@ -125,7 +126,7 @@ function start(ids, at) {
   const box = document.getElementById("tiles");
   box.dataset.count = String(ids.length);
   tiles = ids.map((id) => {
-    const tile = new PlaybackTile(cameras.find((c) => c.id === id), day, { onChange: drawRows });
+    const tile = new PlaybackTile(cameras.find((c) => c.id === id), day, { onChange: drawRows, onLost: lost });
     tile.onFrame = presentedFrame;
     box.append(tile.el);
     return tile;
@@ -136,7 +137,32 @@ function start(ids, at) {
   clock.playing = true;
   seekAll(at);
   renderTexts();
-  setInterval(tick, TICK_MS);
+  ticker = setInterval(tick, TICK_MS);
+}
+
+// lost goes back to the form when a playback request answers 428: the server no longer
+// knows why the officer looks (playback sessions live in its memory, and it restarted).
+// The cameras and the time stay filled in; the reason must be given, and audited, again.
+function lost() {
+  if (document.body.dataset.phase !== "player") return;
+  const chosen = tiles.map((tile) => tile.id);
+  const at = clock.now();
+  clearInterval(ticker);
+  for (const tile of tiles) tile.stop();
+  tiles = [];
+  timelineData = new Map();
+  pendingSeek = null;
+  timeline = null;
+  // A fresh canvas for the next timeline: the old one's listeners go with the old canvas.
+  const canvas = document.getElementById("timeline");
+  canvas.replaceWith(canvas.cloneNode());
+  document.getElementById("tiles").replaceChildren();
+  document.getElementById("player").hidden = true;
+  form.hidden = false;
+  document.body.dataset.phase = "start";
+  fillForm({ chosen, at });
+  document.getElementById("reason").value = "";
+  document.getElementById("start-error").textContent = t("reasonAgain");
 }
 
 async function loadTimeline(ids) {
@@ -147,6 +173,7 @@ async function loadTimeline(ids) {
     bucket: TIMELINE_BUCKET,
   });
   const res = await api(`api/timeline?${q}`);
+  if (res.status === 428) lost();
   if (!res.ok) return;
   const body = await res.json();
   const span = (s) => ({ start: Date.parse(s.start), end: Date.parse(s.end) });

@@ -7,6 +7,7 @@
 
 import { WhepSession } from "./whep.js";
 import { t, timeText } from "./i18n.js";
+import { PLAYBACK_PREROLL_MS, playbackURL } from "./links.js";
 
 // WATCH_MS is how often a session's decoder counters are read: often enough to notice a
 // dead picture within seconds, rare enough to cost nothing with 32 tiles.
@@ -24,15 +25,6 @@ const BACKOFF_MAX_MS = 30000;
 // BUSY_RETRY_MS: a viewer slot frees only when someone closes a tile, so a refused tile
 // asks rarely instead of adding load to a server that is already full.
 const BUSY_RETRY_MS = 15000;
-
-// PLAYBACK_PREROLL_MS: the player opened from the wall or an event starts this long
-// before the moment asked for, so the officer sees what led up to it.
-export const PLAYBACK_PREROLL_MS = 10000;
-
-// playbackURL is the player at wall time w (epoch ms) of camera id.
-export function playbackURL(id, w) {
-  return `playback?${new URLSearchParams({ camera: id, t: new Date(w).toISOString() })}`;
-}
 
 // Ingest states in which the camera's stream is down and the reason is worth showing.
 const DOWN = { backoff: "stateBackoff", failed: "stateFailed", stopped: "stateStopped" };
