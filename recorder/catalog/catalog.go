@@ -27,6 +27,11 @@ var (
 	ErrSegmentOpen = errors.New("segment is open")
 	// ErrSegmentClosed: CloseSegment or UpdateOpenSegment on a segment already closed.
 	ErrSegmentClosed = errors.New("segment is closed")
+	// ErrIndexDropped: CloseSegment closed the segment, but without its fragment index,
+	// which was malformed (bytes overlapping, time going back). The footage and its digest
+	// are indexed; playback fetches such a segment whole. The caller logs it and goes on:
+	// refusing the close would leave a complete recording open and retried forever.
+	ErrIndexDropped = errors.New("segment closed without its fragment index")
 	// ErrLocked: DeleteSegment was asked to delete footage under an active evidence lock.
 	// Retention can race with AddLock between OldestUnlocked and DeleteSegment; it should
 	// skip the segment, not fail.

@@ -144,17 +144,18 @@ func (c *Catalog) UpdateOpenSegment(ctx context.Context, id int64, end time.Time
 // ErrNotFound; closing one twice wraps ErrSegmentClosed. The digest is always required: a
 // segment that ended up with no bytes is closed with bytes 0 and the SHA-256 of no input
 // (e3b0c442…b855), which keeps "every closed row's size and digest match its file"
-// checkable. Closing also links the segment into its camera's hash chain (PrevSHA256).
+// checkable. Closing also links the segment into its camera's hash chain (PrevSHA256). A
+// malformed index is left out and reported as ErrIndexDropped once the row is closed.
 func (c *Catalog) CloseSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64, sha256 string, index []Fragment) error {
 	if !sha256Hex.MatchString(sha256) {
 		return fmt.Errorf("catalog: close segment %d: sha256 %q is not 64 lowercase hex digits", id, sha256)
 	}
-	blob, err := encodeFragments(index)
-	if err != nil {
-		return fmt.Errorf("catalog: close segment %d: fragment index: %w", id, err)
-	}
+	blob, indexErr := encodeFragments(index)
 	if err := c.updateSegment(ctx, id, end, bytes, frames, sha256, true, blob); err != nil {
 		return fmt.Errorf("catalog: close segment %d: %w", id, err)
+	}
+	if indexErr != nil {
+		return fmt.Errorf("catalog: close segment %d: %w: %v", id, ErrIndexDropped, indexErr)
 	}
 	return nil
 }
