@@ -36,9 +36,11 @@ build:
 demo: deps build
 	./$(BIN) demo
 
-## vet: go vet and gofmt
+## vet: go vet, gofmt, and go.mod/go.sum exactly as `go mod tidy` leaves them (direct
+## dependencies listed as direct, no stale sums)
 vet:
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 
