@@ -5,8 +5,9 @@ GO        ?= go
 BIN       := bin/townwatch
 # Debian packages the build and the tests need: ffmpeg/ffprobe make and validate test media,
 # OpenCV and FFmpeg's libraries are linked by motion detection (cgo), chromium runs the
-# browser tests, systemd's systemd-analyze checks configs/townwatch.service.
-DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd
+# browser tests, systemd's systemd-analyze checks configs/townwatch.service, prometheus's
+# promtool tests the alerting rules in configs/prometheus.
+DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd prometheus
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Generous ceiling for the whole suite on CI's 2-core machine; a hung test fails instead of
 # eating the 90-minute budget.
@@ -36,17 +37,21 @@ build:
 demo: deps build
 	./$(BIN) demo
 
-## vet: go vet and gofmt
+## vet: go vet, gofmt, and go.mod/go.sum exactly as `go mod tidy` leaves them (direct
+## dependencies listed as direct, no stale sums)
 vet:
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 
 ## test: install deps, vet, run every test with the race detector, then the motion tests
-## again with gocv's Mat counting (-tags matprofile), which fail if any Mat is left open
+## again with gocv's Mat counting (-tags matprofile), which fail if any Mat is left open,
+## then the alerting rules' unit tests (promtool)
 test: deps vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -tags matprofile -count=1 -timeout $(TEST_TIMEOUT) ./motion/...
+	promtool test rules configs/prometheus/townwatch-rules.test.yml
 
 ## bench: run the benchmarks (figures are reported, never asserted): the Go benchmarks, then the
 ## recording benchmark (cmd/recbench: 1, 4 and 16 simulated 1080p cameras recorded by townwatch

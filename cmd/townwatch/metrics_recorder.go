@@ -45,6 +45,8 @@ var (
 		"Free bytes on the filesystem holding storage.path.", nil, nil)
 	descDiskTotal = prometheus.NewDesc("townwatch_disk_total_bytes",
 		"Size of the filesystem holding storage.path.", nil, nil)
+	descMinFree = prometheus.NewDesc("townwatch_disk_min_free_bytes",
+		"storage.min_free in bytes on the filesystem holding storage.path: below it retention deletes the oldest footage, before its retention ends.", nil, nil)
 	descHold = prometheus.NewDesc("townwatch_retention_hold",
 		"1 while the mass-deletion guard holds deletions until `townwatch retention confirm`.", nil, nil)
 )
@@ -55,7 +57,7 @@ func newRecorderCollector(cams []configs.Camera, writers []*recorder.Writer, ret
 
 func (c *recorderCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordedBytes, descRecordedFrames, descSegments, descGaps, descLostSeconds, descRecording,
-		descPaused, descPreRoll, descPreRollDrops, descStored, descLocked, descDeleted, descShortfall, descDiskFree, descDiskTotal, descHold} {
+		descPaused, descPreRoll, descPreRollDrops, descStored, descLocked, descDeleted, descShortfall, descDiskFree, descDiskTotal, descMinFree, descHold} {
 		ch <- d
 	}
 }
@@ -92,6 +94,7 @@ func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, float64(rs.DiskFree))
 	ch <- prometheus.MustNewConstMetric(descDiskTotal, prometheus.GaugeValue, float64(rs.DiskTotal))
+	ch <- prometheus.MustNewConstMetric(descMinFree, prometheus.GaugeValue, float64(rs.MinFree))
 	ch <- prometheus.MustNewConstMetric(descHold, prometheus.GaugeValue, boolValue(rs.Hold))
 }
 

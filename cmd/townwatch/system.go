@@ -49,6 +49,7 @@ type system struct {
 	audit     *access.AuditLog
 	live      *live.Manager
 	http      *viewer.Server
+	metrics   *prometheus.Registry          // what GET /metrics serves
 	extra     []func(context.Context) error // optional services run alongside (profiling)
 	// restarts counts supervised components restarted after a panic or an early return.
 	restarts *prometheus.CounterVec
@@ -185,6 +186,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	}
 
 	reg := prometheus.NewRegistry()
+	sys.metrics = reg
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
