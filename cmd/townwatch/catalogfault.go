@@ -191,6 +191,9 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func rebuildCatalog(ctx context.Context, cfg *configs.Config, force bool, stdout io.Writer) error {
+	if cfg.Catalog.URL != "" {
+		return errors.New("catalog.url names a PostgreSQL database: rebuild repairs the SQLite file under storage.path only (PostgreSQL is restored from its own backups)")
+	}
 	lock, err := lockStorage(cfg.Storage.Path)
 	if err != nil {
 		if errors.Is(err, errStorageBusy) {
