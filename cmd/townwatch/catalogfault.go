@@ -167,10 +167,14 @@ func recordRebuild(ctx context.Context, log *access.AuditLog, rb *recorder.Catal
 }
 
 // runCatalog is `townwatch catalog rebuild -config FILE`: the start-up rebuild by hand,
-// with the server stopped.
+// with the server stopped; and `townwatch catalog migrate` (runCatalogMigrate).
 func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runCatalogMigrate(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "rebuild" {
 		fmt.Fprintln(stderr, "usage: townwatch catalog rebuild -config FILE [-force]")
+		fmt.Fprintln(stderr, "       townwatch catalog migrate -from FILE -to postgres://...")
 		return exitUsage
 	}
 	fs := newFlagSet("catalog rebuild", stderr)
