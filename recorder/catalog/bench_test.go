@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -148,4 +151,68 @@ func BenchmarkSearchMotion(b *testing.B) {
 	}
 	b.ReportMetric(float64(hits), "hits")
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/search")
+}
+
+// BenchmarkRecordingCameras32 is the catalog's write load of 32 recording cameras, each
+// writing what the recorder writes for one segment (CreateSegment, five progress
+// updates, CloseSegment with a 60-fragment index) back to back, all at once: far more
+// often than real cameras (seven writes a minute each), so the latencies are those of a
+// catalog kept busy by every camera at once. It runs on the pass's backend (the name
+// says which); one op is one segment's life of one camera. It reports each write's
+// latency (p50, p99, max) and the writes per second the catalog sustained.
+func BenchmarkRecordingCameras32(b *testing.B) {
+	const cameras, progress = 32, 5
+	b.Run("backend="+backend, func(b *testing.B) {
+		ctx := context.Background()
+		c, _ := openTest(b)
+		index := make([]Fragment, 60)
+		for i := range index {
+			index[i] = Fragment{Offset: int64(i) * 100_000, Length: 100_000, Keyframe: 0, Duration: time.Second}
+		}
+		var mu sync.Mutex
+		var lat []time.Duration
+		var next atomic.Int64
+		timed := func(own *[]time.Duration, write func() error) {
+			start := time.Now()
+			if err := write(); err != nil {
+				b.Error(err)
+			}
+			*own = append(*own, time.Since(start))
+		}
+		b.ResetTimer()
+		began := time.Now()
+		var wg sync.WaitGroup
+		for cam := range cameras {
+			wg.Go(func() {
+				camera := fmt.Sprintf("cam%02d", cam)
+				var own []time.Duration
+				for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+					start := at(time.Duration(i) * time.Minute)
+					var id int64
+					timed(&own, func() (err error) {
+						id, err = c.CreateSegment(ctx, Segment{Camera: camera, Stream: "main", Start: start, Path: segPath(camera, "main", start), Codec: "H264"})
+						return err
+					})
+					for p := 1; p <= progress; p++ {
+						timed(&own, func() error {
+							return c.UpdateOpenSegment(ctx, id, start.Add(time.Duration(p)*10*time.Second), int64(p)<<20, int64(p)*250)
+						})
+					}
+					timed(&own, func() error { return c.CloseSegment(ctx, id, start.Add(time.Minute), 6<<20, 1500, sha(int(i)), index) })
+				}
+				mu.Lock()
+				lat = append(lat, own...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(began)
+		b.StopTimer()
+		slices.Sort(lat)
+		pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+		b.ReportMetric(pct(0.5), "p50-ms/write")
+		b.ReportMetric(pct(0.99), "p99-ms/write")
+		b.ReportMetric(pct(1), "max-ms/write")
+		b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "writes/s")
+	})
 }
