@@ -6,8 +6,9 @@ BIN       := bin/townwatch
 # Debian packages the build and the tests need: ffmpeg/ffprobe make and validate test media,
 # OpenCV and FFmpeg's libraries are linked by motion detection (cgo), chromium runs the
 # browser tests, systemd's systemd-analyze checks configs/townwatch.service, prometheus's
-# promtool tests the alerting rules in configs/prometheus.
-DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd prometheus
+# promtool tests the alerting rules in configs/prometheus, postgresql-15 is the PostgreSQL
+# server the catalog tests start (recorder/catalog/pgtest) to run against both backends.
+DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd prometheus postgresql-15
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Generous ceiling for the whole suite on CI's 2-core machine; a hung test fails instead of
 # eating the 90-minute budget.

@@ -167,10 +167,14 @@ func recordRebuild(ctx context.Context, log *access.AuditLog, rb *recorder.Catal
 }
 
 // runCatalog is `townwatch catalog rebuild -config FILE`: the start-up rebuild by hand,
-// with the server stopped.
+// with the server stopped; and `townwatch catalog migrate` (runCatalogMigrate).
 func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runCatalogMigrate(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "rebuild" {
 		fmt.Fprintln(stderr, "usage: townwatch catalog rebuild -config FILE [-force]")
+		fmt.Fprintln(stderr, "       townwatch catalog migrate -from FILE -to postgres://...")
 		return exitUsage
 	}
 	fs := newFlagSet("catalog rebuild", stderr)
@@ -191,6 +195,9 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func rebuildCatalog(ctx context.Context, cfg *configs.Config, force bool, stdout io.Writer) error {
+	if cfg.Catalog.URL != "" {
+		return errors.New("catalog.url names a PostgreSQL database: rebuild repairs the SQLite file under storage.path only (PostgreSQL is restored from its own backups)")
+	}
 	lock, err := lockStorage(cfg.Storage.Path)
 	if err != nil {
 		if errors.Is(err, errStorageBusy) {

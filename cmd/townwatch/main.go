@@ -57,7 +57,7 @@ func commands() []command {
 		{"retention", "show retention and its mass-deletion hold (status), or confirm a held deletion (confirm)", runRetention},
 		{"user", "manage accounts: add, list, passwd, disable, enable, grant", runUser},
 		{"audit", "check the access log's hash chain (verify)", runAudit},
-		{"catalog", "rebuild a damaged catalog from what can be read of it and the files (rebuild; server stopped)", runCatalog},
+		{"catalog", "rebuild a damaged catalog from what can be read of it and the files (rebuild), or move it into PostgreSQL (migrate); server stopped", runCatalog},
 		{"simcam", "serve simulated cameras over RTSP for any VMS to pull", runSimcam},
 		{"version", "print the version", runVersion},
 	}

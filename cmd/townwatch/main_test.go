@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
 )
 
 // binary is the townwatch executable built once for the subprocess tests: signals, exit
@@ -35,7 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building townwatch:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m.Run) // stops the PostgreSQL server the catalog migrate test starts
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

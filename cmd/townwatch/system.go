@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -31,7 +30,7 @@ import (
 )
 
 // catalogFile is the catalog's name under storage.path.
-const catalogFile = "catalog.db"
+const catalogFile = configs.CatalogFile
 
 // system is one running townwatch: storage and catalog, every camera's sources and
 // recorder, retention, the hub they meet at, and the HTTP surface.
@@ -84,9 +83,9 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	}
 	// A damaged catalog is moved aside and rebuilt (salvaged rows, then the files
 	// adopted by Recover): the cameras record either way.
-	sys.catalog, sys.health.rebuild, err = recorder.OpenCatalog(ctx, filepath.Join(cfg.Storage.Path, catalogFile), log.With("component", "catalog"))
+	sys.catalog, sys.health.rebuild, err = recorder.OpenCatalog(ctx, cfg.CatalogTarget(), log.With("component", "catalog"))
 	if err != nil {
-		return nil, fmt.Errorf("storage.path: %w", err)
+		return nil, fmt.Errorf("%s: %w", catalogField(cfg), err)
 	}
 	sys.health.cat = sys.catalog
 	recovered, err := recorder.Recover(ctx, sys.storage, sys.catalog, log.With("component", "recovery"))

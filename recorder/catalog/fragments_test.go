@@ -61,7 +61,7 @@ func TestFragmentIndexNoFileCanHoldIsDroppedButTheSegmentCloses(t *testing.T) {
 	if err := c.CloseSegment(ctx, id, at(10*time.Hour+time.Second), 200, 2, sha(2), []Fragment{{Offset: 100, Length: 50, Keyframe: 0, Duration: time.Second}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.w.ExecContext(ctx, `UPDATE segments SET fragments = x'01ffffffffffffffffffff' WHERE id = $1`, id); err != nil {
+	if _, err := c.w.ExecContext(ctx, `UPDATE segments SET fragments = $2 WHERE id = $1`, id, []byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := c.Fragments(ctx, []int64{id})

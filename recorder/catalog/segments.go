@@ -125,7 +125,7 @@ func (c *Catalog) createSegment(ctx context.Context, s Segment) (int64, error) {
 		return tx.QueryRowContext(ctx, `INSERT INTO segments (camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs)
 VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $11, 1, $12, $13)
 RETURNING id`,
-			s.Camera, s.Stream, start, end, s.Path, s.Bytes, s.Codec, s.Width, s.Height, s.Audio, s.GapBefore, s.Frames, s.MIMECodecs).Scan(&id)
+			s.Camera, s.Stream, start, end, s.Path, s.Bytes, s.Codec, s.Width, s.Height, boolInt(s.Audio), boolInt(s.GapBefore), s.Frames, s.MIMECodecs).Scan(&id)
 	})
 	return id, err
 }
@@ -184,7 +184,7 @@ func (c *Catalog) updateSegment(ctx context.Context, id int64, end time.Time, by
 WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, nullBlob(index), prev)
 		} else {
 			res, err = tx.ExecContext(ctx, `UPDATE segments SET end_ns = $2, bytes = $3, frames = $4, sha256 = $5, open = $6
-WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, open)
+WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, boolInt(open))
 		}
 		if err != nil {
 			return err
@@ -227,10 +227,10 @@ func chainPredecessor(ctx context.Context, tx *sql.Tx, id int64) (string, error)
 	var prev string
 	err := tx.QueryRowContext(ctx, `SELECT p.sha256 FROM (
 	SELECT * FROM (SELECT start_ns, id, sha256 FROM segments
-		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, id DESC LIMIT 1)
+		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, id DESC LIMIT 1) AS s
 	UNION ALL
 	SELECT * FROM (SELECT start_ns, segment_id, sha256 FROM deletions
-		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, segment_id DESC LIMIT 1)
+		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, segment_id DESC LIMIT 1) AS d
 ) p ORDER BY p.start_ns DESC, p.id DESC LIMIT 1`, camera, stream, start).Scan(&prev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
