@@ -101,7 +101,7 @@ GET  /metrics                         Prometheus metrics (admin, or the metrics 
 func (s *Server) handleCameras(w http.ResponseWriter, r *http.Request) {
 	visible := scopeOf(r)
 	out := []cameraJSON{}
-	for _, c := range s.opt.Cameras {
+	for _, c := range s.opt.Cameras.Cameras() {
 		if visible(c.ID) {
 			out = append(out, s.cameraJSON(c))
 		}
@@ -112,12 +112,11 @@ func (s *Server) handleCameras(w http.ResponseWriter, r *http.Request) {
 // handleCamera shows one camera; the guard has checked that it exists and is granted.
 func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	for _, c := range s.opt.Cameras {
-		if c.ID == id {
-			writeJSON(w, http.StatusOK, s.cameraJSON(c))
-			return
-		}
+	if c, ok := s.cameras.find(id); ok {
+		writeJSON(w, http.StatusOK, s.cameraJSON(c))
+		return
 	}
+	// Removed by a reload between the guard and here.
 	writeError(w, http.StatusNotFound, "unknown camera "+quote(id))
 }
 
@@ -142,8 +141,9 @@ type healthJSON struct {
 var recorderLosing = map[string]bool{"waiting": true, "paused_disk_full": true, "error": true, "no_keyframes": true}
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	h := healthJSON{Status: "ok", Cameras: len(s.opt.Cameras)}
-	for _, c := range s.opt.Cameras {
+	cams := s.opt.Cameras.Cameras()
+	h := healthJSON{Status: "ok", Cameras: len(cams)}
+	for _, c := range cams {
 		if c.Main.Status().State == ingest.StateStreaming {
 			h.Streaming++
 		} else {

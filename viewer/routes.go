@@ -133,7 +133,7 @@ func (s *Server) table() []route {
 func (s *Server) knownCamera(of cameraOf) cameraOf {
 	return func(r *http.Request) (string, string, error) {
 		id, notFound, err := of(r)
-		if err != nil || !s.known[id] {
+		if err != nil || !s.cameras.known(id) {
 			return "", notFound, err
 		}
 		return id, notFound, nil

@@ -95,12 +95,12 @@ func newRouteRig(t *testing.T) *routeRig {
 	}
 	cams := []Camera{{ID: "namesti", Main: fixedStatus{State: ingest.StateStreaming}}, {ID: "most", Main: fixedStatus{State: ingest.StateStreaming}}}
 	snapshots := fstest.MapFS{"snapshots/namesti/a.jpg": {Data: []byte("\xff\xd8namesti")}, "snapshots/most/b.jpg": {Data: []byte("\xff\xd8most")}}
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Live: lm, Access: fx.opts,
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Live: lm, Access: fx.opts,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "townwatch_up 1") }),
-		Events:  &Events{Store: fx.cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: snapshots.Open},
-		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat, Cameras: []string{"namesti", "most"},
+		Events:  &Events{Store: fx.cat, OpenSnapshot: snapshots.Open},
+		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat,
 			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
-		Exports: &Exports{Manager: newExportJobs(t, fx.cat), Cameras: []string{"namesti", "most"}}})
+		Exports: &Exports{Manager: newExportJobs(t, fx.cat)}})
 	if err != nil {
 		t.Fatal(err)
 	}

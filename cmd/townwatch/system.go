@@ -203,7 +203,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	reg.MustRegister(clientConnectionMetrics(clients)...)
 	reg.MustRegister(sys.health.metrics()...)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
-	events := &viewer.Events{Store: sys.catalog, Cameras: cameraIDs, Log: log,
+	events := &viewer.Events{Store: sys.catalog, Log: log,
 		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
 	playback := sys.playback(cameraIDs, log)
 	if sys.exports, err = sys.exportJobs(cfg, log); err != nil {
@@ -219,9 +219,9 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	}
 	accessOpt := viewer.AccessOptions{Users: sys.catalog, Audit: sys.audit, TrustedProxies: cfg.HTTP.TrustedProxyPrefixes(),
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
-	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
+	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: viewer.StaticCameras(cams), Metrics: metrics,
 		Live: sys.live, Events: events, Playback: playback,
-		Exports: &viewer.Exports{Manager: sys.exports, Cameras: cameraIDs}, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
+		Exports: &viewer.Exports{Manager: sys.exports}, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
 		return nil, err
 	}
 	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
@@ -270,7 +270,7 @@ func (sys *system) playback(cameraIDs []string, log *slog.Logger) *viewer.Playba
 		log.Warn("recorded stills (frame.jpg) are unavailable; install ffmpeg", "err", err)
 		frames = nil
 	}
-	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Cameras: cameraIDs, Frames: frames, Log: log,
+	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Frames: frames, Log: log,
 		OpenFile: sys.storage.Open,
 		OpenSegment: func(camera string) (recorder.OpenSegment, bool) {
 			if w := writers[camera]; w != nil {
