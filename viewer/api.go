@@ -87,6 +87,10 @@ GET  /api/exports, GET /api/exports/{id}   jobs: state, progress, ETA; DELETE ca
 GET  /api/exports/{id}/download       the signed bundle (audited)
 `)
 	}
+	if s.opt.ConfigStatus != nil {
+		b.WriteString(`GET  /api/config/status               the last configuration reload: applied, or every problem with its path (admin)
+`)
+	}
 	b.WriteString(`GET  /audit                           access log page (auditor)
 GET  /api/audit?from=&to=&user=&camera=&action=&after=&limit=&format=json|csv
                                       access log rows in order, a page at a time (auditor)
@@ -95,6 +99,12 @@ GET  /healthz                          health (JSON, counts only; public)
 GET  /metrics                         Prometheus metrics (admin, or the metrics bearer token)
 `)
 	io.WriteString(w, b.String())
+}
+
+// handleConfigStatus answers GET /api/config/status: whether the last configuration
+// reload was applied and, when not, every problem with its path.
+func (s *Server) handleConfigStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.opt.ConfigStatus())
 }
 
 // handleCameras lists the cameras this user may watch; the others do not exist for them.

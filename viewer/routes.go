@@ -84,6 +84,9 @@ func (s *Server) table() []route {
 		{pattern: "GET /api/audit", action: access.ActionAudit, handler: s.handleAudit},
 		{pattern: "GET /api/audit/verify", action: access.ActionAudit, handler: s.handleAuditVerify},
 	}
+	if s.opt.ConfigStatus != nil {
+		rt = append(rt, route{pattern: "GET /api/config/status", action: access.ActionAdmin, handler: s.handleConfigStatus})
+	}
 	if s.opt.Live != nil {
 		for _, lr := range s.opt.Live.Routes() {
 			rt = append(rt, route{pattern: lr.Pattern, action: access.ActionLive, camera: s.knownCamera(pathCamera), handler: lr.Handler})

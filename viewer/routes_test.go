@@ -100,7 +100,8 @@ func newRouteRig(t *testing.T) *routeRig {
 		Events:  &Events{Store: fx.cat, OpenSnapshot: snapshots.Open},
 		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat,
 			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
-		Exports: &Exports{Manager: newExportJobs(t, fx.cat)}})
+		Exports:      &Exports{Manager: newExportJobs(t, fx.cat)},
+		ConfigStatus: func() any { return map[string]bool{"success": true} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestEveryRouteDeclaresItsAction(t *testing.T) {
 		}
 	}
 	for _, must := range []string{"POST /api/cameras/{id}/whep", "DELETE /api/cameras/{id}/whep/{session}",
-		"PATCH /api/cameras/{id}/whep/{session}", "GET /api/events/{id}/snapshot.jpg", "GET /metrics"} {
+		"PATCH /api/cameras/{id}/whep/{session}", "GET /api/events/{id}/snapshot.jpg", "GET /metrics", "GET /api/config/status"} {
 		if !seen[must] {
 			t.Errorf("route table has no %q", must)
 		}

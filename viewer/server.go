@@ -86,6 +86,9 @@ type Options struct {
 	Playback *Playback
 	// Exports serves evidence export jobs; nil means none.
 	Exports *Exports
+	// ConfigStatus answers GET /api/config/status (administrators): the outcome of the
+	// last configuration reload, as JSON. nil: no such route.
+	ConfigStatus func() any
 	// Access says who may use the server; required: there is no open mode.
 	Access AccessOptions
 	// TLS serves HTTPS with this certificate and key (reloaded when the files change);
