@@ -66,6 +66,11 @@ func TestAddRemoveCyclesLeaveNothingBehind(t *testing.T) {
 	}
 	streaming("stays")
 	stays := sys.cams.unit("stays")
+	for deadline := time.Now().Add(20 * time.Second); stays.writer.Stats().Segments == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the camera that stays did not start its first segment within 20 s")
+		}
+	}
 	cycle := func(i int) {
 		t.Helper()
 		if err := sys.reloads.Apply(config(true, i%25 == 0), "api"); err != nil {
