@@ -33,7 +33,7 @@ func newGuardServer(tb testing.TB) (*Server, *accessFixture) {
 	tb.Helper()
 	fx := newAccessFixture(tb)
 	cams := []Camera{{ID: "namesti", Main: fixedStatus{State: ingest.StateStreaming}}, {ID: "most", Main: fixedStatus{State: ingest.StateStreaming}}}
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Access: fx.opts})
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Metrics: http.NotFoundHandler(), Access: fx.opts})
 	if err != nil {
 		tb.Fatal(err)
 	}

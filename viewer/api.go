@@ -87,6 +87,10 @@ GET  /api/exports, GET /api/exports/{id}   jobs: state, progress, ETA; DELETE ca
 GET  /api/exports/{id}/download       the signed bundle (audited)
 `)
 	}
+	if s.opt.ConfigStatus != nil {
+		b.WriteString(`GET  /api/config/status               the last configuration reload: applied, or every problem with its path (admin)
+`)
+	}
 	b.WriteString(`GET  /audit                           access log page (auditor)
 GET  /api/audit?from=&to=&user=&camera=&action=&after=&limit=&format=json|csv
                                       access log rows in order, a page at a time (auditor)
@@ -97,11 +101,17 @@ GET  /metrics                         Prometheus metrics (admin, or the metrics 
 	io.WriteString(w, b.String())
 }
 
+// handleConfigStatus answers GET /api/config/status: whether the last configuration
+// reload was applied and, when not, every problem with its path.
+func (s *Server) handleConfigStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.opt.ConfigStatus())
+}
+
 // handleCameras lists the cameras this user may watch; the others do not exist for them.
 func (s *Server) handleCameras(w http.ResponseWriter, r *http.Request) {
 	visible := scopeOf(r)
 	out := []cameraJSON{}
-	for _, c := range s.opt.Cameras {
+	for _, c := range s.opt.Cameras.Cameras() {
 		if visible(c.ID) {
 			out = append(out, s.cameraJSON(c))
 		}
@@ -112,12 +122,11 @@ func (s *Server) handleCameras(w http.ResponseWriter, r *http.Request) {
 // handleCamera shows one camera; the guard has checked that it exists and is granted.
 func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	for _, c := range s.opt.Cameras {
-		if c.ID == id {
-			writeJSON(w, http.StatusOK, s.cameraJSON(c))
-			return
-		}
+	if c, ok := s.cameras.find(id); ok {
+		writeJSON(w, http.StatusOK, s.cameraJSON(c))
+		return
 	}
+	// Removed by a reload between the guard and here.
 	writeError(w, http.StatusNotFound, "unknown camera "+quote(id))
 }
 
@@ -142,8 +151,9 @@ type healthJSON struct {
 var recorderLosing = map[string]bool{"waiting": true, "paused_disk_full": true, "error": true, "no_keyframes": true}
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	h := healthJSON{Status: "ok", Cameras: len(s.opt.Cameras)}
-	for _, c := range s.opt.Cameras {
+	cams := s.opt.Cameras.Cameras()
+	h := healthJSON{Status: "ok", Cameras: len(cams)}
+	for _, c := range cams {
 		if c.Main.Status().State == ingest.StateStreaming {
 			h.Streaming++
 		} else {

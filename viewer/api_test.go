@@ -40,7 +40,7 @@ func testServer(t *testing.T) *loggedIn {
 		},
 	}
 	fx := newAccessFixture(t)
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Access: fx.opts})
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Metrics: http.NotFoundHandler(), Access: fx.opts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,10 +50,9 @@ type Playback struct {
 	Bookmarks BookmarkStore
 	// Frames decodes stills; nil answers frame.jpg with 503.
 	Frames *FrameDecoder
-	// Cameras are the configured camera ids.
-	Cameras []string
-	Log     *slog.Logger
+	Log    *slog.Logger
 
+	cameras  cameraSet // the server's list
 	sessions playbackSessions
 	clock    func() time.Time // the server's clock (tests inject one)
 }
@@ -79,7 +77,7 @@ func (pb *Playback) log() *slog.Logger {
 	return pb.Log
 }
 
-func (pb *Playback) known(camera string) bool { return slices.Contains(pb.Cameras, camera) }
+func (pb *Playback) known(camera string) bool { return pb.cameras.known(camera) }
 
 // segmentCamera finds the camera of a segment, kept or deleted, for the guard (byID):
 // only a user who may see the camera learns that its segment was deleted.

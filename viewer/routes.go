@@ -84,6 +84,9 @@ func (s *Server) table() []route {
 		{pattern: "GET /api/audit", action: access.ActionAudit, handler: s.handleAudit},
 		{pattern: "GET /api/audit/verify", action: access.ActionAudit, handler: s.handleAuditVerify},
 	}
+	if s.opt.ConfigStatus != nil {
+		rt = append(rt, route{pattern: "GET /api/config/status", action: access.ActionAdmin, handler: s.handleConfigStatus})
+	}
 	if s.opt.Live != nil {
 		for _, lr := range s.opt.Live.Routes() {
 			rt = append(rt, route{pattern: lr.Pattern, action: access.ActionLive, camera: s.knownCamera(pathCamera), handler: lr.Handler})
@@ -133,7 +136,7 @@ func (s *Server) table() []route {
 func (s *Server) knownCamera(of cameraOf) cameraOf {
 	return func(r *http.Request) (string, string, error) {
 		id, notFound, err := of(r)
-		if err != nil || !s.known[id] {
+		if err != nil || !s.cameras.known(id) {
 			return "", notFound, err
 		}
 		return id, notFound, nil

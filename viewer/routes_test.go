@@ -95,12 +95,13 @@ func newRouteRig(t *testing.T) *routeRig {
 	}
 	cams := []Camera{{ID: "namesti", Main: fixedStatus{State: ingest.StateStreaming}}, {ID: "most", Main: fixedStatus{State: ingest.StateStreaming}}}
 	snapshots := fstest.MapFS{"snapshots/namesti/a.jpg": {Data: []byte("\xff\xd8namesti")}, "snapshots/most/b.jpg": {Data: []byte("\xff\xd8most")}}
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Live: lm, Access: fx.opts,
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Live: lm, Access: fx.opts,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "townwatch_up 1") }),
-		Events:  &Events{Store: fx.cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: snapshots.Open},
-		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat, Cameras: []string{"namesti", "most"},
+		Events:  &Events{Store: fx.cat, OpenSnapshot: snapshots.Open},
+		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat,
 			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
-		Exports: &Exports{Manager: newExportJobs(t, fx.cat), Cameras: []string{"namesti", "most"}}})
+		Exports:      &Exports{Manager: newExportJobs(t, fx.cat)},
+		ConfigStatus: func() any { return map[string]bool{"success": true} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestEveryRouteDeclaresItsAction(t *testing.T) {
 		}
 	}
 	for _, must := range []string{"POST /api/cameras/{id}/whep", "DELETE /api/cameras/{id}/whep/{session}",
-		"PATCH /api/cameras/{id}/whep/{session}", "GET /api/events/{id}/snapshot.jpg", "GET /metrics"} {
+		"PATCH /api/cameras/{id}/whep/{session}", "GET /api/events/{id}/snapshot.jpg", "GET /metrics", "GET /api/config/status"} {
 		if !seen[must] {
 			t.Errorf("route table has no %q", must)
 		}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,7 +61,10 @@ func lockStorage(dir string) (*os.File, error) {
 type catalogHealth struct {
 	rebuild *recorder.CatalogRebuild // nil: the catalog was sound at start
 	cat     *catalog.Catalog
-	writers []*recorder.Writer
+	cams    *cameraRegistry
+	// retiredFailures are the catalog write failures of recorders stopped by a reload:
+	// their footage is still unindexed until the next start, so they still count.
+	retiredFailures atomic.Uint64
 }
 
 // reasons lists why the catalog degrades the system; none when it is sound. Public
@@ -87,9 +91,12 @@ func (h *catalogHealth) reasons() []string {
 }
 
 func (h *catalogHealth) writeFailures() uint64 {
-	var n uint64
-	for _, w := range h.writers {
-		n += w.Stats().CatalogFailures
+	n := h.retiredFailures.Load()
+	if h.cams == nil {
+		return n
+	}
+	for _, u := range h.cams.units() {
+		n += u.writer.Stats().CatalogFailures
 	}
 	return n
 }
