@@ -86,6 +86,8 @@ type Options struct {
 	Playback *Playback
 	// Exports serves evidence export jobs; nil means none.
 	Exports *Exports
+	// CameraAdmin serves the camera probe and ONVIF discovery (admin only); nil means none.
+	CameraAdmin *CameraAdmin
 	// Access says who may use the server; required: there is no open mode.
 	Access AccessOptions
 	// TLS serves HTTPS with this certificate and key (reloaded when the files change);
