@@ -124,7 +124,9 @@ func (d *Discoverer) Discover(ctx context.Context, iface string) ([]Device, erro
 	for _, dev := range found {
 		out = append(out, dev)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host || out[i].Host == out[j].Host && out[i].XAddr < out[j].XAddr })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Host < out[j].Host || out[i].Host == out[j].Host && out[i].XAddr < out[j].XAddr
+	})
 	return out, nil
 }
 

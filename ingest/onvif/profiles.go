@@ -40,7 +40,7 @@ type Profile struct {
 	Encoding  string  `json:"encoding,omitempty"` // H264, H265, JPEG, MPEG4
 	Width     int     `json:"width,omitempty"`
 	Height    int     `json:"height,omitempty"`
-	FPS       int     `json:"fps,omitempty"`         // the encoder's frame rate limit
+	FPS       int     `json:"fps,omitempty"`          // the encoder's frame rate limit
 	Bitrate   int     `json:"bitrate_kbps,omitempty"` // the encoder's bitrate limit
 	StreamURI string  `json:"stream_uri,omitempty"`   // without credentials
 	Error     string  `json:"error,omitempty"`        // why there is no stream URI
