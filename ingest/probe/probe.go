@@ -223,7 +223,7 @@ func (p *Prober) reach(ctx context.Context, cfg configs.Stream, res *Result) boo
 		},
 	})
 	if err := tc.HandshakeContext(dctx); err != nil {
-		res.Failure, res.Reason = ingest.FailureTLSMismatch, "no TLS handshake with "+addr+": "+shortNetError(err)
+		res.Failure, res.Reason = ingest.FailureTLSMismatch, "no TLS handshake with "+addr+" ("+shortNetError(err)+"): does the port speak plain rtsp://?"
 		return true
 	}
 	if seen != nil {
@@ -270,6 +270,11 @@ func (p *Prober) session(ctx context.Context, cfg configs.Stream, start time.Tim
 	}
 	if m.keyframe == nil {
 		res.Failure, res.Reason = failure(sessionErr, ctx, m.streamed)
+		// ingest's own words for a failed session say what to change ("check the
+		// username and password"); they are what /api/cameras would show once saved.
+		if why := src.Status().Reason; why != "" && res.Failure != ingest.FailureTimeout {
+			res.Reason = why
+		}
 		return nil
 	}
 	res.OK = true

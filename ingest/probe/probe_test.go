@@ -172,6 +172,7 @@ func TestProbeFailureClasses(t *testing.T) {
 			p, log := prober(t)
 			p.Timeout = 3 * time.Second // the silent camera waits it out
 			res := run(t, p, log, c.req)
+			t.Logf("%s: %s", res.Failure, res.Reason)
 			if res.OK || res.Failure != c.want || res.Reason == "" {
 				t.Errorf("ok=%v failure %q (%s), want %q with a reason", res.OK, res.Failure, res.Reason, c.want)
 			}
