@@ -5,8 +5,10 @@ GO        ?= go
 BIN       := bin/townwatch
 # Debian packages the build and the tests need: ffmpeg/ffprobe make and validate test media,
 # OpenCV and FFmpeg's libraries are linked by motion detection (cgo), chromium runs the
-# browser tests, systemd's systemd-analyze checks configs/townwatch.service.
-DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd
+# browser tests, systemd's systemd-analyze checks configs/townwatch.service; the ONVIF
+# discovery tests run in a network namespace set up with iproute2's ip, beside Debian's
+# wsdd (a WS-Discovery responder that is no camera).
+DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd iproute2 wsdd
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Generous ceiling for the whole suite on CI's 2-core machine; a hung test fails instead of
 # eating the 90-minute budget.

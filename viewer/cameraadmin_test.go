@@ -16,6 +16,7 @@ import (
 
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/onvif"
+	"github.com/townwatch/townwatch/ingest/onvif/onviftest"
 	"github.com/townwatch/townwatch/ingest/probe"
 	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/viewer/access"
@@ -36,6 +37,12 @@ type cameraAdminRig struct {
 }
 
 func newCameraAdminRig(t *testing.T) *cameraAdminRig {
+	t.Helper()
+	return newCameraAdminRigWith(t, "rtsp://spravce:***@10.0.0.22/live")
+}
+
+// newCameraAdminRigWith is newCameraAdminRig with a configured camera at configured.
+func newCameraAdminRigWith(t *testing.T, configured string) *cameraAdminRig {
 	t.Helper()
 	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0",
 		Cameras: []simcam.CameraSpec{{Path: "namesti", Clip: simcam.ClipMotion, Username: "spravce", Password: cameraCanary}}})
@@ -58,7 +65,7 @@ func newCameraAdminRig(t *testing.T) *cameraAdminRig {
 	fx := newAccessFixture(t)
 	logs := &bytes.Buffer{}
 	s, err := New(Options{Listen: "127.0.0.1:0", Access: fx.opts, Log: slog.New(slog.NewTextHandler(logs, nil)),
-		Cameras: []Camera{{ID: "most", Main: fixedStatus{State: ingest.StateStreaming, URL: "rtsp://spravce:***@10.0.0.22/live"}}},
+		Cameras: []Camera{{ID: "most", Main: fixedStatus{State: ingest.StateStreaming, URL: configured}}},
 		Metrics: http.NotFoundHandler(),
 		CameraAdmin: &CameraAdmin{Prober: &probe.Prober{Snapshots: frames, Log: slog.New(slog.NewTextHandler(logs, nil))},
 			ONVIF: &onvif.Client{}, Discoverer: &onvif.Discoverer{Interfaces: []string{"lo"}, Window: 10 * time.Millisecond}}})
@@ -184,5 +191,74 @@ func TestONVIFProfilesRequestErrors(t *testing.T) {
 	rig.h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `iface: \"no-such-if0\" is not one of the camera network's interfaces`) {
 		t.Errorf("unknown iface: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestONVIFDiscoveryAPI discovers a simulated ONVIF camera through the API, in a network
+// namespace of the test's own, lists it only while it is not a configured camera, and
+// reads its profiles with main and sub suggested.
+func TestONVIFDiscoveryAPI(t *testing.T) {
+	if !onviftest.InNetns(t) {
+		return
+	}
+	fresh := newCameraAdminRig(t)
+	onvifCam, err := onviftest.Start(onviftest.Camera{Endpoint: "urn:uuid:6b1f1d4e-0000-4000-8000-0000000000aa", Name: "Brana", Hardware: "SIM-2",
+		Username: "spravce", Password: cameraCanary, Interface: "lo", Profiles: []onviftest.Profile{
+			{Token: "hd", Name: "main", Encoding: "H264", Width: 1920, Height: 1080, FPS: 25, URI: "rtsp://spravce:" + cameraCanary + "@127.0.0.1:554/hd"},
+			{Token: "sd", Name: "sub", Encoding: "H265", Width: 704, Height: 576, FPS: 12, URI: "rtsp://127.0.0.1:554/sd"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onvifCam.Close()
+
+	get := func(h http.Handler) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/onvif/discover?iface=lo", nil))
+		return rec.Code, rec.Body.String()
+	}
+	code, body := get(fresh.h)
+	var ans struct {
+		Devices      []onvif.Device `json:"devices"`
+		AlreadyAdded int            `json:"already_added"`
+	}
+	if err := json.Unmarshal([]byte(body), &ans); err != nil || code != http.StatusOK || len(ans.Devices) != 1 ||
+		ans.Devices[0].XAddr != onvifCam.XAddr() || ans.Devices[0].Name != "Brana" || ans.AlreadyAdded != 0 {
+		t.Fatalf("discover: %d %s", code, body)
+	}
+
+	// Once a camera at that host is configured, it is no longer offered.
+	added := newCameraAdminRigWith(t, "rtsp://spravce:***@127.0.0.1:554/hd")
+	code, body = get(added.h)
+	if err := json.Unmarshal([]byte(body), &ans); err != nil || code != http.StatusOK || len(ans.Devices) != 0 || ans.AlreadyAdded != 1 {
+		t.Errorf("discover with the camera configured: %d %s", code, body)
+	}
+
+	code, body, _ = post(fresh.h, "/api/onvif/profiles", map[string]string{"xaddr": onvifCam.XAddr(), "username": "spravce", "password": cameraCanary})
+	var prof struct {
+		OK       bool            `json:"ok"`
+		Profiles []onvif.Profile `json:"profiles"`
+		Main     *onvif.Profile  `json:"main"`
+		Sub      *onvif.Profile  `json:"sub"`
+		Username string          `json:"username"`
+	}
+	if err := json.Unmarshal([]byte(body), &prof); err != nil || code != http.StatusOK || !prof.OK || len(prof.Profiles) != 2 ||
+		prof.Main == nil || prof.Main.StreamURI != "rtsp://127.0.0.1:554/hd" || prof.Sub == nil || prof.Sub.StreamURI != "rtsp://127.0.0.1:554/sd" ||
+		prof.Username != "spravce" {
+		t.Fatalf("profiles: %d %s", code, body)
+	}
+	if strings.Contains(body, cameraCanary) {
+		t.Errorf("the password (which the camera put in a stream URI) is in the answer: %s", body)
+	}
+	code, body, _ = post(fresh.h, "/api/onvif/profiles", map[string]string{"xaddr": onvifCam.XAddr(), "username": "spravce", "password": "wrong"})
+	if code != http.StatusOK || !strings.Contains(body, `"failure": "auth"`) {
+		t.Errorf("profiles with a wrong password: %d %s", code, body)
+	}
+	if rows := fresh.fx.auditRows(t, access.AuditONVIFDiscover); len(rows) != 1 || !strings.Contains(string(rows[0].Details), `"new":1`) {
+		t.Errorf("discovery audit rows: %+v", rows)
+	}
+	rows := fresh.fx.auditRows(t, access.AuditONVIFProfiles)
+	raw, _ := json.Marshal(rows)
+	if len(rows) != 2 || strings.Contains(string(raw), cameraCanary) || strings.Contains(fresh.logs.String(), cameraCanary) {
+		t.Errorf("profile audit rows %s; want two, without the password", raw)
 	}
 }

@@ -1,25 +1,17 @@
 package onvif_test
 
 // Discovery runs multicast, which must not reach any network but the test's own: the test
-// re-executes itself in a new network namespace (CLONE_NEWNET, which needs root or
-// CAP_SYS_ADMIN) holding only the loopback interface, made multicast-capable:
-//
-//	ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo
-//
-// and gives lo a link-local 169.254.77.1 as well, because Debian's wsdd ignores 127/8
-// addresses and would otherwise not answer at all. In there run a simulated ONVIF camera
-// (onviftest, its stream URIs on simcam), wsdd as a WS-Discovery responder that is no
-// camera, and townwatch's discovery, profile reading and probe.
+// runs in a network namespace of its own (onviftest.InNetns) with a simulated ONVIF camera
+// (onviftest, its stream URIs on simcam), Debian's wsdd as a WS-Discovery responder that
+// is no camera, and townwatch's discovery, profile reading and probe.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,41 +22,8 @@ import (
 	"github.com/townwatch/townwatch/ingest/simcam"
 )
 
-const netnsChild = "TOWNWATCH_ONVIF_NETNS"
-
-// inNetns runs the calling test again in a fresh network namespace and reports its
-// result; it returns true in the child, where the test body runs.
-func inNetns(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv(netnsChild) == t.Name() {
-		for _, args := range [][]string{
-			{"link", "set", "lo", "up"},
-			{"link", "set", "lo", "multicast", "on"},
-			{"route", "add", "224.0.0.0/4", "dev", "lo"},
-			{"addr", "add", "169.254.77.1/32", "dev", "lo"},
-		} {
-			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-				t.Fatalf("ip %s: %v: %s (iproute2 is needed: apt-get install iproute2)", strings.Join(args, " "), err, out)
-			}
-		}
-		return true
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), netnsChild+"="+t.Name())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	out, err := cmd.CombinedOutput()
-	t.Logf("in a network namespace of its own:\n%s", out)
-	if err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Fatalf("a network namespace needs root or CAP_SYS_ADMIN: %v", err)
-		}
-		t.Fatalf("the test failed in its network namespace: %v", err)
-	}
-	return false
-}
-
 func TestDiscoveryFindsTheCameraAndNotWsdd(t *testing.T) {
-	if !inNetns(t) {
+	if !onviftest.InNetns(t) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
