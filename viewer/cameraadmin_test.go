@@ -49,15 +49,11 @@ func newCameraAdminRigWith(t *testing.T, configured string) *cameraAdminRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cam.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-cam.Ready():
-	case err := <-done:
+	stop, err := cam.Start(context.Background())
+	if err != nil {
 		t.Fatalf("simcam: %v", err)
 	}
+	t.Cleanup(func() { _ = stop() })
 	frames, err := NewFrameDecoder("")
 	if err != nil {
 		t.Fatalf("stills need ffmpeg: %v", err)

@@ -35,14 +35,11 @@ func TestDiscoveryFindsTheCameraAndNotWsdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	simDone := make(chan error, 1)
-	go func() { simDone <- sim.Run(ctx) }()
-	defer func() { cancel(); <-simDone }()
-	select {
-	case <-sim.Ready():
-	case err := <-simDone:
+	stopSim, err := sim.Start(ctx)
+	if err != nil {
 		t.Fatalf("simcam: %v", err)
 	}
+	defer stopSim()
 
 	cam, err := onviftest.Start(onviftest.Camera{
 		Endpoint: "urn:uuid:6b1f1d4e-0000-4000-8000-00000000c0de", Name: "Sim Namesti", Hardware: "SIM-1",

@@ -2,7 +2,7 @@ package probe_test
 
 // Probes against real RTSP servers: the rtsptest relay with ffmpeg publishing (another
 // implementation than simcam) and simcam for RTSPS. Stills are made by viewer's ffmpeg
-// FrameDecoder and checked with ffprobe, as an administrator's browser would show them.
+// FrameDecoder and decoded with image/jpeg (cmd/townwatch's test checks them with ffprobe).
 
 import (
 	"bytes"
@@ -12,10 +12,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"image/jpeg"
 	"log/slog"
 	"net"
 	"net/url"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -68,27 +68,14 @@ func run(t *testing.T, p *probe.Prober, log *bytes.Buffer, req probe.Request) pr
 	return res
 }
 
-// jpegSize runs ffprobe on a JPEG and returns its picture size.
-func jpegSize(t *testing.T, jpeg []byte) (int, int) {
+// jpegSize decodes a JPEG's header and returns its picture size.
+func jpegSize(t *testing.T, pic []byte) (int, int) {
 	t.Helper()
-	cmd := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height",
-		"-of", "json", "-i", "pipe:0")
-	cmd.Stdin = bytes.NewReader(jpeg)
-	out, err := cmd.Output()
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(pic))
 	if err != nil {
-		t.Fatalf("ffprobe cannot read the snapshot: %v", err)
+		t.Fatalf("the snapshot is no JPEG: %v", err)
 	}
-	var info struct {
-		Streams []struct {
-			Codec  string `json:"codec_name"`
-			Width  int    `json:"width"`
-			Height int    `json:"height"`
-		} `json:"streams"`
-	}
-	if err := json.Unmarshal(out, &info); err != nil || len(info.Streams) != 1 || info.Streams[0].Codec != "mjpeg" {
-		t.Fatalf("ffprobe: not one JPEG picture: %s (%v)", out, err)
-	}
-	return info.Streams[0].Width, info.Streams[0].Height
+	return cfg.Width, cfg.Height
 }
 
 func TestProbeReportsTheStream(t *testing.T) {
@@ -236,15 +223,11 @@ func TestProbeRTSPS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cam.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-cam.Ready():
-	case err := <-done:
+	stop, err := cam.Start(context.Background())
+	if err != nil {
 		t.Fatalf("simcam: %v", err)
 	}
+	t.Cleanup(func() { _ = stop() })
 	p, log := prober(t)
 
 	// Unpinned, a self-signed camera is refused, and the answer shows what it presented.
