@@ -64,7 +64,7 @@ func newCameraAdminRigWith(t *testing.T, configured string) *cameraAdminRig {
 		Cameras: []Camera{{ID: "most", Main: fixedStatus{State: ingest.StateStreaming, URL: configured}}},
 		Metrics: http.NotFoundHandler(),
 		CameraAdmin: &CameraAdmin{Prober: &probe.Prober{Snapshots: frames, Log: slog.New(slog.NewTextHandler(logs, nil))},
-			ONVIF: &onvif.Client{}, Discoverer: &onvif.Discoverer{Interfaces: []string{"lo"}, Window: 10 * time.Millisecond}}})
+			ONVIF: &onvif.Client{}, Discoverer: &onvif.Discoverer{Interfaces: []string{"lo"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
