@@ -162,18 +162,13 @@ func (p *Prober) Run(ctx context.Context, req Request) (Result, error) {
 	defer cancel()
 	start := time.Now()
 	res := Result{URL: cfg.RedactedURL()}
-	defer func() { res.ElapsedMS = time.Since(start).Milliseconds() }()
-
-	if fail := p.reach(ctx, cfg, &res); fail {
-		res.ElapsedMS = time.Since(start).Milliseconds()
-		return res, nil
-	}
-	kf := p.session(ctx, cfg, start, &res)
-	if kf != nil && p.Snapshots != nil {
-		if jpeg, err := p.Snapshots.Keyframe(ctx, res.Codec, kf); err != nil {
-			res.SnapshotError = err.Error()
-		} else {
-			res.SnapshotJPEG = jpeg
+	if p.reachable(ctx, cfg, &res) {
+		if kf := p.session(ctx, cfg, start, &res); kf != nil && p.Snapshots != nil {
+			if jpeg, err := p.Snapshots.Keyframe(ctx, res.Codec, kf); err != nil {
+				res.SnapshotError = err.Error()
+			} else {
+				res.SnapshotJPEG = jpeg
+			}
 		}
 	}
 	res.ElapsedMS = time.Since(start).Milliseconds()
@@ -188,12 +183,12 @@ func (p *Prober) log() *slog.Logger {
 	return p.Log
 }
 
-// reach connects to the camera's port before any RTSP is spoken, so that a closed or
+// reachable connects to the camera's port before any RTSP is spoken, so that a closed or
 // silent port is reported as unreachable within dialTimeout. For rtsps:// it completes a
 // TLS handshake that trusts anything, only to read the certificate's fingerprint: no
-// request and so no credential is sent over that connection. It reports true when the
+// request and so no credential is sent over that connection. It reports false when the
 // probe is over (res then carries the failure).
-func (p *Prober) reach(ctx context.Context, cfg configs.Stream, res *Result) bool {
+func (p *Prober) reachable(ctx context.Context, cfg configs.Stream, res *Result) bool {
 	u, _ := url.Parse(cfg.URL) // validated
 	port := u.Port()
 	if port == "" {
@@ -205,11 +200,11 @@ func (p *Prober) reach(ctx context.Context, cfg configs.Stream, res *Result) boo
 	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
 	if err != nil {
 		res.Failure, res.Reason = ingest.FailureUnreachable, "no connection to "+addr+": "+shortNetError(err)
-		return true
+		return false
 	}
 	defer conn.Close()
 	if u.Scheme != "rtsps" {
-		return false
+		return true
 	}
 	var seen []byte
 	tc := tls.Client(conn, &tls.Config{
@@ -224,13 +219,13 @@ func (p *Prober) reach(ctx context.Context, cfg configs.Stream, res *Result) boo
 	})
 	if err := tc.HandshakeContext(dctx); err != nil {
 		res.Failure, res.Reason = ingest.FailureTLSMismatch, "no TLS handshake with "+addr+" ("+shortNetError(err)+"): does the port speak plain rtsp://?"
-		return true
+		return false
 	}
 	if seen != nil {
 		sum := sha256.Sum256(seen)
 		res.TLSFingerprint = hex.EncodeToString(sum[:])
 	}
-	return false
+	return true
 }
 
 // shortNetError is the last part of a network error ("connection refused"), without the
