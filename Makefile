@@ -7,8 +7,11 @@ BIN       := bin/townwatch
 # OpenCV and FFmpeg's libraries are linked by motion detection (cgo), chromium runs the
 # browser tests, systemd's systemd-analyze checks configs/townwatch.service, prometheus's
 # promtool tests the alerting rules in configs/prometheus, postgresql-15 is the PostgreSQL
-# server the catalog tests start (recorder/catalog/pgtest) to run against both backends.
-DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd prometheus postgresql-15
+# server the catalog tests start (recorder/catalog/pgtest) to run against both backends; the
+# ONVIF discovery tests run in a network namespace set up with iproute2's ip, beside Debian's
+# wsdd (a WS-Discovery responder that is no camera; its package enables wsdd.service, so
+# on a machine run by systemd `systemctl disable --now wsdd` keeps the host unannounced).
+DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd prometheus postgresql-15 iproute2 wsdd
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Generous ceiling for the whole suite on CI's 2-core machine; a hung test fails instead of
 # eating the 90-minute budget.

@@ -472,3 +472,18 @@ func checkCatalogURL(s string) error {
 	}
 	return nil
 }
+
+// Validate checks one stream on its own, as Config.Validate checks each camera's: for a
+// stream that is not in a file yet (a camera being probed before it is saved). Problems
+// are named by the stream's own keys ("url", "transport", "tls_fingerprint").
+func (s Stream) Validate() error {
+	var v validator
+	v.stream("", &s)
+	if len(v.problems) == 0 {
+		return nil
+	}
+	for i := range v.problems {
+		v.problems[i].Path = strings.TrimPrefix(v.problems[i].Path, ".")
+	}
+	return &ValidationError{Problems: v.problems}
+}

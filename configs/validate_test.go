@@ -417,3 +417,31 @@ func TestSigningKeyFile(t *testing.T) {
 		t.Errorf("signing key file %q, want exports.signing_key_file", got)
 	}
 }
+
+// TestStreamValidate checks that a stream alone is validated like one in a file, with
+// problems named by its own keys.
+func TestStreamValidate(t *testing.T) {
+	ok := Stream{URL: "rtsps://cam.example:322/live", Transport: TransportAuto, StallTimeout: DefaultStallTimeout,
+		TLSFingerprint: strings.Repeat("ab", 32)}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid stream refused: %v", err)
+	}
+	bad := Stream{URL: "http://cam/live", Transport: "quic", StallTimeout: DefaultStallTimeout, TLSFingerprint: "12"}
+	err := bad.Validate()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("Validate = %v, want a *ValidationError", err)
+	}
+	var got []string
+	for _, p := range ve.Problems {
+		got = append(got, p.String())
+	}
+	want := []string{
+		"url: scheme must be rtsp or rtsps",
+		`transport: unknown value "quic" (want auto, tcp or udp)`,
+		"tls_fingerprint: want 64 hex digits (the certificate's SHA-256), colons allowed",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

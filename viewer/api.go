@@ -91,6 +91,12 @@ GET  /api/exports/{id}/download       the signed bundle (audited)
 		b.WriteString(`GET  /api/config/status               the last configuration reload: applied, or every problem with its path (admin)
 `)
 	}
+	if s.opt.CameraAdmin != nil {
+		b.WriteString(`POST /api/cameras/probe {"url","username","password","transport","tls_fingerprint"}   try a camera stream (admin)
+GET  /api/onvif/discover?iface=       ONVIF cameras on the camera network not yet added (admin)
+POST /api/onvif/profiles {"xaddr"|"host","username","password"}   a camera's media profiles, main and sub suggested (admin)
+`)
+	}
 	b.WriteString(`GET  /audit                           access log page (auditor)
 GET  /api/audit?from=&to=&user=&camera=&action=&after=&limit=&format=json|csv
                                       access log rows in order, a page at a time (auditor)

@@ -128,6 +128,13 @@ func (s *Server) table() []route {
 			route{pattern: "GET /api/exports/{id}/download", action: access.ActionExport, camera: byID("export", ex.exportCamera), handler: s.handleExportDownload},
 		)
 	}
+	if s.opt.CameraAdmin != nil {
+		rt = append(rt,
+			route{pattern: "POST /api/cameras/probe", action: access.ActionAdmin, handler: s.handleCameraProbe},
+			route{pattern: "GET /api/onvif/discover", action: access.ActionAdmin, handler: s.handleONVIFDiscover},
+			route{pattern: "POST /api/onvif/profiles", action: access.ActionAdmin, handler: s.handleONVIFProfiles},
+		)
+	}
 	return rt
 }
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/ingest/onvif"
+	"github.com/townwatch/townwatch/ingest/probe"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/recorder/exports"
 	"github.com/townwatch/townwatch/viewer/access"
@@ -101,7 +103,10 @@ func newRouteRig(t *testing.T) *routeRig {
 		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat,
 			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
 		Exports:      &Exports{Manager: newExportJobs(t, fx.cat)},
-		ConfigStatus: func() any { return map[string]bool{"success": true} }})
+		ConfigStatus: func() any { return map[string]bool{"success": true} },
+		// Discovery only on lo, and briefly: the matrix asks it once per admin.
+		CameraAdmin: &CameraAdmin{Prober: &probe.Prober{}, ONVIF: &onvif.Client{},
+			Discoverer: &onvif.Discoverer{Interfaces: []string{"lo"}, Window: 10 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}

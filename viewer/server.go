@@ -89,6 +89,8 @@ type Options struct {
 	// ConfigStatus answers GET /api/config/status (administrators): the outcome of the
 	// last configuration reload, as JSON. nil: no such route.
 	ConfigStatus func() any
+	// CameraAdmin serves the camera probe and ONVIF discovery (admin only); nil means none.
+	CameraAdmin *CameraAdmin
 	// Access says who may use the server; required: there is no open mode.
 	Access AccessOptions
 	// TLS serves HTTPS with this certificate and key (reloaded when the files change);
