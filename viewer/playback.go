@@ -36,6 +36,8 @@ type PlaybackStore interface {
 //	GET  /api/cameras/{id}/playlist?from=&to=
 //	GET  /api/segments/{id}/media              the file as it is, with Range
 //	GET  /api/cameras/{id}/frame.jpg?t=
+//	GET  /api/cameras/{id}/thumbs?from=&to=    scrub-preview index (thumbs.go)
+//	GET  /api/segments/{id}/thumbs.jpg         a segment's thumbnails as one sprite
 //
 // Everything is answered from the catalog and, for the segment being written, from the
 // recorder's memory: no route reads a file header. Footage leaves only inside a playback
@@ -47,6 +49,9 @@ type Playback struct {
 	OpenSegment func(camera string) (recorder.OpenSegment, bool)
 	// OpenFile opens a segment file by its storage path (recorder.Storage.Open).
 	OpenFile func(rel string) (*os.File, error)
+	// Thumbnails reads a segment's scrub-preview thumbnails by its storage path
+	// (recorder.Storage.Thumbnails); nil: none are served.
+	Thumbnails func(segment string) ([]recorder.Thumbnail, error)
 	// Bookmarks keeps officers' bookmarks and cases.
 	Bookmarks BookmarkStore
 	// Frames decodes stills; nil answers frame.jpg with 503.

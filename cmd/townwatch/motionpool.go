@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,12 +27,18 @@ const motionReaderQueue = 48
 
 // motionPool runs motion detection in a child process (townwatch motion-worker) and
 // stands in for it in this one: it forwards each analysed camera's video, hands events to
-// the cameras' sinks and keeps the counters. The decoders and the detector are C code
+// the cameras' sinks and keeps the counters. The worker also makes every camera's
+// scrub-preview thumbnails: an analysed camera's from the frames it analyses, a camera
+// without motion detection's from one main-stream keyframe every motion.ThumbnailEvery,
+// the only units the pool forwards for it. The decoders and the detector are C code
 // (libavcodec, OpenCV); a crash inside them ends the worker, which is restarted alone,
 // while recording in this process goes on untouched.
 type motionPool struct {
 	cams    []configs.Camera
-	streams map[string]string // camera → analysed stream
+	streams map[string]string // camera → analysed stream (main for thumbnails only)
+	// thumbOnly are the cameras without motion detection, forwarded for thumbnails.
+	thumbOnly []string
+	thumbs    func(motion.Thumbnail) // receives thumbnails; must not block
 	hub     *ingest.Hub
 	sinks   map[string]func(motion.Event)
 	observe func(camera string, d time.Duration)
@@ -57,9 +64,11 @@ type workerConn struct {
 	gen int
 }
 
-func newMotionPool(cams []configs.Camera, hub *ingest.Hub, sinks map[string]func(motion.Event),
-	observe func(string, time.Duration), grids func(motion.GridMinute), log *slog.Logger) (*motionPool, error) {
-	p := &motionPool{cams: cams, streams: map[string]string{}, hub: hub, sinks: sinks, observe: observe, grids: grids,
+// newMotionPool prepares motion detection for cams and thumbnails for them and for
+// thumbOnly (cameras without motion detection); thumbs receives the thumbnails.
+func newMotionPool(cams []configs.Camera, thumbOnly []string, hub *ingest.Hub, sinks map[string]func(motion.Event),
+	observe func(string, time.Duration), grids func(motion.GridMinute), thumbs func(motion.Thumbnail), log *slog.Logger) (*motionPool, error) {
+	p := &motionPool{cams: cams, thumbOnly: thumbOnly, thumbs: thumbs, streams: map[string]string{}, hub: hub, sinks: sinks, observe: observe, grids: grids,
 		log: log.With("component", "motion"), base: map[string]motion.Stats{}, current: map[string]motion.Stats{},
 		active: map[string]motion.Event{}, lastAt: map[string]time.Time{}}
 	for _, c := range cams {
@@ -68,6 +77,9 @@ func newMotionPool(cams []configs.Camera, hub *ingest.Hub, sinks map[string]func
 			return nil, err
 		}
 		p.streams[c.ID] = stream
+	}
+	for _, id := range thumbOnly {
+		p.streams[id] = ingest.StreamMain
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -111,7 +123,7 @@ func (p *motionPool) runWorker(ctx context.Context) error {
 		return fmt.Errorf("starting the motion worker: %w", err)
 	}
 	conn := &workerConn{enc: gob.NewEncoder(stdin)}
-	if err := conn.enc.Encode(toWorker{Cameras: p.cams}); err != nil {
+	if err := conn.enc.Encode(toWorker{Cameras: p.cams, Thumbnails: p.thumbOnly}); err != nil {
 		stdin.Close()
 		cmd.Wait()
 		return fmt.Errorf("motion worker: %w", err)
@@ -193,6 +205,8 @@ func (p *motionPool) readWorker(r io.Reader) error {
 			p.observe(m.Analysis.Camera, m.Analysis.Took)
 		case m.Grid != nil && p.grids != nil:
 			p.grids(*m.Grid)
+		case m.Thumb != nil && p.thumbs != nil:
+			p.thumbs(*m.Thumb)
 		}
 	}
 }
@@ -257,6 +271,10 @@ func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream) {
 	sentTo := 0     // the worker generation the header went to
 	needKey := true // a worker that has just got the header can only start at a keyframe
 	gapped := false // units were lost since the last one sent
+	// A camera forwarded only for thumbnails sends one keyframe every ThumbnailEvery:
+	// the worker decodes nothing else of it, so nothing else need cross the pipe.
+	keyframesOnly := slices.Contains(p.thumbOnly, st.Camera)
+	var lastKey time.Time
 	for {
 		u, gap, err := r.Read(ctx)
 		if err != nil {
@@ -282,6 +300,12 @@ func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream) {
 		}
 		if needKey && !u.Key {
 			continue
+		}
+		if keyframesOnly {
+			if !u.Key || (!lastKey.IsZero() && u.Wall.After(lastKey) && u.Wall.Sub(lastKey) < motion.ThumbnailEvery*9/10) {
+				continue
+			}
+			lastKey = u.Wall
 		}
 		w := &wireUnit{Camera: st.Camera, PTS: u.PTS, DTS: u.DTS, Wall: u.Wall, Key: u.Key, Gap: gapped,
 			Discontinuity: u.Discontinuity, Payload: u.Payload, Params: u.Params}

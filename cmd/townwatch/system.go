@@ -43,7 +43,8 @@ type system struct {
 	catalog   *catalog.Catalog
 	sources   []*ingest.Source
 	writers   []*recorder.Writer
-	motion    *motionPool // nil when no camera has motion detection
+	motion    *motionPool // nil when no camera is recorded
+	thumbs    *thumbnailSink
 	retention *recorder.Retention
 	exports   *exports.Manager
 	audit     *access.AuditLog
@@ -171,11 +172,21 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		}
 	}
 
-	if len(analysedCams) > 0 {
+	// Every camera gets scrub-preview thumbnails, made in the motion worker: an analysed
+	// camera's from its analysed frames, any other's from a keyframe every 10 s.
+	var thumbOnly []string
+	for _, c := range cfg.Cameras {
+		if !c.Motion.Enabled {
+			thumbOnly = append(thumbOnly, c.ID)
+		}
+	}
+	sys.thumbs = newThumbnailSink(sys.storage, sys.catalog, sys.openSegment, log)
+	if len(cfg.Cameras) > 0 {
 		observe := func(camera string, d time.Duration) { analysisTime.WithLabelValues(camera).Observe(d.Seconds()) }
-		if sys.motion, err = newMotionPool(analysedCams, sys.hub, sinks, observe, sys.storeGridMinute, log); err != nil {
+		if sys.motion, err = newMotionPool(analysedCams, thumbOnly, sys.hub, sinks, observe, sys.storeGridMinute, sys.thumbs.offer, log); err != nil {
 			return nil, err
 		}
+		sys.extra = append(sys.extra, sys.thumbs.run)
 	}
 	sys.health.writers = sys.writers
 
@@ -261,23 +272,23 @@ func newLive(cfg *configs.Config, hub *ingest.Hub, cams []live.Camera, clients *
 // playback wires the playback API to the catalog, the storage and the writers' open
 // segments. Without ffmpeg, stills are refused and the rest works.
 func (sys *system) playback(cameraIDs []string, log *slog.Logger) *viewer.Playback {
-	writers := make(map[string]*recorder.Writer, len(sys.writers))
-	for _, w := range sys.writers {
-		writers[w.Camera()] = w
-	}
 	frames, err := viewer.NewFrameDecoder("")
 	if err != nil {
 		log.Warn("recorded stills (frame.jpg) are unavailable; install ffmpeg", "err", err)
 		frames = nil
 	}
 	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Cameras: cameraIDs, Frames: frames, Log: log,
-		OpenFile: sys.storage.Open,
-		OpenSegment: func(camera string) (recorder.OpenSegment, bool) {
-			if w := writers[camera]; w != nil {
-				return w.OpenSegment()
-			}
-			return recorder.OpenSegment{}, false
-		}}
+		OpenFile: sys.storage.Open, OpenSegment: sys.openSegment, Thumbnails: sys.storage.Thumbnails}
+}
+
+// openSegment is the segment camera's recorder is writing, if any.
+func (sys *system) openSegment(camera string) (recorder.OpenSegment, bool) {
+	for _, w := range sys.writers {
+		if w.Camera() == camera {
+			return w.OpenSegment()
+		}
+	}
+	return recorder.OpenSegment{}, false
 }
 
 // storeGridMinute keeps a camera-minute of the motion search grid. A failed write loses
