@@ -18,6 +18,19 @@ import (
 // seconds. Beyond it thumbnails are dropped (counted), never waited for.
 const thumbnailQueue = 64
 
+// placementDelay is how long a thumbnail waits before its segment is looked up. Keyframes
+// start segments, and a thumbnail is often of the very keyframe that starts the next one:
+// looked up at once, it would race the recorder opening that segment and land in the
+// previous one, or nowhere. The recorder opens a segment as the keyframe arrives, so a
+// second is ample.
+const placementDelay = time.Second
+
+// queuedThumbnail is a thumbnail and when it arrived.
+type queuedThumbnail struct {
+	motion.Thumbnail
+	arrived time.Time
+}
+
 // thumbnailSink stores the scrub-preview thumbnails the motion worker makes beside the
 // segment recording their moment. It runs on its own goroutine behind a queue: the
 // worker's reader (which also delivers motion events) never waits for a disk, and
@@ -29,20 +42,20 @@ type thumbnailSink struct {
 	open func(camera string) (recorder.OpenSegment, bool)
 	log  *slog.Logger
 
-	queue            chan motion.Thumbnail
+	queue            chan queuedThumbnail
 	stored, dropped  atomic.Uint64
 	unplaced, failed atomic.Uint64
 }
 
 func newThumbnailSink(st *recorder.Storage, cat *catalog.Catalog, open func(string) (recorder.OpenSegment, bool), log *slog.Logger) *thumbnailSink {
 	return &thumbnailSink{storage: st, catalog: cat, open: open, log: log.With("component", "thumbnails"),
-		queue: make(chan motion.Thumbnail, thumbnailQueue)}
+		queue: make(chan queuedThumbnail, thumbnailQueue)}
 }
 
 // offer queues a thumbnail, or drops it when the queue is full. It never blocks.
 func (s *thumbnailSink) offer(th motion.Thumbnail) {
 	select {
-	case s.queue <- th:
+	case s.queue <- queuedThumbnail{th, time.Now()}:
 	default:
 		s.dropped.Add(1)
 	}
@@ -55,7 +68,12 @@ func (s *thumbnailSink) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case th := <-s.queue:
-			s.store(th)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Until(th.arrived.Add(placementDelay))):
+			}
+			s.store(th.Thumbnail)
 		}
 	}
 }
