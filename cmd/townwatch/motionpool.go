@@ -39,11 +39,11 @@ type motionPool struct {
 	// thumbOnly are the cameras without motion detection, forwarded for thumbnails.
 	thumbOnly []string
 	thumbs    func(motion.Thumbnail) // receives thumbnails; must not block
-	hub     *ingest.Hub
-	sinks   map[string]func(motion.Event)
-	observe func(camera string, d time.Duration)
-	grids   func(motion.GridMinute) // stores the search grid
-	log     *slog.Logger
+	hub       *ingest.Hub
+	sinks     map[string]func(motion.Event)
+	observe   func(camera string, d time.Duration)
+	grids     func(motion.GridMinute) // stores the search grid
+	log       *slog.Logger
 	// command starts the worker; tests replace it.
 	command func(ctx context.Context) *exec.Cmd
 

@@ -21,8 +21,8 @@ type toWorker struct {
 	// Thumbnails (first message too) are the cameras without motion detection whose
 	// main-stream keyframes come only to be made into thumbnails.
 	Thumbnails []string
-	Stream  *wireStream      // a camera's stream (re)started: the previous one ended
-	Unit    *wireUnit
+	Stream     *wireStream // a camera's stream (re)started: the previous one ended
+	Unit       *wireUnit
 }
 
 type wireStream struct {
