@@ -202,3 +202,19 @@ func BenchmarkScrubPreview(b *testing.B) {
 	b.ReportMetric(ms[len(ms)*95/100], "p95_ms")
 	b.ReportMetric(ms[len(ms)/2], "p50_ms")
 }
+
+// BenchmarkThumbsAPI is what the player asks for when an hour comes on screen: the index
+// of one camera's hour (60 segments, 360 thumbnails) and one segment's sprite (6 tiles
+// composed into one JPEG), in process.
+func BenchmarkThumbsAPI(b *testing.B) {
+	from := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
+	rig := newPlaybackRig(b, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: time.Hour})
+	addThumbnails(b, rig.arch, "namesti", 10*time.Second)
+	h := playbackAPI(b, rig)
+	b.Run("index-1h", func(b *testing.B) {
+		benchGET(b, h, "/api/cameras/namesti/thumbs?from="+from.Format(time.RFC3339)+"&to="+from.Add(time.Hour).Format(time.RFC3339))
+	})
+	b.Run("sprite-6-tiles", func(b *testing.B) {
+		benchGET(b, h, fmt.Sprintf("/api/segments/%d/thumbs.jpg", rig.arch.segs["namesti"][0].ID))
+	})
+}
