@@ -113,6 +113,24 @@ func (p *page) scrubMove(box timelineBox, f float64, dragging bool) float64 {
 const timelineBoxJS = `(() => { const r = document.getElementById("timeline").getBoundingClientRect();
 	const v = window.townwatch.viewRange(); return {x: r.left, y: r.top, width: r.width, start: v.start, span: v.span}; })()`
 
+// openScrubbing serves an hour of one camera (namesti, 60 s segments from 14:00 Prague)
+// with a thumbnail every 10 s, opens the player on it as an officer with the timeline
+// showing that hour, and waits until the page holds the hour's previews. It returns the
+// page, the thumbnails' times and where the timeline is.
+func openScrubbing(tb testing.TB) (*page, []time.Time, timelineBox) {
+	tb.Helper()
+	from := time.Date(2026, 11, 23, 14, 0, 0, 0, pragueZone(tb))
+	rig := newPlaybackRig(tb, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: time.Hour})
+	times := addThumbnails(tb, rig.arch, "namesti", 10*time.Second)
+	p := rig.openPlayer(tb, "camera=namesti&t="+from.Add(30*time.Minute).UTC().Format(time.RFC3339))
+	p.startPlayback("kontrola průjezdu")
+	eval[bool](p, `(window.townwatch.pause(), window.townwatch.view(`+fmt.Sprint(from.UnixMilli())+`, 3600e3), true)`)
+	waitJS[previewState](p, "the hour's previews loaded", 30*time.Second, `window.townwatch.preview()`, func(s previewState) bool {
+		return s.Range != nil && s.Range.From <= float64(from.UnixMilli()) && s.Range.To >= float64(from.Add(time.Hour).UnixMilli())
+	})
+	return p, times, eval[timelineBox](p, timelineBoxJS)
+}
+
 // cssOffset is how the browser writes a background offset of -px.
 func cssOffset(px int) string {
 	if px == 0 {
@@ -126,16 +144,7 @@ func cssOffset(px int) string {
 // sprite), without a request per move.
 func TestScrubPreviewInChromium(t *testing.T) {
 	zone := pragueZone(t)
-	from := time.Date(2026, 11, 23, 14, 0, 0, 0, zone)
-	rig := newPlaybackRig(t, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: time.Hour})
-	times := addThumbnails(t, rig.arch, "namesti", 10*time.Second)
-	p := rig.openPlayer(t, "camera=namesti&t="+from.Add(30*time.Minute).UTC().Format(time.RFC3339))
-	p.startPlayback("kontrola průjezdu")
-	eval[bool](p, `(window.townwatch.pause(), window.townwatch.view(`+fmt.Sprint(from.UnixMilli())+`, 3600e3), true)`)
-	waitJS[previewState](p, "the hour's previews loaded", 20*time.Second, `window.townwatch.preview()`, func(s previewState) bool {
-		return s.Range != nil && s.Range.From <= float64(from.UnixMilli()) && s.Range.To >= float64(from.Add(time.Hour).UnixMilli())
-	})
-	box := eval[timelineBox](p, timelineBoxJS)
+	p, times, box := openScrubbing(t)
 	requests := eval[int](p, `performance.getEntriesByType("resource").length`)
 	rnd := rand.New(rand.NewPCG(3, 4))
 	for i := range 40 {
@@ -168,15 +177,7 @@ func TestScrubPreviewInChromium(t *testing.T) {
 // 60 s segment, loaded ahead) with real mouse events and reports the share of pointer
 // moves whose matching thumbnail was on screen within 100 ms of the event, and the p95.
 func BenchmarkScrubPreview(b *testing.B) {
-	zone := pragueZone(b)
-	from := time.Date(2026, 11, 23, 14, 0, 0, 0, zone)
-	rig := newPlaybackRig(b, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: time.Hour})
-	times := addThumbnails(b, rig.arch, "namesti", 10*time.Second)
-	p := rig.openPlayer(b, "camera=namesti&t="+from.Add(30*time.Minute).UTC().Format(time.RFC3339))
-	p.startPlayback("měření náhledů")
-	eval[bool](p, `(window.townwatch.pause(), window.townwatch.view(`+fmt.Sprint(from.UnixMilli())+`, 3600e3), true)`)
-	waitJS[previewState](p, "the hour's previews loaded", 30*time.Second, `window.townwatch.preview()`, func(s previewState) bool { return s.Range != nil })
-	box := eval[timelineBox](p, timelineBoxJS)
+	p, times, box := openScrubbing(b)
 	rnd := rand.New(rand.NewPCG(5, 6))
 	var ok, total int
 	var ms []float64

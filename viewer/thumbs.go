@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"image"
 	"image/draw"
@@ -59,18 +58,8 @@ type thumbsJSON struct {
 // handleThumbs answers GET /api/cameras/{id}/thumbs?from=&to=: per main-stream segment
 // overlapping the range that has thumbnails, their capture times and the sprite's URL.
 func (pb *Playback) handleThumbs(w http.ResponseWriter, r *http.Request) {
-	camera := r.PathValue("id")
-	from, to, problem := timeRangeParams(r.URL.Query(), maxThumbsRange)
-	if problem != "" {
-		writeError(w, http.StatusBadRequest, problem)
-		return
-	}
-	if !pb.playbackAllowed(w, r, camera) {
-		return
-	}
-	segs, err := pb.Store.Segments(r.Context(), camera, from, to)
-	if err != nil {
-		pb.fail(w, "thumbnails", err)
+	camera, from, to, segs, ok := pb.cameraRange(w, r, maxThumbsRange, "thumbnails")
+	if !ok {
 		return
 	}
 	out := thumbsJSON{Camera: camera, From: from, To: to, Segments: []thumbsSegmentJSON{}}
@@ -116,19 +105,11 @@ func (pb *Playback) thumbnails(s catalog.Segment) []recorder.Thumbnail {
 // segment's 6 to 30 tiles take a few milliseconds) and revalidated by an ETag over the
 // tiles, so a browser that has it gets 304 until a tile is added.
 func (pb *Playback) handleSprite(w http.ResponseWriter, r *http.Request) {
-	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64) // the guard resolved it
-	seg, err := pb.Store.Segment(r.Context(), id)
-	if errors.Is(err, catalog.ErrNotFound) {
-		pb.gone(w, r, id)
+	seg, ok := pb.pathSegment(w, r)
+	if !ok {
 		return
 	}
-	if err != nil {
-		pb.fail(w, "segment", err)
-		return
-	}
-	if !pb.playbackAllowed(w, r, seg.Camera) {
-		return
-	}
+	id := seg.ID
 	thumbs := pb.thumbnails(seg)
 	if len(thumbs) == 0 {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("segment %d has no thumbnails", id))

@@ -212,6 +212,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		Help: "Requests refused, or live-view ends left unrecorded, because the access log could not be written.",
 	}, func() float64 { return float64(sys.http.AuditFailures()) }))
 	reg.MustRegister(clientConnectionMetrics(clients)...)
+	reg.MustRegister(sys.thumbs.metrics()...)
 	reg.MustRegister(sys.health.metrics()...)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 	events := &viewer.Events{Store: sys.catalog, Cameras: cameraIDs, Log: log,

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/townwatch/townwatch/motion"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
@@ -116,4 +118,18 @@ func (s *thumbnailSink) segmentAt(camera string, at time.Time) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// metrics exposes the sink's counters: thumbnails stored, dropped on a full queue, with no
+// segment to go to, and failed writes.
+func (s *thumbnailSink) metrics() []prometheus.Collector {
+	var out []prometheus.Collector
+	for outcome, c := range map[string]*atomic.Uint64{"stored": &s.stored, "dropped": &s.dropped, "unplaced": &s.unplaced, "failed": &s.failed} {
+		out = append(out, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "townwatch_thumbnails_total",
+			Help:        "Scrub-preview thumbnails by outcome: stored, dropped (queue full), unplaced (no segment records their moment), failed (write error).",
+			ConstLabels: prometheus.Labels{"outcome": outcome},
+		}, func() float64 { return float64(c.Load()) }))
+	}
+	return out
 }
