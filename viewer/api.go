@@ -76,6 +76,8 @@ GET  /api/timeline?cameras=&from=&to=&bucket=   recorded spans, gaps, motion, ev
 GET  /api/cameras/{id}/playlist?from=&to=       segments with codecs, init and fragment byte ranges
 GET  /api/segments/{id}/media          a segment file (Range, ETag); 410 with its deletion
 GET  /api/cameras/{id}/frame.jpg?t=    the frame shown at t, full resolution
+GET  /api/cameras/{id}/thumbs?from=&to=  scrub previews: per segment, capture times and sprite URL
+GET  /api/segments/{id}/thumbs.jpg     a segment's thumbnails as one JPEG sprite
 GET  /api/search/motion?cameras=&from=&to=&cells=x.y,x0.y0-x1.y1&min=   when something moved there
 POST /api/cases, GET /api/cases, GET /api/cases/{case}          case files (č.j.)
 POST /api/bookmarks, GET /api/bookmarks?camera=&case=, DELETE /api/bookmarks/{id}

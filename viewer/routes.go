@@ -117,6 +117,8 @@ func (s *Server) table() []route {
 			// Footage of a camera that left the configuration stays playable to those who
 			// may see it: the segment's camera is checked, not the configuration.
 			route{pattern: "GET /api/segments/{id}/media", action: access.ActionPlayback, camera: byID("segment", pb.segmentCamera), handler: pb.handleMedia},
+			route{pattern: "GET /api/cameras/{id}/thumbs", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: pb.handleThumbs},
+			route{pattern: "GET /api/segments/{id}/thumbs.jpg", action: access.ActionPlayback, camera: byID("segment", pb.segmentCamera), handler: pb.handleSprite},
 		)
 	}
 	if ex := s.opt.Exports; ex != nil {

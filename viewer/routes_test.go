@@ -350,14 +350,14 @@ func eventOf(camera string) string {
 }
 
 // targetOf is what a route's {id} is for camera: an event of it for the snapshot route,
-// a segment of it for the media route, the camera itself otherwise.
+// a segment of it for the segment routes, the camera itself otherwise.
 func targetOf(rt route, camera string) string {
 	switch {
 	case camera == "no-such-camera":
 		return unknownTarget(rt)
 	case rt.pattern == "GET /api/events/{id}/snapshot.jpg":
 		return eventOf(camera)
-	case rt.pattern == "GET /api/segments/{id}/media":
+	case strings.HasPrefix(rt.pattern, "GET /api/segments/{id}/"): // media and thumbs.jpg
 		if camera == "most" {
 			return segmentMost
 		}
@@ -373,7 +373,7 @@ func targetOf(rt route, camera string) string {
 
 // unknownTarget is an {id} that names nothing.
 func unknownTarget(rt route) string {
-	if rt.pattern == "GET /api/segments/{id}/media" || strings.Contains(rt.pattern, "/api/exports/{id}") || rt.pattern == "DELETE /api/bookmarks/{id}" {
+	if strings.HasPrefix(rt.pattern, "GET /api/segments/{id}/") || strings.Contains(rt.pattern, "/api/exports/{id}") || rt.pattern == "DELETE /api/bookmarks/{id}" {
 		return "999999"
 	}
 	return "no-such-camera"

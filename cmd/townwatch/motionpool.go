@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,23 +28,28 @@ const motionReaderQueue = 48
 
 // motionPool runs motion detection in a child process (townwatch motion-worker) and
 // stands in for it in this one: it forwards each analysed camera's video, hands events to
-// the cameras' sinks and keeps the counters. The decoders and the detector are C code
+// the cameras' sinks and keeps the counters. The worker also makes every camera's
+// scrub-preview thumbnails: an analysed camera's from the frames it analyses, a camera
+// without motion detection's from one main-stream keyframe every motion.ThumbnailEvery,
+// the only units the pool forwards for it. The decoders and the detector are C code
 // (libavcodec, OpenCV); a crash inside them ends the worker, which is restarted alone,
 // while recording in this process goes on untouched.
 //
-// The analysed cameras change with a reload (setCameras): the worker is then restarted
-// with the new list, which costs a moment of analysis and never a frame of footage.
+// The cameras change with a reload (setCameras): the worker is then restarted with the
+// new lists, which costs a moment of analysis and never a frame of footage.
 type motionPool struct {
 	hub     *ingest.Hub
 	observe func(camera string, d time.Duration)
 	grids   func(motion.GridMinute) // stores the search grid
+	thumbs  func(motion.Thumbnail)  // receives thumbnails; must not block
 	log     *slog.Logger
 	// command starts the worker; tests replace it.
 	command func(ctx context.Context) *exec.Cmd
 
 	mu      sync.Mutex
 	cams    []configs.Camera              // the analysed cameras
-	streams map[string]string             // camera → analysed stream
+	thumbed []string                      // the cameras forwarded for thumbnails only
+	streams map[string]string             // camera → analysed stream (main for thumbnails only)
 	sinks   map[string]func(motion.Event) // camera → where its events go
 	changed chan struct{}                 // closed (and replaced) when the cameras change
 	conn    *workerConn                   // the running worker, nil between workers
@@ -62,10 +68,11 @@ type workerConn struct {
 	gen int
 }
 
-// newMotionPool makes a pool that analyses no camera yet (see setCameras).
-func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids func(motion.GridMinute), log *slog.Logger) (*motionPool, error) {
+// newMotionPool makes a pool that analyses no camera yet (see setCameras); thumbs
+// receives the thumbnails.
+func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids func(motion.GridMinute), thumbs func(motion.Thumbnail), log *slog.Logger) (*motionPool, error) {
 	p := &motionPool{streams: map[string]string{}, sinks: map[string]func(motion.Event){}, changed: make(chan struct{}),
-		hub: hub, observe: observe, grids: grids,
+		hub: hub, observe: observe, grids: grids, thumbs: thumbs,
 		log: log.With("component", "motion"), base: map[string]motion.Stats{}, current: map[string]motion.Stats{},
 		active: map[string]motion.Event{}, lastAt: map[string]time.Time{}}
 	self, err := os.Executable()
@@ -76,17 +83,21 @@ func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids f
 	return p, nil
 }
 
-// setCameras makes cams the analysed cameras, their events going to sinks (by camera id).
-// When the list differs from the running one, the worker is restarted with it and every
-// forwarder looks up its camera again.
-func (p *motionPool) setCameras(cams []configs.Camera, sinks map[string]func(motion.Event)) error {
-	streams := make(map[string]string, len(cams))
+// setCameras makes cams the analysed cameras, their events going to sinks (by camera id),
+// and thumbed the cameras without motion detection that get thumbnails from keyframes.
+// When the lists differ from the running ones, the worker is restarted with them and
+// every forwarder looks up its camera again.
+func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks map[string]func(motion.Event)) error {
+	streams := make(map[string]string, len(cams)+len(thumbed))
 	for _, c := range cams {
 		stream, err := motion.AnalysedStream(c)
 		if err != nil {
 			return err
 		}
 		streams[c.ID] = stream
+	}
+	for _, id := range thumbed {
+		streams[id] = ingest.StreamMain
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -98,8 +109,8 @@ func (p *motionPool) setCameras(cams []configs.Camera, sinks map[string]func(mot
 			sinks[cam] = p.sinks[cam]
 		}
 	}
-	same := reflect.DeepEqual(p.cams, cams)
-	p.cams, p.streams, p.sinks = cams, streams, sinks
+	same := reflect.DeepEqual(p.cams, cams) && slices.Equal(p.thumbed, thumbed)
+	p.cams, p.thumbed, p.streams, p.sinks = cams, thumbed, streams, sinks
 	if !same {
 		close(p.changed)
 		p.changed = make(chan struct{})
@@ -107,11 +118,12 @@ func (p *motionPool) setCameras(cams []configs.Camera, sinks map[string]func(mot
 	return nil
 }
 
-// analysed is the analysed cameras and the channel that is closed when they change.
-func (p *motionPool) analysed() ([]configs.Camera, <-chan struct{}) {
+// analysed is the analysed cameras, the cameras with keyframe thumbnails only, and the
+// channel that is closed when they change.
+func (p *motionPool) analysed() ([]configs.Camera, []string, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cams, p.changed
+	return p.cams, p.thumbed, p.changed
 }
 
 // Stats returns a camera's motion counters over every worker since start.
@@ -134,13 +146,13 @@ func (p *motionPool) workerPID() int {
 // errCamerasChanged ends a worker whose camera list is out of date.
 var errCamerasChanged = errors.New("the analysed cameras changed")
 
-// runWorker runs a worker for the analysed cameras, a new one whenever they change, and
-// none while there are none. It returns why a worker ended (nil after ctx); the caller (a
+// runWorker runs a worker for the cameras, a new one whenever they change, and none while
+// there are none. It returns why a worker ended (nil after ctx); the caller (a
 // supervisor) restarts it.
 func (p *motionPool) runWorker(ctx context.Context) error {
 	for {
-		cams, changed := p.analysed()
-		if len(cams) == 0 {
+		cams, thumbed, changed := p.analysed()
+		if len(cams) == 0 && len(thumbed) == 0 {
 			select {
 			case <-ctx.Done():
 				return nil
@@ -148,15 +160,15 @@ func (p *motionPool) runWorker(ctx context.Context) error {
 				continue
 			}
 		}
-		if err := p.serveWorker(ctx, cams, changed); !errors.Is(err, errCamerasChanged) {
+		if err := p.serveWorker(ctx, toWorker{Cameras: cams, Thumbnails: thumbed}, changed); !errors.Is(err, errCamerasChanged) {
 			return err
 		}
 	}
 }
 
-// serveWorker starts one worker for cams and serves it until it exits, ctx ends (nil) or
-// changed is closed (errCamerasChanged).
-func (p *motionPool) serveWorker(ctx context.Context, cams []configs.Camera, changed <-chan struct{}) error {
+// serveWorker starts one worker for the cameras of first (its first message) and serves
+// it until it exits, ctx ends (nil) or changed is closed (errCamerasChanged).
+func (p *motionPool) serveWorker(ctx context.Context, first toWorker, changed <-chan struct{}) error {
 	cmd := p.command(context.WithoutCancel(ctx)) // stopped by closing its stdin, not killed
 	cmd.Stderr = &workerLog{log: p.log}
 	stdin, err := cmd.StdinPipe()
@@ -171,7 +183,7 @@ func (p *motionPool) serveWorker(ctx context.Context, cams []configs.Camera, cha
 		return fmt.Errorf("starting the motion worker: %w", err)
 	}
 	conn := &workerConn{enc: gob.NewEncoder(stdin)}
-	if err := conn.enc.Encode(toWorker{Cameras: cams}); err != nil {
+	if err := conn.enc.Encode(first); err != nil {
 		stdin.Close()
 		cmd.Wait()
 		return fmt.Errorf("motion worker: %w", err)
@@ -268,6 +280,8 @@ func (p *motionPool) readWorker(r io.Reader) error {
 			p.observe(m.Analysis.Camera, m.Analysis.Took)
 		case m.Grid != nil && p.grids != nil:
 			p.grids(*m.Grid)
+		case m.Thumb != nil && p.thumbs != nil:
+			p.thumbs(*m.Thumb)
 		}
 	}
 }
@@ -364,6 +378,13 @@ func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream) {
 	sentTo := 0     // the worker generation the header went to
 	needKey := true // a worker that has just got the header can only start at a keyframe
 	gapped := false // units were lost since the last one sent
+	// A camera forwarded only for thumbnails sends one keyframe every ThumbnailEvery:
+	// the worker decodes nothing else of it, so nothing else need cross the pipe. (A
+	// change of the lists ends this forwarding, so the answer holds while it runs.)
+	p.mu.Lock()
+	keyframesOnly := slices.Contains(p.thumbed, st.Camera)
+	p.mu.Unlock()
+	var lastKey time.Time
 	for {
 		u, gap, err := r.Read(ctx)
 		if err != nil {
@@ -389,6 +410,12 @@ func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream) {
 		}
 		if needKey && !u.Key {
 			continue
+		}
+		if keyframesOnly {
+			if !u.Key || (!lastKey.IsZero() && u.Wall.After(lastKey) && u.Wall.Sub(lastKey) < motion.ThumbnailEvery*9/10) {
+				continue
+			}
+			lastKey = u.Wall
 		}
 		w := &wireUnit{Camera: st.Camera, PTS: u.PTS, DTS: u.DTS, Wall: u.Wall, Key: u.Key, Gap: gapped,
 			Discontinuity: u.Discontinuity, Payload: u.Payload, Params: u.Params}

@@ -299,17 +299,21 @@ func (sys *system) applyCameras(running context.Context, next *configs.Config) (
 	return att, errors.Join(errs...)
 }
 
-// motionCameras are the running cameras with motion detection and their event sinks.
-func (sys *system) motionCameras() ([]configs.Camera, map[string]func(motion.Event)) {
+// motionCameras are the running cameras with motion detection and their event sinks,
+// and the others, whose scrub-preview thumbnails the worker makes from keyframes.
+func (sys *system) motionCameras() ([]configs.Camera, []string, map[string]func(motion.Event)) {
 	var cams []configs.Camera
+	var thumbed []string
 	sinks := map[string]func(motion.Event){}
 	for _, u := range sys.cams.units() {
 		if c := u.config(); c.Motion.Enabled {
 			cams = append(cams, c)
 			sinks[c.ID] = sys.eventSink(c, u.writer).onEvent
+		} else {
+			thumbed = append(thumbed, c.ID)
 		}
 	}
-	return cams, sinks
+	return cams, thumbed, sinks
 }
 
 // startUnit starts u under running; before system.run (running nil) run starts it.

@@ -41,7 +41,8 @@ type system struct {
 	storage   *recorder.Storage
 	catalog   *catalog.Catalog
 	cams      cameraRegistry // the running cameras, one unit each
-	motion    *motionPool    // runs a worker process only while some camera is analysed
+	motion    *motionPool    // runs a worker process only while some camera is analysed or thumbnailed
+	thumbs    *thumbnailSink
 	retention *recorder.Retention
 	exports   *exports.Manager
 	audit     *access.AuditLog
@@ -125,9 +126,13 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 12),
 	}, []string{"camera"})
 	observe := func(camera string, d time.Duration) { sys.analysisTime.WithLabelValues(camera).Observe(d.Seconds()) }
-	if sys.motion, err = newMotionPool(sys.hub, observe, sys.storeGridMinute, log); err != nil {
+	// Every camera gets scrub-preview thumbnails, made in the motion worker: an analysed
+	// camera's from its analysed frames, any other's from a keyframe every 10 s.
+	sys.thumbs = newThumbnailSink(sys.storage, sys.catalog, sys.openSegment, log)
+	if sys.motion, err = newMotionPool(sys.hub, observe, sys.storeGridMinute, sys.thumbs.offer, log); err != nil {
 		return nil, err
 	}
+	sys.extra = append(sys.extra, sys.thumbs.run)
 
 	units := make([]*cameraUnit, 0, len(cfg.Cameras))
 	liveCams := make([]live.Camera, 0, len(cfg.Cameras))
@@ -169,6 +174,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		Help: "Requests refused, or live-view ends left unrecorded, because the access log could not be written.",
 	}, func() float64 { return float64(sys.http.AuditFailures()) }))
 	reg.MustRegister(clientConnectionMetrics(clients)...)
+	reg.MustRegister(sys.thumbs.metrics()...)
 	reg.MustRegister(sys.health.metrics()...)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 	events := &viewer.Events{Store: sys.catalog, Log: log,
@@ -233,13 +239,15 @@ func (sys *system) playback(log *slog.Logger) *viewer.Playback {
 		frames = nil
 	}
 	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Frames: frames, Log: log,
-		OpenFile: sys.storage.Open,
-		OpenSegment: func(camera string) (recorder.OpenSegment, bool) {
-			if u := sys.cams.unit(camera); u != nil {
-				return u.writer.OpenSegment()
-			}
-			return recorder.OpenSegment{}, false
-		}}
+		OpenFile: sys.storage.Open, OpenSegment: sys.openSegment, Thumbnails: sys.storage.Thumbnails}
+}
+
+// openSegment is the segment camera's recorder is writing, if any.
+func (sys *system) openSegment(camera string) (recorder.OpenSegment, bool) {
+	if u := sys.cams.unit(camera); u != nil {
+		return u.writer.OpenSegment()
+	}
+	return recorder.OpenSegment{}, false
 }
 
 // storeGridMinute keeps a camera-minute of the motion search grid. A failed write loses
