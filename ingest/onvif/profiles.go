@@ -130,15 +130,15 @@ func (c *Client) streamURI(ctx context.Context, mediaAddr, username, password st
 	}
 	u, err := url.Parse(strings.TrimSpace(string(resp.MediaUri.Uri)))
 	if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") {
-		return "", fmt.Errorf("GetStreamUri: not an RTSP URI: %q", configsSafe(string(resp.MediaUri.Uri)))
+		return "", fmt.Errorf("GetStreamUri: not an RTSP URI: %q", safeURL(string(resp.MediaUri.Uri)))
 	}
 	u.User = nil // some cameras put the credentials in; the configuration keeps them apart
 	return u.String(), nil
 }
 
-// configsSafe cuts a camera-sent string for an error message: it may be long or hold
+// safeURL cuts a camera-sent string for an error message: it may be long or hold
 // credentials, so only its scheme and host are shown.
-func configsSafe(raw string) string {
+func safeURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "<unparsable>"
@@ -186,7 +186,7 @@ func (c *Client) call(ctx context.Context, endpoint, username, password string, 
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(msg.String()))
 	if err != nil {
-		return fmt.Errorf("bad address %s", configsSafe(endpoint))
+		return fmt.Errorf("bad address %s", safeURL(endpoint))
 	}
 	hreq.Header.Set("Content-Type", "application/soap+xml; charset=utf-8")
 	hc := c.HTTP
