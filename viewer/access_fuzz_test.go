@@ -97,7 +97,7 @@ func FuzzLoginBody(f *testing.F) {
 		http.StatusUnauthorized: postLogin(h, "nikdo", "wrong-password-1", fuzzAddr()).Body.String(),
 		http.StatusOK:           postLogin(h, user, testPassword, fuzzAddr()).Body.String(),
 	}
-	if !strings.Contains(ref[http.StatusOK], `"name": "velitel"`) || !strings.Contains(ref[http.StatusUnauthorized], "wrong user name or password") {
+	if !strings.Contains(ref[http.StatusOK], `"name":"velitel"`) || !strings.Contains(ref[http.StatusUnauthorized], "wrong user name or password") {
 		f.Fatalf("reference answers: %v", ref)
 	}
 

@@ -115,7 +115,7 @@ func TestCamerasListsEveryCameraWithItsStatus(t *testing.T) {
 
 func TestCameraByIDAndUnknownCamera(t *testing.T) {
 	h := testServer(t).Handler()
-	if code, body := get(t, h, "/api/cameras/stribro-most"); code != http.StatusOK || !strings.Contains(body, `"state": "failed"`) {
+	if code, body := get(t, h, "/api/cameras/stribro-most"); code != http.StatusOK || !strings.Contains(body, `"state":"failed"`) {
 		t.Fatalf("GET known camera: %d %s", code, body)
 	}
 	code, body := get(t, h, "/api/cameras/nope%3Cscript%3E")

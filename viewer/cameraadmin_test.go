@@ -115,7 +115,7 @@ func TestCameraProbeAPI(t *testing.T) {
 	}
 
 	code, body, _ = post(rig.h, "/api/cameras/probe", map[string]string{"url": url, "username": "spravce", "password": "x" + cameraCanary})
-	if code != http.StatusOK || !strings.Contains(body, `"failure": "auth"`) || !strings.Contains(body, `"ok": false`) {
+	if code != http.StatusOK || !strings.Contains(body, `"failure":"auth"`) || !strings.Contains(body, `"ok":false`) {
 		t.Errorf("wrong password: %d %s", code, body)
 	}
 	code, body, _ = post(rig.h, "/api/cameras/probe", map[string]string{"url": "ftp://cam/", "password": cameraCanary})
@@ -150,7 +150,7 @@ func TestCameraProbeRateLimit(t *testing.T) {
 	closed := "rtsp://" + ln.Addr().String() + "/x"
 	ln.Close()
 	for i := range 5 {
-		if code, body, _ := post(rig.h, "/api/cameras/probe", map[string]string{"url": closed}); code != http.StatusOK || !strings.Contains(body, `"failure": "unreachable"`) {
+		if code, body, _ := post(rig.h, "/api/cameras/probe", map[string]string{"url": closed}); code != http.StatusOK || !strings.Contains(body, `"failure":"unreachable"`) {
 			t.Fatalf("probe %d: %d %s", i+1, code, body)
 		}
 	}
@@ -246,7 +246,7 @@ func TestONVIFDiscoveryAPI(t *testing.T) {
 		t.Errorf("the password (which the camera put in a stream URI) is in the answer: %s", body)
 	}
 	code, body, _ = post(fresh.h, "/api/onvif/profiles", map[string]string{"xaddr": onvifCam.XAddr(), "username": "spravce", "password": "wrong"})
-	if code != http.StatusOK || !strings.Contains(body, `"failure": "auth"`) {
+	if code != http.StatusOK || !strings.Contains(body, `"failure":"auth"`) {
 		t.Errorf("profiles with a wrong password: %d %s", code, body)
 	}
 	if rows := fresh.fx.auditRows(t, access.AuditONVIFDiscover); len(rows) != 1 || !strings.Contains(string(rows[0].Details), `"new":1`) {

@@ -84,11 +84,12 @@ func nearestThumb(times []time.Time, w float64) float64 {
 }
 
 type previewState struct {
-	Shown    bool
-	Camera   string
-	Thumb    float64
-	Position string
-	Range    *struct{ From, To float64 }
+	Shown   bool
+	Camera  string
+	Thumb   float64
+	Tile    string // "column row" of the sprite tile drawn on the preview canvas
+	Painted bool   // the canvas holds a picture
+	Range   *struct{ From, To float64 }
 }
 
 // timelineBox is the canvas's place on the page (CSS px) and the view it shows.
@@ -131,14 +132,6 @@ func openScrubbing(tb testing.TB) (*page, []time.Time, timelineBox) {
 	return p, times, eval[timelineBox](p, timelineBoxJS)
 }
 
-// cssOffset is how the browser writes a background offset of -px.
-func cssOffset(px int) string {
-	if px == 0 {
-		return "0px"
-	}
-	return fmt.Sprintf("-%dpx", px)
-}
-
 // An officer hovers over and drags along the timeline of an hour: the preview shows the
 // thumbnail of the moment under the pointer (the right tile of the right segment's
 // sprite), without a request per move.
@@ -157,9 +150,9 @@ func TestScrubPreviewInChromium(t *testing.T) {
 		got := waitJS[previewState](p, "the preview", 2*time.Second, `window.townwatch.preview()`, func(s previewState) bool { return s.Shown && s.Thumb == want })
 		k := slices.IndexFunc(times, func(t time.Time) bool { return float64(t.UnixMilli()) == want })
 		// Tile k%6 of its minute's segment: column k%6 (a segment's 6 tiles fit one row).
-		if pos := cssOffset(k%6*240) + " 0px"; got.Position != pos || got.Camera != "namesti" {
-			t.Errorf("pointer at %s: preview of %q at %s, %q; want the tile at %s", time.UnixMilli(int64(w)).In(zone).Format("15:04:05"),
-				got.Camera, time.UnixMilli(int64(got.Thumb)).In(zone).Format("15:04:05"), got.Position, pos)
+		if tile := fmt.Sprintf("%d 0", k%6); got.Tile != tile || !got.Painted || got.Camera != "namesti" {
+			t.Errorf("pointer at %s: preview of %q at %s, tile %q (painted %v); want tile %q", time.UnixMilli(int64(w)).In(zone).Format("15:04:05"),
+				got.Camera, time.UnixMilli(int64(got.Thumb)).In(zone).Format("15:04:05"), got.Tile, got.Painted, tile)
 		}
 	}
 	p.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, box.X+box.Width/2, box.Y+31, chromedp.ButtonLeft))

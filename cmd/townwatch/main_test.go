@@ -289,7 +289,7 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 	if page := httpGet(t, supervisor, base); !strings.Contains(page, "<title>") || !strings.Contains(page, "static/app.js") {
 		t.Errorf("/ does not serve the live wall:\n%.300s", page)
 	}
-	if h := httpGet(t, anonymous, base+"healthz"); !strings.Contains(h, `"status": "ok"`) {
+	if h := httpGet(t, anonymous, base+"healthz"); !strings.Contains(h, `"status":"ok"`) {
 		t.Errorf("/healthz = %s", h)
 	}
 

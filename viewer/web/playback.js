@@ -346,7 +346,7 @@ for (const button of document.querySelectorAll("[data-lang]")) {
 //   view(start, span)  shows that part of the timeline; viewRange() → {start, span};
 //             kindAt(id, ms) what it shows there
 //   previews  measured scrub previews {w, thumb (its capture time), ms (pointer event →
-//             picture on screen)}; preview() → {shown, camera, thumb, position, range}
+//             picture on screen)}; preview() → {shown, camera, thumb, tile, painted, range}
 window.townwatch = {
   state: () => ({
     phase: document.body.dataset.phase,
@@ -370,7 +370,9 @@ window.townwatch = {
     shown: !preview.box.hidden,
     camera: preview.box.dataset.camera ?? null,
     thumb: Number(preview.box.dataset.thumb || NaN),
-    position: preview.pic.style.backgroundPosition,
+    tile: preview.pic.dataset.tile ?? "", // "column row" of the sprite tile drawn, "" none
+    // whether the canvas holds a picture (any opaque pixel), not only a tile number
+    painted: preview.picContext.getImageData(0, 0, preview.pic.width, preview.pic.height).data.some((v, i) => i % 4 === 3 && v > 0),
     range: preview.range,
   }),
   language,

@@ -26,12 +26,13 @@ export class ScrubPreview {
   constructor(box, anchor, onLost) {
     this.box = box;
     this.anchor = anchor;
-    this.pic = box.querySelector(".pb-preview-pic");
+    this.pic = box.querySelector(".pb-preview-pic"); // a canvas
+    this.picContext = this.pic.getContext("2d");
     this.label = box.querySelector(".pb-preview-time");
     this.onLost = onLost;
     this.cameras = [];
     this.thumbs = new Map(); // camera → sorted [{t, sprite, col, row, width, height}]
-    this.sprites = new Map(); // sprite URL → {count, url (blob:), ready: Promise}
+    this.sprites = new Map(); // sprite URL → {count, bitmap (decoded), ready: Promise}
     this.range = null; // {from, to, at}: what the index was read for, and when
     this.pending = null; // a hover waiting for its sprite
     this.measures = []; // {w, thumb, ms}: pointer event → matching picture on screen
@@ -87,16 +88,15 @@ export class ScrubPreview {
   #sprite(url, count) {
     const held = this.sprites.get(url);
     if (held && held.count >= count) return held.ready;
-    const entry = { count, url: null, ready: null };
+    const entry = { count, bitmap: null, ready: null };
     entry.ready = (async () => {
       const res = await api(url);
       if (!res.ok) return;
-      const blob = URL.createObjectURL(await res.blob());
-      const img = new Image();
-      img.src = blob;
-      await img.decode().catch(() => {});
-      if (held?.url) URL.revokeObjectURL(held.url);
-      entry.url = blob;
+      // Decoded once into a bitmap that a pointer move copies a tile of onto the canvas.
+      const bitmap = await createImageBitmap(await res.blob()).catch(() => null);
+      if (!bitmap) return;
+      held?.bitmap?.close();
+      entry.bitmap = bitmap;
     })();
     this.sprites.set(url, entry);
     return entry.ready;
@@ -131,17 +131,20 @@ export class ScrubPreview {
     this.label.textContent = timeText(new Date(w), true);
     const th = this.pick(camera, w);
     const sprite = th && this.sprites.get(th.sprite);
-    if (!sprite?.url) {
-      this.pic.style.backgroundImage = "none";
+    if (!sprite?.bitmap) {
+      this.picContext.clearRect(0, 0, this.pic.width, this.pic.height);
+      this.pic.dataset.tile = "";
       this.box.dataset.thumb = "";
       this.pending = th || !this.range ? [camera, w, x, since] : null;
       return;
     }
     this.pending = null;
-    this.pic.style.width = `${th.width}px`;
-    this.pic.style.height = `${th.height}px`;
-    this.pic.style.backgroundImage = `url("${sprite.url}")`;
-    this.pic.style.backgroundPosition = `-${th.col * th.width}px -${th.row * th.height}px`;
+    if (this.pic.width !== th.width || this.pic.height !== th.height) {
+      this.pic.width = th.width;
+      this.pic.height = th.height;
+    }
+    this.picContext.drawImage(sprite.bitmap, th.col * th.width, th.row * th.height, th.width, th.height, 0, 0, th.width, th.height);
+    this.pic.dataset.tile = `${th.col} ${th.row}`;
     this.box.dataset.thumb = String(th.t);
     this.box.dataset.camera = camera;
     requestAnimationFrame(() => this.measures.push({ w, thumb: th.t, ms: performance.now() - since }));
@@ -154,7 +157,7 @@ export class ScrubPreview {
 
   stop() {
     clearTimeout(this.timer);
-    for (const s of this.sprites.values()) if (s.url) URL.revokeObjectURL(s.url);
+    for (const s of this.sprites.values()) s.bitmap?.close();
     this.sprites.clear();
     this.thumbs.clear();
     this.range = null;
