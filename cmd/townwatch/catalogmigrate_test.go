@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
 )
@@ -100,26 +99,8 @@ func TestCatalogMigrate(t *testing.T) {
 // indexed there (no catalog.db appears under storage.path), and verify-archive re-hashes
 // the files against the PostgreSQL rows and walks each camera's chain.
 func TestServeRecordsIntoPostgres(t *testing.T) {
-	specs := make([]simcam.CameraSpec, len(crashCameras))
-	for i, c := range crashCameras {
-		specs[i] = simcam.CameraSpec{Path: c.path, Clip: simcam.Clip(c.path)}
-	}
-	cam := startSimcam(t, specs...)
-	dir := t.TempDir()
-	storage := filepath.Join(dir, "storage")
 	url := pgtest.URL(t)
-	var cfg strings.Builder
-	cfg.WriteString("storage:\n  path: " + strconv.Quote(storage) + "\n  min_free: 1MiB\ncatalog:\n  url: " + strconv.Quote(url) +
-		"\nhttp:\n  listen: 127.0.0.1:0\nwebrtc:\n  udp_port: 0\n  tcp_port: 0\ncameras:\n")
-	for _, c := range crashCameras {
-		cfg.WriteString("  - id: " + c.id + "\n    main:\n      url: " + cam.URL(c.path) +
-			"\n      transport: tcp\n    record:\n      mode: continuous\n      segment: 10s\n")
-	}
-	cfgPath := filepath.Join(dir, "townwatch.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addAccount(t, cfgPath, "velitel", "supervisor,admin")
+	cfgPath, storage := crashSetup(t, "catalog:\n  url: "+strconv.Quote(url)+"\n")
 	p := startServe(t, cfgPath)
 	p.waitRecording(t, "velitel")
 
