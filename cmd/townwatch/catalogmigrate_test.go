@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
 )
@@ -138,5 +140,19 @@ func TestServeRecordsIntoPostgres(t *testing.T) {
 	}
 	if code, out, errOut := runBinary(t, "verify-archive", "-config", cfgPath); code != 0 || !strings.Contains(out, "OK:") {
 		t.Errorf("verify-archive against PostgreSQL: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// catalog rebuild repairs the SQLite file; with catalog.url set there is none, and it
+// says so instead of touching storage.path.
+func TestCatalogRebuildRefusesPostgres(t *testing.T) {
+	storage := t.TempDir()
+	cfg := &configs.Config{Storage: configs.Storage{Path: storage}, Catalog: configs.Catalog{URL: "postgres://townwatch@127.0.0.1:1/townwatch"}}
+	err := rebuildCatalog(context.Background(), cfg, true, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "catalog.url names a PostgreSQL database") {
+		t.Errorf("rebuild with catalog.url = %v, want a refusal naming catalog.url", err)
+	}
+	if entries, _ := os.ReadDir(storage); len(entries) != 0 {
+		t.Errorf("rebuild wrote into storage.path: %v", entries)
 	}
 }
