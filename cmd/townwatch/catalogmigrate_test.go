@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
 )
@@ -89,5 +93,66 @@ func TestCatalogMigrate(t *testing.T) {
 	code, _, stderr = runBinary(t, "catalog", "migrate", "-from", filepath.Join(dir, "nothing.db"), "-to", to)
 	if code != exitFailure || !strings.Contains(stderr, "is not a catalog file") {
 		t.Errorf("migrate from a missing file: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestServeRecordsIntoPostgres: with catalog.url set, the whole server runs on
+// PostgreSQL: accounts are made there, two simulated cameras record with their segments
+// indexed there (no catalog.db appears under storage.path), and verify-archive re-hashes
+// the files against the PostgreSQL rows and walks each camera's chain.
+func TestServeRecordsIntoPostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	cfgPath, storage := crashSetup(t, "catalog:\n  url: "+strconv.Quote(url)+"\n")
+	p := startServe(t, cfgPath)
+	p.waitRecording(t, "velitel")
+
+	// Wait for a closed segment of every camera (10 s segments), read from PostgreSQL.
+	ctx := context.Background()
+	cat, err := catalog.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	closed := map[string]int{}
+	for deadline := time.Now().Add(40 * time.Second); len(closed) < len(crashCameras) && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		segs, err := cat.AllSegments(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(closed)
+		for _, s := range segs {
+			if !s.Open && s.Bytes > 0 {
+				closed[s.Camera]++
+			}
+		}
+	}
+	if len(closed) < len(crashCameras) {
+		t.Fatalf("closed segments in PostgreSQL per camera: %v; want every camera's\n%s", closed, p.stderr.String())
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", p.stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(storage, catalogFile)); !os.IsNotExist(err) {
+		t.Errorf("storage.path holds %s (%v): the SQLite catalog was used", catalogFile, err)
+	}
+	if code, out, errOut := runBinary(t, "verify-archive", "-config", cfgPath); code != 0 || !strings.Contains(out, "OK:") {
+		t.Errorf("verify-archive against PostgreSQL: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// catalog rebuild repairs the SQLite file; with catalog.url set there is none, and it
+// says so instead of touching storage.path.
+func TestCatalogRebuildRefusesPostgres(t *testing.T) {
+	storage := t.TempDir()
+	cfg := &configs.Config{Storage: configs.Storage{Path: storage}, Catalog: configs.Catalog{URL: "postgres://townwatch@127.0.0.1:1/townwatch"}}
+	err := rebuildCatalog(context.Background(), cfg, true, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "catalog.url names a PostgreSQL database") {
+		t.Errorf("rebuild with catalog.url = %v, want a refusal naming catalog.url", err)
+	}
+	if entries, _ := os.ReadDir(storage); len(entries) != 0 {
+		t.Errorf("rebuild wrote into storage.path: %v", entries)
 	}
 }

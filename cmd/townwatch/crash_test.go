@@ -412,6 +412,35 @@ func checkRecovered(t *testing.T, storage string, snap catalogSnapshot, k crashK
 // segments indexed, closed and playable, and every catalog row matching its file's size
 // and SHA-256 with no file outside the catalog. The camera (simcam) runs in the test, so
 // it outlives every kill. Set TOWNWATCH_CRASH_SEED to replay a run's kill instants.
+// crashSetup writes a configuration recording crashCameras (served by a new simcam) in
+// 10 s segments, with extra (top-level YAML lines) added, and an account velitel:
+// seeing the recorders' state takes a supervisor, their metrics an administrator.
+func crashSetup(t *testing.T, extra string) (cfgPath, storage string) {
+	t.Helper()
+	specs := make([]simcam.CameraSpec, len(crashCameras))
+	for i, c := range crashCameras {
+		specs[i] = simcam.CameraSpec{Path: c.path, Clip: simcam.Clip(c.path)}
+	}
+	cam := startSimcam(t, specs...)
+
+	dir := t.TempDir()
+	storage = filepath.Join(dir, "storage")
+	var cfg strings.Builder
+	// min_free is small so that the test machine's disk never makes retention delete.
+	cfg.WriteString("storage:\n  path: " + strconv.Quote(storage) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
+		"webrtc:\n  udp_port: 0\n  tcp_port: 0\n" + extra + "cameras:\n")
+	for _, c := range crashCameras {
+		cfg.WriteString("  - id: " + c.id + "\n    main:\n      url: " + cam.URL(c.path) +
+			"\n      transport: tcp\n    record:\n      mode: continuous\n      segment: 10s\n")
+	}
+	cfgPath = filepath.Join(dir, "townwatch.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addAccount(t, cfgPath, "velitel", "supervisor,admin")
+	return cfgPath, storage
+}
+
 func TestCrashSIGKILLAtRandomInstants(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("TOWNWATCH_CRASH_SEED"); s != "" {
@@ -423,30 +452,7 @@ func TestCrashSIGKILLAtRandomInstants(t *testing.T) {
 	}
 	t.Logf("kill instants seeded with %d (TOWNWATCH_CRASH_SEED=%d replays them)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
-
-	specs := make([]simcam.CameraSpec, len(crashCameras))
-	for i, c := range crashCameras {
-		specs[i] = simcam.CameraSpec{Path: c.path, Clip: simcam.Clip(c.path)}
-	}
-	cam := startSimcam(t, specs...)
-
-	dir := t.TempDir()
-	storage := filepath.Join(dir, "storage")
-	var cfg strings.Builder
-	// min_free is small so that the test machine's disk never makes retention delete.
-	cfg.WriteString("storage:\n  path: " + strconv.Quote(storage) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
-		"webrtc:\n  udp_port: 0\n  tcp_port: 0\ncameras:\n")
-	for _, c := range crashCameras {
-		cfg.WriteString("  - id: " + c.id + "\n    main:\n      url: " + cam.URL(c.path) +
-			"\n      transport: tcp\n    record:\n      mode: continuous\n      segment: 10s\n")
-	}
-	cfgPath := filepath.Join(dir, "townwatch.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	// Seeing the recorders' state takes a supervisor; their metrics an administrator.
-	addAccount(t, cfgPath, "velitel", "supervisor,admin")
+	cfgPath, storage := crashSetup(t, "")
 	started := time.Now()
 	var prev *crashKill
 	for trial := 1; trial <= crashTrials; trial++ {

@@ -170,12 +170,14 @@ func (s *Server) NewDatabase(ctx context.Context) (string, error) {
 	return s.url(name), nil
 }
 
-// Stop shuts the server down (fast: open connections are cut) and removes its files.
+// Stop shuts the server down and removes its files. Immediate mode skips the shutdown
+// checkpoint: the data is thrown away, and after a long suite on a busy machine that
+// checkpoint (every test's database) can outlast pg_ctl's wait.
 func (s *Server) Stop() error {
 	if s.admin != nil {
 		s.admin.Close()
 	}
-	out, err := s.run(filepath.Join(BinDir, "pg_ctl"), "-D", s.data(), "-m", "fast", "-w", "stop")
+	out, err := s.run(filepath.Join(BinDir, "pg_ctl"), "-D", s.data(), "-m", "immediate", "-w", "stop")
 	if err != nil {
 		err = fmt.Errorf("pg_ctl stop: %v: %s", err, out)
 	}
