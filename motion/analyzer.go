@@ -1,11 +1,12 @@
 package motion
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image/jpeg"
 	"log/slog"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -246,18 +247,25 @@ func (a *Analyzer) emit(ev Event) {
 	a.opt.OnEvent(ev)
 }
 
+// snapshotQuality is the snapshots' JPEG quality (OpenCV's default, which made them before).
+const snapshotQuality = 95
+
 // snapshot JPEG-encodes the last decoded picture in colour, or returns nil (logged) when
-// that fails: an event without a picture is still an event.
+// that fails: an event without a picture is still an event. Go's image/jpeg encodes it,
+// not OpenCV's imgcodecs: that module alone links about 120 shared libraries (GDAL, GDCM,
+// codecs for formats townwatch never writes) into every townwatch process.
 func (a *Analyzer) snapshot() []byte {
 	if err := a.dec.Snapshot(snapshotWidth, &a.bgr); err != nil {
 		a.log.Warn("motion: snapshot", "err", err)
 		return nil
 	}
-	buf, err := gocv.IMEncode(gocv.JPEGFileExt, a.bgr)
-	if err != nil {
-		a.log.Warn("motion: snapshot: encode JPEG", "err", err)
-		return nil
+	img, err := a.bgr.ToImage()
+	if err == nil {
+		var buf bytes.Buffer
+		if err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: snapshotQuality}); err == nil {
+			return buf.Bytes()
+		}
 	}
-	defer buf.Close()
-	return slices.Clone(buf.GetBytes())
+	a.log.Warn("motion: snapshot: encode JPEG", "err", err)
+	return nil
 }
