@@ -12,16 +12,16 @@ SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # Motion detection links only the OpenCV modules it uses, core and imgproc. gocv's default
 # build links every module pkg-config lists for opencv4: 264 shared libraries in all (GDAL,
-# GDCM, Qt, ...), 157 more than now, and 36 MiB more file-backed memory in every
-# townwatch process (cmd/recbench, 16 cameras). With
-# build tag customenv gocv takes its flags from the environment instead. It still compiles
-# wrappers for all of its modules; compiled one section per function and linked with
-# --gc-sections, the unused ones are dropped, so their symbols need no library. A new gocv
-# call into a module not listed fails the link here, naming the missing symbol: add the
-# module (motion/internal/videolink shows how to link one for tests only). Exported, so
-# every go command below and those the tests start (the binary TestMain builds, go run
-# ./cmd/recbench) use them. Plain `go build` and `go test` work too, with gocv's default:
-# a heavier but otherwise identical townwatch (README, Development).
+# GDCM, Qt, ...), 157 more than now, and 36 MiB more file-backed memory in every townwatch
+# process (cmd/recbench, 16 cameras). With build tag customenv gocv takes its flags from
+# the environment instead. It still compiles wrappers for all of its modules; compiled one
+# section per function and linked with --gc-sections, the unused ones are dropped, so
+# their symbols need no library. A new gocv call into a module not listed fails the link
+# here, naming the missing symbol: add the module (motion/internal/videolink shows how to
+# link one for tests only). Exported, so every go command below and those the tests start
+# (the binary TestMain builds, go run ./cmd/recbench) use them. Plain `go build` and
+# `go test` work too, with gocv's default: a heavier but otherwise identical townwatch
+# (README, Development).
 OPENCV_LIBS := -lopencv_imgproc -lopencv_core
 export GOFLAGS += -tags=customenv
 export CGO_CPPFLAGS = $(shell pkg-config --cflags opencv4)
