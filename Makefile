@@ -6,8 +6,12 @@ BIN       := bin/townwatch
 # Debian packages the build and the tests need: ffmpeg/ffprobe make and validate test media,
 # OpenCV and FFmpeg's libraries are linked by motion detection (cgo), chromium runs the
 # browser tests, systemd's systemd-analyze checks configs/townwatch.service, prometheus's
-# promtool tests the alerting rules in configs/prometheus.
-DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd prometheus
+# promtool tests the alerting rules in configs/prometheus, postgresql-15 is the PostgreSQL
+# server the catalog tests start (recorder/catalog/pgtest) to run against both backends; the
+# ONVIF discovery tests run in a network namespace set up with iproute2's ip, beside Debian's
+# wsdd (a WS-Discovery responder that is no camera; its package enables wsdd.service, so
+# on a machine run by systemd `systemctl disable --now wsdd` keeps the host unannounced).
+DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd prometheus postgresql-15 iproute2 wsdd
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # Motion detection links only the OpenCV modules it uses, core and imgproc. gocv's default

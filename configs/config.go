@@ -11,6 +11,7 @@ import (
 // Config is the whole system's configuration: one YAML file.
 type Config struct {
 	Storage Storage  `yaml:"storage"`
+	Catalog Catalog  `yaml:"catalog"`
 	HTTP    HTTP     `yaml:"http"`
 	WebRTC  WebRTC   `yaml:"webrtc"`
 	Metrics Metrics  `yaml:"metrics"`
@@ -38,6 +39,29 @@ type Metrics struct {
 	// authorization.credentials_file points at the same file); empty = only an admin's
 	// session may read /metrics.
 	TokenFile string `yaml:"token_file"`
+}
+
+// Catalog says where the index of recorded footage (and accounts, sessions, the audit
+// log, exports) lives.
+type Catalog struct {
+	// URL is a postgres:// (or postgresql://) URL of an existing PostgreSQL database, e.g.
+	// postgres://townwatch@db.example.cz/townwatch?sslmode=verify-full. Empty (the
+	// default): the SQLite file catalog.db under storage.path. The URL must not hold the
+	// password: it goes in the user's ~/.pgpass (or the file PGPASSFILE names), which the
+	// driver reads.
+	URL string `yaml:"url"`
+}
+
+// CatalogFile is the SQLite catalog's name under storage.path.
+const CatalogFile = "catalog.db"
+
+// CatalogTarget returns what to open the catalog at: catalog.url, or the SQLite file
+// under storage.path.
+func (c *Config) CatalogTarget() string {
+	if c.Catalog.URL != "" {
+		return c.Catalog.URL
+	}
+	return filepath.Join(c.Storage.Path, CatalogFile)
 }
 
 // Audit configures the access audit log.

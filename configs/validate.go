@@ -76,6 +76,11 @@ func (c *Config) problems() []Problem {
 	if c.Storage.MinFree.Percent < 0 || c.Storage.MinFree.Percent >= 100 || c.Storage.MinFree.Bytes < 0 {
 		v.add("storage.min_free", "must be a size or a share below 100%%")
 	}
+	if c.Catalog.URL != "" {
+		if err := checkCatalogURL(c.Catalog.URL); err != nil {
+			v.add("catalog.url", "%v", err)
+		}
+	}
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		v.add("http.listen", "%v", err)
 	}
@@ -445,4 +450,40 @@ func checkListen(addr string) error {
 func validPort(p string) bool {
 	n, err := strconv.ParseUint(p, 10, 16) // digits only: no sign, no spaces
 	return err == nil && n >= 1
+}
+
+// checkCatalogURL accepts a PostgreSQL URL naming a host and a database. Its errors never
+// repeat the URL, which may hold a password by mistake.
+func checkCatalogURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("is not a valid URL (want postgres://user@host:port/database)")
+	}
+	switch {
+	case u.Scheme != "postgres" && u.Scheme != "postgresql":
+		return fmt.Errorf("scheme %q is not postgres (want postgres://user@host:port/database; leave catalog.url empty for the SQLite file under storage.path)", u.Scheme)
+	case u.Host == "":
+		return errors.New("names no host (want postgres://user@host:port/database)")
+	case strings.Trim(u.Path, "/") == "":
+		return errors.New("names no database (want postgres://user@host:port/database)")
+	}
+	if _, ok := u.User.Password(); ok || u.Query().Has("password") {
+		return errors.New("must not hold the password (put it in ~/.pgpass or the file PGPASSFILE names)")
+	}
+	return nil
+}
+
+// Validate checks one stream on its own, as Config.Validate checks each camera's: for a
+// stream that is not in a file yet (a camera being probed before it is saved). Problems
+// are named by the stream's own keys ("url", "transport", "tls_fingerprint").
+func (s Stream) Validate() error {
+	var v validator
+	v.stream("", &s)
+	if len(v.problems) == 0 {
+		return nil
+	}
+	for i := range v.problems {
+		v.problems[i].Path = strings.TrimPrefix(v.problems[i].Path, ".")
+	}
+	return &ValidationError{Problems: v.problems}
 }

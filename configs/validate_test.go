@@ -74,6 +74,22 @@ func TestValidate(t *testing.T) {
 		{"listen named port", "http: {listen: '127.0.0.1:http'}\n", []string{`http.listen: invalid port "http" (want 0-65535)`}},
 		{"listen port 0 picks a free port", "http: {listen: '127.0.0.1:0'}\n", nil},
 		{"listen port too big", "http: {listen: '127.0.0.1:65536'}\n", []string{`http.listen: invalid port "65536" (want 0-65535)`}},
+		{"catalog url", "catalog: {url: 'postgres://townwatch@db.example.cz:5432/townwatch?sslmode=verify-full'}\n", nil},
+		{"catalog url postgresql", "catalog: {url: 'postgresql://townwatch@10.0.0.5/tw'}\n", nil},
+		{"catalog url not postgres", "catalog: {url: 'mysql://db/tw'}\n", []string{
+			`catalog.url: scheme "mysql" is not postgres (want postgres://user@host:port/database; leave catalog.url empty for the SQLite file under storage.path)`}},
+		{"catalog url a file", "catalog: {url: /srv/tw/catalog.db}\n", []string{
+			`catalog.url: scheme "" is not postgres (want postgres://user@host:port/database; leave catalog.url empty for the SQLite file under storage.path)`}},
+		{"catalog url without database", "catalog: {url: 'postgres://tw@db/'}\n", []string{
+			"catalog.url: names no database (want postgres://user@host:port/database)"}},
+		{"catalog url without host", "catalog: {url: 'postgres:///tw'}\n", []string{
+			"catalog.url: names no host (want postgres://user@host:port/database)"}},
+		{"catalog url with password", "catalog: {url: 'postgres://tw:hunter2@db/tw'}\n", []string{
+			"catalog.url: must not hold the password (put it in ~/.pgpass or the file PGPASSFILE names)"}},
+		{"catalog url with password parameter", "catalog: {url: 'postgres://tw@db/tw?password=hunter2'}\n", []string{
+			"catalog.url: must not hold the password (put it in ~/.pgpass or the file PGPASSFILE names)"}},
+		{"catalog url unparsable", "catalog: {url: 'postgres://tw:hunter2@db:port/tw'}\n", []string{
+			"catalog.url: is not a valid URL (want postgres://user@host:port/database)"}},
 		{"max resolution", "ingest: {max_resolution: 3840x2160}\n", nil},
 		{"signing key file", "exports: {signing_key_file: /var/lib/townwatch/export-signing.key}\n", nil},
 		{"signing key is the audit key", "storage: {path: /srv/tw}\nexports: {signing_key_file: /srv/tw/./audit.key}\n", []string{
@@ -399,5 +415,33 @@ func TestSigningKeyFile(t *testing.T) {
 	c.Exports.SigningKeyFile = "/etc/townwatch/sign.key"
 	if got := c.SigningKeyFile(); got != "/etc/townwatch/sign.key" {
 		t.Errorf("signing key file %q, want exports.signing_key_file", got)
+	}
+}
+
+// TestStreamValidate checks that a stream alone is validated like one in a file, with
+// problems named by its own keys.
+func TestStreamValidate(t *testing.T) {
+	ok := Stream{URL: "rtsps://cam.example:322/live", Transport: TransportAuto, StallTimeout: DefaultStallTimeout,
+		TLSFingerprint: strings.Repeat("ab", 32)}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid stream refused: %v", err)
+	}
+	bad := Stream{URL: "http://cam/live", Transport: "quic", StallTimeout: DefaultStallTimeout, TLSFingerprint: "12"}
+	err := bad.Validate()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("Validate = %v, want a *ValidationError", err)
+	}
+	var got []string
+	for _, p := range ve.Problems {
+		got = append(got, p.String())
+	}
+	want := []string{
+		"url: scheme must be rtsp or rtsps",
+		`transport: unknown value "quic" (want auto, tcp or udp)`,
+		"tls_fingerprint: want 64 hex digits (the certificate's SHA-256), colons allowed",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -144,3 +145,57 @@ type scrubbedError struct {
 
 func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.err }
+
+// FailureClass is what kind of failure ended a session, in the words a probe answers
+// with: each names what the administrator has to change.
+type FailureClass string
+
+// The failure classes.
+const (
+	FailureAuth             FailureClass = "auth"              // credentials refused, or withheld by townwatch (Basic over plain RTSP, a redirect)
+	FailureNotFound         FailureClass = "not_found"         // no stream at that path
+	FailureUnreachable      FailureClass = "unreachable"       // no TCP connection to the camera
+	FailureTimeout          FailureClass = "timeout"           // connected, but no answer or no keyframe in time
+	FailureUnsupportedCodec FailureClass = "unsupported_codec" // no H.264/H.265 video townwatch can take
+	FailureTLSMismatch      FailureClass = "tls_mismatch"      // the certificate is not the pinned or a trusted one, or the port speaks no TLS
+	FailureProtocol         FailureClass = "protocol"          // anything else the camera answered wrongly
+)
+
+// FailureOf classifies an error returned by Source.Once; "" for nil. A session ended by
+// its context (the probe's deadline) is a timeout.
+func FailureOf(err error) FailureClass {
+	if err == nil {
+		return ""
+	}
+	var bad liberrors.ErrClientBadStatusCode
+	if errors.As(err, &bad) {
+		switch bad.Code {
+		case base.StatusUnauthorized, base.StatusForbidden:
+			return FailureAuth
+		case base.StatusNotFound:
+			return FailureNotFound
+		}
+		return FailureProtocol
+	}
+	var authority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	var record tls.RecordHeaderError
+	var op *net.OpError
+	var ne net.Error
+	switch {
+	case errors.Is(err, errCredentials) || errors.Is(err, errBasicPlain) || errors.Is(err, errRedirect):
+		return FailureAuth
+	case errors.Is(err, errUnsupportedCodec):
+		return FailureUnsupportedCodec
+	case errors.Is(err, errCertificate) || errors.As(err, &authority) || errors.As(err, &hostname) ||
+		errors.As(err, &verify) || errors.As(err, &record):
+		return FailureTLSMismatch
+	case errors.As(err, &op) && op.Op == "dial":
+		return FailureUnreachable
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, errStalled) ||
+		(errors.As(err, &ne) && ne.Timeout()):
+		return FailureTimeout
+	}
+	return FailureProtocol
+}

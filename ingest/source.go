@@ -110,6 +110,21 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 }
 
+// Once runs a single session, as Run does between reconnects, and returns why it ended
+// (ctx.Err() when ctx ended it), with any password scrubbed from the error. It never
+// retries: a probe of a camera that is not configured yet wants the first failure, which
+// FailureOf classifies.
+func (s *Source) Once(ctx context.Context) error {
+	s.setState(StateConnecting, "", time.Time{})
+	res := s.runSession(ctx)
+	f := classify(res.err)
+	if ctx.Err() != nil {
+		f = failure{state: StateStopped}
+	}
+	s.setState(f.state, f.reason, time.Time{})
+	return res.err
+}
+
 // waitRetry waits out a backoff delay. When the camera was unreachable it probes the
 // camera's port meanwhile and returns early once it accepts connections. It reports false
 // when ctx is done.

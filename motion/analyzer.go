@@ -1,11 +1,9 @@
 package motion
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"image/jpeg"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -37,6 +35,10 @@ type Options struct {
 	// OnGridMinute, if set, receives each camera-minute in which anything moved, when the
 	// next minute's first frame is analysed or the stream ends (see GridMinute).
 	OnGridMinute func(GridMinute)
+	// OnThumbnail, if set, receives a scrub-preview thumbnail of an analysed frame every
+	// ThumbnailEvery, every ThumbnailEveryInEvent while an event goes on. It runs on the
+	// analyser's goroutine and must not block.
+	OnThumbnail func(Thumbnail)
 }
 
 // Stats are an Analyzer's counters since NewAnalyzer.
@@ -67,6 +69,7 @@ type Analyzer struct {
 	gray, bgr    gocv.Mat
 	lastAnalysed time.Time
 	grid         gridMinutes
+	thumbs       *thumbnailer
 }
 
 // NewAnalyzer checks cam's motion settings and prepares an analyser. It does no I/O and
@@ -161,6 +164,7 @@ func (a *Analyzer) open() {
 	a.tr = newTracker(a.p, a.emit, a.snapshot)
 	a.grid = gridMinutes{camera: a.p.camera, emit: a.opt.OnGridMinute}
 	a.gray, a.bgr = gocv.NewMat(), gocv.NewMat()
+	a.thumbs = newThumbnailer(a.p.camera, a.opt.OnThumbnail, a.log)
 }
 
 func (a *Analyzer) close() {
@@ -173,6 +177,7 @@ func (a *Analyzer) close() {
 	a.det.close()
 	a.gray.Close()
 	a.bgr.Close()
+	a.thumbs.close()
 }
 
 // startStream prepares for a new Stream of the given codec: a fresh decoder, and a
@@ -191,6 +196,7 @@ func (a *Analyzer) startStream(codec ingest.Codec) error {
 	a.det.reset()
 	a.tr.interrupt()
 	a.lastAnalysed = time.Time{}
+	a.thumbs.restart()
 	return nil
 }
 
@@ -234,6 +240,10 @@ func (a *Analyzer) process(u *ingest.Unit, gap bool) {
 	if a.opt.ObserveAnalysis != nil {
 		a.opt.ObserveAnalysis(time.Since(began))
 	}
+	// The thumbnail reuses the picture just decoded for analysis: no extra decoding.
+	if a.thumbs.due(u.Wall, a.active.Load()) {
+		a.thumbs.take(a.dec, u.Wall)
+	}
 }
 
 // emit counts and delivers an event notification.
@@ -247,25 +257,13 @@ func (a *Analyzer) emit(ev Event) {
 	a.opt.OnEvent(ev)
 }
 
-// snapshotQuality is the snapshots' JPEG quality (OpenCV's default, which made them before).
-const snapshotQuality = 95
-
 // snapshot JPEG-encodes the last decoded picture in colour, or returns nil (logged) when
-// that fails: an event without a picture is still an event. Go's image/jpeg encodes it,
-// not OpenCV's imgcodecs: that module alone links about 120 shared libraries (GDAL, GDCM,
-// codecs for formats townwatch never writes) into every townwatch process.
+// that fails: an event without a picture is still an event.
 func (a *Analyzer) snapshot() []byte {
-	if err := a.dec.Snapshot(snapshotWidth, &a.bgr); err != nil {
+	jpeg, err := encodeJPEG(a.dec, snapshotWidth, snapshotQuality, &a.bgr)
+	if err != nil {
 		a.log.Warn("motion: snapshot", "err", err)
 		return nil
 	}
-	img, err := a.bgr.ToImage()
-	if err == nil {
-		var buf bytes.Buffer
-		if err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: snapshotQuality}); err == nil {
-			return buf.Bytes()
-		}
-	}
-	a.log.Warn("motion: snapshot: encode JPEG", "err", err)
-	return nil
+	return jpeg
 }

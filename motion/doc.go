@@ -3,6 +3,9 @@
 // main stream's keyframes), decodes it with motion/decode into small gray frames, finds
 // motion in them with gocv, and reports events (start and end, with peak score, bounding
 // box, zones hit and a JPEG snapshot) through a callback. Storing events is the caller's.
+// It also makes the scrub-preview thumbnails (thumbnail.go): 240 px JPEGs of analysed frames
+// every 10 s (2 s during an event), and, with KeyframeThumbnails, of one main-stream keyframe
+// every 10 s for a camera without motion detection.
 //
 // # Detection
 //

@@ -37,6 +37,8 @@ const (
 	snapshotGap  = time.Second
 	// snapshotWidth is the JPEG's width: the detail an officer needs to recognise what moved.
 	snapshotWidth = 640
+	// snapshotQuality is OpenCV's default JPEG quality, which snapshots always had.
+	snapshotQuality = 95
 )
 
 // tracker turns per-frame detections into events. It is the analyser's state machine and

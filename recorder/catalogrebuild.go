@@ -40,7 +40,14 @@ func (r *CatalogRebuild) Summary() string {
 // damaged catalog, whether the check or the open finds it, is rebuilt (RebuildCatalog)
 // and the report returned; nil when the catalog was sound. Start-up must then run
 // Recover, which indexes the segment files the new catalog does not know yet.
+//
+// A PostgreSQL catalog (path is a postgres:// URL) is only opened: the server checks and
+// keeps its own storage, and there is no file to move aside.
 func OpenCatalog(ctx context.Context, path string, log *slog.Logger) (*catalog.Catalog, *CatalogRebuild, error) {
+	if catalog.IsPostgresURL(path) {
+		cat, err := catalog.Open(ctx, path)
+		return cat, nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -11,6 +11,9 @@
 // crash or power loss loses at most the fragment in flight; Recover truncates a torn tail
 // and indexes what is complete.
 //
+// Beside each segment, <start>.thumbs holds its scrub-preview thumbnails
+// (Storage.AppendThumbnail); every removal of a segment file removes them first.
+//
 // A fragment is written when it spans fragmentTarget (1 s) of camera time, or when its
 // first sample has waited fragmentTarget on the wall clock, or when it holds
 // fragmentMaxBytes (8 MiB) or fragmentMaxSamples: a camera whose timestamps crawl (a

@@ -40,7 +40,7 @@ func Recover(ctx context.Context, st *Storage, cat *catalog.Catalog, log *slog.L
 		return rep, fmt.Errorf("recover: %w", err)
 	}
 	for _, seg := range open {
-		if err := completeOpen(ctx, st, cat, seg, &rep); err != nil {
+		if err := completeOpen(ctx, st, cat, seg, &rep, log); err != nil {
 			if ctx.Err() != nil {
 				return rep, err
 			}
@@ -89,7 +89,7 @@ func Recover(ctx context.Context, st *Storage, cat *catalog.Catalog, log *slog.L
 }
 
 // completeOpen finishes one segment the catalog has as open.
-func completeOpen(ctx context.Context, st *Storage, cat *catalog.Catalog, seg catalog.Segment, rep *RecoveryReport) error {
+func completeOpen(ctx context.Context, st *Storage, cat *catalog.Catalog, seg catalog.Segment, rep *RecoveryReport, log *slog.Logger) error {
 	f, err := st.open(seg.Path, true)
 	if errors.Is(err, os.ErrNotExist) {
 		rep.Dropped = append(rep.Dropped, seg.Path)
@@ -118,7 +118,7 @@ func completeOpen(ctx context.Context, st *Storage, cat *catalog.Catalog, seg ca
 		return err
 	}
 	rep.Completed = append(rep.Completed, seg.Path)
-	return cat.CloseSegment(ctx, seg.ID, seg.Start.Add(desc.Duration), desc.Bytes, desc.Frames, desc.SHA256, desc.Fragments)
+	return closedWithoutIndex(cat.CloseSegment(ctx, seg.ID, seg.Start.Add(desc.Duration), desc.Bytes, desc.Frames, desc.SHA256, desc.Fragments), log, seg.Path)
 }
 
 // dropRow removes the open row of a segment that holds no footage, recording why.
@@ -184,7 +184,7 @@ func adoptOrFinish(ctx context.Context, st *Storage, cat *catalog.Catalog, rel s
 		return err
 	}
 	rep.Adopted = append(rep.Adopted, rel)
-	return cat.CloseSegment(ctx, id, start.Add(desc.Duration), desc.Bytes, desc.Frames, desc.SHA256, desc.Fragments)
+	return closedWithoutIndex(cat.CloseSegment(ctx, id, start.Add(desc.Duration), desc.Bytes, desc.Frames, desc.SHA256, desc.Fragments), log, rel)
 }
 
 // describeVideo names the video codec of an init and its picture size.

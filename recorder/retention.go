@@ -221,23 +221,17 @@ type Retention struct {
 	now   func() time.Time
 	space func() (DiskSpace, error) // Storage.Space; tests substitute a simulated disk
 
-	retention        map[string]time.Duration // per configured camera
-	events           map[string]eventKeep     // configured cameras whose event_retention exceeds retention
-	quota            map[string]int64         // per configured camera; 0 = none
-	orphanRetention  time.Duration            // cameras with footage but no configuration
-	storageQuota     int64                    // 0 = none
-	minFree          configs.FreeSpace
-	configuredCamera []string
-	cameraQuotas     bool // some camera has a record.quota: count bytes at every sweep
+	// cameraPolicy is replaced whole by Reconfigure, between sweeps (under sweepMu).
+	cameraPolicy
+	storageQuota int64 // 0 = none
+	minFree      configs.FreeSpace
 
 	// Shortfall (see "Retention shortfall"): the newest footage each camera lost for
-	// space, read from the deletion log once per run, then kept up by execute; the
-	// cameras whose shortfall has been logged, with the reason logged; and the shortfall
-	// a warning waits for, per configured camera (its record.segment).
+	// space, read from the deletion log once per run, then kept up by execute; and the
+	// cameras whose shortfall has been logged, with the reason logged.
 	spaceCut       map[string]catalog.NewestDeletion
 	spaceCutLoaded bool
 	shortLogged    map[string]string
-	shortTolerance map[string]time.Duration
 
 	poke chan struct{}
 
@@ -326,6 +320,19 @@ type SweepReport struct {
 	DiskFullLockedOnly bool
 }
 
+// cameraPolicy is what retention keeps of each configured camera.
+type cameraPolicy struct {
+	retention        map[string]time.Duration // per configured camera
+	events           map[string]eventKeep     // configured cameras whose event_retention exceeds retention
+	quota            map[string]int64         // per configured camera; 0 = none
+	orphanRetention  time.Duration            // cameras with footage but no configuration
+	configuredCamera []string
+	cameraQuotas     bool // some camera has a record.quota: count bytes at every sweep
+	// shortTolerance is the shortfall a warning waits for, per configured camera (its
+	// record.segment).
+	shortTolerance map[string]time.Duration
+}
+
 // NewRetention validates the retention settings of cfg. It starts no goroutine and does
 // no I/O; the first sweep reads the catalog (including a hold left by an earlier run).
 // now is the wall clock (time.Now outside tests).
@@ -338,17 +345,12 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 	}
 	r := &Retention{
 		cat: cat, st: st, log: log, now: now, space: st.Space,
-		retention:       make(map[string]time.Duration, len(cfg.Cameras)),
-		events:          map[string]eventKeep{},
-		quota:           make(map[string]int64, len(cfg.Cameras)),
-		orphanRetention: configs.DefaultRetention.Std(),
-		storageQuota:    int64(cfg.Storage.Quota),
-		minFree:         cfg.Storage.MinFree,
-		poke:            make(chan struct{}, 1),
-		lastCount:       map[string]int64{},
-		spaceCut:        map[string]catalog.NewestDeletion{},
-		shortLogged:     map[string]string{},
-		shortTolerance:  make(map[string]time.Duration, len(cfg.Cameras)),
+		storageQuota: int64(cfg.Storage.Quota),
+		minFree:      cfg.Storage.MinFree,
+		poke:         make(chan struct{}, 1),
+		lastCount:    map[string]int64{},
+		spaceCut:     map[string]catalog.NewestDeletion{},
+		shortLogged:  map[string]string{},
 	}
 	var problems []error
 	if cfg.Storage.Quota < 0 {
@@ -357,8 +359,31 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 	if mf := cfg.Storage.MinFree; mf.Bytes < 0 || mf.Percent < 0 || mf.Percent >= 100 {
 		problems = append(problems, fmt.Errorf("storage.min_free: %s must be a size or a share from 0%% to below 100%%", mf))
 	}
+	pol, err := newCameraPolicy(cfg.Cameras)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("retention: %w", errors.Join(problems...))
+	}
+	r.cameraPolicy = pol
+	r.status = RetentionStatus{BytesByCamera: map[string]int64{}, LockedBytes: map[string]int64{}, DeletedBytes: map[DeletionKey]int64{},
+		Shortfall: map[string]Shortfall{}}
+	return r, nil
+}
+
+// newCameraPolicy reads the cameras' record settings.
+func newCameraPolicy(cams []configs.Camera) (cameraPolicy, error) {
+	pol := cameraPolicy{
+		retention:       make(map[string]time.Duration, len(cams)),
+		events:          map[string]eventKeep{},
+		quota:           make(map[string]int64, len(cams)),
+		orphanRetention: configs.DefaultRetention.Std(),
+		shortTolerance:  make(map[string]time.Duration, len(cams)),
+	}
+	var problems []error
 	longest := time.Duration(0)
-	for _, c := range cfg.Cameras {
+	for _, c := range cams {
 		ret := c.Record.Retention.Std()
 		if ret <= 0 {
 			problems = append(problems, fmt.Errorf("cameras[%s].record.retention: %s must be > 0", c.ID, c.Record.Retention))
@@ -366,28 +391,39 @@ func NewRetention(cfg *configs.Config, st *Storage, cat *catalog.Catalog, log *s
 		if c.Record.Quota < 0 {
 			problems = append(problems, fmt.Errorf("cameras[%s].record.quota: %d must not be negative", c.ID, c.Record.Quota))
 		}
-		r.retention[c.ID], r.quota[c.ID] = ret, int64(c.Record.Quota)
+		pol.retention[c.ID], pol.quota[c.ID] = ret, int64(c.Record.Quota)
 		rec := c.Record
 		if rec.EventRetention < 0 || rec.PreRoll < 0 || rec.PostRoll < 0 {
 			problems = append(problems, fmt.Errorf("cameras[%s].record: event_retention %s, pre_roll %s and post_roll %s must not be negative",
 				c.ID, rec.EventRetention, rec.PreRoll, rec.PostRoll))
 		} else if rec.EventRetention.Std() > ret {
-			r.events[c.ID] = eventKeep{retention: rec.EventRetention.Std(), preRoll: rec.PreRoll.Std(), postRoll: rec.PostRoll.Std()}
+			pol.events[c.ID] = eventKeep{retention: rec.EventRetention.Std(), preRoll: rec.PreRoll.Std(), postRoll: rec.PostRoll.Std()}
 		}
-		r.cameraQuotas = r.cameraQuotas || c.Record.Quota > 0
-		r.shortTolerance[c.ID] = cmp.Or(c.Record.Segment.Std(), configs.DefaultSegment.Std())
-		r.configuredCamera = append(r.configuredCamera, c.ID)
+		pol.cameraQuotas = pol.cameraQuotas || c.Record.Quota > 0
+		pol.shortTolerance[c.ID] = cmp.Or(c.Record.Segment.Std(), configs.DefaultSegment.Std())
+		pol.configuredCamera = append(pol.configuredCamera, c.ID)
 		longest = max(longest, ret)
 	}
 	if longest > 0 {
-		r.orphanRetention = longest
+		pol.orphanRetention = longest
 	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("retention: %w", errors.Join(problems...))
+	return pol, errors.Join(problems...)
+}
+
+// Reconfigure takes the cameras' record settings of a reloaded configuration
+// (retention, quota, event_retention; added and removed cameras). It applies between two
+// sweeps, never within one, and asks for a sweep. A removed camera's footage is from now
+// on kept like that of any camera no longer configured; storage.* is not reloaded.
+func (r *Retention) Reconfigure(cams []configs.Camera) error {
+	pol, err := newCameraPolicy(cams)
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
 	}
-	r.status = RetentionStatus{BytesByCamera: map[string]int64{}, LockedBytes: map[string]int64{}, DeletedBytes: map[DeletionKey]int64{},
-		Shortfall: map[string]Shortfall{}}
-	return r, nil
+	r.sweepMu.Lock()
+	r.cameraPolicy = pol
+	r.sweepMu.Unlock()
+	r.Poke()
+	return nil
 }
 
 // retentionOf is camera's maximum age; see "Cameras no longer configured" for those

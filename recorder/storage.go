@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -18,6 +19,8 @@ import (
 type Storage struct {
 	dir  string
 	root *os.Root
+	// thumbMu orders thumbnail appends with segment removals (see AppendThumbnail).
+	thumbMu sync.Mutex
 }
 
 // RecordingsDir is the folder under the storage path that holds the segments.
@@ -115,9 +118,16 @@ func (s *Storage) open(rel string, write bool) (*os.File, error) {
 // Open opens a segment file for reading (export, playback, verification).
 func (s *Storage) Open(rel string) (*os.File, error) { return s.open(rel, false) }
 
-// remove deletes a segment file; one that is already gone is not an error (an interrupted
-// deletion being finished).
+// remove deletes a segment file and, first, its thumbnails; one that is already gone is
+// not an error (an interrupted deletion being finished). Every deletion of a segment file
+// (retention, recovery, an abandoned empty segment) comes here, so thumbnails never
+// outlive their footage.
 func (s *Storage) remove(rel string) error {
+	s.thumbMu.Lock()
+	defer s.thumbMu.Unlock()
+	if err := s.removeThumbnails(rel); err != nil {
+		return err
+	}
 	err := s.root.Remove(rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -502,7 +502,7 @@ func (rc *recording) completeUnfinished() bool {
 	var left []catalog.Segment
 	for _, seg := range rc.unfinished {
 		var rep RecoveryReport
-		if err := completeOpen(context.Background(), rc.w.st, rc.w.cat, seg, &rep); err != nil {
+		if err := completeOpen(context.Background(), rc.w.st, rc.w.cat, seg, &rep, rc.w.log); err != nil {
 			rc.w.log.Warn("segment still not indexed; will retry", "path", seg.Path, "err", err)
 			left = append(left, seg)
 		}
@@ -684,7 +684,8 @@ func (rc *recording) closeSegment() {
 		rc.indexLate(s)
 		return
 	}
-	if err := rc.w.cat.CloseSegment(context.Background(), s.id, s.end(), s.bytes, s.frames, s.sha256(), s.index); err != nil {
+	err := rc.w.cat.CloseSegment(context.Background(), s.id, s.end(), s.bytes, s.frames, s.sha256(), s.index)
+	if err = closedWithoutIndex(err, rc.w.log, s.path); err != nil {
 		// The file is complete and synced: index it from the file once the catalog can
 		// write again, or at the next start.
 		rc.unfinished = append(rc.unfinished, catalog.Segment{ID: s.id, Path: s.path, Start: s.start})
@@ -710,7 +711,8 @@ func (rc *recording) indexLate(s *segment) {
 	ctx := context.Background()
 	id, err := rc.w.cat.CreateSegment(ctx, s.row)
 	if err == nil {
-		if err = rc.w.cat.CloseSegment(ctx, id, s.end(), s.bytes, s.frames, s.sha256(), s.index); err != nil {
+		err = closedWithoutIndex(rc.w.cat.CloseSegment(ctx, id, s.end(), s.bytes, s.frames, s.sha256(), s.index), rc.w.log, s.path)
+		if err != nil {
 			rc.unfinished = append(rc.unfinished, catalog.Segment{ID: id, Path: s.path, Start: s.start})
 		}
 	}
@@ -720,6 +722,17 @@ func (rc *recording) indexLate(s *segment) {
 	}
 	rc.catalogTrouble = ""
 	rc.w.log.Warn("segment recorded while the catalog failed is indexed now", "path", s.path)
+}
+
+// closedWithoutIndex turns CloseSegment's ErrIndexDropped into a warning: the segment is
+// closed and its footage indexed, only its fragment index is missing (playback fetches it
+// whole). Any other error is returned as it is.
+func closedWithoutIndex(err error, log *slog.Logger, path string) error {
+	if errors.Is(err, catalog.ErrIndexDropped) {
+		log.Warn("segment indexed without its fragment index; playback fetches it whole", "path", path, "err", err)
+		return nil
+	}
+	return err
 }
 
 func absDur(d time.Duration) time.Duration {

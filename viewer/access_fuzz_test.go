@@ -33,7 +33,7 @@ func newGuardServer(tb testing.TB) (*Server, *accessFixture) {
 	tb.Helper()
 	fx := newAccessFixture(tb)
 	cams := []Camera{{ID: "namesti", Main: fixedStatus{State: ingest.StateStreaming}}, {ID: "most", Main: fixedStatus{State: ingest.StateStreaming}}}
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Access: fx.opts})
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Metrics: http.NotFoundHandler(), Access: fx.opts})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func FuzzLoginBody(f *testing.F) {
 		http.StatusUnauthorized: postLogin(h, "nikdo", "wrong-password-1", fuzzAddr()).Body.String(),
 		http.StatusOK:           postLogin(h, user, testPassword, fuzzAddr()).Body.String(),
 	}
-	if !strings.Contains(ref[http.StatusOK], `"name": "velitel"`) || !strings.Contains(ref[http.StatusUnauthorized], "wrong user name or password") {
+	if !strings.Contains(ref[http.StatusOK], `"name":"velitel"`) || !strings.Contains(ref[http.StatusUnauthorized], "wrong user name or password") {
 		f.Fatalf("reference answers: %v", ref)
 	}
 

@@ -40,7 +40,7 @@ func testServer(t *testing.T) *loggedIn {
 		},
 	}
 	fx := newAccessFixture(t)
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Access: fx.opts})
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Metrics: http.NotFoundHandler(), Access: fx.opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestCamerasListsEveryCameraWithItsStatus(t *testing.T) {
 
 func TestCameraByIDAndUnknownCamera(t *testing.T) {
 	h := testServer(t).Handler()
-	if code, body := get(t, h, "/api/cameras/stribro-most"); code != http.StatusOK || !strings.Contains(body, `"state": "failed"`) {
+	if code, body := get(t, h, "/api/cameras/stribro-most"); code != http.StatusOK || !strings.Contains(body, `"state":"failed"`) {
 		t.Fatalf("GET known camera: %d %s", code, body)
 	}
 	code, body := get(t, h, "/api/cameras/nope%3Cscript%3E")

@@ -72,7 +72,7 @@ func TestLoginMeLogout(t *testing.T) {
 	}
 	user := withCookie(h, c)
 	me := do(user, http.MethodGet, "/api/me", "", "")
-	for _, want := range []string{`"name": "novak"`, `"officer"`, `"namesti"`, `"playback"`} {
+	for _, want := range []string{`"name":"novak"`, `"officer"`, `"namesti"`, `"playback"`} {
 		if !strings.Contains(me.Body.String(), want) {
 			t.Errorf("/api/me lacks %s: %s", want, me.Body)
 		}

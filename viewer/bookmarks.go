@@ -118,7 +118,7 @@ func (pb *Playback) handleCases(w http.ResponseWriter, r *http.Request) {
 func (pb *Playback) visibleCameras(r *http.Request) []string {
 	visible := scopeOf(r)
 	out := []string{}
-	for _, c := range pb.Cameras {
+	for _, c := range pb.cameras.ids() {
 		if visible(c) {
 			out = append(out, c)
 		}

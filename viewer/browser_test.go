@@ -124,8 +124,8 @@ func newWallRig(tb testing.TB, perCameraCap int, cams ...rigCamera) *wallRig {
 	for _, c := range cams {
 		ids = append(ids, c.id)
 	}
-	events := &Events{Store: rig.catalog, Cameras: ids, OpenSnapshot: os.DirFS(rig.dir).Open}
-	if rig.server, err = New(Options{Listen: "127.0.0.1:0", Cameras: viewerCams, Metrics: http.NotFoundHandler(), Live: rig.live,
+	events := &Events{Store: rig.catalog, OpenSnapshot: os.DirFS(rig.dir).Open}
+	if rig.server, err = New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(viewerCams), Metrics: http.NotFoundHandler(), Live: rig.live,
 		Events: events, Access: rig.fx.opts}); err != nil {
 		tb.Fatal(err)
 	}

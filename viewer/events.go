@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"time"
 
@@ -29,10 +28,11 @@ type Events struct {
 	Store EventStore
 	// OpenSnapshot opens a snapshot by its storage path (recorder.Storage.Open).
 	OpenSnapshot func(rel string) (fs.File, error)
-	// Cameras are the configured camera ids; a search for another camera is a 404, so a
-	// typo is not mistaken for "nothing happened there".
-	Cameras []string
-	Log     *slog.Logger
+	Log          *slog.Logger
+
+	// cameras are the configured cameras (the server's list); a search for another
+	// camera is a 404, so a typo is not mistaken for "nothing happened there".
+	cameras cameraSet
 }
 
 // eventCamera is the camera of the event a snapshot request names, for the guard: an
@@ -103,7 +103,7 @@ func (e *Events) handleList(w http.ResponseWriter, r *http.Request) {
 		// Only the cameras this user may see; the catalog filters, so a page of results
 		// is a full page of visible events.
 		q.Cameras = []string{}
-		for _, id := range e.Cameras {
+		for _, id := range e.cameras.ids() {
 			if visible(id) {
 				q.Cameras = append(q.Cameras, id)
 			}
@@ -159,7 +159,7 @@ func (e *Events) parseQuery(v url.Values) (catalog.EventQuery, string) {
 	return q, ""
 }
 
-func (e *Events) known(camera string) bool { return slices.Contains(e.Cameras, camera) }
+func (e *Events) known(camera string) bool { return e.cameras.known(camera) }
 
 func (e *Events) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")

@@ -69,8 +69,8 @@ func newEventsGuardServer(tb testing.TB) (*Server, *accessFixture) {
 		}
 	}
 	cams := []Camera{{ID: "namesti", Main: fixedStatus{State: ingest.StateStreaming}}, {ID: "most", Main: fixedStatus{State: ingest.StateStreaming}}}
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Access: fx.opts,
-		Events: &Events{Store: fx.cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: fstest.MapFS{}.Open}})
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Metrics: http.NotFoundHandler(), Access: fx.opts,
+		Events: &Events{Store: fx.cat, OpenSnapshot: fstest.MapFS{}.Open}})
 	if err != nil {
 		tb.Fatal(err)
 	}

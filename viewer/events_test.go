@@ -54,8 +54,8 @@ func eventsServer(t *testing.T) (http.Handler, *eventsRig) {
 	}
 	root := os.DirFS(dir)
 	cams := []Camera{{ID: "namesti", Main: fixedStatus{State: ingest.StateStreaming}}, {ID: "most", Main: fixedStatus{State: ingest.StateStreaming}}}
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Metrics: http.NotFoundHandler(), Access: fx.opts,
-		Events: &Events{Store: cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: root.Open}})
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Metrics: http.NotFoundHandler(), Access: fx.opts,
+		Events: &Events{Store: cat, OpenSnapshot: root.Open}})
 	if err != nil {
 		t.Fatal(err)
 	}

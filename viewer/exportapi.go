@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +25,8 @@ import (
 // its cameras (a supervisor); to anyone else it does not exist.
 type Exports struct {
 	Manager *exports.Manager
-	Cameras []string
+
+	cameras cameraSet // the server's list
 }
 
 // maxExportRange bounds one export: a day of one camera is about 45 GB at 4 Mbit/s;
@@ -115,7 +115,7 @@ func (e *Exports) exportCamera(r *http.Request, id int64) (string, bool, error) 
 	return st.Cameras[0], exportVisible(principalFrom(r.Context()), st.ExportJob), nil
 }
 
-func (e *Exports) known(camera string) bool { return slices.Contains(e.Cameras, camera) }
+func (e *Exports) known(camera string) bool { return e.cameras.known(camera) }
 
 // handleExportCreate validates the request, writes one export.request row per camera
 // (with reason, case and recipient) and queues the job: 202 with its id.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer/access"
 )
@@ -49,6 +50,26 @@ func NewFrameDecoder(ffmpeg string) (*FrameDecoder, error) {
 // as a JPEG. ffmpeg seeks to the keyframe at or before offset and decodes up to it (its
 // accurate seek), so the picture is the one shown at that instant.
 func (fd *FrameDecoder) Still(ctx context.Context, f *os.File, offset time.Duration) ([]byte, error) {
+	// The file goes to ffmpeg as descriptor 3: the path stays inside the storage root
+	// that opened it, and /dev/fd/3 is seekable, unlike a pipe.
+	return fd.jpeg(ctx, func(cmd *exec.Cmd) { cmd.ExtraFiles = []*os.File{f} },
+		"-ss", strconv.FormatFloat(offset.Seconds(), 'f', 6, 64), "-i", "/dev/fd/3")
+}
+
+// Keyframe decodes one keyframe access unit of a live stream (Annex-B, parameter sets
+// first) and returns it as a JPEG: the picture a camera probe shows before the camera is
+// saved. codec is ingest's name for it (H264 or H265).
+func (fd *FrameDecoder) Keyframe(ctx context.Context, codec ingest.Codec, annexB []byte) ([]byte, error) {
+	demuxer := map[ingest.Codec]string{ingest.CodecH264: "h264", ingest.CodecH265: "hevc"}[codec]
+	if demuxer == "" {
+		return nil, fmt.Errorf("no still of codec %q", codec)
+	}
+	return fd.jpeg(ctx, func(cmd *exec.Cmd) { cmd.Stdin = bytes.NewReader(annexB) }, "-f", demuxer, "-i", "pipe:0")
+}
+
+// jpeg runs ffmpeg on the input that input names (its arguments, and how the command gets
+// the bytes) and returns the first picture it decodes as a JPEG.
+func (fd *FrameDecoder) jpeg(ctx context.Context, feed func(*exec.Cmd), input ...string) ([]byte, error) {
 	select {
 	case fd.slots <- struct{}{}:
 		defer func() { <-fd.slots }()
@@ -57,12 +78,10 @@ func (fd *FrameDecoder) Still(ctx context.Context, f *os.File, offset time.Durat
 	}
 	ctx, cancel := context.WithTimeout(ctx, frameTimeout)
 	defer cancel()
-	// The file goes to ffmpeg as descriptor 3: the path stays inside the storage root
-	// that opened it, and /dev/fd/3 is seekable, unlike a pipe.
-	cmd := exec.CommandContext(ctx, fd.FFmpeg, "-nostdin", "-v", "error",
-		"-ss", strconv.FormatFloat(offset.Seconds(), 'f', 6, 64), "-i", "/dev/fd/3",
-		"-frames:v", "1", "-an", "-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "2", "pipe:1")
-	cmd.ExtraFiles = []*os.File{f}
+	args := append([]string{"-nostdin", "-v", "error"}, input...)
+	args = append(args, "-frames:v", "1", "-an", "-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "2", "pipe:1")
+	cmd := exec.CommandContext(ctx, fd.FFmpeg, args...)
+	feed(cmd)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &limitedBuffer{b: &out, max: maxFrameJPEG}, &limitedBuffer{b: &stderr, max: 4096}
 	if err := cmd.Run(); err != nil {

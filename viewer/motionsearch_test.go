@@ -52,7 +52,7 @@ func TestMotionSearchAPI(t *testing.T) {
 	if len(ans.Hits) != 1 || !ans.Hits[0].Start.Equal(minute.Add(20*time.Second)) || !ans.Hits[0].End.Equal(minute.Add(21*time.Second)) {
 		t.Errorf("hits %+v, want second 20 of the minute", ans.Hits)
 	}
-	if rec := do(officer, "GET", q+"&cells=10.10", "", ""); !strings.Contains(rec.Body.String(), `"count": 0`) {
+	if rec := do(officer, "GET", q+"&cells=10.10", "", ""); !strings.Contains(rec.Body.String(), `"count":0`) {
 		t.Errorf("search elsewhere: %s, want no hits", rec.Body)
 	}
 	if rows := rig.fx.auditRows(t, access.AuditMotionSearch); len(rows) != 2 || rows[0].Actor != "straznik" || rows[0].Camera != "namesti" {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +35,8 @@ type PlaybackStore interface {
 //	GET  /api/cameras/{id}/playlist?from=&to=
 //	GET  /api/segments/{id}/media              the file as it is, with Range
 //	GET  /api/cameras/{id}/frame.jpg?t=
+//	GET  /api/cameras/{id}/thumbs?from=&to=    scrub-preview index (thumbs.go)
+//	GET  /api/segments/{id}/thumbs.jpg         a segment's thumbnails as one sprite
 //
 // Everything is answered from the catalog and, for the segment being written, from the
 // recorder's memory: no route reads a file header. Footage leaves only inside a playback
@@ -47,14 +48,16 @@ type Playback struct {
 	OpenSegment func(camera string) (recorder.OpenSegment, bool)
 	// OpenFile opens a segment file by its storage path (recorder.Storage.Open).
 	OpenFile func(rel string) (*os.File, error)
+	// Thumbnails reads a segment's scrub-preview thumbnails by its storage path
+	// (recorder.Storage.Thumbnails); nil: none are served.
+	Thumbnails func(segment string) ([]recorder.Thumbnail, error)
 	// Bookmarks keeps officers' bookmarks and cases.
 	Bookmarks BookmarkStore
 	// Frames decodes stills; nil answers frame.jpg with 503.
 	Frames *FrameDecoder
-	// Cameras are the configured camera ids.
-	Cameras []string
-	Log     *slog.Logger
+	Log    *slog.Logger
 
+	cameras  cameraSet // the server's list
 	sessions playbackSessions
 	clock    func() time.Time // the server's clock (tests inject one)
 }
@@ -79,7 +82,7 @@ func (pb *Playback) log() *slog.Logger {
 	return pb.Log
 }
 
-func (pb *Playback) known(camera string) bool { return slices.Contains(pb.Cameras, camera) }
+func (pb *Playback) known(camera string) bool { return pb.cameras.known(camera) }
 
 // segmentCamera finds the camera of a segment, kept or deleted, for the guard (byID):
 // only a user who may see the camera learns that its segment was deleted.
@@ -293,19 +296,31 @@ type playlistJSON struct {
 	Segments []playlistSegmentJSON `json:"segments"`
 }
 
-func (pb *Playback) handlePlaylist(w http.ResponseWriter, r *http.Request) {
-	camera := r.PathValue("id")
-	from, to, problem := timeRangeParams(r.URL.Query(), maxPlaylistRange)
+// cameraRange is the part of a request about one camera's footage in a time range that
+// the playlist and the thumbnail index share: the {id} camera, from and to (at most limit
+// apart), the playback session, and the camera's segments in the range. ok is false when
+// it has answered the request (400, 428, 500).
+func (pb *Playback) cameraRange(w http.ResponseWriter, r *http.Request, limit time.Duration, what string) (camera string, from, to time.Time, segs []catalog.Segment, ok bool) {
+	camera = r.PathValue("id")
+	from, to, problem := timeRangeParams(r.URL.Query(), limit)
 	if problem != "" {
 		writeError(w, http.StatusBadRequest, problem)
-		return
+		return camera, from, to, nil, false
 	}
 	if !pb.playbackAllowed(w, r, camera) {
-		return
+		return camera, from, to, nil, false
 	}
 	segs, err := pb.Store.Segments(r.Context(), camera, from, to)
 	if err != nil {
-		pb.fail(w, "playlist", err)
+		pb.fail(w, what, err)
+		return camera, from, to, nil, false
+	}
+	return camera, from, to, segs, true
+}
+
+func (pb *Playback) handlePlaylist(w http.ResponseWriter, r *http.Request) {
+	camera, from, to, segs, ok := pb.cameraRange(w, r, maxPlaylistRange, "playlist")
+	if !ok {
 		return
 	}
 	var closed []int64
@@ -375,19 +390,11 @@ type deletedJSON struct {
 // an ETag of its SHA-256 once closed, and 410 with the deletion once it is gone. An open
 // segment is served up to its last synced fragment, never a torn one.
 func (pb *Playback) handleMedia(w http.ResponseWriter, r *http.Request) {
-	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64) // the guard resolved it
-	seg, err := pb.Store.Segment(r.Context(), id)
-	if errors.Is(err, catalog.ErrNotFound) {
-		pb.gone(w, r, id)
+	seg, ok := pb.pathSegment(w, r)
+	if !ok {
 		return
 	}
-	if err != nil {
-		pb.fail(w, "segment", err)
-		return
-	}
-	if !pb.playbackAllowed(w, r, seg.Camera) {
-		return
-	}
+	id := seg.ID
 	size := seg.Bytes
 	if seg.Open {
 		if open, ok := pb.openSegment(seg.Camera); ok && open.ID == seg.ID {
@@ -416,6 +423,23 @@ func (pb *Playback) handleMedia(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "private, max-age=86400")
 	}
 	http.ServeContent(w, r, "", seg.End, io.NewSectionReader(f, 0, size))
+}
+
+// pathSegment is the segment a /api/segments/{id}/... request names (the guard resolved
+// its camera), once the playback session is checked; ok is false when it has answered
+// (410 with its deletion, 428, 500).
+func (pb *Playback) pathSegment(w http.ResponseWriter, r *http.Request) (catalog.Segment, bool) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	seg, err := pb.Store.Segment(r.Context(), id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		pb.gone(w, r, id)
+		return seg, false
+	}
+	if err != nil {
+		pb.fail(w, "segment", err)
+		return seg, false
+	}
+	return seg, pb.playbackAllowed(w, r, seg.Camera)
 }
 
 // gone answers a segment that is no longer kept: 410 with its deletion, or 404 if even

@@ -84,6 +84,9 @@ func (s *Server) table() []route {
 		{pattern: "GET /api/audit", action: access.ActionAudit, handler: s.handleAudit},
 		{pattern: "GET /api/audit/verify", action: access.ActionAudit, handler: s.handleAuditVerify},
 	}
+	if s.opt.ConfigStatus != nil {
+		rt = append(rt, route{pattern: "GET /api/config/status", action: access.ActionAdmin, handler: s.handleConfigStatus})
+	}
 	if s.opt.Live != nil {
 		for _, lr := range s.opt.Live.Routes() {
 			rt = append(rt, route{pattern: lr.Pattern, action: access.ActionLive, camera: s.knownCamera(pathCamera), handler: lr.Handler})
@@ -114,6 +117,8 @@ func (s *Server) table() []route {
 			// Footage of a camera that left the configuration stays playable to those who
 			// may see it: the segment's camera is checked, not the configuration.
 			route{pattern: "GET /api/segments/{id}/media", action: access.ActionPlayback, camera: byID("segment", pb.segmentCamera), handler: pb.handleMedia},
+			route{pattern: "GET /api/cameras/{id}/thumbs", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: pb.handleThumbs},
+			route{pattern: "GET /api/segments/{id}/thumbs.jpg", action: access.ActionPlayback, camera: byID("segment", pb.segmentCamera), handler: pb.handleSprite},
 		)
 	}
 	if ex := s.opt.Exports; ex != nil {
@@ -125,6 +130,13 @@ func (s *Server) table() []route {
 			route{pattern: "GET /api/exports/{id}/download", action: access.ActionExport, camera: byID("export", ex.exportCamera), handler: s.handleExportDownload},
 		)
 	}
+	if s.opt.CameraAdmin != nil {
+		rt = append(rt,
+			route{pattern: "POST /api/cameras/probe", action: access.ActionAdmin, handler: s.handleCameraProbe},
+			route{pattern: "GET /api/onvif/discover", action: access.ActionAdmin, handler: s.handleONVIFDiscover},
+			route{pattern: "POST /api/onvif/profiles", action: access.ActionAdmin, handler: s.handleONVIFProfiles},
+		)
+	}
 	return rt
 }
 
@@ -133,7 +145,7 @@ func (s *Server) table() []route {
 func (s *Server) knownCamera(of cameraOf) cameraOf {
 	return func(r *http.Request) (string, string, error) {
 		id, notFound, err := of(r)
-		if err != nil || !s.known[id] {
+		if err != nil || !s.cameras.known(id) {
 			return "", notFound, err
 		}
 		return id, notFound, nil

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/ingest/onvif"
+	"github.com/townwatch/townwatch/ingest/probe"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/recorder/exports"
 	"github.com/townwatch/townwatch/viewer/access"
@@ -95,12 +97,16 @@ func newRouteRig(t *testing.T) *routeRig {
 	}
 	cams := []Camera{{ID: "namesti", Main: fixedStatus{State: ingest.StateStreaming}}, {ID: "most", Main: fixedStatus{State: ingest.StateStreaming}}}
 	snapshots := fstest.MapFS{"snapshots/namesti/a.jpg": {Data: []byte("\xff\xd8namesti")}, "snapshots/most/b.jpg": {Data: []byte("\xff\xd8most")}}
-	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: cams, Live: lm, Access: fx.opts,
+	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Live: lm, Access: fx.opts,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "townwatch_up 1") }),
-		Events:  &Events{Store: fx.cat, Cameras: []string{"namesti", "most"}, OpenSnapshot: snapshots.Open},
-		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat, Cameras: []string{"namesti", "most"},
+		Events:  &Events{Store: fx.cat, OpenSnapshot: snapshots.Open},
+		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat,
 			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
-		Exports: &Exports{Manager: newExportJobs(t, fx.cat), Cameras: []string{"namesti", "most"}}})
+		Exports:      &Exports{Manager: newExportJobs(t, fx.cat)},
+		ConfigStatus: func() any { return map[string]bool{"success": true} },
+		// Discovery only on lo, and briefly: the matrix asks it once per admin.
+		CameraAdmin: &CameraAdmin{Prober: &probe.Prober{}, ONVIF: &onvif.Client{},
+			Discoverer: &onvif.Discoverer{Interfaces: []string{"lo"}, Window: 10 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +156,7 @@ func TestEveryRouteDeclaresItsAction(t *testing.T) {
 		}
 	}
 	for _, must := range []string{"POST /api/cameras/{id}/whep", "DELETE /api/cameras/{id}/whep/{session}",
-		"PATCH /api/cameras/{id}/whep/{session}", "GET /api/events/{id}/snapshot.jpg", "GET /metrics"} {
+		"PATCH /api/cameras/{id}/whep/{session}", "GET /api/events/{id}/snapshot.jpg", "GET /metrics", "GET /api/config/status"} {
 		if !seen[must] {
 			t.Errorf("route table has no %q", must)
 		}
@@ -344,14 +350,14 @@ func eventOf(camera string) string {
 }
 
 // targetOf is what a route's {id} is for camera: an event of it for the snapshot route,
-// a segment of it for the media route, the camera itself otherwise.
+// a segment of it for the segment routes, the camera itself otherwise.
 func targetOf(rt route, camera string) string {
 	switch {
 	case camera == "no-such-camera":
 		return unknownTarget(rt)
 	case rt.pattern == "GET /api/events/{id}/snapshot.jpg":
 		return eventOf(camera)
-	case rt.pattern == "GET /api/segments/{id}/media":
+	case strings.HasPrefix(rt.pattern, "GET /api/segments/{id}/"): // media and thumbs.jpg
 		if camera == "most" {
 			return segmentMost
 		}
@@ -367,7 +373,7 @@ func targetOf(rt route, camera string) string {
 
 // unknownTarget is an {id} that names nothing.
 func unknownTarget(rt route) string {
-	if rt.pattern == "GET /api/segments/{id}/media" || strings.Contains(rt.pattern, "/api/exports/{id}") || rt.pattern == "DELETE /api/bookmarks/{id}" {
+	if strings.HasPrefix(rt.pattern, "GET /api/segments/{id}/") || strings.Contains(rt.pattern, "/api/exports/{id}") || rt.pattern == "DELETE /api/bookmarks/{id}" {
 		return "999999"
 	}
 	return "no-such-camera"

@@ -74,7 +74,7 @@ type Recording struct {
 // Options configure a Server.
 type Options struct {
 	Listen  string       // http.listen, host:port
-	Cameras []Camera     // in the order the wall shows them
+	Cameras CameraList   // read afresh by every request; nil: no cameras
 	Metrics http.Handler // serves /metrics (the Prometheus registry lives in cmd)
 	// Live serves the WHEP endpoints and the viewer counts; nil means no live view (the wall
 	// then shows every camera's state without pictures).
@@ -86,6 +86,11 @@ type Options struct {
 	Playback *Playback
 	// Exports serves evidence export jobs; nil means none.
 	Exports *Exports
+	// ConfigStatus answers GET /api/config/status (administrators): the outcome of the
+	// last configuration reload, as JSON. nil: no such route.
+	ConfigStatus func() any
+	// CameraAdmin serves the camera probe and ONVIF discovery (admin only); nil means none.
+	CameraAdmin *CameraAdmin
 	// Access says who may use the server; required: there is no open mode.
 	Access AccessOptions
 	// TLS serves HTTPS with this certificate and key (reloaded when the files change);
@@ -109,7 +114,7 @@ type Server struct {
 	opt       Options
 	log       *slog.Logger
 	static    map[string]staticFile
-	known     map[string]bool // configured camera ids
+	cameras   cameraSet // the configured cameras, read afresh by every request
 	auth      *auth
 	snapshots snapshotViews
 	liveViews *liveAudit // nil without a live manager
@@ -128,6 +133,9 @@ func New(opt Options) (*Server, error) {
 	if opt.Metrics == nil {
 		return nil, errors.New("viewer: metrics handler is nil")
 	}
+	if opt.Cameras == nil {
+		opt.Cameras = StaticCameras(nil)
+	}
 	log := opt.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -140,10 +148,13 @@ func New(opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opt: opt, log: log, static: static, known: map[string]bool{}, auth: a,
+	s := &Server{opt: opt, log: log, static: static, cameras: cameraSet{opt.Cameras}, auth: a,
 		snapshots: snapshotViews{open: map[snapshotKey]*snapshotAgg{}}, mux: http.NewServeMux(), ready: make(chan struct{})}
-	for _, c := range opt.Cameras {
-		s.known[c.ID] = true
+	if opt.Events != nil {
+		opt.Events.cameras = s.cameras
+	}
+	if opt.Exports != nil {
+		opt.Exports.cameras = s.cameras
 	}
 	if opt.Live != nil {
 		s.liveViews = &liveAudit{s: s, viewers: map[string]liveViewer{}}
@@ -154,6 +165,7 @@ func New(opt Options) (*Server, error) {
 	if opt.Playback != nil {
 		opt.Playback.sessions.grant = map[playbackKey]time.Time{}
 		opt.Playback.clock = a.now
+		opt.Playback.cameras = s.cameras
 	}
 	s.mount()
 	// The cross-origin check refuses a state-changing request that a browser marks as

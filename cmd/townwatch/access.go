@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,9 +39,9 @@ func openCatalogCreating(ctx context.Context, cfg *configs.Config) (*catalog.Cat
 	if err := os.MkdirAll(cfg.Storage.Path, 0o700); err != nil {
 		return nil, fmt.Errorf("storage.path: %w", err)
 	}
-	cat, err := catalog.Open(ctx, filepath.Join(cfg.Storage.Path, catalogFile))
+	cat, err := catalog.Open(ctx, cfg.CatalogTarget())
 	if err != nil {
-		return nil, fmt.Errorf("storage.path: %w", err)
+		return nil, fmt.Errorf("%s: %w", catalogField(cfg), err)
 	}
 	return cat, nil
 }

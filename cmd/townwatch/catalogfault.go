@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,7 +61,10 @@ func lockStorage(dir string) (*os.File, error) {
 type catalogHealth struct {
 	rebuild *recorder.CatalogRebuild // nil: the catalog was sound at start
 	cat     *catalog.Catalog
-	writers []*recorder.Writer
+	cams    *cameraRegistry
+	// retiredFailures are the catalog write failures of recorders stopped by a reload:
+	// their footage is still unindexed until the next start, so they still count.
+	retiredFailures atomic.Uint64
 }
 
 // reasons lists why the catalog degrades the system; none when it is sound. Public
@@ -87,9 +91,12 @@ func (h *catalogHealth) reasons() []string {
 }
 
 func (h *catalogHealth) writeFailures() uint64 {
-	var n uint64
-	for _, w := range h.writers {
-		n += w.Stats().CatalogFailures
+	n := h.retiredFailures.Load()
+	if h.cams == nil {
+		return n
+	}
+	for _, u := range h.cams.units() {
+		n += u.writer.Stats().CatalogFailures
 	}
 	return n
 }
@@ -167,10 +174,14 @@ func recordRebuild(ctx context.Context, log *access.AuditLog, rb *recorder.Catal
 }
 
 // runCatalog is `townwatch catalog rebuild -config FILE`: the start-up rebuild by hand,
-// with the server stopped.
+// with the server stopped; and `townwatch catalog migrate` (runCatalogMigrate).
 func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runCatalogMigrate(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "rebuild" {
 		fmt.Fprintln(stderr, "usage: townwatch catalog rebuild -config FILE [-force]")
+		fmt.Fprintln(stderr, "       townwatch catalog migrate -from FILE -to postgres://...")
 		return exitUsage
 	}
 	fs := newFlagSet("catalog rebuild", stderr)
@@ -191,6 +202,9 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func rebuildCatalog(ctx context.Context, cfg *configs.Config, force bool, stdout io.Writer) error {
+	if cfg.Catalog.URL != "" {
+		return errors.New("catalog.url names a PostgreSQL database: rebuild repairs the SQLite file under storage.path only (PostgreSQL is restored from its own backups)")
+	}
 	lock, err := lockStorage(cfg.Storage.Path)
 	if err != nil {
 		if errors.Is(err, errStorageBusy) {

@@ -21,7 +21,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Restart=always", "LimitCORE=0", "UMask=0077", "NoNewPrivileges=yes",
-		"ProtectSystem=strict", "ReadWritePaths=/var/lib/townwatch", "ExecStart=/usr/local/bin/townwatch serve -config "} {
+		"ProtectSystem=strict", "ReadWritePaths=/var/lib/townwatch", "ExecStart=/usr/local/bin/townwatch serve -config ", "ExecReload=/bin/kill -HUP $MAINPID"} {
 		if !strings.Contains(string(unit), "\n"+want) {
 			t.Errorf("configs/townwatch.service lacks %q", want)
 		}

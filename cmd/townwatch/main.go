@@ -12,6 +12,7 @@
 //	townwatch user add|list|passwd|disable|enable|grant ...   accounts (no default credentials)
 //	townwatch audit verify -config FILE         check the access log's hash chain
 //	townwatch catalog rebuild -config FILE      rebuild a damaged catalog (server stopped)
+//	townwatch camera probe [-username U] URL   try a camera stream before adding it
 //	townwatch simcam [-listen ADDR] [-clip FILE -cameras N]
 //	                                            serve simulated cameras over RTSP
 //	townwatch version                           print the version
@@ -57,7 +58,8 @@ func commands() []command {
 		{"retention", "show retention and its mass-deletion hold (status), or confirm a held deletion (confirm)", runRetention},
 		{"user", "manage accounts: add, list, passwd, disable, enable, grant", runUser},
 		{"audit", "check the access log's hash chain (verify)", runAudit},
-		{"catalog", "rebuild a damaged catalog from what can be read of it and the files (rebuild; server stopped)", runCatalog},
+		{"catalog", "rebuild a damaged catalog from what can be read of it and the files (rebuild), or move it into PostgreSQL (migrate); server stopped", runCatalog},
+		{"camera", "try a camera stream before adding it (probe): codec, size, fps, a snapshot, or why not", runCamera},
 		{"simcam", "serve simulated cameras over RTSP for any VMS to pull", runSimcam},
 		{"version", "print the version", runVersion},
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
 )
 
 // binary is the townwatch executable built once for the subprocess tests: signals, exit
@@ -35,7 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building townwatch:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m.Run) // stops the PostgreSQL server the catalog migrate test starts
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -287,7 +289,7 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 	if page := httpGet(t, supervisor, base); !strings.Contains(page, "<title>") || !strings.Contains(page, "static/app.js") {
 		t.Errorf("/ does not serve the live wall:\n%.300s", page)
 	}
-	if h := httpGet(t, anonymous, base+"healthz"); !strings.Contains(h, `"status": "ok"`) {
+	if h := httpGet(t, anonymous, base+"healthz"); !strings.Contains(h, `"status":"ok"`) {
 		t.Errorf("/healthz = %s", h)
 	}
 

@@ -6,11 +6,12 @@ import (
 	"github.com/townwatch/townwatch/ingest"
 )
 
-// ingestCollector exposes every camera's ingest state at scrape time, read from the
-// Sources' atomic counters and the Hub's drop counters. The only label is camera.
+// ingestCollector exposes every running camera's ingest state at scrape time, read from
+// the Sources' atomic counters and the Hub's drop counters. The only label is camera. The
+// cameras are the registry's at the scrape, so a removed camera's series are gone.
 type ingestCollector struct {
-	sources []*ingest.Source
-	hub     *ingest.Hub
+	cams *cameraRegistry
+	hub  *ingest.Hub
 }
 
 var (
@@ -34,10 +35,6 @@ var (
 		"Unix time of the last video frame received on the main stream.", []string{"camera"}, nil)
 )
 
-func newIngestCollector(sources []*ingest.Source, hub *ingest.Hub) *ingestCollector {
-	return &ingestCollector{sources: sources, hub: hub}
-}
-
 // Describe sends nothing: the per-consumer drop metrics are named after consumers that
 // appear at run time, which makes this an unchecked collector.
 func (c *ingestCollector) Describe(chan<- *prometheus.Desc) {}
@@ -46,7 +43,11 @@ func (c *ingestCollector) Collect(ch chan<- prometheus.Metric) {
 	type totals struct{ reconnects, bytes, frames, lost, decodeErrs, panics uint64 }
 	perCamera := map[string]*totals{}
 	var order []string
-	for _, src := range c.sources {
+	var sources []*ingest.Source
+	for _, u := range c.cams.units() {
+		sources = append(sources, u.sources()...)
+	}
+	for _, src := range sources {
 		st := src.Status()
 		t, ok := perCamera[st.Camera]
 		if !ok {
@@ -83,6 +84,9 @@ func (c *ingestCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(t.panics), cam)
 	}
 	for _, d := range c.hub.DropCounts() {
+		if perCamera[d.Camera] == nil {
+			continue // a removed camera's: the Hub keeps its counters for a return
+		}
 		desc := prometheus.NewDesc("townwatch_"+d.Consumer+"_dropped_units_total",
 			"Units the "+d.Consumer+" dropped because it fell behind (it resumes at the next keyframe).",
 			[]string{"camera"}, nil)

@@ -8,8 +8,8 @@ import (
 
 // liveCollector exposes the live view's sessions per camera at scrape time.
 type liveCollector struct {
-	cameras []string
-	live    *live.Manager
+	cams *cameraRegistry
+	live *live.Manager
 }
 
 var (
@@ -30,7 +30,7 @@ func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, cam := range c.cameras {
+	for _, cam := range c.cams.ids() {
 		st := c.live.Stats(cam)
 		ch <- prometheus.MustNewConstMetric(descWebRTCSessions, prometheus.GaugeValue, float64(st.Sessions), cam)
 		ch <- prometheus.MustNewConstMetric(descWebRTCSessionsTotal, prometheus.CounterValue, float64(st.SessionsTotal), cam)

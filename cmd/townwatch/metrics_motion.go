@@ -8,8 +8,8 @@ import (
 
 // motionCollector exposes every analysed camera's motion detection at scrape time.
 type motionCollector struct {
-	cameras []string
-	stats   func(camera string) motion.Stats
+	cams  *cameraRegistry
+	stats func(camera string) motion.Stats
 }
 
 var (
@@ -32,7 +32,11 @@ func (c *motionCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *motionCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, cam := range c.cameras {
+	for _, u := range c.cams.units() {
+		if !u.config().Motion.Enabled {
+			continue
+		}
+		cam := u.id
 		st := c.stats(cam)
 		ch <- prometheus.MustNewConstMetric(descDecodedFrames, prometheus.CounterValue, float64(st.DecodedFrames), cam)
 		ch <- prometheus.MustNewConstMetric(descAnalyzedFrames, prometheus.CounterValue, float64(st.AnalyzedFrames), cam)

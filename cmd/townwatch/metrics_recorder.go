@@ -7,10 +7,11 @@ import (
 	"github.com/townwatch/townwatch/recorder"
 )
 
-// recorderCollector exposes the recorders and retention at scrape time.
+// recorderCollector exposes the running cameras' recorders and retention at scrape time.
+// Retention's series (stored, locked, deleted bytes) name every camera with footage, a
+// removed one too: its footage stays until retention deletes it.
 type recorderCollector struct {
-	cameras   []configs.Camera
-	writers   []*recorder.Writer
+	cams      *cameraRegistry
 	retention *recorder.Retention
 }
 
@@ -51,10 +52,6 @@ var (
 		"1 while the mass-deletion guard holds deletions until `townwatch retention confirm`.", nil, nil)
 )
 
-func newRecorderCollector(cams []configs.Camera, writers []*recorder.Writer, ret *recorder.Retention) *recorderCollector {
-	return &recorderCollector{cameras: cams, writers: writers, retention: ret}
-}
-
 func (c *recorderCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordedBytes, descRecordedFrames, descSegments, descGaps, descLostSeconds, descRecording,
 		descPaused, descPreRoll, descPreRollDrops, descStored, descLocked, descDeleted, descShortfall, descDiskFree, descDiskTotal, descMinFree, descHold} {
@@ -63,9 +60,9 @@ func (c *recorderCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
-	for i, w := range c.writers {
-		cam := c.cameras[i].ID
-		st := w.Stats()
+	for _, u := range c.cams.units() {
+		cam := u.id
+		st := u.writer.Stats()
 		ch <- prometheus.MustNewConstMetric(descRecordedBytes, prometheus.CounterValue, float64(st.RecordedBytes), cam)
 		ch <- prometheus.MustNewConstMetric(descRecordedFrames, prometheus.CounterValue, float64(st.RecordedFrames), cam)
 		ch <- prometheus.MustNewConstMetric(descSegments, prometheus.CounterValue, float64(st.Segments), cam)
@@ -74,7 +71,7 @@ func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRecording, prometheus.GaugeValue, boolValue(st.State == recorder.StateRecording), cam)
 		paused := st.State == recorder.StatePaused || st.State == recorder.StateError
 		ch <- prometheus.MustNewConstMetric(descPaused, prometheus.GaugeValue, boolValue(paused), cam)
-		if c.cameras[i].Record.Mode == configs.RecordMotion {
+		if u.config().Record.Mode == configs.RecordMotion {
 			ch <- prometheus.MustNewConstMetric(descPreRoll, prometheus.GaugeValue, float64(st.PreRollBytes), cam)
 			ch <- prometheus.MustNewConstMetric(descPreRollDrops, prometheus.CounterValue, float64(st.PreRollDrops), cam)
 		}

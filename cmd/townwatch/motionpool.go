@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,28 +28,37 @@ const motionReaderQueue = 48
 
 // motionPool runs motion detection in a child process (townwatch motion-worker) and
 // stands in for it in this one: it forwards each analysed camera's video, hands events to
-// the cameras' sinks and keeps the counters. The decoders and the detector are C code
+// the cameras' sinks and keeps the counters. The worker also makes every camera's
+// scrub-preview thumbnails: an analysed camera's from the frames it analyses, a camera
+// without motion detection's from one main-stream keyframe every motion.ThumbnailEvery,
+// the only units the pool forwards for it. The decoders and the detector are C code
 // (libavcodec, OpenCV); a crash inside them ends the worker, which is restarted alone,
 // while recording in this process goes on untouched.
+//
+// The cameras change with a reload (setCameras): the worker is then restarted with the
+// new lists, which costs a moment of analysis and never a frame of footage.
 type motionPool struct {
-	cams    []configs.Camera
-	streams map[string]string // camera → analysed stream
 	hub     *ingest.Hub
-	sinks   map[string]func(motion.Event)
 	observe func(camera string, d time.Duration)
 	grids   func(motion.GridMinute) // stores the search grid
+	thumbs  func(motion.Thumbnail)  // receives thumbnails; must not block
 	log     *slog.Logger
 	// command starts the worker; tests replace it.
 	command func(ctx context.Context) *exec.Cmd
 
 	mu      sync.Mutex
-	conn    *workerConn             // the running worker, nil between workers
-	pid     int                     // the running worker's process id (0 between workers)
-	gen     int                     // counts workers started, so forwarders see a new one
-	base    map[string]motion.Stats // counters of workers that have ended
-	current map[string]motion.Stats // the running worker's last report
-	active  map[string]motion.Event // ongoing events, ended here if the worker dies
-	lastAt  map[string]time.Time    // wall time of each camera's last forwarded unit
+	cams    []configs.Camera              // the analysed cameras
+	thumbed []string                      // the cameras forwarded for thumbnails only
+	streams map[string]string             // camera → analysed stream (main for thumbnails only)
+	sinks   map[string]func(motion.Event) // camera → where its events go
+	changed chan struct{}                 // closed (and replaced) when the cameras change
+	conn    *workerConn                   // the running worker, nil between workers
+	pid     int                           // the running worker's process id (0 between workers)
+	gen     int                           // counts workers started, so forwarders see a new one
+	base    map[string]motion.Stats       // counters of workers that have ended
+	current map[string]motion.Stats       // the running worker's last report
+	active  map[string]motion.Event       // ongoing events, ended here if the worker dies
+	lastAt  map[string]time.Time          // wall time of each camera's last forwarded unit
 }
 
 // workerConn is one running worker's stdin, written by every forwarder in turn.
@@ -57,24 +68,62 @@ type workerConn struct {
 	gen int
 }
 
-func newMotionPool(cams []configs.Camera, hub *ingest.Hub, sinks map[string]func(motion.Event),
-	observe func(string, time.Duration), grids func(motion.GridMinute), log *slog.Logger) (*motionPool, error) {
-	p := &motionPool{cams: cams, streams: map[string]string{}, hub: hub, sinks: sinks, observe: observe, grids: grids,
+// newMotionPool makes a pool that analyses no camera yet (see setCameras); thumbs
+// receives the thumbnails.
+func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids func(motion.GridMinute), thumbs func(motion.Thumbnail), log *slog.Logger) (*motionPool, error) {
+	p := &motionPool{streams: map[string]string{}, sinks: map[string]func(motion.Event){}, changed: make(chan struct{}),
+		hub: hub, observe: observe, grids: grids, thumbs: thumbs,
 		log: log.With("component", "motion"), base: map[string]motion.Stats{}, current: map[string]motion.Stats{},
 		active: map[string]motion.Event{}, lastAt: map[string]time.Time{}}
-	for _, c := range cams {
-		stream, err := motion.AnalysedStream(c)
-		if err != nil {
-			return nil, err
-		}
-		p.streams[c.ID] = stream
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("motion: finding townwatch's own binary for the worker: %w", err)
 	}
 	p.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, self, motionWorkerCommand) }
 	return p, nil
+}
+
+// setCameras makes cams the analysed cameras, their events going to sinks (by camera id),
+// and thumbed the cameras without motion detection that get thumbnails from keyframes.
+// When the lists differ from the running ones, the worker is restarted with them and
+// every forwarder looks up its camera again.
+func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks map[string]func(motion.Event)) error {
+	streams := make(map[string]string, len(cams)+len(thumbed))
+	for _, c := range cams {
+		stream, err := motion.AnalysedStream(c)
+		if err != nil {
+			return err
+		}
+		streams[c.ID] = stream
+	}
+	for _, id := range thumbed {
+		streams[id] = ingest.StreamMain
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// A camera no longer analysed keeps its sink while it has an event going on: the
+	// stopping worker reports the event's end (or endOrphans makes one), and the catalog
+	// must not keep an event open for ever.
+	for cam := range p.active {
+		if _, ok := sinks[cam]; !ok && p.sinks[cam] != nil {
+			sinks[cam] = p.sinks[cam]
+		}
+	}
+	same := reflect.DeepEqual(p.cams, cams) && slices.Equal(p.thumbed, thumbed)
+	p.cams, p.thumbed, p.streams, p.sinks = cams, thumbed, streams, sinks
+	if !same {
+		close(p.changed)
+		p.changed = make(chan struct{})
+	}
+	return nil
+}
+
+// analysed is the analysed cameras, the cameras with keyframe thumbnails only, and the
+// channel that is closed when they change.
+func (p *motionPool) analysed() ([]configs.Camera, []string, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cams, p.thumbed, p.changed
 }
 
 // Stats returns a camera's motion counters over every worker since start.
@@ -94,9 +143,32 @@ func (p *motionPool) workerPID() int {
 	return p.pid
 }
 
-// runWorker starts one worker, serves it until it exits or ctx ends, and returns why it
-// ended (nil after ctx). The caller (a supervisor) restarts it.
+// errCamerasChanged ends a worker whose camera list is out of date.
+var errCamerasChanged = errors.New("the analysed cameras changed")
+
+// runWorker runs a worker for the cameras, a new one whenever they change, and none while
+// there are none. It returns why a worker ended (nil after ctx); the caller (a
+// supervisor) restarts it.
 func (p *motionPool) runWorker(ctx context.Context) error {
+	for {
+		cams, thumbed, changed := p.analysed()
+		if len(cams) == 0 && len(thumbed) == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-changed:
+				continue
+			}
+		}
+		if err := p.serveWorker(ctx, toWorker{Cameras: cams, Thumbnails: thumbed}, changed); !errors.Is(err, errCamerasChanged) {
+			return err
+		}
+	}
+}
+
+// serveWorker starts one worker for the cameras of first (its first message) and serves
+// it until it exits, ctx ends (nil) or changed is closed (errCamerasChanged).
+func (p *motionPool) serveWorker(ctx context.Context, first toWorker, changed <-chan struct{}) error {
 	cmd := p.command(context.WithoutCancel(ctx)) // stopped by closing its stdin, not killed
 	cmd.Stderr = &workerLog{log: p.log}
 	stdin, err := cmd.StdinPipe()
@@ -111,7 +183,7 @@ func (p *motionPool) runWorker(ctx context.Context) error {
 		return fmt.Errorf("starting the motion worker: %w", err)
 	}
 	conn := &workerConn{enc: gob.NewEncoder(stdin)}
-	if err := conn.enc.Encode(toWorker{Cameras: p.cams}); err != nil {
+	if err := conn.enc.Encode(first); err != nil {
 		stdin.Close()
 		cmd.Wait()
 		return fmt.Errorf("motion worker: %w", err)
@@ -126,28 +198,43 @@ func (p *motionPool) runWorker(ctx context.Context) error {
 	read := make(chan error, 1)
 	go func() { read <- p.readWorker(stdout) }()
 	var readErr error
+	reconfigured := false
 	select {
+	case <-changed:
+		reconfigured = true
+		p.stopWorker(conn, stdin, cmd, read)
 	case <-ctx.Done():
-		// Stopping: closing stdin makes the worker end its streams (reporting ongoing
-		// events' ends) and exit; give it a moment, then kill it.
-		p.detach(conn)
-		stdin.Close()
-		select {
-		case readErr = <-read:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			readErr = <-read
-		}
+		p.stopWorker(conn, stdin, cmd, read)
 	case readErr = <-read:
 		p.detach(conn)
 		stdin.Close()
 	}
 	waitErr := cmd.Wait()
 	p.endOrphans()
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return nil
+	case reconfigured:
+		p.log.Info("motion worker restarted for the changed camera list")
+		return errCamerasChanged
 	}
 	return fmt.Errorf("motion worker exited (%v, %v); events were ended, recording is not affected", waitErr, readErr)
+}
+
+// stopWorker ends a worker that is still running: closing stdin makes it end its streams
+// (reporting ongoing events' ends) and exit; it gets a moment, then it is killed.
+func (p *motionPool) stopWorker(conn *workerConn, stdin io.Closer, cmd *exec.Cmd, read <-chan error) {
+	p.detach(conn)
+	stdin.Close()
+	select {
+	case err := <-read:
+		if err != nil {
+			p.log.Warn("motion worker output", "err", err)
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-read
+	}
 }
 
 // detach stops forwarders from writing to conn and banks its counters.
@@ -193,17 +280,20 @@ func (p *motionPool) readWorker(r io.Reader) error {
 			p.observe(m.Analysis.Camera, m.Analysis.Took)
 		case m.Grid != nil && p.grids != nil:
 			p.grids(*m.Grid)
+		case m.Thumb != nil && p.thumbs != nil:
+			p.thumbs(*m.Thumb)
 		}
 	}
 }
 
 // deliver hands an event to its camera's sink and tracks whether one is going on.
 func (p *motionPool) deliver(camera string, ev motion.Event) {
+	p.mu.Lock()
 	sink := p.sinks[camera]
 	if sink == nil {
+		p.mu.Unlock()
 		return
 	}
-	p.mu.Lock()
 	if ev.End.IsZero() {
 		p.active[camera] = ev
 	} else {
@@ -235,16 +325,47 @@ func (p *motionPool) endOrphans() {
 }
 
 // forward sends one camera's analysed stream to whichever worker runs, until ctx ends.
+// While the camera is not analysed it waits for the analysed cameras to change; when they
+// change it looks its camera up again (the analysed stream may be another one now).
 func (p *motionPool) forward(ctx context.Context, camera string) error {
-	stream := p.streams[camera]
+	for ctx.Err() == nil {
+		p.mu.Lock()
+		stream, analysed := p.streams[camera]
+		changed := p.changed
+		p.mu.Unlock()
+		if !analysed {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		// A change of the analysed cameras ends this forwarding, so the loop looks up the
+		// camera again.
+		fctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-changed:
+				cancel()
+			case <-fctx.Done():
+			}
+		}()
+		p.forwardCamera(fctx, camera, stream)
+		cancel()
+	}
+	return nil
+}
+
+// forwardCamera forwards each of the camera's sessions of stream in turn until ctx ends.
+func (p *motionPool) forwardCamera(ctx context.Context, camera, stream string) {
 	for {
 		st, err := p.hub.Wait(ctx, camera, stream)
 		if err != nil {
-			return nil // ctx done
+			return // ctx done
 		}
 		p.forwardStream(ctx, st)
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 	}
 }
@@ -257,6 +378,13 @@ func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream) {
 	sentTo := 0     // the worker generation the header went to
 	needKey := true // a worker that has just got the header can only start at a keyframe
 	gapped := false // units were lost since the last one sent
+	// A camera forwarded only for thumbnails sends one keyframe every ThumbnailEvery:
+	// the worker decodes nothing else of it, so nothing else need cross the pipe. (A
+	// change of the lists ends this forwarding, so the answer holds while it runs.)
+	p.mu.Lock()
+	keyframesOnly := slices.Contains(p.thumbed, st.Camera)
+	p.mu.Unlock()
+	var lastKey time.Time
 	for {
 		u, gap, err := r.Read(ctx)
 		if err != nil {
@@ -282,6 +410,12 @@ func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream) {
 		}
 		if needKey && !u.Key {
 			continue
+		}
+		if keyframesOnly {
+			if !u.Key || (!lastKey.IsZero() && u.Wall.After(lastKey) && u.Wall.Sub(lastKey) < motion.ThumbnailEvery*9/10) {
+				continue
+			}
+			lastKey = u.Wall
 		}
 		w := &wireUnit{Camera: st.Camera, PTS: u.PTS, DTS: u.DTS, Wall: u.Wall, Key: u.Key, Gap: gapped,
 			Discontinuity: u.Discontinuity, Payload: u.Payload, Params: u.Params}

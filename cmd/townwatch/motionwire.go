@@ -11,14 +11,18 @@ import (
 // The motion worker's protocol: two gob streams over the worker's stdin and stdout. The
 // server sends the cameras to analyse once, then each camera's analysed stream as it
 // arrives (a stream header when a camera's stream starts, then its video units); the
-// worker sends events, counters and analysis times back. Only video crosses: motion
-// detection reads nothing else.
+// worker sends events, counters, analysis times and scrub-preview thumbnails back. Only
+// video crosses: motion detection reads nothing else. Cameras without motion detection
+// send only one main-stream keyframe every motion.ThumbnailEvery, for thumbnails.
 
 // toWorker is one message from the server to the worker; exactly one field is set.
 type toWorker struct {
 	Cameras []configs.Camera // first message: the cameras to analyse
-	Stream  *wireStream      // a camera's stream (re)started: the previous one ended
-	Unit    *wireUnit
+	// Thumbnails (first message too) are the cameras without motion detection whose
+	// main-stream keyframes come only to be made into thumbnails.
+	Thumbnails []string
+	Stream     *wireStream // a camera's stream (re)started: the previous one ended
+	Unit       *wireUnit
 }
 
 type wireStream struct {
@@ -45,6 +49,7 @@ type fromWorker struct {
 	Stats    map[string]motion.Stats // every camera's counters since the worker started
 	Analysis *workerAnalysis
 	Grid     *motion.GridMinute // a camera-minute of the motion search grid
+	Thumb    *motion.Thumbnail  // a scrub-preview thumbnail
 }
 
 type workerEvent struct {

@@ -48,6 +48,7 @@ func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *sl
 	defer cancel()
 	var analysers sync.WaitGroup
 	var list []*motion.Analyzer
+	thumb := func(th motion.Thumbnail) { w.send(fromWorker{Thumb: &th}) }
 	for _, cam := range first.Cameras {
 		a, err := motion.NewAnalyzer(cam, w.hub, log.With("camera", cam.ID), motion.Options{
 			OnEvent: func(ev motion.Event) { w.send(fromWorker{Event: &workerEvent{Camera: cam.ID, Event: ev}}) },
@@ -55,12 +56,20 @@ func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *sl
 				w.send(fromWorker{Analysis: &workerAnalysis{Camera: cam.ID, Took: d}})
 			},
 			OnGridMinute: func(g motion.GridMinute) { w.send(fromWorker{Grid: &g}) },
+			OnThumbnail:  thumb,
 		})
 		if err != nil {
 			return err
 		}
 		list = append(list, a)
 		analysers.Go(func() { a.Run(ctx) })
+	}
+	for _, cam := range first.Thumbnails {
+		k, err := motion.NewKeyframeThumbnails(cam, ingest.StreamMain, w.hub, log.With("camera", cam), thumb)
+		if err != nil {
+			return err
+		}
+		analysers.Go(func() { k.Run(ctx) })
 	}
 	analysers.Go(func() {
 		t := time.NewTicker(workerStatsEvery)

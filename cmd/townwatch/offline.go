@@ -47,11 +47,23 @@ func loadConfig(name, path string, stderr io.Writer) (cfg *configs.Config, code 
 // path without a catalog is a wrong configuration, and a lock written into a new, empty
 // catalog would protect nothing while looking as if it did.
 func openCatalog(ctx context.Context, cfg *configs.Config) (*catalog.Catalog, error) {
+	if cfg.Catalog.URL != "" {
+		// The database exists (townwatch never creates one); an empty one gets the schema.
+		return catalog.Open(ctx, cfg.Catalog.URL)
+	}
 	path := filepath.Join(cfg.Storage.Path, catalogFile)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("storage.path %s holds no catalog (has townwatch serve run with this configuration?): %w", cfg.Storage.Path, err)
 	}
 	return catalog.Open(ctx, path)
+}
+
+// catalogField is the configuration field that says where the catalog is, for errors.
+func catalogField(cfg *configs.Config) string {
+	if cfg.Catalog.URL != "" {
+		return "catalog.url"
+	}
+	return "storage.path"
 }
 
 // parseTimeFlag parses an RFC 3339 flag value, naming the flag in the error.

@@ -34,6 +34,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer sys.close()
+	sys.reloads.file = *path // SIGHUP and edits of the file reload it
 	sys.extra = append(sys.extra, sys.health.watch(*catalogCheck, log.With("component", "catalog")))
 	if *pprofAddr != "" {
 		sys.extra = append(sys.extra, func(ctx context.Context) error { return servePprof(ctx, *pprofAddr) })

@@ -55,10 +55,8 @@ func TestAPanickingComponentRestartsAlone(t *testing.T) {
 	go func() { done <- sys.run(ctx) }()
 
 	writer := func(id string) *recorder.Writer {
-		for _, w := range sys.writers {
-			if w.Camera() == id {
-				return w
-			}
+		if u := sys.cams.unit(id); u != nil {
+			return u.writer
 		}
 		t.Fatalf("no writer for %s", id)
 		return nil

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -31,7 +30,7 @@ import (
 )
 
 // catalogFile is the catalog's name under storage.path.
-const catalogFile = "catalog.db"
+const catalogFile = configs.CatalogFile
 
 // system is one running townwatch: storage and catalog, every camera's sources and
 // recorder, retention, the hub they meet at, and the HTTP surface.
@@ -41,9 +40,9 @@ type system struct {
 	hub       *ingest.Hub
 	storage   *recorder.Storage
 	catalog   *catalog.Catalog
-	sources   []*ingest.Source
-	writers   []*recorder.Writer
-	motion    *motionPool // nil when no camera has motion detection
+	cams      cameraRegistry // the running cameras, one unit each
+	motion    *motionPool    // runs a worker process only while some camera is analysed or thumbnailed
+	thumbs    *thumbnailSink
 	retention *recorder.Retention
 	exports   *exports.Manager
 	audit     *access.AuditLog
@@ -53,6 +52,10 @@ type system struct {
 	extra     []func(context.Context) error // optional services run alongside (profiling)
 	// restarts counts supervised components restarted after a panic or an early return.
 	restarts *prometheus.CounterVec
+	// fragLatency and analysisTime are shared by every camera's recorder and analysis.
+	fragLatency  prometheus.Histogram
+	analysisTime *prometheus.HistogramVec
+	reloads      *reloader
 	// faults is a test seam: when set, it runs inside each supervised per-camera component
 	// (see faultPoint) so a test can make one of them panic. nil in production.
 	faults func(camera, component string)
@@ -71,6 +74,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 			Name: "townwatch_component_restarts_total",
 			Help: "Components restarted alone after a panic or an unexpected stop (camera is empty for system-wide ones).",
 		}, []string{"camera", "component"})}
+	sys.reloads = newReloader(sys, "")
 	if sys.lock, err = lockStorage(cfg.Storage.Path); err != nil {
 		return nil, err
 	}
@@ -84,9 +88,9 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	}
 	// A damaged catalog is moved aside and rebuilt (salvaged rows, then the files
 	// adopted by Recover): the cameras record either way.
-	sys.catalog, sys.health.rebuild, err = recorder.OpenCatalog(ctx, filepath.Join(cfg.Storage.Path, catalogFile), log.With("component", "catalog"))
+	sys.catalog, sys.health.rebuild, err = recorder.OpenCatalog(ctx, cfg.CatalogTarget(), log.With("component", "catalog"))
 	if err != nil {
-		return nil, fmt.Errorf("storage.path: %w", err)
+		return nil, fmt.Errorf("%s: %w", catalogField(cfg), err)
 	}
 	sys.health.cat = sys.catalog
 	recovered, err := recorder.Recover(ctx, sys.storage, sys.catalog, log.With("component", "recovery"))
@@ -107,78 +111,44 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		return nil, err
 	}
 	sys.retention.OnErase = recordErasure(sys.audit, log.With("component", "audit"))
-	fragLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
+	sys.fragLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "townwatch_fragment_write_seconds",
 		Help: "Time to write and fdatasync one recording fragment (about 1 s of footage).",
 		// From a fast SSD (sub-millisecond) to a disk that is about to make the recorder
 		// fall behind (seconds).
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	})
-
-	analysisTime := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	sys.analysisTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "townwatch_motion_analysis_seconds",
 		Help: "Time motion detection spent on one analysed frame (decoding excluded).",
 		// From a 320 px frame on a fast core (0.1 ms) to a box that can no longer keep up
 		// with 5 frames a second (200 ms).
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 12),
 	}, []string{"camera"})
+	observe := func(camera string, d time.Duration) { sys.analysisTime.WithLabelValues(camera).Observe(d.Seconds()) }
+	// Every camera gets scrub-preview thumbnails, made in the motion worker: an analysed
+	// camera's from its analysed frames, any other's from a keyframe every 10 s.
+	sys.thumbs = newThumbnailSink(sys.storage, sys.catalog, sys.openSegment, log)
+	if sys.motion, err = newMotionPool(sys.hub, observe, sys.storeGridMinute, sys.thumbs.offer, log); err != nil {
+		return nil, err
+	}
+	sys.extra = append(sys.extra, sys.thumbs.run)
 
-	var cams []viewer.Camera
-	var analysed []string
-	var analysedCams []configs.Camera
-	sinks := map[string]func(motion.Event){}
-	var liveCams []live.Camera
-	var cameraIDs []string
+	units := make([]*cameraUnit, 0, len(cfg.Cameras))
+	liveCams := make([]live.Camera, 0, len(cfg.Cameras))
 	for _, c := range cfg.Cameras {
-		main, err := ingest.NewSource(c.ID, ingest.StreamMain, c.Main, sys.hub, log)
+		u, err := sys.newUnit(c)
 		if err != nil {
 			return nil, err
 		}
-		sys.sources = append(sys.sources, main)
-		vc := viewer.Camera{ID: c.ID, Name: c.Name, Main: main}
-		if c.Sub != nil {
-			sub, err := ingest.NewSource(c.ID, ingest.StreamSub, *c.Sub, sys.hub, log)
-			if err != nil {
-				return nil, err
-			}
-			sys.sources = append(sys.sources, sub)
-			vc.Sub = sub
-		}
-		w, err := recorder.NewWriter(c, sys.storage, sys.catalog, sys.hub, log, recorder.WriterOptions{
-			DiskFull: sys.retention.Poke,
-			FragmentLatency: func(d time.Duration) {
-				fragLatency.Observe(d.Seconds())
-				sys.faultPoint(c.ID, "recorder")
-			},
-			MinFree: cfg.Storage.MinFree,
-		})
-		if err != nil {
-			return nil, err
-		}
-		sys.writers = append(sys.writers, w)
-		liveCams = append(liveCams, live.Camera{ID: c.ID, HasSub: c.Sub != nil, Audio: c.Live.Audio})
-		cameraIDs = append(cameraIDs, c.ID)
-		vc.Recording = sys.recordingStatus(c.ID, w)
-		cams = append(cams, vc)
-		if c.Motion.Enabled {
-			sinks[c.ID] = sys.eventSink(c, w).onEvent
-			analysed = append(analysed, c.ID)
-			analysedCams = append(analysedCams, c)
-			id := c.ID
-			cams[len(cams)-1].Motion = func() viewer.Motion {
-				st := sys.motion.Stats(id)
-				return viewer.Motion{Active: st.Active, Events: st.Events}
-			}
-		}
+		units = append(units, u)
+		liveCams = append(liveCams, u.live())
 	}
-
-	if len(analysedCams) > 0 {
-		observe := func(camera string, d time.Duration) { analysisTime.WithLabelValues(camera).Observe(d.Seconds()) }
-		if sys.motion, err = newMotionPool(analysedCams, sys.hub, sinks, observe, sys.storeGridMinute, log); err != nil {
-			return nil, err
-		}
+	sys.cams.set(units)
+	if err := sys.motion.setCameras(sys.motionCameras()); err != nil {
+		return nil, err
 	}
-	sys.health.writers = sys.writers
+	sys.health.cams = &sys.cams
 
 	clients := newClientLimiter(cfg, log)
 	if sys.live, err = newLive(cfg, sys.hub, liveCams, clients, log); err != nil {
@@ -190,24 +160,26 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newIngestCollector(sys.sources, sys.hub),
-		newRecorderCollector(cfg.Cameras, sys.writers, sys.retention),
-		fragLatency,
-		&motionCollector{cameras: analysed, stats: func(camera string) motion.Stats { return sys.motion.Stats(camera) }},
-		analysisTime,
-		&liveCollector{cameras: cameraIDs, live: sys.live},
+		&ingestCollector{cams: &sys.cams, hub: sys.hub},
+		&recorderCollector{cams: &sys.cams, retention: sys.retention},
+		sys.fragLatency,
+		&motionCollector{cams: &sys.cams, stats: sys.motion.Stats},
+		sys.analysisTime,
+		&liveCollector{cams: &sys.cams, live: sys.live},
 		sys.restarts,
+		sys.reloads.success,
 	)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "townwatch_audit_write_failures_total",
 		Help: "Requests refused, or live-view ends left unrecorded, because the access log could not be written.",
 	}, func() float64 { return float64(sys.http.AuditFailures()) }))
 	reg.MustRegister(clientConnectionMetrics(clients)...)
+	reg.MustRegister(sys.thumbs.metrics()...)
 	reg.MustRegister(sys.health.metrics()...)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
-	events := &viewer.Events{Store: sys.catalog, Cameras: cameraIDs, Log: log,
+	events := &viewer.Events{Store: sys.catalog, Log: log,
 		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
-	playback := sys.playback(cameraIDs, log)
+	playback := sys.playback(log)
 	if sys.exports, err = sys.exportJobs(cfg, log); err != nil {
 		return nil, err
 	}
@@ -221,9 +193,9 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	}
 	accessOpt := viewer.AccessOptions{Users: sys.catalog, Audit: sys.audit, TrustedProxies: cfg.HTTP.TrustedProxyPrefixes(),
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
-	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: cams, Metrics: metrics,
-		Live: sys.live, Events: events, Playback: playback,
-		Exports: &viewer.Exports{Manager: sys.exports, Cameras: cameraIDs}, Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
+	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: &sys.cams, Metrics: metrics,
+		Live: sys.live, Events: events, Playback: playback, ConfigStatus: sys.reloads.currentStatus,
+		Exports: &viewer.Exports{Manager: sys.exports}, CameraAdmin: newCameraAdmin(playback.Frames, log), Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
 		return nil, err
 	}
 	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
@@ -258,28 +230,24 @@ func newLive(cfg *configs.Config, hub *ingest.Hub, cams []live.Camera, clients *
 	})
 }
 
-// eventSink is where camera c's motion events go: its recorder (motion mode), the
-// catalog and the snapshot folder.
 // playback wires the playback API to the catalog, the storage and the writers' open
 // segments. Without ffmpeg, stills are refused and the rest works.
-func (sys *system) playback(cameraIDs []string, log *slog.Logger) *viewer.Playback {
-	writers := make(map[string]*recorder.Writer, len(sys.writers))
-	for _, w := range sys.writers {
-		writers[w.Camera()] = w
-	}
+func (sys *system) playback(log *slog.Logger) *viewer.Playback {
 	frames, err := viewer.NewFrameDecoder("")
 	if err != nil {
 		log.Warn("recorded stills (frame.jpg) are unavailable; install ffmpeg", "err", err)
 		frames = nil
 	}
-	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Cameras: cameraIDs, Frames: frames, Log: log,
-		OpenFile: sys.storage.Open,
-		OpenSegment: func(camera string) (recorder.OpenSegment, bool) {
-			if w := writers[camera]; w != nil {
-				return w.OpenSegment()
-			}
-			return recorder.OpenSegment{}, false
-		}}
+	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Frames: frames, Log: log,
+		OpenFile: sys.storage.Open, OpenSegment: sys.openSegment, Thumbnails: sys.storage.Thumbnails}
+}
+
+// openSegment is the segment camera's recorder is writing, if any.
+func (sys *system) openSegment(camera string) (recorder.OpenSegment, bool) {
+	if u := sys.cams.unit(camera); u != nil {
+		return u.writer.OpenSegment()
+	}
+	return recorder.OpenSegment{}, false
 }
 
 // storeGridMinute keeps a camera-minute of the motion search grid. A failed write loses
@@ -294,6 +262,8 @@ func (sys *system) storeGridMinute(g motion.GridMinute) {
 	}
 }
 
+// eventSink is where camera c's motion events go: its recorder (motion mode), the
+// catalog and the snapshot folder.
 func (sys *system) eventSink(c configs.Camera, w *recorder.Writer) *eventSink {
 	sink := &eventSink{camera: c.ID, storage: sys.storage, catalog: sys.catalog, log: sys.log.With("camera", c.ID)}
 	if c.Record.Mode == configs.RecordMotion {
@@ -351,29 +321,19 @@ func (sys *system) run(ctx context.Context) error {
 	// component, while every other camera keeps recording.
 	g.Go(func() error { return sys.supervised(ctx, "", "retention", sys.retention.Run) })
 	g.Go(func() error { return sys.supervised(ctx, "", "exports", sys.exports.Run) })
-	for _, src := range sys.sources {
-		g.Go(func() error { return sys.supervised(ctx, src.Camera(), "source_"+src.StreamName(), src.Run) })
-	}
-	for _, w := range sys.writers {
-		g.Go(func() error { return sys.supervised(ctx, w.Camera(), "recorder", w.Run) })
-	}
-	if sys.motion != nil {
-		// The worker process (decoding and detection) and, per camera, the forwarding of
-		// its video to it: each restarts alone.
-		g.Go(func() error { return sys.supervised(ctx, "", "motion_worker", sys.motion.runWorker) })
-		for cam := range sys.motion.streams {
-			g.Go(func() error {
-				return sys.supervised(ctx, cam, "motion", func(ctx context.Context) error { return sys.motion.forward(ctx, cam) })
-			})
-		}
-	}
+	g.Go(func() error { return sys.supervised(ctx, "", "motion_worker", sys.motion.runWorker) })
+	// Each camera runs as a unit under its own context below ctx, so that a reload can
+	// start, restart or stop one while the others record on.
+	sys.reloads.start(ctx)
+	defer sys.reloads.stop()
+	g.Go(func() error { return sys.reloads.watch(ctx) })
 	for _, run := range sys.extra {
 		g.Go(func() error { return run(ctx) })
 	}
 	g.Go(func() error {
 		select {
 		case <-sys.http.Ready():
-			sys.log.Info("townwatch running", "version", versionString(), "cameras", len(sys.cfg.Cameras), "web", webURL(sys.http.Addr()))
+			sys.log.Info("townwatch running", "version", versionString(), "cameras", len(sys.cams.units()), "web", webURL(sys.http.Addr()))
 		case <-ctx.Done():
 		}
 		return nil

@@ -152,6 +152,25 @@ func (s *Server) SetFrozen(path string, frozen bool) {
 	}
 }
 
+// Start runs Run in the background and returns once the server listens. stop cancels
+// it and returns Run's result after every goroutine it started has exited. A bind
+// failure is returned at once, with nothing left running.
+func (s *Server) Start(ctx context.Context) (stop func() error, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	select {
+	case <-s.Ready():
+		return func() error { cancel(); return <-done }, nil
+	case err := <-done:
+		cancel()
+		if err == nil {
+			err = errors.New("simcam: stopped before it listened")
+		}
+		return nil, err
+	}
+}
+
 // Run binds the RTSP (TCP) and RTP/RTCP (UDP) ports, serves until ctx is
 // done, and returns nil after closing every session, stream and listener
 // and after every goroutine it started has exited. Bind failures (e.g. the

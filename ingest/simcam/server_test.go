@@ -549,3 +549,41 @@ func TestFFmpegReads(t *testing.T) {
 		})
 	}
 }
+
+// TestStart checks that Start returns a listening server whose stop ends Run, and a
+// bind failure at once.
+func TestStart(t *testing.T) {
+	s, err := New(Config{Listen: "127.0.0.1:0", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, err := s.Start(t.Context())
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatalf("not listening after Start: %v", err)
+	}
+	c.Close()
+	if err := stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if c, err := net.Dial("tcp", s.Addr()); err == nil {
+		c.Close()
+		t.Error("still listening after stop")
+	}
+
+	busy, err := New(Config{Listen: s.Addr(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if stop, err := busy.Start(t.Context()); !errors.Is(err, syscall.EADDRINUSE) || stop != nil {
+		t.Errorf("Start on a busy port: %v", err)
+	}
+}

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -148,4 +151,84 @@ func BenchmarkSearchMotion(b *testing.B) {
 	}
 	b.ReportMetric(float64(hits), "hits")
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/search")
+}
+
+// BenchmarkRecordingCameras32 is the catalog's write load of 32 recording cameras on the
+// pass's backend (the name says which). Each camera writes what the recorder writes for a
+// segment: CreateSegment, five progress updates, CloseSegment with a 60-fragment index.
+// One op is one segment's life of one camera. It reports each write's latency (p50, p99,
+// max) and the writes per second the catalog took.
+//
+//   - pace=10x: the recorder's rhythm ten times faster (a write a second per camera, a
+//     segment every 6 s instead of 60 s; cameras not in step), 37 writes/s in all: the
+//     latency a camera sees with headroom, as in service.
+//   - pace=saturated: every camera writes back to back, so the latency is mostly queueing
+//     behind the 31 others, and writes/s is what the catalog can take at most.
+func BenchmarkRecordingCameras32(b *testing.B) {
+	for _, pace := range []struct {
+		name  string
+		every time.Duration // between one camera's writes; 0 = back to back
+	}{{"10x", time.Second}, {"saturated", 0}} {
+		b.Run("backend="+backend+"/pace="+pace.name, func(b *testing.B) {
+			recordingCameras(b, 32, pace.every)
+		})
+	}
+}
+
+func recordingCameras(b *testing.B, cameras int, every time.Duration) {
+	const progress = 5
+	ctx := context.Background()
+	c, _ := openTest(b)
+	index := make([]Fragment, 60)
+	for i := range index {
+		index[i] = Fragment{Offset: int64(i) * 100_000, Length: 100_000, Keyframe: 0, Duration: time.Second}
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var next atomic.Int64
+	b.ResetTimer()
+	began := time.Now()
+	var wg sync.WaitGroup
+	for cam := range cameras {
+		wg.Go(func() {
+			camera := fmt.Sprintf("cam%02d", cam)
+			var own []time.Duration
+			due := began.Add(time.Duration(cam) * every / time.Duration(cameras))
+			timed := func(write func() error) {
+				time.Sleep(time.Until(due))
+				start := time.Now()
+				if err := write(); err != nil {
+					b.Error(err)
+				}
+				own = append(own, time.Since(start))
+				due = due.Add(every)
+			}
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				start := at(time.Duration(i) * time.Minute)
+				var id int64
+				timed(func() (err error) {
+					id, err = c.CreateSegment(ctx, Segment{Camera: camera, Stream: "main", Start: start, Path: segPath(camera, "main", start), Codec: "H264"})
+					return err
+				})
+				for p := 1; p <= progress; p++ {
+					timed(func() error {
+						return c.UpdateOpenSegment(ctx, id, start.Add(time.Duration(p)*10*time.Second), int64(p)<<20, int64(p)*250)
+					})
+				}
+				timed(func() error { return c.CloseSegment(ctx, id, start.Add(time.Minute), 6<<20, 1500, sha(int(i)), index) })
+			}
+			mu.Lock()
+			lat = append(lat, own...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(began)
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.5), "p50-ms/write")
+	b.ReportMetric(pct(0.99), "p99-ms/write")
+	b.ReportMetric(pct(1), "max-ms/write")
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "writes/s")
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -27,6 +28,11 @@ var (
 	ErrSegmentOpen = errors.New("segment is open")
 	// ErrSegmentClosed: CloseSegment or UpdateOpenSegment on a segment already closed.
 	ErrSegmentClosed = errors.New("segment is closed")
+	// ErrIndexDropped: CloseSegment closed the segment, but without its fragment index,
+	// which was malformed (bytes overlapping, time going back). The footage and its digest
+	// are indexed; playback fetches such a segment whole. The caller logs it and goes on:
+	// refusing the close would leave a complete recording open and retried forever.
+	ErrIndexDropped = errors.New("segment closed without its fragment index")
 	// ErrLocked: DeleteSegment was asked to delete footage under an active evidence lock.
 	// Retention can race with AddLock between OldestUnlocked and DeleteSegment; it should
 	// skip the segment, not fail.
@@ -38,10 +44,13 @@ var (
 )
 
 // writeError marks the errors of a write that failed for lack of space as ErrFull
-// (SQLITE_FULL, whose extended codes keep it in the low byte, or a bare ENOSPC).
+// (SQLITE_FULL, whose extended codes keep it in the low byte, PostgreSQL's disk_full, or
+// a bare ENOSPC).
 func writeError(err error) error {
 	var se *sqlite.Error
-	if err != nil && (errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL || errors.Is(err, syscall.ENOSPC)) {
+	var pe *pgconn.PgError
+	if err != nil && (errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL ||
+		errors.As(err, &pe) && pe.Code == pgDiskFull || errors.Is(err, syscall.ENOSPC)) {
 		return fmt.Errorf("%w: %w", ErrFull, err)
 	}
 	return err
@@ -58,11 +67,15 @@ const busyTimeout = 5 * time.Second
 // holding many idle SQLite page caches.
 const readConns = 4
 
-// Catalog is the SQLite index of recorded footage. It is safe for concurrent use.
+// Catalog is the index of recorded footage, in a SQLite file or a PostgreSQL database. It
+// is safe for concurrent use.
 type Catalog struct {
 	// w is the only connection that writes: MaxOpenConns(1) makes database/sql queue
 	// writers, so SQLite never has two writers in this process to arbitrate between.
 	w *sql.DB
+	// dialect says which database server w and r talk to; the few statements that are
+	// spelled differently (see dialect.go) ask it.
+	dialect dialect
 	// r is a pool of read-only connections; in WAL mode they read a committed snapshot
 	// while w writes.
 	r *sql.DB
@@ -96,9 +109,14 @@ func (c *Catalog) Damaged() string {
 	return ""
 }
 
-// Open opens the catalog at path (e.g. <storage>/catalog.db), creating it if needed, and
-// brings its schema up to date. It refuses a catalog written by a newer townwatch.
-func Open(ctx context.Context, path string) (*Catalog, error) {
+// Open opens the catalog at target, creating it if needed, and brings its schema up to
+// date. It refuses a catalog written by a newer townwatch. target is a SQLite file path
+// (e.g. <storage>/catalog.db) or a postgres:// (postgresql://) URL of an existing
+// database (see OpenPostgres).
+func Open(ctx context.Context, target string) (*Catalog, error) {
+	if IsPostgresURL(target) {
+		return OpenPostgres(ctx, target)
+	}
 	// synchronous=FULL, not NORMAL. In WAL mode NORMAL fsyncs the WAL only at checkpoints,
 	// so a power cut can roll back the last commits although they returned success. For
 	// this catalog that is not just lost metadata: DeleteSegment returns, the caller
@@ -108,7 +126,7 @@ func Open(ctx context.Context, path string) (*Catalog, error) {
 	// commit, which makes a commit durable before the recorder acts on it. Commits are
 	// rare (per camera: a progress update every few seconds, a segment a minute), so
 	// the extra fsync is cheap (see BenchmarkCreateAndCloseSegment).
-	return open(ctx, path, "FULL")
+	return open(ctx, target, "FULL")
 }
 
 // open is Open with the synchronous level as a parameter, so the benchmark can measure
@@ -138,7 +156,7 @@ func open(ctx context.Context, path, synchronous string) (*Catalog, error) {
 		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1) // database/sql keeps it idle, not closed, between writes
-	if err := migrate(ctx, w); err != nil {
+	if err := migrate(ctx, w, sqliteDialect); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
 	}
@@ -162,7 +180,7 @@ func open(ctx context.Context, path, synchronous string) (*Catalog, error) {
 		w.Close()
 		return nil, fmt.Errorf("catalog: open %s for reading: %w", path, err)
 	}
-	return &Catalog{w: w, r: r}, nil
+	return &Catalog{w: w, r: r, dialect: sqliteDialect}, nil
 }
 
 // Close closes both connection pools. The writer closes last: as the last connection it
@@ -184,7 +202,7 @@ func (c *Catalog) Close() error {
 // write runs fn in one transaction on the writer connection. It waits while another write
 // is in progress (or ctx ends).
 func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := c.w.BeginTx(ctx, nil)
+	tx, err := c.dialect.beginWrite(ctx, c.w)
 	if err != nil {
 		return c.note(writeError(err))
 	}
@@ -244,6 +262,15 @@ func fromNullNanos(n sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return fromNanos(n.Int64)
+}
+
+// boolInt stores a flag as the 0 or 1 of its INTEGER column: SQLite's driver converts a
+// bool itself, PostgreSQL's refuses to put one in an integer column.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ensureCamera creates the cameras row other tables reference. ON CONFLICT DO NOTHING is

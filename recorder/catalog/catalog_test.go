@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,10 +10,20 @@ import (
 	"time"
 )
 
-// TestOpenPragmas checks that the DSN's pragmas took effect on both pools.
+// TestOpenPragmas checks that the DSN's pragmas (PostgreSQL: settings) took effect on
+// both pools.
 func TestOpenPragmas(t *testing.T) {
 	c, _ := openTest(t)
 	ctx := context.Background()
+	if backend == "postgres" {
+		for db, want := range map[*sql.DB]string{c.w: "off", c.r: "on"} {
+			var got string
+			if err := db.QueryRowContext(ctx, `SHOW default_transaction_read_only`).Scan(&got); err != nil || got != want {
+				t.Errorf("default_transaction_read_only = %q (%v), want %q", got, err, want)
+			}
+		}
+		return
+	}
 	for _, tc := range []struct {
 		pool, pragma, want string
 	}{
@@ -39,10 +50,15 @@ func TestOpenPragmas(t *testing.T) {
 }
 
 // TestReadPoolIsReadOnly: the read pool is opened with mode=ro, so even a connection
-// that switches query_only off cannot write.
+// that switches query_only off cannot write. On PostgreSQL its transactions are read-only.
 func TestReadPoolIsReadOnly(t *testing.T) {
 	c, _ := openTest(t)
 	ctx := context.Background()
+	if backend == "postgres" {
+		_, err := c.r.ExecContext(ctx, `INSERT INTO cameras (id) VALUES ('x')`)
+		wantErr(t, err, nil, "read-only transaction")
+		return
+	}
 	conn, err := c.r.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +89,7 @@ func TestDollarPlaceholders(t *testing.T) {
 func TestForeignKeysEnforced(t *testing.T) {
 	c, _ := openTest(t)
 	_, err := c.w.ExecContext(context.Background(), `INSERT INTO locks (camera, start_ns, end_ns, reason, created_ns) VALUES ('ghost', 1, 2, 'x', 1)`)
-	wantErr(t, err, nil, "FOREIGN KEY")
+	wantForeignKeyError(t, err)
 }
 
 func schemaVersions(t *testing.T, c *Catalog) map[int]int64 {
@@ -100,14 +116,15 @@ func schemaVersions(t *testing.T, c *Catalog) map[int]int64 {
 
 func TestMigrationsApplyOnce(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "catalog.db")
+	path := newTarget(t)
 	c, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := schemaVersions(t, c)
-	if len(first) != len(migrations) || first[len(migrations)] == 0 {
-		t.Fatalf("after first open schema_migrations = %v, want versions 1..%d", first, len(migrations))
+	steps := len(*testMigrations())
+	if len(first) != steps || first[steps] == 0 {
+		t.Fatalf("after first open schema_migrations = %v, want versions 1..%d", first, steps)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -131,20 +148,21 @@ func TestMigrationsApplyOnce(t *testing.T) {
 // changes nor its version behind, and a later fixed build applies it.
 func TestMigrationIsAtomic(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "catalog.db")
+	path := newTarget(t)
 	c, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
 
-	orig := migrations
-	t.Cleanup(func() { migrations = orig })
-	migrations = append(orig[:len(orig):len(orig)], `CREATE TABLE extra (a INTEGER); INSERT INTO no_such_table VALUES (1);`)
+	schema := testMigrations()
+	orig := *schema
+	t.Cleanup(func() { *schema = orig })
+	*schema = append(orig[:len(orig):len(orig)], `CREATE TABLE extra (a INTEGER); INSERT INTO no_such_table VALUES (1);`)
 	_, err = Open(ctx, path)
-	wantErr(t, err, nil, fmt.Sprintf("schema migration %d", len(migrations)), "no_such_table")
+	wantErr(t, err, nil, fmt.Sprintf("schema migration %d", len(*schema)), "no_such_table")
 
-	migrations = append(orig[:len(orig):len(orig)], `CREATE TABLE extra (a INTEGER); INSERT INTO extra VALUES (7);`)
+	*schema = append(orig[:len(orig):len(orig)], `CREATE TABLE extra (a INTEGER); INSERT INTO extra VALUES (7);`)
 	c, err = Open(ctx, path)
 	if err != nil {
 		t.Fatalf("open after fixing the migration: %v (the failed attempt left something behind)", err)
@@ -154,25 +172,26 @@ func TestMigrationIsAtomic(t *testing.T) {
 	if err := c.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM extra`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("extra has %d rows (err %v), want 1: the migration ran once, whole", n, err)
 	}
-	if v := schemaVersions(t, c); len(v) != len(migrations) {
-		t.Errorf("schema_migrations = %v, want versions 1..%d", v, len(migrations))
+	if v := schemaVersions(t, c); len(v) != len(*schema) {
+		t.Errorf("schema_migrations = %v, want versions 1..%d", v, len(*schema))
 	}
 }
 
 func TestNewerSchemaRefused(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "catalog.db")
+	path := newTarget(t)
 	c, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	newer := len(migrations) + 1
+	known := len(*testMigrations())
+	newer := known + 1
 	if _, err := c.w.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at_ns) VALUES ($1, 0)`, newer); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
 	_, err = Open(ctx, path)
-	wantErr(t, err, nil, path, fmt.Sprintf("schema version %d is newer than this townwatch knows (%d)", newer, len(migrations)), "refusing")
+	wantErr(t, err, nil, path, fmt.Sprintf("schema version %d is newer than this townwatch knows (%d)", newer, known), "refusing")
 }
 
 // TestOpenOddPath: the path becomes a file: URI, so characters that mean something in a
@@ -205,7 +224,7 @@ func TestOpenMissingDirectory(t *testing.T) {
 // TestPersistence: everything written survives Close and Open.
 func TestPersistence(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "catalog.db")
+	path := newTarget(t)
 	c, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)

@@ -160,7 +160,7 @@ func TestWriterWaitsForAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	tx, err := other.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: holds the write lock
+	tx, err := other.dialect.beginWrite(ctx, other.w) // holds the write lock
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,10 +194,12 @@ func (c *Catalog) newestDeletions(ctx context.Context, since time.Time, reasons 
 		args = append(args, r)
 		in += fmt.Sprintf("$%d", i+2)
 	}
-	// With a single max(), SQLite takes the other (bare) columns from the row holding the
-	// maximum: the reason of that deletion.
-	rows, err := c.r.QueryContext(ctx, `SELECT camera, reason, MAX(end_ns) FROM deletions
-WHERE deleted_ns >= $1 AND reason IN (`+in+`) GROUP BY camera`, args...)
+	// The first row per camera by end, newest first (the lowest id among equal ends):
+	// the reason of that deletion.
+	rows, err := c.r.QueryContext(ctx, `SELECT camera, reason, end_ns FROM (
+	SELECT camera, reason, end_ns, ROW_NUMBER() OVER (PARTITION BY camera ORDER BY end_ns DESC, id) AS n
+	FROM deletions WHERE deleted_ns >= $1 AND reason IN (`+in+`)
+) AS newest WHERE n = 1`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Package catalog owns the index of recorded footage: a SQLite database (storage.path/
-// catalog.db) holding the segments on disk, evidence locks, the log of every deletion and
+// catalog.db) or a PostgreSQL database (catalog.url; see Portability) holding the segments on disk, evidence locks, the log of every deletion and
 // retention's mass-deletion hold, motion events, and the access-control data below. It is
 // the only answer to "what exists on disk": every segment row names a file, relative to
 // the storage path, whose size and SHA-256 it records.
@@ -58,6 +58,12 @@
 //
 // # Portability
 //
-// SQL uses $N placeholders and the ON CONFLICT / RETURNING forms PostgreSQL shares, so a
-// PostgreSQL catalog can follow with new migrations and few query changes.
+// Open takes a SQLite file path or a postgres:// URL. Queries are written once, with $N
+// placeholders and the ON CONFLICT / RETURNING forms both accept; what each spells its own
+// way is in dialect.go, and the schema is two versioned migration lists (migrations,
+// postgresMigrations) whose versions mean the same tables. On PostgreSQL every write
+// transaction takes an advisory lock, so writes stay serialised across processes as
+// they are on one SQLite file; ids are identity columns, never reused. CopyTo moves a
+// SQLite catalog into PostgreSQL. The damage checks and Salvage are SQLite's alone. The
+// tests run the whole suite on both (see docs/catalog-backends.md).
 package catalog

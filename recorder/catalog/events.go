@@ -223,7 +223,7 @@ func (c *Catalog) events(ctx context.Context, q EventQuery) ([]Event, error) {
 		where = append(where, "score >= "+arg(q.MinScore))
 	}
 	if q.Zone != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM json_each(events.zones) WHERE value = "+arg(q.Zone)+")")
+		where = append(where, "EXISTS (SELECT 1 FROM "+c.dialect.jsonArrayText("events.zones")+" WHERE value = "+arg(q.Zone)+")")
 	}
 	query := `SELECT ` + eventColumns + ` FROM events`
 	if len(where) > 0 {

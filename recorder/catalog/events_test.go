@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -170,10 +169,11 @@ func TestDeleteEventsBefore(t *testing.T) {
 // can be stored.
 func TestMigrationAddsEvents(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "catalog.db")
-	orig := migrations
-	t.Cleanup(func() { migrations = orig })
-	migrations = orig[:1]
+	path := newTarget(t)
+	schema := testMigrations()
+	orig := *schema
+	t.Cleanup(func() { *schema = orig })
+	*schema = orig[:1]
 	c, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ VALUES ('namesti', 'main', $1, $2, 'recordings/namesti/a.mp4', 1000, $3, 'H264',
 	}
 	c.Close()
 
-	migrations = orig
+	*schema = orig
 	c, err = Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)

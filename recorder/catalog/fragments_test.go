@@ -32,7 +32,9 @@ func TestFragmentIndexRoundTripsThroughTheClosingRow(t *testing.T) {
 	}
 }
 
-func TestFragmentIndexRefusesWhatNoFileCanHold(t *testing.T) {
+// An index no file can hold is dropped, never stored; the segment still closes with its
+// size and digest, so its footage stays indexed and retention can see it.
+func TestFragmentIndexNoFileCanHoldIsDroppedButTheSegmentCloses(t *testing.T) {
 	c, _ := openTest(t)
 	ctx := context.Background()
 	for name, idx := range map[string][]Fragment{
@@ -42,14 +44,24 @@ func TestFragmentIndexRefusesWhatNoFileCanHold(t *testing.T) {
 		"keyframe outside":  {{Offset: 100, Length: 50, Duration: time.Second, Keyframe: 2 * time.Second}},
 	} {
 		id := addOpen(t, c, "most", at(time.Duration(len(name))*time.Hour))
-		wantErr(t, c.CloseSegment(ctx, id, at(time.Duration(len(name))*time.Hour+time.Second), 200, 2, sha(2), idx), nil, "fragment index")
+		wantErr(t, c.CloseSegment(ctx, id, at(time.Duration(len(name))*time.Hour+time.Second), 200, 2, sha(2), idx), ErrIndexDropped, "fragment")
+		s, err := c.Segment(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Open || s.Bytes != 200 || s.SHA256 != sha(2) {
+			t.Errorf("%s: segment after the close: open %v, %d bytes, sha256 %s", name, s.Open, s.Bytes, s.SHA256)
+		}
+		if got, err := c.Fragments(ctx, []int64{id}); err != nil || len(got) != 0 {
+			t.Errorf("%s: fragment index stored: %v, %v", name, got, err)
+		}
 	}
 	// A damaged blob is an error naming the segment, never a wrong index.
 	id := addOpen(t, c, "most", at(10*time.Hour))
 	if err := c.CloseSegment(ctx, id, at(10*time.Hour+time.Second), 200, 2, sha(2), []Fragment{{Offset: 100, Length: 50, Keyframe: 0, Duration: time.Second}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.w.ExecContext(ctx, `UPDATE segments SET fragments = x'01ffffffffffffffffffff' WHERE id = $1`, id); err != nil {
+	if _, err := c.w.ExecContext(ctx, `UPDATE segments SET fragments = $2 WHERE id = $1`, id, []byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := c.Fragments(ctx, []int64{id})

@@ -3,12 +3,65 @@ package catalog
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
 )
+
+// backends lists the catalog backends the suite runs against, in turn: every test that
+// opens its catalog with newTarget or openTest runs once per backend, and both must pass
+// with the same results. -catalog.backends narrows it while working on one of them.
+var backends = flag.String("catalog.backends", "sqlite,postgres", "comma-separated catalog backends to test: sqlite, postgres")
+
+// backend is the backend of the pass now running.
+var backend string
+
+// TestMain runs the whole suite once per backend. Test names are the same in each pass;
+// openTest logs the backend, so a failure's output says which pass it failed in.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(pgtest.Main(func() int {
+		code := 0
+		for _, b := range strings.Split(*backends, ",") {
+			if b != "sqlite" && b != "postgres" {
+				fmt.Fprintf(os.Stderr, "-catalog.backends: unknown backend %q (want sqlite or postgres)\n", b)
+				return 2
+			}
+			backend = b
+			fmt.Printf("=== catalog backend: %s\n", b)
+			if c := m.Run(); c != 0 {
+				code = c
+			}
+		}
+		return code
+	}))
+}
+
+// newTarget returns where a new, empty catalog of this pass's backend goes: a file in a
+// temporary directory, or a fresh PostgreSQL database.
+func newTarget(t testing.TB) string {
+	t.Helper()
+	t.Logf("catalog backend: %s", backend)
+	if backend == "postgres" {
+		return pgtest.URL(t)
+	}
+	return filepath.Join(t.TempDir(), "catalog.db")
+}
+
+// testMigrations is this pass's schema history, for tests that open a catalog at an
+// older version or add a migration. Restore it with t.Cleanup.
+func testMigrations() *[]string {
+	if backend == "postgres" {
+		return &postgresMigrations
+	}
+	return &migrations
+}
 
 // t0 is a fixed instant with a nanosecond part, so round trips prove nanosecond exactness.
 var t0 = time.Date(2026, 3, 14, 9, 26, 53, 589793238, time.UTC)
@@ -16,9 +69,11 @@ var t0 = time.Date(2026, 3, 14, 9, 26, 53, 589793238, time.UTC)
 // at returns t0 plus d.
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
+// openTest opens a new catalog of this pass's backend; the string is its target (a path
+// or URL), for opening it again.
 func openTest(t testing.TB) (*Catalog, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "catalog.db")
+	path := newTarget(t)
 	c, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +131,15 @@ func wantErr(t *testing.T, err, target error, parts ...string) {
 		if !strings.Contains(err.Error(), p) {
 			t.Errorf("err = %q, want it to mention %q", err, p)
 		}
+	}
+}
+
+// wantForeignKeyError fails unless err is the backend's foreign key violation (SQLite
+// says FOREIGN KEY, PostgreSQL foreign key).
+func wantForeignKeyError(t *testing.T, err error) {
+	t.Helper()
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "foreign key") {
+		t.Errorf("err = %v, want a foreign key violation", err)
 	}
 }
 

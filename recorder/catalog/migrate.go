@@ -261,22 +261,26 @@ CREATE INDEX bookmarks_case ON bookmarks (case_id);
 // together with its schema_migrations row, so a crash leaves the schema at a whole
 // version. It refuses a database whose version is newer than this build: running old
 // code on a newer schema could silently misread or drop what the newer code relies on.
-func migrate(ctx context.Context, db *sql.DB) error {
+// Both dialects count the same versions: version N means the same tables and columns in
+// either, which is what lets townwatch catalog migrate copy one into the other.
+func migrate(ctx context.Context, db *sql.DB, d dialect) error {
+	// BIGINT is what PostgreSQL needs for nanoseconds; SQLite reads it as INTEGER.
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version       INTEGER PRIMARY KEY,
-	applied_at_ns INTEGER NOT NULL
+	applied_at_ns BIGINT NOT NULL
 )`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
+	steps := d.migrations()
 	var current int
 	if err := db.QueryRowContext(ctx, maxVersion).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if current > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this townwatch knows (%d): refusing to use it; run the newer townwatch or restore a backup made by this version", current, len(migrations))
+	if current > len(steps) {
+		return fmt.Errorf("schema version %d is newer than this townwatch knows (%d): refusing to use it; run the newer townwatch or restore a backup made by this version", current, len(steps))
 	}
-	for version := current + 1; version <= len(migrations); version++ {
-		if err := applyMigration(ctx, db, version); err != nil {
+	for version := current + 1; version <= len(steps); version++ {
+		if err := applyMigration(ctx, db, d, version); err != nil {
 			return fmt.Errorf("schema migration %d: %w", version, err)
 		}
 	}
@@ -285,11 +289,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 
 const maxVersion = `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`
 
-// applyMigration applies migrations[version-1] and records it. The version is read again
-// inside the (immediate) transaction, so two processes opening the same catalog at once
-// cannot both apply it.
-func applyMigration(ctx context.Context, db *sql.DB, version int) error {
-	tx, err := db.BeginTx(ctx, nil)
+// applyMigration applies the dialect's migration version and records it. The version is
+// read again inside the write transaction (BEGIN IMMEDIATE, or the advisory lock), so two
+// processes opening the same catalog at once cannot both apply it.
+func applyMigration(ctx context.Context, db *sql.DB, d dialect, version int) error {
+	tx, err := d.beginWrite(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -301,7 +305,7 @@ func applyMigration(ctx context.Context, db *sql.DB, version int) error {
 	if current >= version {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, migrations[version-1]); err != nil {
+	if _, err := tx.ExecContext(ctx, d.migrations()[version-1]); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at_ns) VALUES ($1, $2)`, version, time.Now().UnixNano()); err != nil {

@@ -98,7 +98,7 @@ VALUES (1, $1, $2, $3, $4, NULL, $5)
 ON CONFLICT (id) DO UPDATE SET since_ns = excluded.since_ns, reason = excluded.reason,
 	planned_bytes = excluded.planned_bytes, total_bytes = excluded.total_bytes, confirmed_ns = NULL,
 	forced = excluded.forced`,
-			since, h.Reason, h.PlannedBytes, h.TotalBytes, h.Forced)
+			since, h.Reason, h.PlannedBytes, h.TotalBytes, boolInt(h.Forced))
 		return err
 	})
 }

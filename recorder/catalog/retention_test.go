@@ -206,7 +206,13 @@ func TestDeleteSegmentAtomic(t *testing.T) {
 	c, _ := openTest(t)
 	ctx := context.Background()
 	id := addClosed(t, c, "a", at(0), at(time.Minute), 10)
-	if _, err := c.w.ExecContext(ctx, `CREATE TRIGGER fail_delete BEFORE DELETE ON segments BEGIN SELECT RAISE(ABORT, 'injected failure'); END`); err != nil {
+	failDelete, dropTrigger := `CREATE TRIGGER fail_delete BEFORE DELETE ON segments BEGIN SELECT RAISE(ABORT, 'injected failure'); END`, `DROP TRIGGER fail_delete`
+	if backend == "postgres" {
+		failDelete = `CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+CREATE TRIGGER fail_delete BEFORE DELETE ON segments FOR EACH ROW EXECUTE FUNCTION fail()`
+		dropTrigger = `DROP TRIGGER fail_delete ON segments`
+	}
+	if _, err := c.w.ExecContext(ctx, failDelete); err != nil {
 		t.Fatal(err)
 	}
 	_, err := c.DeleteSegment(ctx, id, "age", at(time.Hour))
@@ -218,7 +224,7 @@ func TestDeleteSegmentAtomic(t *testing.T) {
 		t.Errorf("after a failed delete the segment is gone: %v", err)
 	}
 
-	if _, err := c.w.ExecContext(ctx, `DROP TRIGGER fail_delete`); err != nil {
+	if _, err := c.w.ExecContext(ctx, dropTrigger); err != nil {
 		t.Fatal(err)
 	}
 	d, err := c.DeleteSegment(ctx, id, "age", at(time.Hour))

@@ -102,7 +102,13 @@ func Check(ctx context.Context, path string) error {
 // returned wrapping ErrCorrupt and remembered for Damaged. A running system calls it now
 // and then: pages that no query happens to touch (or that the writer has cached) can
 // be damaged for a long time before a query fails on them.
+//
+// On PostgreSQL it does nothing: the server guards its own pages (data checksums,
+// amcheck), and what it reports as damage is an error of the query that met it.
 func (c *Catalog) QuickCheck(ctx context.Context) error {
+	if c.dialect == postgresDialect {
+		return nil
+	}
 	rows, err := c.r.QueryContext(ctx, `PRAGMA quick_check(20)`)
 	if err != nil {
 		return c.note(checkError("quick_check", err))

@@ -125,7 +125,7 @@ func (c *Catalog) createSegment(ctx context.Context, s Segment) (int64, error) {
 		return tx.QueryRowContext(ctx, `INSERT INTO segments (camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs)
 VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $11, 1, $12, $13)
 RETURNING id`,
-			s.Camera, s.Stream, start, end, s.Path, s.Bytes, s.Codec, s.Width, s.Height, s.Audio, s.GapBefore, s.Frames, s.MIMECodecs).Scan(&id)
+			s.Camera, s.Stream, start, end, s.Path, s.Bytes, s.Codec, s.Width, s.Height, boolInt(s.Audio), boolInt(s.GapBefore), s.Frames, s.MIMECodecs).Scan(&id)
 	})
 	return id, err
 }
@@ -144,17 +144,18 @@ func (c *Catalog) UpdateOpenSegment(ctx context.Context, id int64, end time.Time
 // ErrNotFound; closing one twice wraps ErrSegmentClosed. The digest is always required: a
 // segment that ended up with no bytes is closed with bytes 0 and the SHA-256 of no input
 // (e3b0c442…b855), which keeps "every closed row's size and digest match its file"
-// checkable. Closing also links the segment into its camera's hash chain (PrevSHA256).
+// checkable. Closing also links the segment into its camera's hash chain (PrevSHA256). A
+// malformed index is left out and reported as ErrIndexDropped once the row is closed.
 func (c *Catalog) CloseSegment(ctx context.Context, id int64, end time.Time, bytes, frames int64, sha256 string, index []Fragment) error {
 	if !sha256Hex.MatchString(sha256) {
 		return fmt.Errorf("catalog: close segment %d: sha256 %q is not 64 lowercase hex digits", id, sha256)
 	}
-	blob, err := encodeFragments(index)
-	if err != nil {
-		return fmt.Errorf("catalog: close segment %d: fragment index: %w", id, err)
-	}
+	blob, indexErr := encodeFragments(index)
 	if err := c.updateSegment(ctx, id, end, bytes, frames, sha256, true, blob); err != nil {
 		return fmt.Errorf("catalog: close segment %d: %w", id, err)
+	}
+	if indexErr != nil {
+		return fmt.Errorf("catalog: close segment %d: %w: %v", id, ErrIndexDropped, indexErr)
 	}
 	return nil
 }
@@ -183,7 +184,7 @@ func (c *Catalog) updateSegment(ctx context.Context, id int64, end time.Time, by
 WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, nullBlob(index), prev)
 		} else {
 			res, err = tx.ExecContext(ctx, `UPDATE segments SET end_ns = $2, bytes = $3, frames = $4, sha256 = $5, open = $6
-WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, open)
+WHERE id = $1 AND open = 1 AND start_ns <= $2`, id, endNS, bytes, frames, sha256, boolInt(open))
 		}
 		if err != nil {
 			return err
@@ -226,10 +227,10 @@ func chainPredecessor(ctx context.Context, tx *sql.Tx, id int64) (string, error)
 	var prev string
 	err := tx.QueryRowContext(ctx, `SELECT p.sha256 FROM (
 	SELECT * FROM (SELECT start_ns, id, sha256 FROM segments
-		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, id DESC LIMIT 1)
+		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, id DESC LIMIT 1) AS s
 	UNION ALL
 	SELECT * FROM (SELECT start_ns, segment_id, sha256 FROM deletions
-		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, segment_id DESC LIMIT 1)
+		WHERE camera = $1 AND stream = $2 AND start_ns < $3 ORDER BY start_ns DESC, segment_id DESC LIMIT 1) AS d
 ) p ORDER BY p.start_ns DESC, p.id DESC LIMIT 1`, camera, stream, start).Scan(&prev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil

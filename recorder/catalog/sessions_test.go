@@ -185,7 +185,7 @@ func TestSessionForeignKey(t *testing.T) {
 	uid := createUser(t, c, "novakova")
 	createSession(t, c, tokenHash(1), uid)
 	_, err := c.w.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_ns, last_seen_ns, client) VALUES ($1, 42, 1, 1, '')`, tokenHash(2))
-	wantErr(t, err, nil, "FOREIGN KEY")
+	wantForeignKeyError(t, err)
 	_, err = c.w.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, uid)
-	wantErr(t, err, nil, "FOREIGN KEY")
+	wantForeignKeyError(t, err)
 }

@@ -157,7 +157,7 @@ func (c *Catalog) createUser(ctx context.Context, u User) (int64, error) {
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO users (name, password_hash, roles, all_cameras, cameras, disabled, created_ns, changed_ns)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-			u.Name, u.PasswordHash, roles, u.AllCameras, cameras, u.Disabled, created, changed).Scan(&id)
+			u.Name, u.PasswordHash, roles, boolInt(u.AllCameras), cameras, boolInt(u.Disabled), created, changed).Scan(&id)
 	})
 	return id, err
 }
@@ -272,7 +272,7 @@ func (c *Catalog) setDisabled(ctx context.Context, name string, disabled bool, a
 		return err
 	}
 	return c.write(ctx, func(tx *sql.Tx) error {
-		if err := execFound(ctx, tx, `UPDATE users SET disabled = $2, changed_ns = $3 WHERE name = $1`, name, disabled, changed); err != nil {
+		if err := execFound(ctx, tx, `UPDATE users SET disabled = $2, changed_ns = $3 WHERE name = $1`, name, boolInt(disabled), changed); err != nil {
 			return err
 		}
 		if !disabled {
@@ -313,6 +313,6 @@ func (c *Catalog) setGrants(ctx context.Context, name string, roles []string, al
 	}
 	return c.write(ctx, func(tx *sql.Tx) error {
 		return execFound(ctx, tx, `UPDATE users SET roles = $2, all_cameras = $3, cameras = $4, changed_ns = $5 WHERE name = $1`,
-			name, r, all, cams, changed)
+			name, r, boolInt(all), cams, changed)
 	})
 }

@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -211,16 +210,19 @@ func TestSetGrants(t *testing.T) {
 // recorded actor, and users, sessions and audit rows can be stored.
 func TestMigrationAddsAccessControl(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "catalog.db")
-	orig := migrations
-	t.Cleanup(func() { migrations = orig })
-	migrations = orig[:2]
+	path := newTarget(t)
+	schema := testMigrations()
+	orig := *schema
+	t.Cleanup(func() { *schema = orig })
+	*schema = orig[:2]
 	c, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.w.ExecContext(ctx, `INSERT INTO cameras (id) VALUES ('namesti');
-INSERT INTO locks (camera, start_ns, end_ns, reason, created_ns) VALUES ('namesti', $1, $2, 'case 2026/17', $1)`,
+	if _, err := c.w.ExecContext(ctx, `INSERT INTO cameras (id) VALUES ('namesti')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.w.ExecContext(ctx, `INSERT INTO locks (camera, start_ns, end_ns, reason, created_ns) VALUES ('namesti', $1, $2, 'case 2026/17', $1)`,
 		t0.UnixNano(), at(time.Minute).UnixNano()); err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +231,7 @@ INSERT INTO locks (camera, start_ns, end_ns, reason, created_ns) VALUES ('namest
 	}
 	c.Close()
 
-	migrations = orig
+	*schema = orig
 	c, err = Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)

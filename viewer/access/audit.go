@@ -45,6 +45,9 @@ const (
 	AuditUserEnable     = "user.enable"
 	AuditUserGrant      = "user.grant"
 	AuditConfigChange   = "config.change"
+	AuditCameraProbe    = "camera.probe"   // a camera probed before it is saved (URL redacted)
+	AuditONVIFDiscover  = "onvif.discover" // WS-Discovery on the camera network
+	AuditONVIFProfiles  = "onvif.profiles" // a camera's ONVIF media profiles read
 	AuditRead           = "audit.read"
 	AuditExport         = "audit.export"
 	AuditVerify         = "audit.verify"

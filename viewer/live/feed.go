@@ -56,7 +56,7 @@ func audioTrack(st *ingest.Stream) *ingest.Track {
 	return nil
 }
 
-func newFeed(m *Manager, key streamKey, st *ingest.Stream) (*feed, error) {
+func newFeed(m *Manager, key streamKey, st *ingest.Stream, audio bool) (*feed, error) {
 	v := st.Video()
 	if v == nil {
 		return nil, fmt.Errorf("camera %s stream %s has no video", key.camera, key.stream)
@@ -69,7 +69,7 @@ func newFeed(m *Manager, key streamKey, st *ingest.Stream) (*feed, error) {
 	streamID := "townwatch-" + key.camera + "-" + key.stream
 	f := &feed{m: m, key: key, ctx: ctx, cancel: cancel, epoch: time.Now(),
 		video: newSharedTrack(ctx, &m.wg, vmime, 90000, "video", streamID)}
-	if a := audioTrack(st); a != nil && m.cams[key.camera].cfg.Audio {
+	if a := audioTrack(st); a != nil && audio {
 		f.audio = newSharedTrack(ctx, &m.wg, mimeFor(a), uint32(a.ClockRate), "audio", streamID)
 	}
 	return f, nil

@@ -108,9 +108,14 @@ type counters struct {
 	dropped atomic.Uint64
 }
 
-// cameraState is a camera's configuration and counters.
+// cameraState is a camera's configuration and counters. A reload that updates the camera
+// replaces its cameraState and keeps its counters (a counter never goes back).
 type cameraState struct {
-	cfg      Camera
+	cfg   Camera
+	stats *cameraCounters
+}
+
+type cameraCounters struct {
 	counters counters
 	total    atomic.Uint64
 }
@@ -120,8 +125,10 @@ type streamKey struct{ camera, stream string }
 // Manager serves WHEP sessions for the configured cameras. Create it with New, run it with
 // Run, mount its handlers with Register.
 type Manager struct {
-	hub     *ingest.Hub
-	cams    map[string]*cameraState
+	hub *ingest.Hub
+	// cams is replaced whole (under mu) when a camera is put or removed, so that the
+	// request path reads it without a lock.
+	cams    atomic.Pointer[map[string]*cameraState]
 	opt     Options
 	ip      net.IP // nil = all interfaces
 	log     *slog.Logger
@@ -148,22 +155,23 @@ func New(hub *ingest.Hub, cams []Camera, opt Options) (*Manager, error) {
 	var errs []error
 	m := &Manager{
 		hub:      hub,
-		cams:     make(map[string]*cameraState, len(cams)),
 		ready:    make(chan struct{}),
 		sessions: make(map[string]*session),
 		feeds:    make(map[streamKey]*feed),
 		perCam:   make(map[string]int),
 	}
+	initial := make(map[string]*cameraState, len(cams))
 	for i, c := range cams {
 		switch {
 		case c.ID == "":
 			errs = append(errs, fmt.Errorf("live: cameras[%d]: id is empty", i))
-		case m.cams[c.ID] != nil:
+		case initial[c.ID] != nil:
 			errs = append(errs, fmt.Errorf("live: cameras[%d]: duplicate camera id %q", i, c.ID))
 		default:
-			m.cams[c.ID] = &cameraState{cfg: c}
+			initial[c.ID] = &cameraState{cfg: c, stats: &cameraCounters{}}
 		}
 	}
+	m.cams.Store(&initial)
 	switch h := opt.ListenHost; h {
 	case "":
 	case "localhost":
@@ -262,9 +270,54 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
+// camera is the camera id as configured now, or nil.
+func (m *Manager) camera(id string) *cameraState { return (*m.cams.Load())[id] }
+
+// PutCamera adds a camera, or updates one in place: open sessions go on, and the new
+// settings (audio) apply to the next feed. Its counters are kept.
+func (m *Manager) PutCamera(c Camera) error {
+	if c.ID == "" {
+		return errors.New("live: camera id is empty")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.cams.Load()
+	next := make(map[string]*cameraState, len(old)+1)
+	for id, st := range old {
+		next[id] = st
+	}
+	stats := &cameraCounters{}
+	if was := old[c.ID]; was != nil {
+		stats = was.stats
+	}
+	next[c.ID] = &cameraState{cfg: c, stats: stats}
+	m.cams.Store(&next)
+	return nil
+}
+
+// RemoveCamera makes camera id unknown (its WHEP offers get 404 from now on) and ends
+// its open sessions; their feeds close with their last viewer.
+func (m *Manager) RemoveCamera(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.cams.Load()
+	next := make(map[string]*cameraState, len(old))
+	for cid, st := range old {
+		if cid != id {
+			next[cid] = st
+		}
+	}
+	m.cams.Store(&next)
+	for _, s := range m.sessions {
+		if s.key.camera == id {
+			s.stop("camera removed from the configuration")
+		}
+	}
+}
+
 // Stats returns a camera's counters; zero for an unknown camera.
 func (m *Manager) Stats(camera string) CameraStats {
-	c := m.cams[camera]
+	c := m.camera(camera)
 	if c == nil {
 		return CameraStats{}
 	}
@@ -273,9 +326,9 @@ func (m *Manager) Stats(camera string) CameraStats {
 	m.mu.Unlock()
 	return CameraStats{
 		Sessions:       n,
-		SessionsTotal:  c.total.Load(),
-		SentBytes:      c.counters.sent.Load(),
-		DroppedPackets: c.counters.dropped.Load(),
+		SessionsTotal:  c.stats.total.Load(),
+		SentBytes:      c.stats.counters.sent.Load(),
+		DroppedPackets: c.stats.counters.dropped.Load(),
 	}
 }
 
@@ -325,6 +378,12 @@ func (m *Manager) admit(s *session, st *ingest.Stream) (*webrtc.API, *feed, erro
 	if m.api == nil {
 		return nil, nil, &admitError{503, "live view is not running"}
 	}
+	// Looked up again under the lock: a reload may have removed the camera since the
+	// offer arrived, and RemoveCamera ends sessions under this same lock.
+	cam := m.camera(s.key.camera)
+	if cam == nil {
+		return nil, nil, &admitError{404, fmt.Sprintf("unknown camera %q", s.key.camera)}
+	}
 	if len(m.sessions) >= m.opt.MaxViewers {
 		return nil, nil, &admitError{429, fmt.Sprintf("too many live viewers: webrtc.max_viewers is %d and all are in use", m.opt.MaxViewers)}
 	}
@@ -335,7 +394,7 @@ func (m *Manager) admit(s *session, st *ingest.Stream) (*webrtc.API, *feed, erro
 	f := m.feeds[s.key]
 	if f == nil {
 		var err error
-		if f, err = newFeed(m, s.key, st); err != nil {
+		if f, err = newFeed(m, s.key, st, cam.cfg.Audio); err != nil {
 			return nil, nil, &admitError{503, err.Error()}
 		}
 		m.feeds[s.key] = f
@@ -346,10 +405,10 @@ func (m *Manager) admit(s *session, st *ingest.Stream) (*webrtc.API, *feed, erro
 		return nil, nil, &admitError{503, fmt.Sprintf("camera %s stream %s changed codecs; retry", s.key.camera, s.key.stream)}
 	}
 	f.viewers++
-	s.feed = f
+	s.feed, s.cam = f, cam.stats
 	m.sessions[s.id] = s
 	m.perCam[s.key.camera]++
-	m.cams[s.key.camera].total.Add(1)
+	cam.stats.total.Add(1)
 	// Counted here, under the lock and while api is set, so Run's Wait cannot pass before
 	// the session's goroutine (or its abort) is done.
 	m.wg.Add(1)

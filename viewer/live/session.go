@@ -19,7 +19,8 @@ type session struct {
 	started time.Time
 	// admitted: Options.Admit accepted the session (or there is none), so OnEnd is owed.
 	admitted bool
-	feed     *feed // set by admit
+	feed     *feed           // set by admit
+	cam      *cameraCounters // set by admit: the camera's counters, kept across its updates
 	pc       *webrtc.PeerConnection
 
 	counters    counters
@@ -120,7 +121,7 @@ func (s *session) run() {
 
 // startMedia starts each negotiated track's binding for this session.
 func (s *session) startMedia() {
-	cam := &s.m.cams[s.key.camera].counters
+	cam := &s.cam.counters
 	for _, snd := range s.senders {
 		t, ok := snd.Track().(*sharedTrack)
 		params := snd.GetParameters()

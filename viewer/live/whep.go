@@ -70,7 +70,7 @@ func (m *Manager) HandleOffer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("Content-Type must be application/sdp, not %q", r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
 		return
 	}
-	cam := m.cams[camID]
+	cam := m.camera(camID)
 	if cam == nil {
 		http.Error(w, fmt.Sprintf("unknown camera %q", camID), http.StatusNotFound)
 		return

@@ -9,6 +9,7 @@
 import { applyTexts, language, setLanguage, t, timeText } from "./i18n.js";
 import { api, me } from "./session.js";
 import { PlaybackTile } from "./pbtile.js";
+import { ScrubPreview } from "./scrub.js";
 import { Timeline } from "./timeline.js";
 
 const MAX_CAMERAS = 4;
@@ -28,6 +29,7 @@ let cameras = []; // /api/cameras entries
 let tiles = [];
 let day = null; // {start, end} epoch ms of the viewed day's local midnights
 let timeline = null;
+const preview = new ScrubPreview(document.getElementById("preview"), () => document.getElementById("timeline"), () => lost());
 let timelineData = new Map(); // camera id → its /api/timeline row, in ms
 let ticks = 0;
 let ticker = 0; // the tick interval while the player runs
@@ -132,6 +134,9 @@ function start(ids, at) {
     return tile;
   });
   timeline = new Timeline(document.getElementById("timeline"), day, scrub);
+  preview.setCameras(ids);
+  timeline.onView = (from, span) => preview.wantRange(from, from + span);
+  timeline.onHover = (w, id, x, since) => (w === null ? preview.hide() : preview.show(id, w, x, since));
   timeline.zoom(1 / 24); // an hour around the start: the day view is one button away
   loadTimeline(ids);
   clock.playing = true;
@@ -153,6 +158,7 @@ function lost() {
   timelineData = new Map();
   pendingSeek = null;
   timeline = null;
+  preview.stop();
   // A fresh canvas for the next timeline: the old one's listeners go with the old canvas.
   const canvas = document.getElementById("timeline");
   canvas.replaceWith(canvas.cloneNode());
@@ -337,7 +343,10 @@ for (const button of document.querySelectorAll("[data-lang]")) {
 //   state()  → {phase, playing, rate, clock, presented, tiles: [{id, state, presented}]}
 //   seeks    measured seeks {target, presented, ms (seek → frame on screen), kind, camera}
 //   seek(ms), play(), pause(), step(±1), setRate(r)
-//   view(start, span)  shows that part of the timeline; kindAt(id, ms) what it shows there
+//   view(start, span)  shows that part of the timeline; viewRange() → {start, span};
+//             kindAt(id, ms) what it shows there
+//   previews  measured scrub previews {w, thumb (its capture time), ms (pointer event →
+//             picture on screen)}; preview() → {shown, camera, thumb, tile, painted, range}
 window.townwatch = {
   state: () => ({
     phase: document.body.dataset.phase,
@@ -354,7 +363,18 @@ window.townwatch = {
   step,
   setRate,
   view: (start, span) => timeline.setView(start, span),
+  viewRange: () => timeline.view,
   kindAt: (id, w) => timeline.kindAt(id, w),
+  previews: preview.measures,
+  preview: () => ({
+    shown: !preview.box.hidden,
+    camera: preview.box.dataset.camera ?? null,
+    thumb: Number(preview.box.dataset.thumb || NaN),
+    tile: preview.pic.dataset.tile ?? "", // "column row" of the sprite tile drawn, "" none
+    // whether the canvas holds a picture (any opaque pixel), not only a tile number
+    painted: preview.picContext.getImageData(0, 0, preview.pic.width, preview.pic.height).data.some((v, i) => i % 4 === 3 && v > 0),
+    range: preview.range,
+  }),
   language,
   setLanguage,
 };

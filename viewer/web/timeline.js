@@ -1,7 +1,9 @@
 // The day timeline: one row per camera on a canvas, showing what is recorded, the holes,
 // segments found deleted, the motion level per bucket and events as marks, with the
 // playhead. Zoom from the whole day down to one minute (wheel, buttons); a click or a drag
-// scrubs; a sideways wheel pans.
+// scrubs; a sideways wheel pans. Hovering or dragging reports the time and camera under
+// the pointer (onHover) for the scrub preview, and each change of view (onView) so that
+// the previews of what is on screen load ahead.
 
 import { timeText } from "./i18n.js";
 
@@ -31,6 +33,8 @@ export class Timeline {
     this.rows = []; // [{id, name, recorded, gaps, deleted, motion, bucket, events}]
     this.view = { start: day.start, span: day.end - day.start };
     this.playhead = day.start;
+    this.onHover = null; // (w, camera id, x, event timeStamp), or (null) when the pointer leaves
+    this.onView = null; // (start, span)
     this.#wire();
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
@@ -67,6 +71,7 @@ export class Timeline {
     start = Math.max(this.day.start, Math.min(start, this.day.end - span));
     this.view = { start, span };
     this.draw();
+    this.onView?.(start, span);
   }
 
   // x is the canvas x (CSS px) of wall time w; timeAt its inverse.
@@ -84,16 +89,27 @@ export class Timeline {
     return i < 0 ? null : AXIS + i * ROW + ROW / 2;
   }
 
+  // rowAt is the camera whose row is at canvas y (CSS px); over the axis, the first.
+  rowAt(y) {
+    const i = Math.max(0, Math.min(this.rows.length - 1, Math.floor((y - AXIS) / ROW)));
+    return this.rows[i]?.id ?? null;
+  }
+
   #wire() {
     const c = this.canvas;
     let dragging = false;
     const at = (e) => Math.max(this.day.start, Math.min(this.day.end - 1, this.timeAt(e.offsetX)));
+    const hover = (e) => this.onHover?.(at(e), this.rowAt(e.offsetY), e.offsetX, e.timeStamp);
     c.addEventListener("pointerdown", (e) => {
       dragging = true;
       c.setPointerCapture(e.pointerId);
       this.onSeek(at(e), false);
     });
-    c.addEventListener("pointermove", (e) => dragging && this.onSeek(at(e), false));
+    c.addEventListener("pointermove", (e) => {
+      hover(e);
+      if (dragging) this.onSeek(at(e), false);
+    });
+    c.addEventListener("pointerleave", () => this.onHover?.(null));
     c.addEventListener("pointerup", (e) => {
       if (!dragging) return;
       dragging = false;

@@ -15,7 +15,8 @@
 //	search.js    the event search page (search.html); links.js the links into the player
 //	         that the tiles, the events panel and the search share
 //	playback.js  the player (playback.html): start form with the reason, shared clock,
-//	         controls; pbtile.js one camera's MSE pipeline; timeline.js the day timeline
+//	         controls; pbtile.js one camera's MSE pipeline; timeline.js the day timeline;
+//	         scrub.js the scrub preview over the timeline (sprites loaded ahead)
 package web
 
 import "embed"

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
+)
+
+// TestCatalogMigrate moves a SQLite catalog with footage, a deletion and an evidence
+// lock into a real PostgreSQL database through the binary, as an operator would: the
+// PostgreSQL catalog then answers the same, and a second run into the same (no longer
+// empty) database is refused.
+func TestCatalogMigrate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	from := filepath.Join(dir, "catalog.db")
+	src, err := catalog.Open(ctx, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	var ids []int64
+	for i := range 4 {
+		start := t0.Add(time.Duration(i) * time.Minute)
+		id, err := src.CreateSegment(ctx, catalog.Segment{Camera: "namesti", Stream: "main", Start: start,
+			Path: fmt.Sprintf("recordings/namesti/%d.mp4", i), Codec: "H264", Width: 1920, Height: 1080})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.CloseSegment(ctx, id, start.Add(time.Minute), 1000+int64(i), 1500, fmt.Sprintf("%064x", i+1), nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if _, err := src.DeleteSegment(ctx, ids[3], "age", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.AddLock(ctx, catalog.Lock{Camera: "namesti", Start: t0, End: t0.Add(time.Minute), Reason: "spis 123/2026", Created: t0}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := src.AllSegments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	before, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	to := pgtest.URL(t)
+	code, stdout, stderr := runBinary(t, "catalog", "migrate", "-from", from, "-to", to)
+	if code != exitOK {
+		t.Fatalf("catalog migrate exited %d: %s", code, stderr)
+	}
+	for _, line := range []string{"segments                  3          3", "deletions                 1          1", "locks                     1          1",
+		"SHA-256 and chain link of 4 segment records", "Set catalog.url: " + to} {
+		if !strings.Contains(stdout, line) {
+			t.Errorf("stdout lacks %q:\n%s", line, stdout)
+		}
+	}
+	dst, err := catalog.Open(ctx, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	got, err := dst.AllSegments(ctx)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("PostgreSQL segments = %+v (%v), want %+v", got, err, want)
+	}
+	if locks, err := dst.Locks(ctx, t0); err != nil || len(locks) != 1 || locks[0].Reason != "spis 123/2026" {
+		t.Errorf("PostgreSQL locks = %+v (%v)", locks, err)
+	}
+	if after, err := os.ReadFile(from); err != nil || string(after) != string(before) {
+		t.Errorf("the SQLite file changed (%v): migrate must only read it", err)
+	}
+
+	code, _, stderr = runBinary(t, "catalog", "migrate", "-from", from, "-to", to)
+	if code != exitFailure || !strings.Contains(stderr, "the target is not empty") {
+		t.Errorf("second migrate: exit %d, stderr %q; want a refusal naming the non-empty target", code, stderr)
+	}
+	code, _, stderr = runBinary(t, "catalog", "migrate", "-from", filepath.Join(dir, "nothing.db"), "-to", to)
+	if code != exitFailure || !strings.Contains(stderr, "is not a catalog file") {
+		t.Errorf("migrate from a missing file: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,0 +1,191 @@
+package motion
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image/jpeg"
+	"log/slog"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/motion/decode"
+)
+
+// Scrub-preview thumbnails: small JPEGs of pictures this package decodes anyway, for the
+// player's timeline. They are made from the decoder's last picture, scaled down by swscale
+// before encoding (a 240 px JPEG costs a fraction of a millisecond; a 1080p one tens).
+const (
+	// ThumbnailWidth is the thumbnails' width; the height keeps the aspect ratio.
+	ThumbnailWidth = 240
+	// ThumbnailEvery is the spacing of thumbnails while nothing moves, and of the keyframes
+	// decoded for a camera without motion analysis.
+	ThumbnailEvery = 10 * time.Second
+	// ThumbnailEveryInEvent is the spacing while an event is going on, when the picture
+	// changes and an officer scrubs for it.
+	ThumbnailEveryInEvent = 2 * time.Second
+	// thumbnailQuality is the JPEG quality: at 240 px, 70 keeps a car's shape and colour
+	// legible in about 6 KiB.
+	thumbnailQuality = 70
+)
+
+// Thumbnail is one scrub-preview picture: a JPEG ThumbnailWidth px wide of the frame
+// captured at Wall.
+type Thumbnail struct {
+	Camera string
+	Wall   time.Time
+	JPEG   []byte
+}
+
+// thumbnailer makes a camera's thumbnails from its decoder's pictures at the cadence of
+// ThumbnailEvery (ThumbnailEveryInEvent while an event goes on). It is owned by one
+// goroutine.
+type thumbnailer struct {
+	camera string
+	emit   func(Thumbnail) // nil: no thumbnails
+	log    *slog.Logger
+	bgr    gocv.Mat
+	last   time.Time // wall time of the last thumbnail; zero after a new stream
+}
+
+func newThumbnailer(camera string, emit func(Thumbnail), log *slog.Logger) *thumbnailer {
+	return &thumbnailer{camera: camera, emit: emit, log: log, bgr: gocv.NewMat()}
+}
+
+// due says whether a picture captured at wall should become a thumbnail. A picture up to
+// fpsSlack of the interval early counts: frame times jitter, and a keyframe every 2 s
+// would otherwise miss a 2 s cadence half the time.
+func (t *thumbnailer) due(wall time.Time, inEvent bool) bool {
+	if t.emit == nil {
+		return false
+	}
+	every := ThumbnailEvery
+	if inEvent {
+		every = ThumbnailEveryInEvent
+	}
+	return t.last.IsZero() || wall.Sub(t.last) >= time.Duration(float64(every)*(1-fpsSlack)) || wall.Before(t.last)
+}
+
+// take makes a thumbnail of dec's last picture, captured at wall, and emits it. A failure
+// is logged and costs that thumbnail only.
+func (t *thumbnailer) take(dec *decode.Decoder, wall time.Time) {
+	jpeg, err := t.encode(dec)
+	if err != nil {
+		t.log.Warn("motion: thumbnail", "err", err)
+		return
+	}
+	t.last = wall
+	t.emit(Thumbnail{Camera: t.camera, Wall: wall, JPEG: jpeg})
+}
+
+func (t *thumbnailer) encode(dec *decode.Decoder) ([]byte, error) {
+	return encodeJPEG(dec, ThumbnailWidth, thumbnailQuality, &t.bgr)
+}
+
+// encodeJPEG scales dec's last picture to width px in colour (into bgr, reused) and
+// encodes it as a JPEG of the given quality.
+func encodeJPEG(dec *decode.Decoder, width, quality int, bgr *gocv.Mat) ([]byte, error) {
+	if err := dec.Snapshot(width, bgr); err != nil {
+		return nil, err
+	}
+	// Go's image/jpeg, not OpenCV's imgcodecs: that module alone links about 120 shared
+	// libraries (GDAL, GDCM, codecs for formats townwatch never writes) into every
+	// townwatch process (Makefile, OPENCV_LIBS).
+	img, err := bgr.ToImage()
+	if err != nil {
+		return nil, fmt.Errorf("encode JPEG: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
+		return nil, fmt.Errorf("encode JPEG: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// restart forgets the last thumbnail's time: a new stream's first picture is due.
+func (t *thumbnailer) restart() { t.last = time.Time{} }
+
+func (t *thumbnailer) close() { t.bgr.Close() }
+
+// KeyframeThumbnails makes thumbnails for a camera without motion analysis: it decodes one
+// keyframe of the main stream every ThumbnailEvery (a keyframe depends on no other picture,
+// so nothing else is decoded) and emits its thumbnail. Run blocks like Analyzer.Run.
+type KeyframeThumbnails struct {
+	camera, stream string
+	hub            *ingest.Hub
+	log            *slog.Logger
+	thumbs         *thumbnailer
+}
+
+// NewKeyframeThumbnails prepares thumbnails of camera's stream (usually "main") on hub.
+// It does no I/O and starts no goroutine.
+func NewKeyframeThumbnails(camera, stream string, hub *ingest.Hub, log *slog.Logger, emit func(Thumbnail)) (*KeyframeThumbnails, error) {
+	if hub == nil || emit == nil {
+		return nil, fmt.Errorf("camera %s: thumbnails: a hub and an emit function are required", camera)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &KeyframeThumbnails{camera: camera, stream: stream, hub: hub, log: log, thumbs: newThumbnailer(camera, emit, log)}, nil
+}
+
+// Run makes thumbnails until ctx is done, across reconnects; it returns nil then.
+func (k *KeyframeThumbnails) Run(ctx context.Context) error {
+	defer k.thumbs.close()
+	for {
+		st, err := k.hub.Wait(ctx, k.camera, k.stream)
+		if err != nil {
+			return nil // ctx done
+		}
+		k.consume(ctx, st)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func (k *KeyframeThumbnails) consume(ctx context.Context, st *ingest.Stream) {
+	video := st.Video()
+	if video == nil {
+		return
+	}
+	dec, err := decode.New(video.Codec, 0)
+	if err != nil {
+		k.log.Warn("thumbnails: cannot decode stream; waiting for the next session", "stream", st.Name, "err", err)
+		return
+	}
+	defer dec.Close()
+	k.thumbs.restart()
+	r := st.NewReader("thumbnails", readerQueue)
+	defer r.Close()
+	for {
+		u, _, err := r.Read(ctx)
+		if err != nil {
+			if !errors.Is(err, ingest.ErrStreamEnded) && ctx.Err() == nil {
+				k.log.Warn("thumbnails: read", "err", err)
+			}
+			return
+		}
+		k.process(dec, u)
+	}
+}
+
+// process decodes u if it is a due keyframe and makes its thumbnail.
+func (k *KeyframeThumbnails) process(dec *decode.Decoder, u *ingest.Unit) {
+	if u.Track == nil || u.Track.Kind != ingest.KindVideo || !u.Key || !k.thumbs.due(u.Wall, false) {
+		return
+	}
+	before := dec.Stats().Decoded
+	// analyse false: no gray picture is needed, only the decoder's own.
+	if _, err := dec.Decode(u, false, nil); err != nil {
+		k.log.Debug("thumbnails: decode", "err", err)
+		return
+	}
+	if dec.Stats().Decoded == before {
+		return // no picture came out (it cannot for a keyframe with low delay, but be sure)
+	}
+	k.thumbs.take(dec, u.Wall)
+}

@@ -1,0 +1,214 @@
+package viewer
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+
+	"github.com/townwatch/townwatch/recorder"
+	"github.com/townwatch/townwatch/recorder/archivetest"
+)
+
+// addThumbnails gives every segment of arch's camera thumbnails every `every` of its
+// minute, made by ffmpeg from the segment file itself (240 px JPEGs of the frames at those
+// offsets), as the motion worker would store them. It returns their capture times, sorted.
+func addThumbnails(tb testing.TB, arch *archive, camera string, every time.Duration) []time.Time {
+	tb.Helper()
+	segs := arch.segs[camera]
+	dir := tb.TempDir()
+	// Every segment links to one template: its frames are made once.
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", filepath.Join(arch.dir, filepath.FromSlash(segs[0].Path)),
+		"-vf", fmt.Sprintf("fps=1/%g:round=down,scale=240:-2", every.Seconds()), "-q:v", "5", filepath.Join(dir, "t%03d.jpg")).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("ffmpeg making thumbnails: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "t*.jpg"))
+	sort.Strings(files)
+	var jpegs [][]byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		jpegs = append(jpegs, b)
+	}
+	st, err := recorder.OpenStorage(arch.dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer st.Close()
+	var times []time.Time
+	for _, seg := range segs {
+		for i, j := range jpegs {
+			at := seg.Start.Add(time.Duration(i) * every)
+			if !at.Before(seg.End) {
+				break
+			}
+			if err := st.AppendThumbnail(seg.Path, at, j); err != nil {
+				tb.Fatal(err)
+			}
+			times = append(times, at)
+		}
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	return times
+}
+
+// nearestThumb is the capture time (ms) the preview must show for wall time w (ms): the
+// nearest thumbnail, the earlier on a tie, within 6 s; NaN if none.
+func nearestThumb(times []time.Time, w float64) float64 {
+	i := sort.Search(len(times), func(i int) bool { return float64(times[i].UnixMilli()) > w })
+	best := math.NaN()
+	if i > 0 {
+		best = float64(times[i-1].UnixMilli())
+	}
+	if i < len(times) {
+		if a := float64(times[i].UnixMilli()); math.IsNaN(best) || a-w < w-best {
+			best = a
+		}
+	}
+	if math.Abs(best-w) > 6000 {
+		return math.NaN()
+	}
+	return best
+}
+
+type previewState struct {
+	Shown   bool
+	Camera  string
+	Thumb   float64
+	Tile    string // "column row" of the sprite tile drawn on the preview canvas
+	Painted bool   // the canvas holds a picture
+	Range   *struct{ From, To float64 }
+}
+
+// timelineBox is the canvas's place on the page (CSS px) and the view it shows.
+type timelineBox struct {
+	X, Y, Width float64
+	Start, Span float64
+}
+
+// scrubMove moves the mouse (a real input event through the DevTools protocol, as a
+// pointer does) to fraction f of the timeline's width on the first camera's row, and
+// returns the wall time (ms) under it.
+func (p *page) scrubMove(box timelineBox, f float64, dragging bool) float64 {
+	x := math.Round(box.X + f*box.Width)
+	p.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x, box.Y+18+13, func(ev *input.DispatchMouseEventParams) {
+		if dragging {
+			ev.Button, ev.Buttons = input.MouseButtonLeft, 1
+		}
+	}))
+	return box.Start + (x-box.X)/box.Width*box.Span
+}
+
+const timelineBoxJS = `(() => { const r = document.getElementById("timeline").getBoundingClientRect();
+	const v = window.townwatch.viewRange(); return {x: r.left, y: r.top, width: r.width, start: v.start, span: v.span}; })()`
+
+// openScrubbing serves an hour of one camera (namesti, 60 s segments from 14:00 Prague)
+// with a thumbnail every 10 s, opens the player on it as an officer with the timeline
+// showing that hour, and waits until the page holds the hour's previews. It returns the
+// page, the thumbnails' times and where the timeline is.
+func openScrubbing(tb testing.TB) (*page, []time.Time, timelineBox) {
+	tb.Helper()
+	from := time.Date(2026, 11, 23, 14, 0, 0, 0, pragueZone(tb))
+	rig := newPlaybackRig(tb, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: time.Hour})
+	times := addThumbnails(tb, rig.arch, "namesti", 10*time.Second)
+	p := rig.openPlayer(tb, "camera=namesti&t="+from.Add(30*time.Minute).UTC().Format(time.RFC3339))
+	p.startPlayback("kontrola průjezdu")
+	eval[bool](p, `(window.townwatch.pause(), window.townwatch.view(`+fmt.Sprint(from.UnixMilli())+`, 3600e3), true)`)
+	waitJS[previewState](p, "the hour's previews loaded", 30*time.Second, `window.townwatch.preview()`, func(s previewState) bool {
+		return s.Range != nil && s.Range.From <= float64(from.UnixMilli()) && s.Range.To >= float64(from.Add(time.Hour).UnixMilli())
+	})
+	return p, times, eval[timelineBox](p, timelineBoxJS)
+}
+
+// An officer hovers over and drags along the timeline of an hour: the preview shows the
+// thumbnail of the moment under the pointer (the right tile of the right segment's
+// sprite), without a request per move.
+func TestScrubPreviewInChromium(t *testing.T) {
+	zone := pragueZone(t)
+	p, times, box := openScrubbing(t)
+	requests := eval[int](p, `performance.getEntriesByType("resource").length`)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := range 40 {
+		if i == 20 {
+			// The second half drags: the player scrubs and the preview follows.
+			p.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMousePressed, box.X+box.Width/2, box.Y+31, chromedp.ButtonLeft))
+		}
+		w := p.scrubMove(box, 0.01+0.98*rnd.Float64(), i >= 20)
+		want := nearestThumb(times, w)
+		got := waitJS[previewState](p, "the preview", 2*time.Second, `window.townwatch.preview()`, func(s previewState) bool { return s.Shown && s.Thumb == want })
+		k := slices.IndexFunc(times, func(t time.Time) bool { return float64(t.UnixMilli()) == want })
+		// Tile k%6 of its minute's segment: column k%6 (a segment's 6 tiles fit one row).
+		if tile := fmt.Sprintf("%d 0", k%6); got.Tile != tile || !got.Painted || got.Camera != "namesti" {
+			t.Errorf("pointer at %s: preview of %q at %s, tile %q (painted %v); want tile %q", time.UnixMilli(int64(w)).In(zone).Format("15:04:05"),
+				got.Camera, time.UnixMilli(int64(got.Thumb)).In(zone).Format("15:04:05"), got.Tile, got.Painted, tile)
+		}
+	}
+	p.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, box.X+box.Width/2, box.Y+31, chromedp.ButtonLeft))
+	// Drags seek the player (media requests); the previews themselves asked for nothing.
+	if n := eval[int](p, `performance.getEntriesByType("resource").filter((e, i) => i >= `+fmt.Sprint(requests)+` && /thumbs/.test(e.name)).length`); n != 0 {
+		t.Errorf("%d thumbnail requests while scrubbing a loaded hour; want none", n)
+	}
+	p.screenshot("playback-scrub-preview.png")
+	// Leaving the timeline hides the preview.
+	p.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, box.X+box.Width/2, box.Y-200))
+	waitJS[bool](p, "the preview hidden", 2*time.Second, `!window.townwatch.preview().shown`, func(v bool) bool { return v })
+}
+
+// BenchmarkScrubPreview scrubs an hour of one camera (thumbnails every 10 s, one sprite per
+// 60 s segment, loaded ahead) with real mouse events and reports the share of pointer
+// moves whose matching thumbnail was on screen within 100 ms of the event, and the p95.
+func BenchmarkScrubPreview(b *testing.B) {
+	p, times, box := openScrubbing(b)
+	rnd := rand.New(rand.NewPCG(5, 6))
+	var ok, total int
+	var ms []float64
+	b.ResetTimer()
+	for range b.N {
+		for range 200 {
+			before := eval[int](p, `window.townwatch.previews.length`)
+			w := p.scrubMove(box, 0.01+0.98*rnd.Float64(), false)
+			want := nearestThumb(times, w)
+			m := waitJS[[]struct{ Thumb, Ms float64 }](p, "a measured preview", 5*time.Second,
+				`window.townwatch.previews.slice(`+fmt.Sprint(before)+`)`, func(v []struct{ Thumb, Ms float64 }) bool { return len(v) > 0 })
+			last := m[len(m)-1]
+			total++
+			ms = append(ms, last.Ms)
+			if last.Thumb == want && last.Ms <= 100 {
+				ok++
+			}
+		}
+	}
+	b.StopTimer()
+	slices.Sort(ms)
+	b.ReportMetric(100*float64(ok)/float64(total), "%within100ms")
+	b.ReportMetric(ms[len(ms)*95/100], "p95_ms")
+	b.ReportMetric(ms[len(ms)/2], "p50_ms")
+}
+
+// BenchmarkThumbsAPI is what the player asks for when an hour comes on screen: the index
+// of one camera's hour (60 segments, 360 thumbnails) and one segment's sprite (6 tiles
+// composed into one JPEG), in process.
+func BenchmarkThumbsAPI(b *testing.B) {
+	from := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
+	rig := newPlaybackRig(b, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: time.Hour})
+	addThumbnails(b, rig.arch, "namesti", 10*time.Second)
+	h := playbackAPI(b, rig)
+	b.Run("index-1h", func(b *testing.B) {
+		benchGET(b, h, "/api/cameras/namesti/thumbs?from="+from.Format(time.RFC3339)+"&to="+from.Add(time.Hour).Format(time.RFC3339))
+	})
+	b.Run("sprite-6-tiles", func(b *testing.B) {
+		benchGET(b, h, fmt.Sprintf("/api/segments/%d/thumbs.jpg", rig.arch.segs["namesti"][0].ID))
+	})
+}

@@ -1,0 +1,165 @@
+package viewer
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/jpeg"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/townwatch/townwatch/recorder"
+	"github.com/townwatch/townwatch/recorder/catalog"
+)
+
+// Scrub previews: the motion worker stores a small thumbnail of each camera every 10 s
+// (2 s during events) beside the segment recording it (recorder.Storage.AppendThumbnail).
+// The player reads, for the range on screen, the capture times of every segment's
+// thumbnails (GET /api/cameras/{id}/thumbs) and one sprite per segment, a JPEG grid of
+// them (GET /api/segments/{id}/thumbs.jpg), so that hovering over the timeline only moves
+// a background image: no request per pointer move. Both are footage, inside the playback
+// session like the playlist and the media (the session's playback.start row covers them).
+
+const (
+	// maxThumbsRange bounds one index request: the player asks for what is on screen, and
+	// an hour of 60 s segments is 60 small files to read.
+	maxThumbsRange = 6 * time.Hour
+	// spriteColumns is the sprite grid's width in tiles: a 1 h segment at one thumbnail
+	// every 2 s stays under JPEG's 65 535 px limit in both directions.
+	spriteColumns = 10
+	// spriteQuality re-encodes the tiles; they were made at 70, so 80 loses nothing
+	// visible.
+	spriteQuality = 80
+)
+
+// thumbsSegmentJSON is one segment's thumbnails in the index.
+type thumbsSegmentJSON struct {
+	ID      int64       `json:"id"`
+	Start   time.Time   `json:"start"`
+	End     time.Time   `json:"end"`
+	Sprite  string      `json:"sprite"`  // URL of the sprite
+	Columns int         `json:"columns"` // tiles per sprite row
+	Width   int         `json:"width"`   // one tile, px
+	Height  int         `json:"height"`
+	Times   []time.Time `json:"times"` // capture time of tile i (row i / columns, column i % columns)
+}
+
+type thumbsJSON struct {
+	Camera   string              `json:"camera"`
+	From     time.Time           `json:"from"`
+	To       time.Time           `json:"to"`
+	Segments []thumbsSegmentJSON `json:"segments"`
+}
+
+// handleThumbs answers GET /api/cameras/{id}/thumbs?from=&to=: per main-stream segment
+// overlapping the range that has thumbnails, their capture times and the sprite's URL.
+func (pb *Playback) handleThumbs(w http.ResponseWriter, r *http.Request) {
+	camera, from, to, segs, ok := pb.cameraRange(w, r, maxThumbsRange, "thumbnails")
+	if !ok {
+		return
+	}
+	out := thumbsJSON{Camera: camera, From: from, To: to, Segments: []thumbsSegmentJSON{}}
+	for _, s := range segs {
+		if s.Stream != "main" {
+			continue
+		}
+		thumbs := pb.thumbnails(s)
+		if len(thumbs) == 0 {
+			continue
+		}
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(thumbs[0].JPEG))
+		if err != nil {
+			pb.log().Warn("playback: thumbnail is not a JPEG", "segment", s.Path, "err", err)
+			continue
+		}
+		js := thumbsSegmentJSON{ID: s.ID, Start: s.Start.UTC(), End: s.End.UTC(), Columns: spriteColumns,
+			Width: cfg.Width, Height: cfg.Height, Times: make([]time.Time, len(thumbs)),
+			Sprite: "/api/segments/" + strconv.FormatInt(s.ID, 10) + "/thumbs.jpg"}
+		for i, th := range thumbs {
+			js.Times[i] = th.At
+		}
+		out.Segments = append(out.Segments, js)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// thumbnails reads a segment's thumbnails; a damaged file yields what precedes the damage
+// (logged): previews are a convenience, never a reason to fail a request.
+func (pb *Playback) thumbnails(s catalog.Segment) []recorder.Thumbnail {
+	if pb.Thumbnails == nil {
+		return nil
+	}
+	thumbs, err := pb.Thumbnails(s.Path)
+	if err != nil {
+		pb.log().Warn("playback: reading thumbnails", "segment", s.Path, "err", err)
+	}
+	return thumbs
+}
+
+// handleSprite answers GET /api/segments/{id}/thumbs.jpg: the segment's thumbnails as one
+// JPEG, spriteColumns tiles a row in capture order. It is composed on request (a 60 s
+// segment's 6 to 30 tiles take a few milliseconds) and revalidated by an ETag over the
+// tiles, so a browser that has it gets 304 until a tile is added.
+func (pb *Playback) handleSprite(w http.ResponseWriter, r *http.Request) {
+	seg, ok := pb.pathSegment(w, r)
+	if !ok {
+		return
+	}
+	id := seg.ID
+	thumbs := pb.thumbnails(seg)
+	if len(thumbs) == 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("segment %d has no thumbnails", id))
+		return
+	}
+	sum := sha256.New()
+	for _, th := range thumbs {
+		sum.Write(th.JPEG)
+	}
+	etag := `"` + hex.EncodeToString(sum.Sum(nil)[:16]) + `"`
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "private, no-cache")
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	sprite, err := composeSprite(thumbs)
+	if err != nil {
+		pb.fail(w, "sprite", fmt.Errorf("segment %d: %w", id, err))
+		return
+	}
+	h.Set("Content-Type", "image/jpeg")
+	h.Set("Content-Length", strconv.Itoa(len(sprite)))
+	w.Write(sprite)
+}
+
+// composeSprite lays the thumbnails out spriteColumns a row, each in a cell the size of
+// the first (a thumbnail of another size, after a resolution change, is cropped or
+// padded), and encodes the grid as one JPEG.
+func composeSprite(thumbs []recorder.Thumbnail) ([]byte, error) {
+	var grid *image.RGBA
+	var cw, ch int
+	for i, th := range thumbs {
+		img, err := jpeg.Decode(bytes.NewReader(th.JPEG))
+		if err != nil {
+			return nil, fmt.Errorf("thumbnail %d (%s): %w", i, th.At.Format(time.RFC3339Nano), err)
+		}
+		if grid == nil {
+			cw, ch = img.Bounds().Dx(), img.Bounds().Dy()
+			cols := min(len(thumbs), spriteColumns)
+			rows := (len(thumbs) + spriteColumns - 1) / spriteColumns
+			grid = image.NewRGBA(image.Rect(0, 0, cols*cw, rows*ch))
+		}
+		at := image.Pt(i%spriteColumns*cw, i/spriteColumns*ch)
+		draw.Draw(grid, image.Rectangle{Min: at, Max: at.Add(image.Pt(cw, ch))}, img, img.Bounds().Min, draw.Src)
+	}
+	var out bytes.Buffer
+	if err := jpeg.Encode(&out, grid, &jpeg.Options{Quality: spriteQuality}); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
