@@ -13,6 +13,26 @@ BIN       := bin/townwatch
 # on a machine run by systemd `systemctl disable --now wsdd` keeps the host unannounced).
 DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd prometheus postgresql-15 iproute2 wsdd
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# Motion detection links only the OpenCV modules it uses, core and imgproc. gocv's default
+# build links every module pkg-config lists for opencv4: 264 shared libraries in all (GDAL,
+# GDCM, Qt, ...), 157 more than now, and 36 MiB more file-backed memory in every townwatch
+# process (cmd/recbench, 16 cameras). With build tag customenv gocv takes its flags from
+# the environment instead. It still compiles wrappers for all of its modules; compiled one
+# section per function and linked with --gc-sections, the unused ones are dropped, so
+# their symbols need no library. A new gocv call into a module not listed fails the link
+# here, naming the missing symbol: add the module (motion/internal/videolink shows how to
+# link one for tests only). Exported, so every go command below and those the tests start
+# (the binary TestMain builds, go run ./cmd/recbench) use them. Plain `go build` and
+# `go test` work too, with gocv's default: a heavier but otherwise identical townwatch
+# (README, Development).
+OPENCV_LIBS := -lopencv_imgproc -lopencv_core
+export GOFLAGS += -tags=customenv
+export CGO_CPPFLAGS = $(shell pkg-config --cflags opencv4)
+export CGO_CFLAGS = -O2 -g -ffunction-sections -fdata-sections
+export CGO_CXXFLAGS = $(CGO_CFLAGS)
+export CGO_LDFLAGS = -Wl,--gc-sections -Wl,--as-needed $(OPENCV_LIBS)
+
 # Generous ceiling for the whole suite on CI's 2-core machine; a hung test fails instead of
 # eating the 90-minute budget.
 TEST_TIMEOUT ?= 30m
@@ -54,7 +74,7 @@ vet:
 ## then the alerting rules' unit tests (promtool)
 test: deps vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -tags matprofile -count=1 -timeout $(TEST_TIMEOUT) ./motion/...
+	$(GO) test -tags customenv,matprofile -count=1 -timeout $(TEST_TIMEOUT) ./motion/...
 	promtool test rules configs/prometheus/townwatch-rules.test.yml
 
 ## bench: run the benchmarks (figures are reported, never asserted): the Go benchmarks, then the

@@ -9,6 +9,8 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/townwatch/townwatch/ingest/simcam"
+	// MOG2 lives in OpenCV's video module, which townwatch does not link.
+	_ "github.com/townwatch/townwatch/motion/internal/videolink"
 )
 
 // mog2 is OpenCV's Gaussian-mixture background subtraction behind the detector's

@@ -1,11 +1,12 @@
 package motion
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image/jpeg"
 	"log/slog"
-	"slices"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -90,12 +91,18 @@ func encodeJPEG(dec *decode.Decoder, width, quality int, bgr *gocv.Mat) ([]byte,
 	if err := dec.Snapshot(width, bgr); err != nil {
 		return nil, err
 	}
-	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, *bgr, []int{gocv.IMWriteJpegQuality, quality})
+	// Go's image/jpeg, not OpenCV's imgcodecs: that module alone links about 120 shared
+	// libraries (GDAL, GDCM, codecs for formats townwatch never writes) into every
+	// townwatch process (Makefile, OPENCV_LIBS).
+	img, err := bgr.ToImage()
 	if err != nil {
 		return nil, fmt.Errorf("encode JPEG: %w", err)
 	}
-	defer buf.Close()
-	return slices.Clone(buf.GetBytes()), nil
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
+		return nil, fmt.Errorf("encode JPEG: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // restart forgets the last thumbnail's time: a new stream's first picture is due.

@@ -260,6 +260,14 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	if r.peakRSS, err = readStatusKB(serve.pid(), "VmHWM"); err != nil {
 		return nil, fmt.Errorf("peak RSS: %w", err)
 	}
+	// What the RSS is made of: file-backed pages are mostly the shared libraries townwatch
+	// maps (OpenCV's and FFmpeg's above all), anonymous ones its heaps.
+	anon, errAnon := readStatusKB(serve.pid(), "RssAnon")
+	file, errFile := readStatusKB(serve.pid(), "RssFile")
+	if err := errors.Join(errAnon, errFile); err != nil {
+		return nil, fmt.Errorf("RSS at the end: %w", err)
+	}
+	r.notef("RSS at the end %.1f MiB: anonymous %.1f MiB, file-backed %.1f MiB", mib(anon+file), mib(anon), mib(file))
 	serveStopped = true
 	if err := serve.stop(); err != nil {
 		r.notef("%v", err)
