@@ -31,8 +31,9 @@ var staticTypes = map[string]string{
 
 // indexCSP keeps the wall to its own origin: scripts, styles and connections only from
 // townwatch itself (no CDN, no fonts from the internet), and the page never framed by
-// another site (a framed wall could be clicked on by a hostile page).
-const indexCSP = "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; " +
+// another site (a framed wall could be clicked on by a hostile page). blob: images are the
+// player's scrub-preview sprites, fetched from townwatch and held by the page itself.
+const indexCSP = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; " +
 	"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // loadStatic reads every file of fsys (the embedded web.Files) once, with an ETag from its

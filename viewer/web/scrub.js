@@ -77,6 +77,14 @@ export class ScrubPreview {
       this.thumbs.set(cams[i], list);
     }
     await Promise.all(waits);
+    // Sprites of what is no longer loaded are let go: a day of one camera's would be
+    // 1 440 of them.
+    const used = new Set([...this.thumbs.values()].flat().map((th) => th.sprite));
+    for (const [url, s] of this.sprites) {
+      if (used.has(url)) continue;
+      if (s.url) URL.revokeObjectURL(s.url);
+      this.sprites.delete(url);
+    }
     // Only now is the range held: every sprite of it is decoded.
     this.range = { from, to, at: Date.now() };
     if (this.pending) this.show(...this.pending);
