@@ -165,10 +165,12 @@ func openScrubbing(tb testing.TB) (*page, []time.Time, []image.Image, timelineBo
 	times, pictures := addThumbnails(tb, rig.arch, "namesti", 10*time.Second)
 	p := rig.openPlayer(tb, "camera=namesti&t="+from.Add(30*time.Minute).UTC().Format(time.RFC3339))
 	p.startPlayback("kontrola průjezdu")
+	asked := time.Now()
 	eval[bool](p, `(window.townwatch.pause(), window.townwatch.view(`+fmt.Sprint(from.UnixMilli())+`, 3600e3), true)`)
 	waitJS[previewState](p, "the hour's previews loaded", 30*time.Second, `window.townwatch.preview()`, func(s previewState) bool {
 		return s.Range != nil && s.Range.From <= float64(from.UnixMilli()) && s.Range.To >= float64(from.Add(time.Hour).UnixMilli())
 	})
+	tb.Logf("the hour's previews (index and 60 sprites) loaded %s after the view was set", time.Since(asked).Round(time.Millisecond))
 	return p, times, pictures, eval[timelineBox](p, timelineBoxJS)
 }
 
