@@ -370,7 +370,7 @@ window.townwatch = {
     shown: !preview.box.hidden,
     camera: preview.box.dataset.camera ?? null,
     thumb: Number(preview.box.dataset.thumb || NaN),
-    position: preview.pic.style.backgroundPosition,
+    position: preview.sprite ? `${preview.sprite.style.left} ${preview.sprite.style.top}` : "",
     range: preview.range,
   }),
   language,

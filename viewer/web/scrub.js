@@ -3,7 +3,8 @@
 // (every 2 s during motion events) per segment and serves each segment's as one JPEG
 // sprite; this module reads the index of the range on screen, fetches and decodes the
 // sprites it lacks ahead of time, and on each pointer move only picks the tile (a binary
-// search) and sets the background position: no request, no decoding while scrubbing.
+// search) and moves the sprite inside a clipping box: no request, no decoding while
+// scrubbing.
 
 import { api } from "./session.js";
 import { timeText } from "./i18n.js";
@@ -26,7 +27,8 @@ export class ScrubPreview {
   constructor(box, anchor, onLost) {
     this.box = box;
     this.anchor = anchor;
-    this.pic = box.querySelector(".pb-preview-pic");
+    this.pic = box.querySelector(".pb-preview-pic"); // clips the sprite to one tile
+    this.sprite = null; // the decoded sprite <img> in it
     this.label = box.querySelector(".pb-preview-time");
     this.onLost = onLost;
     this.cameras = [];
@@ -95,16 +97,19 @@ export class ScrubPreview {
   #sprite(url, count) {
     const held = this.sprites.get(url);
     if (held && held.count >= count) return held.ready;
-    const entry = { count, url: null, ready: null };
+    const entry = { count, url: null, img: null, ready: null };
     entry.ready = (async () => {
       const res = await api(url);
       if (!res.ok) return;
       const blob = URL.createObjectURL(await res.blob());
+      // The element decoded here is the one shown: a new one would load it again.
       const img = new Image();
+      img.alt = "";
       img.src = blob;
       await img.decode().catch(() => {});
       if (held?.url) URL.revokeObjectURL(held.url);
       entry.url = blob;
+      entry.img = img;
     })();
     this.sprites.set(url, entry);
     return entry.ready;
@@ -139,8 +144,9 @@ export class ScrubPreview {
     this.label.textContent = timeText(new Date(w), true);
     const th = this.pick(camera, w);
     const sprite = th && this.sprites.get(th.sprite);
-    if (!sprite?.url) {
-      this.pic.style.backgroundImage = "none";
+    if (!sprite?.img) {
+      this.sprite?.remove();
+      this.sprite = null;
       this.box.dataset.thumb = "";
       this.pending = th || !this.range ? [camera, w, x, since] : null;
       return;
@@ -148,8 +154,12 @@ export class ScrubPreview {
     this.pending = null;
     this.pic.style.width = `${th.width}px`;
     this.pic.style.height = `${th.height}px`;
-    this.pic.style.backgroundImage = `url("${sprite.url}")`;
-    this.pic.style.backgroundPosition = `-${th.col * th.width}px -${th.row * th.height}px`;
+    if (this.sprite !== sprite.img) {
+      this.pic.replaceChildren(sprite.img);
+      this.sprite = sprite.img;
+    }
+    this.sprite.style.left = `${-th.col * th.width}px`;
+    this.sprite.style.top = `${-th.row * th.height}px`;
     this.box.dataset.thumb = String(th.t);
     this.box.dataset.camera = camera;
     requestAnimationFrame(() => this.measures.push({ w, thumb: th.t, ms: performance.now() - since }));
