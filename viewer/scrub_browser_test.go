@@ -1,7 +1,12 @@
 package viewer
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -21,8 +26,9 @@ import (
 
 // addThumbnails gives every segment of arch's camera thumbnails every `every` of its
 // minute, made by ffmpeg from the segment file itself (240 px JPEGs of the frames at those
-// offsets), as the motion worker would store them. It returns their capture times, sorted.
-func addThumbnails(tb testing.TB, arch *archive, camera string, every time.Duration) []time.Time {
+// offsets), as the motion worker would store them. It returns their capture times, sorted,
+// and the pictures by offset (every segment has the same: they link to one template).
+func addThumbnails(tb testing.TB, arch *archive, camera string, every time.Duration) ([]time.Time, []image.Image) {
 	tb.Helper()
 	segs := arch.segs[camera]
 	dir := tb.TempDir()
@@ -35,12 +41,17 @@ func addThumbnails(tb testing.TB, arch *archive, camera string, every time.Durat
 	files, _ := filepath.Glob(filepath.Join(dir, "t*.jpg"))
 	sort.Strings(files)
 	var jpegs [][]byte
+	var pictures []image.Image
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		jpegs = append(jpegs, b)
+		img, err := jpeg.Decode(bytes.NewReader(b))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		jpegs, pictures = append(jpegs, b), append(pictures, img)
 	}
 	st, err := recorder.OpenStorage(arch.dir)
 	if err != nil {
@@ -61,7 +72,37 @@ func addThumbnails(tb testing.TB, arch *archive, camera string, every time.Durat
 		}
 	}
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	return times
+	return times, pictures
+}
+
+// shownPreview is the preview picture as the screen shows it (a screenshot of the element).
+func (p *page) shownPreview() image.Image {
+	p.tb.Helper()
+	buf, err := chromedp.Run(p.ctx, chromedp.Screenshot(".pb-preview-pic"))
+	if err != nil {
+		p.tb.Fatalf("screenshot of the preview: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(buf))
+	if err != nil {
+		p.tb.Fatal(err)
+	}
+	return img
+}
+
+// grayDiff is the mean absolute difference of gray levels between a and b over the area
+// both cover, from their top left corners.
+func grayDiff(a, b image.Image) float64 {
+	w := min(a.Bounds().Dx(), b.Bounds().Dx())
+	h := min(a.Bounds().Dy(), b.Bounds().Dy())
+	var sum float64
+	for y := range h {
+		for x := range w {
+			ga := color.GrayModel.Convert(a.At(a.Bounds().Min.X+x, a.Bounds().Min.Y+y)).(color.Gray).Y
+			gb := color.GrayModel.Convert(b.At(b.Bounds().Min.X+x, b.Bounds().Min.Y+y)).(color.Gray).Y
+			sum += math.Abs(float64(ga) - float64(gb))
+		}
+	}
+	return sum / float64(w*h)
 }
 
 // nearestThumb is the capture time (ms) the preview must show for wall time w (ms): the
@@ -118,18 +159,20 @@ const timelineBoxJS = `(() => { const r = document.getElementById("timeline").ge
 // with a thumbnail every 10 s, opens the player on it as an officer with the timeline
 // showing that hour, and waits until the page holds the hour's previews. It returns the
 // page, the thumbnails' times and where the timeline is.
-func openScrubbing(tb testing.TB) (*page, []time.Time, timelineBox) {
+func openScrubbing(tb testing.TB) (*page, []time.Time, []image.Image, timelineBox) {
 	tb.Helper()
 	from := time.Date(2026, 11, 23, 14, 0, 0, 0, pragueZone(tb))
 	rig := newPlaybackRig(tb, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: time.Hour})
-	times := addThumbnails(tb, rig.arch, "namesti", 10*time.Second)
+	times, pictures := addThumbnails(tb, rig.arch, "namesti", 10*time.Second)
 	p := rig.openPlayer(tb, "camera=namesti&t="+from.Add(30*time.Minute).UTC().Format(time.RFC3339))
 	p.startPlayback("kontrola průjezdu")
+	asked := time.Now()
 	eval[bool](p, `(window.townwatch.pause(), window.townwatch.view(`+fmt.Sprint(from.UnixMilli())+`, 3600e3), true)`)
 	waitJS[previewState](p, "the hour's previews loaded", 30*time.Second, `window.townwatch.preview()`, func(s previewState) bool {
 		return s.Range != nil && s.Range.From <= float64(from.UnixMilli()) && s.Range.To >= float64(from.Add(time.Hour).UnixMilli())
 	})
-	return p, times, eval[timelineBox](p, timelineBoxJS)
+	tb.Logf("the hour's previews (index and 60 sprites) loaded %s after the view was set", time.Since(asked).Round(time.Millisecond))
+	return p, times, pictures, eval[timelineBox](p, timelineBoxJS)
 }
 
 // An officer hovers over and drags along the timeline of an hour: the preview shows the
@@ -137,7 +180,7 @@ func openScrubbing(tb testing.TB) (*page, []time.Time, timelineBox) {
 // sprite), without a request per move.
 func TestScrubPreviewInChromium(t *testing.T) {
 	zone := pragueZone(t)
-	p, times, box := openScrubbing(t)
+	p, times, pictures, box := openScrubbing(t)
 	requests := eval[int](p, `performance.getEntriesByType("resource").length`)
 	rnd := rand.New(rand.NewPCG(3, 4))
 	for i := range 40 {
@@ -153,6 +196,15 @@ func TestScrubPreviewInChromium(t *testing.T) {
 		if tile := fmt.Sprintf("%d 0", k%6); got.Tile != tile || !got.Painted || got.Camera != "namesti" {
 			t.Errorf("pointer at %s: preview of %q at %s, tile %q (painted %v); want tile %q", time.UnixMilli(int64(w)).In(zone).Format("15:04:05"),
 				got.Camera, time.UnixMilli(int64(got.Thumb)).In(zone).Format("15:04:05"), got.Tile, got.Painted, tile)
+		}
+		if i%8 == 0 {
+			// What the screen shows is that picture, not another of the minute (or none).
+			shown := p.shownPreview()
+			own, other := grayDiff(shown, pictures[k%6]), grayDiff(shown, pictures[(k+3)%6])
+			if own > 8 || own >= other {
+				t.Errorf("pointer at %s: the preview on screen differs from thumbnail %d by %.1f gray levels and from thumbnail %d by %.1f",
+					time.UnixMilli(int64(w)).In(zone).Format("15:04:05"), k%6, own, (k+3)%6, other)
+			}
 		}
 	}
 	p.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, box.X+box.Width/2, box.Y+31, chromedp.ButtonLeft))
@@ -170,7 +222,7 @@ func TestScrubPreviewInChromium(t *testing.T) {
 // 60 s segment, loaded ahead) with real mouse events and reports the share of pointer
 // moves whose matching thumbnail was on screen within 100 ms of the event, and the p95.
 func BenchmarkScrubPreview(b *testing.B) {
-	p, times, box := openScrubbing(b)
+	p, times, _, box := openScrubbing(b)
 	rnd := rand.New(rand.NewPCG(5, 6))
 	var ok, total int
 	var ms []float64

@@ -21,8 +21,9 @@ import (
 // The player reads, for the range on screen, the capture times of every segment's
 // thumbnails (GET /api/cameras/{id}/thumbs) and one sprite per segment, a JPEG grid of
 // them (GET /api/segments/{id}/thumbs.jpg), so that hovering over the timeline only moves
-// a background image: no request per pointer move. Both are footage, inside the playback
-// session like the playlist and the media (the session's playback.start row covers them).
+// the sprite inside a clipping box: no request per pointer move. Both are footage, inside
+// the playback session like the playlist and the media (its playback.start row covers
+// them).
 
 const (
 	// maxThumbsRange bounds one index request: the player asks for what is on screen, and

@@ -51,7 +51,11 @@ type motionPool struct {
 	thumbed []string                      // the cameras forwarded for thumbnails only
 	streams map[string]string             // camera → analysed stream (main for thumbnails only)
 	sinks   map[string]func(motion.Event) // camera → where its events go
-	changed chan struct{}                 // closed (and replaced) when the cameras change
+	// changed is cancelled (and replaced) when the cameras change. A context rather than a
+	// channel, so a forwarder can tie its own end to it (context.AfterFunc) without a
+	// goroutine per forwarding.
+	changed       context.Context
+	signalChanged context.CancelFunc
 	conn    *workerConn                   // the running worker, nil between workers
 	pid     int                           // the running worker's process id (0 between workers)
 	gen     int                           // counts workers started, so forwarders see a new one
@@ -71,10 +75,11 @@ type workerConn struct {
 // newMotionPool makes a pool that analyses no camera yet (see setCameras); thumbs
 // receives the thumbnails.
 func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids func(motion.GridMinute), thumbs func(motion.Thumbnail), log *slog.Logger) (*motionPool, error) {
-	p := &motionPool{streams: map[string]string{}, sinks: map[string]func(motion.Event){}, changed: make(chan struct{}),
+	p := &motionPool{streams: map[string]string{}, sinks: map[string]func(motion.Event){},
 		hub: hub, observe: observe, grids: grids, thumbs: thumbs,
 		log: log.With("component", "motion"), base: map[string]motion.Stats{}, current: map[string]motion.Stats{},
 		active: map[string]motion.Event{}, lastAt: map[string]time.Time{}}
+	p.changed, p.signalChanged = context.WithCancel(context.Background())
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("motion: finding townwatch's own binary for the worker: %w", err)
@@ -112,8 +117,8 @@ func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks m
 	same := reflect.DeepEqual(p.cams, cams) && slices.Equal(p.thumbed, thumbed)
 	p.cams, p.thumbed, p.streams, p.sinks = cams, thumbed, streams, sinks
 	if !same {
-		close(p.changed)
-		p.changed = make(chan struct{})
+		p.signalChanged()
+		p.changed, p.signalChanged = context.WithCancel(context.Background())
 	}
 	return nil
 }
@@ -123,7 +128,7 @@ func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks m
 func (p *motionPool) analysed() ([]configs.Camera, []string, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cams, p.thumbed, p.changed
+	return p.cams, p.thumbed, p.changed.Done()
 }
 
 // Stats returns a camera's motion counters over every worker since start.
@@ -336,21 +341,16 @@ func (p *motionPool) forward(ctx context.Context, camera string) error {
 		if !analysed {
 			select {
 			case <-ctx.Done():
-			case <-changed:
+			case <-changed.Done():
 			}
 			continue
 		}
 		// A change of the analysed cameras ends this forwarding, so the loop looks up the
 		// camera again.
 		fctx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-changed:
-				cancel()
-			case <-fctx.Done():
-			}
-		}()
+		stop := context.AfterFunc(changed, cancel)
 		p.forwardCamera(fctx, camera, stream)
+		stop()
 		cancel()
 	}
 	return nil
