@@ -56,13 +56,13 @@ type motionPool struct {
 	// goroutine per forwarding.
 	changed       context.Context
 	signalChanged context.CancelFunc
-	conn    *workerConn                   // the running worker, nil between workers
-	pid     int                           // the running worker's process id (0 between workers)
-	gen     int                           // counts workers started, so forwarders see a new one
-	base    map[string]motion.Stats       // counters of workers that have ended
-	current map[string]motion.Stats       // the running worker's last report
-	active  map[string]motion.Event       // ongoing events, ended here if the worker dies
-	lastAt  map[string]time.Time          // wall time of each camera's last forwarded unit
+	conn          *workerConn             // the running worker, nil between workers
+	pid           int                     // the running worker's process id (0 between workers)
+	gen           int                     // counts workers started, so forwarders see a new one
+	base          map[string]motion.Stats // counters of workers that have ended
+	current       map[string]motion.Stats // the running worker's last report
+	active        map[string]motion.Event // ongoing events, ended here if the worker dies
+	lastAt        map[string]time.Time    // wall time of each camera's last forwarded unit
 }
 
 // workerConn is one running worker's stdin, written by every forwarder in turn.
