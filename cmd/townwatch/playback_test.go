@@ -51,22 +51,8 @@ type playlistAnswer struct {
 // and a range of it is one fragment; a still decodes; a deleted segment answers 410 with
 // its deletion; a camera outside the grant looks like no camera at all.
 func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
-	camAddr := "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
-	dir := t.TempDir()
-	storage := filepath.Join(dir, "data") // where auditRows looks
-	cfg := "storage:\n  path: " + strconv.Quote(storage) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
-		"webrtc: {udp_port: 0, tcp_port: 0}\ncameras:\n" +
-		"  - id: namesti\n    main: {url: rtsp://" + camAddr + "/namesti}\n    record: {mode: continuous, segment: 10s}\n" +
-		"  - id: most\n    main: {url: rtsp://" + camAddr + "/most}\n    record: {mode: continuous, segment: 10s}\n"
-	cfgPath := filepath.Join(dir, "townwatch.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addAccount(t, cfgPath, "velitel", "supervisor,admin")
-	addAccount(t, cfgPath, "straznik", "officer", "-cameras", "namesti")
-	startSimcamAt(t, camAddr, simcam.CameraSpec{Path: "namesti", Clip: simcam.ClipMotion}, simcam.CameraSpec{Path: "most", Clip: simcam.ClipStatic})
-	p := startServe(t, cfgPath)
-	p.waitRecording(t, "velitel", "namesti", "most")
+	dir, cfgPath, p := startOfficerServer(t, "most", "")
+	storage := filepath.Join(dir, "data")
 	time.Sleep(22 * time.Second) // two closed 10 s segments and an open one
 	officer := loginClient(t, p.base, "straznik", accountPassword)
 	now := time.Now().UTC()
@@ -263,6 +249,31 @@ func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
 	if code != 1 || !strings.Contains(out, fmt.Sprintf("FAILED segment %d ", victim.ID)) || !strings.Contains(out, "bytes changed") {
 		t.Errorf("verify-archive after a flipped bit: exit %d\n%s%s\nwant exit 1 naming segment %d", code, out, errOut, victim.ID)
 	}
+}
+
+// startOfficerServer runs the real binary on two simulated cameras recording 10 s
+// segments: namesti (a car drives through; namestiExtra adds lines to its entry) and
+// second (a still courtyard), with the accounts velitel (supervisor, admin) and straznik
+// (officer, granted namesti only). It returns once both record, with the test directory
+// (storage in its data folder, where auditRows looks) and the config file.
+func startOfficerServer(t *testing.T, second, namestiExtra string) (dir, cfgPath string, p *serveProc) {
+	t.Helper()
+	camAddr := "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
+	dir = t.TempDir()
+	cfg := "storage:\n  path: " + strconv.Quote(filepath.Join(dir, "data")) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
+		"webrtc: {udp_port: 0, tcp_port: 0}\ncameras:\n" +
+		"  - id: namesti\n    main: {url: rtsp://" + camAddr + "/namesti}\n    record: {mode: continuous, segment: 10s}\n" + namestiExtra +
+		"  - id: " + second + "\n    main: {url: rtsp://" + camAddr + "/" + second + "}\n    record: {mode: continuous, segment: 10s}\n"
+	cfgPath = filepath.Join(dir, "townwatch.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addAccount(t, cfgPath, "velitel", "supervisor,admin")
+	addAccount(t, cfgPath, "straznik", "officer", "-cameras", "namesti")
+	startSimcamAt(t, camAddr, simcam.CameraSpec{Path: "namesti", Clip: simcam.ClipMotion}, simcam.CameraSpec{Path: second, Clip: simcam.ClipStatic})
+	p = startServe(t, cfgPath)
+	p.waitRecording(t, "velitel", "namesti", second)
+	return dir, cfgPath, p
 }
 
 // segmentPathOf reads a segment's storage path from the catalog.

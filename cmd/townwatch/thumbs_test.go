@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
 )
@@ -41,23 +40,8 @@ type thumbsAnswer struct {
 // come from a keyframe every 10 s. Nothing before a reason; an ungranted camera or segment
 // reads like an unknown one; a deleted segment's thumbnails go with its file.
 func TestOfficerScrubsThumbnails(t *testing.T) {
-	camAddr := "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
-	dir := t.TempDir()
+	dir, cfgPath, p := startOfficerServer(t, "dvur", "    motion: {enabled: true, cooldown: 2s}\n")
 	storage := filepath.Join(dir, "data")
-	cfg := "storage:\n  path: " + strconv.Quote(storage) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
-		"webrtc: {udp_port: 0, tcp_port: 0}\ncameras:\n" +
-		"  - id: namesti\n    main: {url: rtsp://" + camAddr + "/namesti}\n    record: {mode: continuous, segment: 10s}\n" +
-		"    motion: {enabled: true, cooldown: 2s}\n" +
-		"  - id: dvur\n    main: {url: rtsp://" + camAddr + "/dvur}\n    record: {mode: continuous, segment: 10s}\n"
-	cfgPath := filepath.Join(dir, "townwatch.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addAccount(t, cfgPath, "velitel", "supervisor,admin")
-	addAccount(t, cfgPath, "straznik", "officer", "-cameras", "namesti")
-	startSimcamAt(t, camAddr, simcam.CameraSpec{Path: "namesti", Clip: simcam.ClipMotion}, simcam.CameraSpec{Path: "dvur", Clip: simcam.ClipStatic})
-	p := startServe(t, cfgPath)
-	p.waitRecording(t, "velitel", "namesti", "dvur")
 	began := time.Now()
 	time.Sleep(40 * time.Second) // the car's first drive, whichever moment of the loop we joined
 	officer := loginClient(t, p.base, "straznik", accountPassword)
