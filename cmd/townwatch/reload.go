@@ -151,13 +151,13 @@ func (rl *reloader) currentStatus() any {
 	return st
 }
 
-// Reload reads the configuration file again and applies it (see Apply). trigger names
+// Reload reads the configuration file and cameras.d again and applies it (see Apply). trigger names
 // what asked for it, for the log and the status.
 func (rl *reloader) Reload(trigger string) error {
 	if rl.file == "" {
 		return errors.New("reload: townwatch was not started from a configuration file")
 	}
-	cfg, err := configs.Load(rl.file)
+	cfg, err := configs.LoadUnion(rl.file)
 	if err != nil {
 		rl.mu.Lock()
 		defer rl.mu.Unlock()
