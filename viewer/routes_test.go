@@ -102,7 +102,7 @@ func newRouteRig(t *testing.T) *routeRig {
 		Events:  &Events{Store: fx.cat, OpenSnapshot: snapshots.Open},
 		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat,
 			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
-		Exports:      &Exports{Manager: newExportJobs(t, fx.cat)},
+		Exports:       &Exports{Manager: newExportJobs(t, fx.cat)},
 		ConfigStatus:  func() any { return map[string]bool{"success": true} },
 		ConfigCameras: newConfigStore(t),
 		// Discovery only on lo, and briefly: the matrix asks it once per admin.
