@@ -45,7 +45,7 @@ func TestCameraAddListRemove(t *testing.T) {
 		t.Fatalf("check-config: %d %s", code, out)
 	}
 	// The camera's file and its password file are gone; the lock file stays.
-	if rest, _ := filepath.Glob(filepath.Join(dir, "cameras.d", "[!.]*")); len(rest) != 0 {
+	if rest, _ := filepath.Glob(filepath.Join(dir, "cameras.d", "[^.]*")); len(rest) != 0 {
 		t.Fatalf("cameras.d after remove: %v", rest)
 	}
 }
