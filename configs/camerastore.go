@@ -42,7 +42,18 @@ var (
 	// ErrHandWritten: the camera is defined in the hand-written file, which only its
 	// editor changes (HTTP 409).
 	ErrHandWritten = errors.New("the camera is defined in the hand-written configuration file; edit it there")
+	// ErrNoConfigFile: townwatch runs without a configuration file (the demo), so there
+	// is nowhere to keep cameras (HTTP 409).
+	ErrNoConfigFile = errors.New("townwatch was not started with a configuration file; cameras cannot be kept")
 )
+
+// read reads the files once (see snapshot).
+func (s *CameraStore) read() (*snapshot, error) {
+	if s.Main == "" {
+		return nil, ErrNoConfigFile
+	}
+	return readSnapshot(s.Main)
+}
 
 // CameraEntry is one camera as the API shows it.
 type CameraEntry struct {
@@ -70,7 +81,7 @@ type ChangeAudit func(before, after map[string]any) error
 
 // List returns every camera of the union and the configuration's revision.
 func (s *CameraStore) List() ([]CameraEntry, string, error) {
-	snap, err := readSnapshot(s.Main)
+	snap, err := s.read()
 	if err != nil {
 		return nil, "", err
 	}
@@ -89,7 +100,7 @@ func (s *CameraStore) List() ([]CameraEntry, string, error) {
 // replacing the camera of its id kept in cameras.d; with body empty, the union as it is.
 // It writes nothing.
 func (s *CameraStore) Check(body []byte) error {
-	snap, err := readSnapshot(s.Main)
+	snap, err := s.read()
 	if err != nil {
 		return err
 	}
@@ -148,12 +159,15 @@ func (s *CameraStore) Delete(id, ifMatch string, audit ChangeAudit) (Change, err
 
 // change is Create (id ""), Replace (body not nil) and Delete (body nil).
 func (s *CameraStore) change(id string, body []byte, ifMatch string, audit ChangeAudit) (ch Change, err error) {
+	if s.Main == "" {
+		return ch, ErrNoConfigFile
+	}
 	unlock, err := s.lock()
 	if err != nil {
 		return ch, err
 	}
 	defer unlock()
-	snap, err := readSnapshot(s.Main)
+	snap, err := s.read()
 	if err != nil {
 		return ch, err
 	}

@@ -319,3 +319,19 @@ func TestWriteFileAtomicSurvivesKill(t *testing.T) {
 		}
 	}
 }
+
+// Without a configuration file (the demo) nothing is read or written, not even a
+// cameras.d in the working directory.
+func TestCameraStoreWithoutFile(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var s CameraStore
+	if _, _, err := s.List(); !errors.Is(err, ErrNoConfigFile) {
+		t.Fatalf("list: %v", err)
+	}
+	if _, err := s.Create([]byte(`{"id":"x","main":{"url":"rtsp://h/x"}}`), "", nil); !errors.Is(err, ErrNoConfigFile) {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := os.Stat(CamerasDirName); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("cameras.d made in the working directory: %v", err)
+	}
+}

@@ -197,7 +197,7 @@ func (s *Server) configError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusPreconditionFailed, err.Error())
 	case errors.Is(err, configs.ErrUnknownCamera):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, configs.ErrHandWritten):
+	case errors.Is(err, configs.ErrHandWritten), errors.Is(err, configs.ErrNoConfigFile):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, errAuditUnwritable):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
