@@ -79,6 +79,18 @@ type Change struct {
 // and before anything is written; an error aborts the change.
 type ChangeAudit func(before, after map[string]any) error
 
+// ChangeDetails is what an audit row of a change holds: the camera it is about, and the
+// operation with the camera before and after (Docs: no password in them).
+func ChangeDetails(op string, before, after map[string]any) (camera string, details json.RawMessage) {
+	for _, d := range []map[string]any{before, after} {
+		if d != nil {
+			camera, _ = d["id"].(string)
+		}
+	}
+	details, _ = json.Marshal(map[string]any{"op": op, "before": before, "after": after})
+	return camera, details
+}
+
 // List returns every camera of the union and the configuration's revision.
 func (s *CameraStore) List() ([]CameraEntry, string, error) {
 	snap, err := s.read()

@@ -1,7 +1,6 @@
 package viewer
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -143,11 +142,7 @@ func requireIfMatch(w http.ResponseWriter, r *http.Request) (string, bool) {
 // and after (passwords are never in them), committed before the files are written.
 func (s *Server) auditConfig(r *http.Request, op string) configs.ChangeAudit {
 	return func(before, after map[string]any) error {
-		camera := r.PathValue("id")
-		if after != nil {
-			camera, _ = after["id"].(string)
-		}
-		details, _ := json.Marshal(map[string]any{"op": op, "before": before, "after": after})
+		camera, details := configs.ChangeDetails(op, before, after)
 		err := s.appendAudit(r, principalFrom(r.Context()), catalog.AuditEntry{Action: access.AuditConfigChange, Camera: camera, Details: details})
 		if err != nil {
 			s.log.Error("audit: recording a configuration change", "err", err)

@@ -49,44 +49,32 @@ func runCameraConfig(ctx context.Context, cmd string, args []string, stdout, std
 		return cameraList(store, stdout, stderr)
 	}
 	// The audit row needs the catalog, which the configuration names.
-	cfg, code, ok := loadConfig("camera "+cmd, *path, stderr)
+	ca, code, ok := openCLIAuditFor(ctx, "camera "+cmd, *path, stderr)
 	if !ok {
 		return code
-	}
-	ca, err := openCLIAudit(ctx, cfg, false)
-	if err != nil {
-		fmt.Fprintf(stderr, "camera %s: %v\n", cmd, err)
-		return exitFailure
 	}
 	defer ca.Close()
 	audit := func(op string) configs.ChangeAudit {
 		return func(before, after map[string]any) error {
-			camera := ""
-			for _, d := range []map[string]any{before, after} {
-				if d != nil {
-					camera, _ = d["id"].(string)
-				}
-			}
-			details, _ := json.Marshal(map[string]any{"op": op, "before": before, "after": after})
+			camera, details := configs.ChangeDetails(op, before, after)
 			_, err := ca.record(ctx, catalog.AuditEntry{Action: access.AuditConfigChange, Camera: camera, Details: details})
 			return err
 		}
 	}
-	var ch configs.Change
 	if cmd == "add" {
 		body, err := cameraBody(*file, *passFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "camera add: %v\n", err)
 			return exitUsage
 		}
-		ch, err = store.Create(body, "", audit("create"))
+		ch, err := store.Create(body, "", audit("create"))
 		if err != nil {
 			return cameraConfigError(stderr, "camera add", err)
 		}
 		fmt.Fprintf(stdout, "camera %s added (%s); a running townwatch applies it within a second\n", ch.After["id"], store.Main)
 		return exitOK
 	}
-	if ch, err = store.Delete(*id, "", audit("delete")); err != nil {
+	if _, err := store.Delete(*id, "", audit("delete")); err != nil {
 		return cameraConfigError(stderr, "camera remove", err)
 	}
 	fmt.Fprintf(stdout, "camera %s removed; its recordings stay under retention\n", *id)
