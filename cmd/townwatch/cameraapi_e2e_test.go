@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,7 +84,27 @@ func TestCameraAPIHotAdd(t *testing.T) {
 		}
 	}
 
+	// Parallel creates while the poll also sees cameras.d change: every camera ends up
+	// configured and running, and none already running is touched on the way.
+	before, _ = reloadView(t, c, p.base)
+	var wg sync.WaitGroup
+	ids := []string{"p1", "p2", "p3", "p4", "p5", "p6"}
+	for _, id := range ids {
+		wg.Go(func() {
+			body, _ := json.Marshal(map[string]any{"id": id, "main": map[string]any{"url": sim.URL("c1")}})
+			if status, _, answer := e2eDo(t, c, http.MethodPost, p.base+"api/config/cameras", "application/json", string(body)); status != http.StatusCreated {
+				t.Errorf("create %s: %d %s", id, status, answer)
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(time.Second) // the poll's reload of the same files, if any, has run
+	checkUntouched(t, "after parallel creates", c, p.base, before, "cam1", "cam2", "cam3", "cam4", "cam5")
+	if v, _ := reloadView(t, c, p.base); len(v) != 11 {
+		t.Errorf("%d cameras running after 6 parallel creates, want 11: %v", len(v), v)
+	}
+
 	stopServe(t, p)
 	p = startServe(t, cfg)
-	p.waitRecording(t, "spravce", "cam1", "cam2", "cam3", "cam4", "cam5")
+	p.waitRecording(t, "spravce", "cam1", "cam2", "cam3", "cam4", "cam5", "p6")
 }
