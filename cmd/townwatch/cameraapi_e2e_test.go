@@ -49,16 +49,7 @@ func TestCameraAPIHotAdd(t *testing.T) {
 		t.Fatalf("POST /api/config/cameras: %d %s", status, answer)
 	}
 	answered := time.Since(mark)
-	var streaming time.Duration
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if v, _ := reloadView(t, c, p.base); v["cam5"].state == "streaming" {
-			streaming = time.Since(mark)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cam5 not streaming 30 s after it was created:\n%s", p.stderr.String())
-		}
-	}
+	streaming := waitStreaming(t, c, p, "cam5", mark)
 	t.Logf("POST answered in %v; cam5 streaming %v after the request (the issue asks for 5 s)", answered, streaming)
 	checkUntouched(t, "after adding cam5 through the API", c, p.base, before, four...)
 
