@@ -423,6 +423,16 @@ func Parse(data []byte, source string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.finish()
+	if ps := c.problems(); len(ps) > 0 {
+		return nil, &sourceError{source: source, err: &ValidationError{Problems: ps}}
+	}
+	return c, nil
+}
+
+// finish fills what depends on more than one key: a camera's name defaults to its id, and
+// every stream carries ingest.max_resolution.
+func (c *Config) finish() {
 	for i := range c.Cameras {
 		if c.Cameras[i].Name == "" {
 			c.Cameras[i].Name = c.Cameras[i].ID
@@ -432,8 +442,4 @@ func Parse(data []byte, source string) (*Config, error) {
 			c.Cameras[i].Sub.MaxResolution = c.Ingest.MaxResolution
 		}
 	}
-	if ps := c.problems(); len(ps) > 0 {
-		return nil, &sourceError{source: source, err: &ValidationError{Problems: ps}}
-	}
-	return c, nil
 }

@@ -73,10 +73,16 @@ func syntaxError(source string, err error) error {
 type walker struct {
 	source string
 	errs   []error
+	// problems are errs again by path, for callers that answer with paths (the camera
+	// API): the message without the path in front.
+	problems []Problem
 }
 
-func (w *walker) errorf(n *yaml.Node, format string, args ...any) {
-	w.errs = append(w.errs, fmt.Errorf("%s:%d: %s", w.source, n.Line, fmt.Sprintf(format, args...)))
+// errorf records a problem at path, found at n's line.
+func (w *walker) errorf(n *yaml.Node, path, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	w.errs = append(w.errs, fmt.Errorf("%s:%d: %s", w.source, n.Line, msg))
+	w.problems = append(w.problems, Problem{Path: path, Message: strings.TrimPrefix(msg, path+": ")})
 }
 
 // defaulter is implemented by the types whose zero value is not their default.
@@ -99,7 +105,7 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string) {
 	if v.Addr().Type().Implements(textUnmarshaler) {
 		if w.expect(n, yaml.ScalarNode, path) {
 			if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
-				w.errorf(n, "%s: %v", path, err)
+				w.errorf(n, path, "%s: %v", path, err)
 			}
 		}
 		return
@@ -141,7 +147,7 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string) {
 		}
 		b, err := strconv.ParseBool(n.Value)
 		if n.ShortTag() != "!!bool" || err != nil {
-			w.errorf(n, "%s: expected true or false, got %q", path, n.Value)
+			w.errorf(n, path, "%s: expected true or false, got %q", path, n.Value)
 			return
 		}
 		v.SetBool(b)
@@ -151,7 +157,7 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string) {
 		}
 		i, err := strconv.ParseInt(n.Value, 10, 0)
 		if n.ShortTag() != "!!int" || err != nil {
-			w.errorf(n, "%s: expected a whole number, got %q", path, n.Value)
+			w.errorf(n, path, "%s: expected a whole number, got %q", path, n.Value)
 			return
 		}
 		v.SetInt(i)
@@ -162,7 +168,7 @@ func (w *walker) value(n *yaml.Node, v reflect.Value, path string) {
 		tag := n.ShortTag()
 		f, err := strconv.ParseFloat(n.Value, 64)
 		if (tag != "!!float" && tag != "!!int") || err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			w.errorf(n, "%s: expected a number, got %q", path, n.Value)
+			w.errorf(n, path, "%s: expected a number, got %q", path, n.Value)
 			return
 		}
 		v.SetFloat(f)
@@ -180,23 +186,23 @@ func (w *walker) mapping(n *yaml.Node, v reflect.Value, path string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			w.errorf(k, "a list or mapping as a key %s (keys must be plain words)", inPath(path))
+			w.errorf(k, path, "a list or mapping as a key %s (keys must be plain words)", inPath(path))
 			continue
 		}
 		if k.Value == "<<" {
 			// Merge keys would make a key's origin (and so its line) ambiguous; anchors and
 			// aliases of whole values (record: *standard) still work.
-			w.errorf(k, "merge key (<<) %s: merge keys are not supported", inPath(path))
+			w.errorf(k, path, "merge key (<<) %s: merge keys are not supported", inPath(path))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			w.errorf(k, "duplicate key %q %s (first at line %d)", k.Value, inPath(path), first)
+			w.errorf(k, joinPath(path, k.Value), "duplicate key %q %s (first at line %d)", k.Value, inPath(path), first)
 			continue
 		}
 		seen[k.Value] = k.Line
 		f, ok := fieldByTag(v, k.Value)
 		if !ok {
-			w.errorf(k, "unknown key %q %s", k.Value, inPath(path))
+			w.errorf(k, joinPath(path, k.Value), "unknown key %q %s", k.Value, inPath(path))
 			continue
 		}
 		w.value(val, f, joinPath(path, k.Value))
@@ -219,9 +225,9 @@ func (w *walker) expect(n *yaml.Node, kind yaml.Kind, path string) bool {
 		return true
 	}
 	if path == "" {
-		w.errorf(n, "expected %s at the top level, got %s", kindName(kind), kindName(n.Kind))
+		w.errorf(n, path, "expected %s at the top level, got %s", kindName(kind), kindName(n.Kind))
 	} else {
-		w.errorf(n, "%s: expected %s, got %s", path, kindName(kind), kindName(n.Kind))
+		w.errorf(n, path, "%s: expected %s, got %s", path, kindName(kind), kindName(n.Kind))
 	}
 	return false
 }

@@ -20,11 +20,45 @@ func CreateKeyFile(path string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	tmp, err := writeSyncedTemp(dir, filepath.Base(path), data)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s exists: %w", path, fs.ErrExist)
+		}
+		return err
+	}
+	return syncDir(dir)
+}
+
+// WriteFileAtomic replaces path with data so that a reader, and the file after a crash or
+// a power cut, is either the old content or the new, never a mix or a truncated file:
+// the bytes go to a temporary file beside it (mode 0600), which is synced, renamed over
+// path, and the directory is synced so that the rename itself is durable. A crash leaves
+// at most a temporary file whose name starts with a dot, which loaders ignore.
+func WriteFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := writeSyncedTemp(dir, filepath.Base(path), data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+// writeSyncedTemp writes data to a new 0600 file ".<base>-<random>" in dir and syncs it;
+// it returns the file's path. Nothing is left behind when it fails.
+func writeSyncedTemp(dir, base string, data []byte) (string, error) {
+	tmp, err := os.CreateTemp(dir, "."+base+"-*")
+	if err != nil {
+		return "", err
+	}
 	_, werr := tmp.Write(data)
 	if werr == nil {
 		werr = tmp.Sync()
@@ -33,14 +67,14 @@ func CreateKeyFile(path string, data []byte) error {
 		werr = cerr
 	}
 	if werr != nil {
-		return werr
+		os.Remove(tmp.Name())
+		return "", werr
 	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s exists: %w", path, fs.ErrExist)
-		}
-		return err
-	}
+	return tmp.Name(), nil
+}
+
+// syncDir makes the names in dir (a new link, a rename, a removal) durable.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -93,6 +93,12 @@ GET  /api/exports/{id}/download       the signed bundle (audited)
 		b.WriteString(`GET  /api/config/status               the last configuration reload: applied, or every problem with its path (admin)
 `)
 	}
+	if s.opt.ConfigCameras != nil {
+		b.WriteString(`GET  /api/config/cameras, POST /api/config/cameras   the configured cameras; create one (admin)
+GET|PUT|DELETE /api/config/cameras/{id}   one camera; PUT and DELETE need If-Match (admin)
+POST /api/config/validate             check a camera before saving it: 422 {problems:[{path,message}]} (admin)
+`)
+	}
 	if s.opt.CameraAdmin != nil {
 		b.WriteString(`POST /api/cameras/probe {"url","username","password","transport","tls_fingerprint"}   try a camera stream (admin)
 GET  /api/onvif/discover?iface=       ONVIF cameras on the camera network not yet added (admin)

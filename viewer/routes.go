@@ -87,6 +87,16 @@ func (s *Server) table() []route {
 	if s.opt.ConfigStatus != nil {
 		rt = append(rt, route{pattern: "GET /api/config/status", action: access.ActionAdmin, handler: s.handleConfigStatus})
 	}
+	if s.opt.ConfigCameras != nil {
+		rt = append(rt,
+			route{pattern: "GET /api/config/cameras", action: access.ActionAdmin, handler: s.handleConfigCameras},
+			route{pattern: "POST /api/config/cameras", action: access.ActionAdmin, handler: s.handleConfigCameraCreate},
+			route{pattern: "GET /api/config/cameras/{id}", action: access.ActionAdmin, handler: s.handleConfigCamera},
+			route{pattern: "PUT /api/config/cameras/{id}", action: access.ActionAdmin, handler: s.handleConfigCameraReplace},
+			route{pattern: "DELETE /api/config/cameras/{id}", action: access.ActionAdmin, handler: s.handleConfigCameraDelete},
+			route{pattern: "POST /api/config/validate", action: access.ActionAdmin, handler: s.handleConfigValidate},
+		)
+	}
 	if s.opt.Live != nil {
 		for _, lr := range s.opt.Live.Routes() {
 			rt = append(rt, route{pattern: lr.Pattern, action: access.ActionLive, camera: s.knownCamera(pathCamera), handler: lr.Handler})

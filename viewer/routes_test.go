@@ -102,8 +102,9 @@ func newRouteRig(t *testing.T) *routeRig {
 		Events:  &Events{Store: fx.cat, OpenSnapshot: snapshots.Open},
 		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat,
 			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
-		Exports:      &Exports{Manager: newExportJobs(t, fx.cat)},
-		ConfigStatus: func() any { return map[string]bool{"success": true} },
+		Exports:       &Exports{Manager: newExportJobs(t, fx.cat)},
+		ConfigStatus:  func() any { return map[string]bool{"success": true} },
+		ConfigCameras: newConfigStore(t),
 		// Discovery only on lo, and briefly: the matrix asks it once per admin.
 		CameraAdmin: &CameraAdmin{Prober: &probe.Prober{}, ONVIF: &onvif.Client{},
 			Discoverer: &onvif.Discoverer{Interfaces: []string{"lo"}, Window: 10 * time.Millisecond}}})
@@ -122,6 +123,9 @@ func concretePath(pattern, camera string) (method, path string) {
 	path = pathParam.ReplaceAllStringFunc(path, func(w string) string {
 		switch w {
 		case "{id}":
+			if camera == "" && strings.Contains(pattern, " /api/config/cameras/") {
+				return "namesti" // a camera of the configuration (the route is not camera-scoped)
+			}
 			return camera
 		case "{session}":
 			return "NOSUCHSESSION"
@@ -156,7 +160,9 @@ func TestEveryRouteDeclaresItsAction(t *testing.T) {
 		}
 	}
 	for _, must := range []string{"POST /api/cameras/{id}/whep", "DELETE /api/cameras/{id}/whep/{session}",
-		"PATCH /api/cameras/{id}/whep/{session}", "GET /api/events/{id}/snapshot.jpg", "GET /metrics", "GET /api/config/status"} {
+		"PATCH /api/cameras/{id}/whep/{session}", "GET /api/events/{id}/snapshot.jpg", "GET /metrics", "GET /api/config/status",
+		"GET /api/config/cameras", "POST /api/config/cameras", "GET /api/config/cameras/{id}", "PUT /api/config/cameras/{id}",
+		"DELETE /api/config/cameras/{id}", "POST /api/config/validate"} {
 		if !seen[must] {
 			t.Errorf("route table has no %q", must)
 		}

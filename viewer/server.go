@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/viewer/connlimit"
 	"github.com/townwatch/townwatch/viewer/live"
@@ -89,6 +90,8 @@ type Options struct {
 	// ConfigStatus answers GET /api/config/status (administrators): the outcome of the
 	// last configuration reload, as JSON. nil: no such route.
 	ConfigStatus func() any
+	// ConfigCameras serves the camera configuration API (admin only); nil means none.
+	ConfigCameras ConfigCameras
 	// CameraAdmin serves the camera probe and ONVIF discovery (admin only); nil means none.
 	CameraAdmin *CameraAdmin
 	// Access says who may use the server; required: there is no open mode.
@@ -107,6 +110,15 @@ type Options struct {
 	// (a rebuilt or failing catalog); /healthz shows them. Public: no camera ids, no paths.
 	Degraded func() []string
 	Log      *slog.Logger // nil discards
+}
+
+// ConfigCameras is the camera configuration the API changes (configs.CameraStore).
+type ConfigCameras interface {
+	List() ([]configs.CameraEntry, string, error)
+	Check(body []byte) error
+	Create(body []byte, ifMatch string, audit configs.ChangeAudit) (configs.Change, error)
+	Replace(id string, body []byte, ifMatch string, audit configs.ChangeAudit) (configs.Change, error)
+	Delete(id, ifMatch string, audit configs.ChangeAudit) (configs.Change, error)
 }
 
 // Server serves the HTTP surface on one listener.

@@ -74,6 +74,21 @@ func openCLIAudit(ctx context.Context, cfg *configs.Config, create bool) (*cliAu
 	return &cliAudit{cat: cat, log: log}, nil
 }
 
+// openCLIAuditFor loads the configuration at path and opens its catalog's audit log for
+// the command name; ok is false when the command must return code (said on stderr).
+func openCLIAuditFor(ctx context.Context, name, path string, stderr io.Writer) (_ *cliAudit, code int, ok bool) {
+	cfg, code, ok := loadConfig(name, path, stderr)
+	if !ok {
+		return nil, code, false
+	}
+	ca, err := openCLIAudit(ctx, cfg, false)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return nil, exitFailure, false
+	}
+	return ca, exitOK, true
+}
+
 func (c *cliAudit) Close() error { return c.cat.Close() }
 
 // record writes one row as the command line's operator.

@@ -33,10 +33,14 @@ func newProber(frames *viewer.FrameDecoder, log *slog.Logger) *probe.Prober {
 	return p
 }
 
-// runCamera runs `townwatch camera probe`.
+// runCamera runs `townwatch camera probe` and `townwatch camera add|list|remove`.
 func runCamera(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "add" || args[0] == "list" || args[0] == "remove") {
+		return runCameraConfig(ctx, args[0], args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "probe" {
 		fmt.Fprintln(stderr, "usage: townwatch camera probe [-username U] [-password-file F] [-transport tcp|udp|auto] [-tls-fingerprint HEX] [-snapshot FILE.jpg] [-json] URL")
+		fmt.Fprintln(stderr, cameraConfigUsage)
 		return exitUsage
 	}
 	fs := newFlagSet("camera probe", stderr)

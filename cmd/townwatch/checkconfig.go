@@ -11,7 +11,7 @@ import (
 
 func runCheckConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check-config", stderr)
-	path := fs.String("config", "", "configuration file to check (required)")
+	path := fs.String("config", "", "configuration file to check, with the cameras in cameras.d beside it (required)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -19,7 +19,7 @@ func runCheckConfig(_ context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "check-config: -config FILE is required")
 		return exitUsage
 	}
-	cfg, err := configs.Load(*path)
+	cfg, err := configs.LoadUnion(*path)
 	if err != nil {
 		var verr *configs.ValidationError
 		if errors.As(err, &verr) {

@@ -13,6 +13,7 @@
 //	townwatch audit verify -config FILE         check the access log's hash chain
 //	townwatch catalog rebuild -config FILE      rebuild a damaged catalog (server stopped)
 //	townwatch camera probe [-username U] URL   try a camera stream before adding it
+//	townwatch camera add|list|remove -config FILE ...   cameras kept in cameras.d
 //	townwatch simcam [-listen ADDR] [-clip FILE -cameras N]
 //	                                            serve simulated cameras over RTSP
 //	townwatch version                           print the version
@@ -59,7 +60,7 @@ func commands() []command {
 		{"user", "manage accounts: add, list, passwd, disable, enable, grant", runUser},
 		{"audit", "check the access log's hash chain (verify)", runAudit},
 		{"catalog", "rebuild a damaged catalog from what can be read of it and the files (rebuild), or move it into PostgreSQL (migrate); server stopped", runCatalog},
-		{"camera", "try a camera stream before adding it (probe): codec, size, fps, a snapshot, or why not", runCamera},
+		{"camera", "try a camera stream before adding it (probe); add, list or remove cameras kept in cameras.d (add, list, remove)", runCamera},
 		{"simcam", "serve simulated cameras over RTSP for any VMS to pull", runSimcam},
 		{"version", "print the version", runVersion},
 	}

@@ -35,7 +35,7 @@ func loadConfig(name, path string, stderr io.Writer) (cfg *configs.Config, code 
 		fmt.Fprintf(stderr, "%s: -config FILE is required\n", name)
 		return nil, exitUsage, false
 	}
-	cfg, err := configs.Load(path)
+	cfg, err := configs.LoadUnion(path) // with the cameras in cameras.d
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return nil, exitUsage, false

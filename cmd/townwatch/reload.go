@@ -151,20 +151,23 @@ func (rl *reloader) currentStatus() any {
 	return st
 }
 
-// Reload reads the configuration file again and applies it (see Apply). trigger names
+// Reload reads the configuration file and cameras.d again and applies it (see Apply). trigger names
 // what asked for it, for the log and the status.
 func (rl *reloader) Reload(trigger string) error {
 	if rl.file == "" {
 		return errors.New("reload: townwatch was not started from a configuration file")
 	}
-	cfg, err := configs.Load(rl.file)
+	// The files are read under the reload lock: a union read before an API write must not
+	// be applied after that write's own reload, which would stop the camera just added
+	// until the next poll. Read and applied in one turn, the later turn always wins.
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	cfg, err := configs.LoadUnion(rl.file)
 	if err != nil {
-		rl.mu.Lock()
-		defer rl.mu.Unlock()
 		rl.refused(trigger, err)
 		return err
 	}
-	return rl.Apply(cfg, trigger)
+	return rl.apply(cfg, trigger)
 }
 
 // Apply makes cfg the running configuration: cfg is validated whole first (a refused one
@@ -174,6 +177,11 @@ func (rl *reloader) Reload(trigger string) error {
 func (rl *reloader) Apply(cfg *configs.Config, trigger string) error {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
+	return rl.apply(cfg, trigger)
+}
+
+// apply is Apply under rl.mu.
+func (rl *reloader) apply(cfg *configs.Config, trigger string) error {
 	if rl.stopped {
 		return errors.New("reload: townwatch is stopping")
 	}

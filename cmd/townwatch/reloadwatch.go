@@ -6,6 +6,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/townwatch/townwatch/configs"
 )
 
 // configPollInterval is how often serve looks at the configuration file. A stat is one
@@ -18,8 +20,12 @@ const configPollInterval = 250 * time.Millisecond
 
 // fileStamp is what the poll compares: a rename gives a new file (os.SameFile fails), an
 // edit in place a new size or modification time.
+// The cameras.d directory is stamped too: its modification time changes whenever a
+// camera file is added, renamed into place or removed, which is how every writer (the
+// API, the command line, an editor) changes it.
 type fileStamp struct {
 	info os.FileInfo // nil: the file could not be read (mid-rename, or removed)
+	dir  os.FileInfo // cameras.d; nil when there is none
 }
 
 func stampOf(path string) fileStamp {
@@ -27,14 +33,19 @@ func stampOf(path string) fileStamp {
 	if err != nil {
 		return fileStamp{}
 	}
-	return fileStamp{info: fi}
+	dir, _ := os.Stat(configs.CamerasDir(path))
+	return fileStamp{info: fi, dir: dir}
 }
 
 func (a fileStamp) same(b fileStamp) bool {
-	if a.info == nil || b.info == nil {
-		return a.info == nil && b.info == nil
+	return sameInfo(a.info, b.info) && sameInfo(a.dir, b.dir)
+}
+
+func sameInfo(a, b os.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
 	}
-	return os.SameFile(a.info, b.info) && a.info.Size() == b.info.Size() && a.info.ModTime().Equal(b.info.ModTime())
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 // watch reloads the configuration on SIGHUP and when the file changes, until ctx is done.

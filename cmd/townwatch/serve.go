@@ -23,7 +23,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "serve: -config FILE is required (see configs/townwatch.example.yaml)")
 		return exitUsage
 	}
-	cfg, err := configs.Load(*path)
+	cfg, err := configs.LoadUnion(*path) // the hand-written file and cameras.d
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
@@ -34,7 +34,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer sys.close()
-	sys.reloads.file = *path // SIGHUP and edits of the file reload it
+	sys.reloads.file = *path // SIGHUP and edits of the file (or of cameras.d) reload it
+	sys.cameraStore.Main = *path
 	sys.extra = append(sys.extra, sys.health.watch(*catalogCheck, log.With("component", "catalog")))
 	if *pprofAddr != "" {
 		sys.extra = append(sys.extra, func(ctx context.Context) error { return servePprof(ctx, *pprofAddr) })

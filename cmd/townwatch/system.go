@@ -56,6 +56,9 @@ type system struct {
 	fragLatency  prometheus.Histogram
 	analysisTime *prometheus.HistogramVec
 	reloads      *reloader
+	// cameraStore writes cameras.d for the camera API and applies what it wrote through
+	// reloads; its Main is set by serve (no configuration file, no API).
+	cameraStore configs.CameraStore
 	// faults is a test seam: when set, it runs inside each supervised per-camera component
 	// (see faultPoint) so a test can make one of them panic. nil in production.
 	faults func(camera, component string)
@@ -75,6 +78,9 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 			Help: "Components restarted alone after a panic or an unexpected stop (camera is empty for system-wide ones).",
 		}, []string{"camera", "component"})}
 	sys.reloads = newReloader(sys, "")
+	// An API write is applied at once through the one reload path, not when the watcher
+	// next looks at the files.
+	sys.cameraStore.Apply = func(cfg *configs.Config) error { return sys.reloads.Apply(cfg, "api") }
 	if sys.lock, err = lockStorage(cfg.Storage.Path); err != nil {
 		return nil, err
 	}
@@ -194,7 +200,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	accessOpt := viewer.AccessOptions{Users: sys.catalog, Audit: sys.audit, TrustedProxies: cfg.HTTP.TrustedProxyPrefixes(),
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
 	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: &sys.cams, Metrics: metrics,
-		Live: sys.live, Events: events, Playback: playback, ConfigStatus: sys.reloads.currentStatus,
+		Live: sys.live, Events: events, Playback: playback, ConfigStatus: sys.reloads.currentStatus, ConfigCameras: &sys.cameraStore,
 		Exports: &viewer.Exports{Manager: sys.exports}, CameraAdmin: newCameraAdmin(playback.Frames, log), Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Log: log}); err != nil {
 		return nil, err
 	}

@@ -202,14 +202,9 @@ func runUserList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // first, then the change.
 func changeUser(ctx context.Context, cmd string, f userFlags, stderr io.Writer, action string,
 	details func(before catalog.User) json.RawMessage, change func(*catalog.Catalog) error) int {
-	cfg, code, ok := loadConfig("user "+cmd, f.config, stderr)
+	ca, code, ok := openCLIAuditFor(ctx, "user "+cmd, f.config, stderr)
 	if !ok {
 		return code
-	}
-	ca, err := openCLIAudit(ctx, cfg, false)
-	if err != nil {
-		fmt.Fprintf(stderr, "user %s: %v\n", cmd, err)
-		return exitFailure
 	}
 	defer ca.Close()
 	before, err := ca.cat.UserByName(ctx, f.name)
