@@ -39,11 +39,6 @@ func TestReaderCyclesLeaveNothingBehind(t *testing.T) {
 	recorder := st.NewReader("recorder", 16)
 	defer recorder.Close()
 
-	readers := func() int {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return len(st.readers)
-	}
 	cycle := func(i int) {
 		t.Helper()
 		var r *Reader
@@ -93,14 +88,14 @@ func TestReaderCyclesLeaveNothingBehind(t *testing.T) {
 		}
 	}()
 	cycle(0) // the first one creates what lives on (the Hub's drop counters)
-	want := readers()
+	want := st.Readers()
 	for i := 1; i <= readerCycles; i++ {
 		cycle(i)
 	}
 	close(stop)
 	cancel()
 	wg.Wait()
-	if got := readers(); got != want {
+	if got := st.Readers(); got != want {
 		t.Errorf("after %d cycles the stream has %d readers, want %d", readerCycles, got, want)
 	}
 	runtime.GC()
