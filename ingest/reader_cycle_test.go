@@ -70,14 +70,7 @@ func TestReaderCyclesLeaveNothingBehind(t *testing.T) {
 	wg.Add(2)
 	go func() { // the camera keeps sending while readers come and go
 		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				publish()
-			}
-		}
+		publishUntil(stop, publish)
 	}()
 	go func() { // the recorder keeps up, so its queue never fills and drops nothing
 		defer wg.Done()
