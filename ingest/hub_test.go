@@ -37,6 +37,18 @@ func (f *testFeed) next(gop int) *Unit {
 
 func unitSeq(u *Unit) int { return int(u.Payload[0][0])<<8 | int(u.Payload[0][1]) }
 
+// publishUntil calls publish over and over, as fast as it can, until stop is closed.
+func publishUntil(stop <-chan struct{}, publish func()) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+			publish()
+		}
+	}
+}
+
 func readN(t *testing.T, r *Reader, n int) ([]*Unit, []bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -316,25 +328,11 @@ func TestReaderCloseWhilePublishing(t *testing.T) {
 	wg.Add(2)
 	go func() { // video publisher
 		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				st.Publish(f.next(5))
-			}
-		}
+		publishUntil(stop, func() { st.Publish(f.next(5)) })
 	}()
 	go func() { // audio publisher, as gortsplib's UDP reader would
 		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				st.Publish(&Unit{Track: f.audio, Key: true, Payload: [][]byte{{0}}})
-			}
-		}
+		publishUntil(stop, func() { st.Publish(&Unit{Track: f.audio, Key: true, Payload: [][]byte{{0}}}) })
 	}()
 	for range 200 {
 		r := st.NewReader("viewer", 2)

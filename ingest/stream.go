@@ -157,6 +157,15 @@ func (s *Stream) newReader(consumer string, queueLen int, fromLatestKey bool) *R
 	return r
 }
 
+// Readers returns how many Readers are attached now. A consumer that left without its
+// Reader being detached would be offered every unit for the rest of the session, so the
+// tests of the consumers (the live view, motion) check that they leave it as they found it.
+func (s *Stream) Readers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.readers)
+}
+
 // detach removes r from the Stream's readers and closes its queue.
 func (s *Stream) detach(r *Reader) {
 	s.mu.Lock()

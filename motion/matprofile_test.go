@@ -25,3 +25,7 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// openMats returns how many gocv Mats are open; counted is false without -tags
+// matprofile, when gocv does not count them.
+func openMats() (n int, counted bool) { return gocv.MatProfile.Count(), true }
