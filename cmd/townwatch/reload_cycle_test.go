@@ -18,6 +18,30 @@ import (
 	"github.com/townwatch/townwatch/motion"
 )
 
+// runSystem runs a townwatch for cfg in this process until the test ends, which fails if
+// the run ends with an error. Its motion worker is this package's townwatch binary (built
+// by TestMain), not the test binary.
+func runSystem(t *testing.T, cfg *configs.Config) *system {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sys, err := openSystem(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	sys.motion.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, binary, motionWorkerCommand) }
+	done := make(chan error, 1)
+	go func() { done <- sys.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("townwatch ended with %v", err)
+		}
+		sys.close()
+	})
+	return sys
+}
+
 // reloadCycles is how many times TestAddRemoveCyclesLeaveNothingBehind adds and removes
 // a camera.
 const reloadCycles = 100
@@ -43,17 +67,7 @@ func TestAddRemoveCyclesLeaveNothingBehind(t *testing.T) {
 		}
 		return cfg
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sys, err := openSystem(ctx, config(false, false), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.close()
-	// The worker is this package's townwatch binary (built by TestMain), not the test binary.
-	sys.motion.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, binary, motionWorkerCommand) }
-	done := make(chan error, 1)
-	go func() { done <- sys.run(ctx) }()
+	sys := runSystem(t, config(false, false))
 	streaming := func(id string) {
 		t.Helper()
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -115,10 +129,6 @@ func TestAddRemoveCyclesLeaveNothingBehind(t *testing.T) {
 		t.Errorf("the camera that stayed was touched: reconnects %d→%d, segments %d→%d", before.Reconnects, after.Reconnects,
 			segments, stays.writer.Stats().Segments)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Adding a camera and removing it again, while another camera has a motion event going
@@ -143,16 +153,7 @@ func TestReloadKeepsOtherCamerasMotionGoing(t *testing.T) {
 	withMotion := "  - id: comes\n    main: {url: " + cam.URL("comes") + ", transport: tcp}\n    record: {mode: continuous, segment: 10s}\n" +
 		"    motion: {enabled: true}\n"
 	withThumbnails := "  - id: comes\n    main: {url: " + cam.URL("comes") + ", transport: tcp}\n    record: {mode: continuous, segment: 10s}\n"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sys, err := openSystem(ctx, config(""), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.close()
-	sys.motion.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, binary, motionWorkerCommand) }
-	done := make(chan error, 1)
-	go func() { done <- sys.run(ctx) }()
+	sys := runSystem(t, config(""))
 
 	ongoing := func() (motion.Event, bool) {
 		sys.motion.mu.Lock()
@@ -206,9 +207,5 @@ func TestReloadKeepsOtherCamerasMotionGoing(t *testing.T) {
 	}
 	if now := sys.motion.workerPID(); now != pid {
 		t.Errorf("the motion worker was restarted: pid %d → %d", pid, now)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
