@@ -212,6 +212,12 @@ func (w *workerSide) send(m fromWorker) {
 }
 
 func (w *workerSide) startStream(s *wireStream) {
+	if w.cams[s.Camera] == nil {
+		// A stopped camera's forwarder that had not yet seen its end: the server sends a
+		// camera's start before any header of it, so this stream is stale, and keeping it
+		// would keep its cached pictures until the worker ends.
+		return
+	}
 	if old := w.streams[s.Camera]; old != nil {
 		old.stream.End(nil)
 	}
