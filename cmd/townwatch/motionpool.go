@@ -35,8 +35,11 @@ const motionReaderQueue = 48
 // (libavcodec, OpenCV); a crash inside them ends the worker, which is restarted alone,
 // while recording in this process goes on untouched.
 //
-// The cameras change with a reload (setCameras): the worker is then restarted with the
-// new lists, which costs a moment of analysis and never a frame of footage.
+// The cameras change with a reload (setCameras): the running worker is sent only the
+// difference, so an unchanged camera's analyser runs on and its ongoing event goes on; a
+// camera added gets an analyser or thumbnailer, one removed loses it (its event ends), and
+// one whose configuration changed gets a new one (motion.Analyzer takes its settings only
+// when made). A worker started after a crash gets the full current lists.
 type motionPool struct {
 	hub     *ingest.Hub
 	observe func(camera string, d time.Duration)
@@ -49,20 +52,36 @@ type motionPool struct {
 	mu      sync.Mutex
 	cams    []configs.Camera              // the analysed cameras
 	thumbed []string                      // the cameras forwarded for thumbnails only
-	streams map[string]string             // camera → analysed stream (main for thumbnails only)
+	routes  map[string]*route             // camera → how its video goes to the worker
 	sinks   map[string]func(motion.Event) // camera → where its events go
-	// changed is cancelled (and replaced) when the cameras change. A context rather than a
-	// channel, so a forwarder can tie its own end to it (context.AfterFunc) without a
-	// goroutine per forwarding.
-	changed       context.Context
-	signalChanged context.CancelFunc
-	conn          *workerConn             // the running worker, nil between workers
-	pid           int                     // the running worker's process id (0 between workers)
-	gen           int                     // counts workers started, so forwarders see a new one
-	base          map[string]motion.Stats // counters of workers that have ended
-	current       map[string]motion.Stats // the running worker's last report
-	active        map[string]motion.Event // ongoing events, ended here if the worker dies
-	lastAt        map[string]time.Time    // wall time of each camera's last forwarded unit
+	// pending holds a camera's sink from the last reload (nil: the camera was removed)
+	// while its old sink has an event going on: the end goes where the start went (the
+	// recorder that started recording for it, the sink that knows its snapshot).
+	pending map[string]func(motion.Event)
+	// listed is cancelled (and replaced) when a camera gets a new route or the lists
+	// become empty: idle forwarders look their camera up again, and the worker is started
+	// or stopped.
+	listed       context.Context
+	signalListed context.CancelFunc
+	conn         *workerConn             // the running worker, nil between workers
+	pid          int                     // the running worker's process id (0 between workers)
+	gen          int                     // counts workers started, so forwarders see a new one
+	base         map[string]motion.Stats // counters of workers that have ended
+	current      map[string]motion.Stats // the running worker's last report
+	active       map[string]motion.Event // ongoing events, ended here if the worker dies
+	lastAt       map[string]time.Time    // wall time of each camera's last forwarded unit
+}
+
+// route is how a camera's video goes to the worker: which stream, and whether only a
+// keyframe every motion.ThumbnailEvery (a camera without motion detection). A reload that
+// leaves both alone keeps the route, and so the camera's forwarding; otherwise ended is
+// cancelled, which ends the forwarding. A context rather than a channel, so a forwarder
+// can tie its own end to it (context.AfterFunc) without a goroutine per forwarding.
+type route struct {
+	stream        string
+	keyframesOnly bool
+	ended         context.Context
+	end           context.CancelFunc
 }
 
 // workerConn is one running worker's stdin, written by every forwarder in turn.
@@ -75,11 +94,11 @@ type workerConn struct {
 // newMotionPool makes a pool that analyses no camera yet (see setCameras); thumbs
 // receives the thumbnails.
 func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids func(motion.GridMinute), thumbs func(motion.Thumbnail), log *slog.Logger) (*motionPool, error) {
-	p := &motionPool{streams: map[string]string{}, sinks: map[string]func(motion.Event){},
+	p := &motionPool{routes: map[string]*route{}, sinks: map[string]func(motion.Event){}, pending: map[string]func(motion.Event){},
 		hub: hub, observe: observe, grids: grids, thumbs: thumbs,
 		log: log.With("component", "motion"), base: map[string]motion.Stats{}, current: map[string]motion.Stats{},
 		active: map[string]motion.Event{}, lastAt: map[string]time.Time{}}
-	p.changed, p.signalChanged = context.WithCancel(context.Background())
+	p.listed, p.signalListed = context.WithCancel(context.Background())
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("motion: finding townwatch's own binary for the worker: %w", err)
@@ -90,55 +109,131 @@ func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids f
 
 // setCameras makes cams the analysed cameras, their events going to sinks (by camera id),
 // and thumbed the cameras without motion detection that get thumbnails from keyframes.
-// When the lists differ from the running ones, the worker is restarted with them and
-// every forwarder looks up its camera again.
+// The running worker is sent what differs from its lists (see cameraDelta); a camera
+// whose analysed stream changed is forwarded anew.
 func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks map[string]func(motion.Event)) error {
-	streams := make(map[string]string, len(cams)+len(thumbed))
+	routes := make(map[string]*route, len(cams)+len(thumbed))
 	for _, c := range cams {
 		stream, err := motion.AnalysedStream(c)
 		if err != nil {
 			return err
 		}
-		streams[c.ID] = stream
+		routes[c.ID] = &route{stream: stream}
 	}
 	for _, id := range thumbed {
-		streams[id] = ingest.StreamMain
+		routes[id] = &route{stream: ingest.StreamMain, keyframesOnly: true}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// A camera no longer analysed keeps its sink while it has an event going on: the
-	// stopping worker reports the event's end (or endOrphans makes one), and the catalog
-	// must not keep an event open for ever.
-	for cam := range p.active {
-		if _, ok := sinks[cam]; !ok && p.sinks[cam] != nil {
-			sinks[cam] = p.sinks[cam]
+	p.setSinks(sinks)
+	rerouted := false
+	for id, r := range routes {
+		if old := p.routes[id]; old != nil && old.stream == r.stream && old.keyframesOnly == r.keyframesOnly {
+			routes[id] = old
+			continue
+		}
+		if old := p.routes[id]; old != nil {
+			old.end()
+		}
+		r.ended, r.end = context.WithCancel(context.Background())
+		rerouted = true
+	}
+	for id, old := range p.routes {
+		if routes[id] == nil {
+			old.end()
 		}
 	}
-	same := reflect.DeepEqual(p.cams, cams) && slices.Equal(p.thumbed, thumbed)
-	p.cams, p.thumbed, p.streams, p.sinks = cams, thumbed, streams, sinks
-	if !same {
-		p.signalChanged()
-		p.changed, p.signalChanged = context.WithCancel(context.Background())
+	change := diffCameras(p.cams, p.thumbed, cams, thumbed)
+	emptied := len(routes) == 0 && len(p.routes) > 0
+	p.cams, p.thumbed, p.routes = cams, thumbed, routes
+	// The change goes to the worker under p.mu, before a forwarder can see the new routes:
+	// a camera removed and added again must not have its new stream header overtaken by
+	// the removal, which would end that stream in the worker. (The worker reads its stdin
+	// without ever waiting for its stdout, so this write cannot wait on p.mu.) With no
+	// worker running, the next one is sent the full lists.
+	if p.conn != nil && !change.empty() {
+		if err := p.conn.send(toWorker{Change: &change}); err != nil {
+			// Its output ends too: it is restarted, with the full lists.
+			p.log.Warn("motion worker did not take the camera change", "err", err)
+		}
+	}
+	if rerouted || emptied {
+		p.signalListed()
+		p.listed, p.signalListed = context.WithCancel(context.Background())
 	}
 	return nil
 }
 
-// analysed is the analysed cameras, the cameras with keyframe thumbnails only, and the
-// channel that is closed when they change.
-func (p *motionPool) analysed() ([]configs.Camera, []string, <-chan struct{}) {
+// setSinks makes sinks the cameras' event sinks, except that a camera with an event
+// going on keeps its sink until that event ends (see pending). A camera removed keeps its
+// sink while its event goes on: the worker reports the end as it stops the analyser (or
+// endOrphans makes one), and the catalog must not keep an event open for ever.
+func (p *motionPool) setSinks(sinks map[string]func(motion.Event)) {
+	for cam := range p.sinks {
+		if _, going := p.active[cam]; going {
+			p.pending[cam] = sinks[cam] // nil when removed
+		} else if _, listed := sinks[cam]; !listed {
+			delete(p.sinks, cam)
+		}
+	}
+	for cam, sink := range sinks {
+		if _, going := p.active[cam]; !going {
+			p.sinks[cam] = sink
+		}
+	}
+}
+
+// diffCameras is what a worker running oldCams and oldThumbed must change to run cams and
+// thumbed. A camera whose configuration changed in any way is restarted: its recorder may
+// be a new one (record mode) that must see the next event start.
+func diffCameras(oldCams []configs.Camera, oldThumbed []string, cams []configs.Camera, thumbed []string) cameraDelta {
+	var ch cameraDelta
+	for _, c := range cams {
+		i := slices.IndexFunc(oldCams, func(o configs.Camera) bool { return o.ID == c.ID })
+		if i < 0 || !reflect.DeepEqual(oldCams[i], c) {
+			ch.Cameras = append(ch.Cameras, c)
+		}
+	}
+	for _, id := range thumbed {
+		if !slices.Contains(oldThumbed, id) {
+			ch.Thumbnails = append(ch.Thumbnails, id)
+		}
+	}
+	listed := func(id string) bool {
+		return slices.Contains(thumbed, id) || slices.ContainsFunc(cams, func(c configs.Camera) bool { return c.ID == id })
+	}
+	for _, c := range oldCams {
+		if !listed(c.ID) {
+			ch.Stop = append(ch.Stop, c.ID)
+		}
+	}
+	for _, id := range oldThumbed {
+		if !listed(id) {
+			ch.Stop = append(ch.Stop, id)
+		}
+	}
+	return ch
+}
+
+func (ch *cameraDelta) empty() bool {
+	return len(ch.Cameras) == 0 && len(ch.Thumbnails) == 0 && len(ch.Stop) == 0
+}
+
+// listedNow says whether any camera is listed, and returns the channel closed when a
+// camera gets a new route or the lists become empty.
+func (p *motionPool) listedNow() (bool, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cams, p.thumbed, p.changed.Done()
+	return len(p.routes) > 0, p.listed.Done()
 }
 
 // Stats returns a camera's motion counters over every worker since start.
 func (p *motionPool) Stats(camera string) motion.Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	b, c := p.base[camera], p.current[camera]
-	_, active := p.active[camera]
-	return motion.Stats{DecodedFrames: b.DecodedFrames + c.DecodedFrames, AnalyzedFrames: b.AnalyzedFrames + c.AnalyzedFrames,
-		DecodeErrors: b.DecodeErrors + c.DecodeErrors, Events: b.Events + c.Events, Active: active}
+	st := sumStats(p.base[camera], p.current[camera])
+	_, st.Active = p.active[camera]
+	return st
 }
 
 // workerPID is the running worker's process id, or 0.
@@ -148,32 +243,32 @@ func (p *motionPool) workerPID() int {
 	return p.pid
 }
 
-// errCamerasChanged ends a worker whose camera list is out of date.
-var errCamerasChanged = errors.New("the analysed cameras changed")
+// errNoCameras ends a worker once no camera is listed.
+var errNoCameras = errors.New("no camera is analysed or thumbnailed")
 
-// runWorker runs a worker for the cameras, a new one whenever they change, and none while
-// there are none. It returns why a worker ended (nil after ctx); the caller (a
-// supervisor) restarts it.
+// runWorker runs a worker while any camera is listed. It returns why a worker ended (nil
+// after ctx); the caller (a supervisor) restarts it.
 func (p *motionPool) runWorker(ctx context.Context) error {
 	for {
-		cams, thumbed, changed := p.analysed()
-		if len(cams) == 0 && len(thumbed) == 0 {
+		some, listed := p.listedNow()
+		if !some {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-changed:
+			case <-listed:
 				continue
 			}
 		}
-		if err := p.serveWorker(ctx, toWorker{Cameras: cams, Thumbnails: thumbed}, changed); !errors.Is(err, errCamerasChanged) {
+		if err := p.serveWorker(ctx); !errors.Is(err, errNoCameras) {
 			return err
 		}
 	}
 }
 
-// serveWorker starts one worker for the cameras of first (its first message) and serves
-// it until it exits, ctx ends (nil) or changed is closed (errCamerasChanged).
-func (p *motionPool) serveWorker(ctx context.Context, first toWorker, changed <-chan struct{}) error {
+// serveWorker starts one worker for the listed cameras and serves it until it exits, ctx
+// ends (nil) or no camera is listed any more (errNoCameras). Changes to the lists reach it
+// from setCameras.
+func (p *motionPool) serveWorker(ctx context.Context) error {
 	cmd := p.command(context.WithoutCancel(ctx)) // stopped by closing its stdin, not killed
 	cmd.Stderr = &workerLog{log: p.log}
 	stdin, err := cmd.StdinPipe()
@@ -187,41 +282,53 @@ func (p *motionPool) serveWorker(ctx context.Context, first toWorker, changed <-
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the motion worker: %w", err)
 	}
+	// The full lists are taken and sent under p.mu together with making this the running
+	// worker: a reload meanwhile is either in them or sent to this worker as a change.
 	conn := &workerConn{enc: gob.NewEncoder(stdin)}
-	if err := conn.enc.Encode(first); err != nil {
+	p.mu.Lock()
+	err = conn.send(toWorker{Change: &cameraDelta{Cameras: p.cams, Thumbnails: p.thumbed}})
+	if err == nil {
+		p.gen++
+		conn.gen = p.gen
+		p.conn, p.pid = conn, cmd.Process.Pid
+	}
+	p.mu.Unlock()
+	if err != nil {
 		stdin.Close()
 		cmd.Wait()
 		return fmt.Errorf("motion worker: %w", err)
 	}
-	p.mu.Lock()
-	p.gen++
-	conn.gen = p.gen
-	p.conn, p.pid = conn, cmd.Process.Pid
-	p.mu.Unlock()
 	p.log.Info("motion worker started", "pid", cmd.Process.Pid)
 
 	read := make(chan error, 1)
 	go func() { read <- p.readWorker(stdout) }()
 	var readErr error
-	reconfigured := false
-	select {
-	case <-changed:
-		reconfigured = true
-		p.stopWorker(conn, stdin, cmd, read)
-	case <-ctx.Done():
-		p.stopWorker(conn, stdin, cmd, read)
-	case readErr = <-read:
-		p.detach(conn)
-		stdin.Close()
+	emptied := false
+	for running := true; running; {
+		_, listed := p.listedNow()
+		select {
+		case <-listed:
+			if some, _ := p.listedNow(); !some {
+				emptied, running = true, false
+				p.stopWorker(conn, stdin, cmd, read)
+			}
+		case <-ctx.Done():
+			running = false
+			p.stopWorker(conn, stdin, cmd, read)
+		case readErr = <-read:
+			running = false
+			p.detach(conn)
+			stdin.Close()
+		}
 	}
 	waitErr := cmd.Wait()
 	p.endOrphans()
 	switch {
 	case ctx.Err() != nil:
 		return nil
-	case reconfigured:
-		p.log.Info("motion worker restarted for the changed camera list")
-		return errCamerasChanged
+	case emptied:
+		p.log.Info("motion worker stopped: no camera left")
+		return errNoCameras
 	}
 	return fmt.Errorf("motion worker exited (%v, %v); events were ended, recording is not affected", waitErr, readErr)
 }
@@ -257,9 +364,7 @@ func (p *motionPool) readWorker(r io.Reader) error {
 	defer func() {
 		p.mu.Lock()
 		for cam, st := range p.current {
-			b := p.base[cam]
-			p.base[cam] = motion.Stats{DecodedFrames: b.DecodedFrames + st.DecodedFrames, AnalyzedFrames: b.AnalyzedFrames + st.AnalyzedFrames,
-				DecodeErrors: b.DecodeErrors + st.DecodeErrors, Events: b.Events + st.Events}
+			p.base[cam] = sumStats(p.base[cam], st)
 		}
 		p.current = map[string]motion.Stats{}
 		p.mu.Unlock()
@@ -303,6 +408,15 @@ func (p *motionPool) deliver(camera string, ev motion.Event) {
 		p.active[camera] = ev
 	} else {
 		delete(p.active, camera)
+		// The event that kept the camera's old sink is over: the last reload's takes over.
+		if next, ok := p.pending[camera]; ok {
+			delete(p.pending, camera)
+			if next == nil {
+				delete(p.sinks, camera)
+			} else {
+				p.sinks[camera] = next
+			}
+		}
 	}
 	p.mu.Unlock()
 	sink(ev)
@@ -329,48 +443,51 @@ func (p *motionPool) endOrphans() {
 	}
 }
 
-// forward sends one camera's analysed stream to whichever worker runs, until ctx ends.
-// While the camera is not analysed it waits for the analysed cameras to change; when they
-// change it looks its camera up again (the analysed stream may be another one now).
+// forward sends one camera's video to whichever worker runs, until ctx ends. While the
+// camera is not listed it waits for a camera to get a route; when its route changes it
+// looks its camera up again (the analysed stream may be another one now). A reload that
+// leaves its route alone leaves its forwarding alone.
 func (p *motionPool) forward(ctx context.Context, camera string) error {
 	for ctx.Err() == nil {
 		p.mu.Lock()
-		stream, analysed := p.streams[camera]
-		changed := p.changed
+		r := p.routes[camera]
+		listed := p.listed
 		p.mu.Unlock()
-		if !analysed {
+		if r == nil {
 			select {
 			case <-ctx.Done():
-			case <-changed.Done():
+			case <-listed.Done():
 			}
 			continue
 		}
-		// A change of the analysed cameras ends this forwarding, so the loop looks up the
-		// camera again.
 		fctx, cancel := context.WithCancel(ctx)
-		stop := context.AfterFunc(changed, cancel)
-		p.forwardCamera(fctx, camera, stream)
+		stop := context.AfterFunc(r.ended, cancel)
+		p.forwardCamera(fctx, camera, r)
 		stop()
 		cancel()
 	}
 	return nil
 }
 
-// forwardCamera forwards each of the camera's sessions of stream in turn until ctx ends.
-func (p *motionPool) forwardCamera(ctx context.Context, camera, stream string) {
+// forwardCamera forwards each of the camera's sessions of r's stream in turn until ctx
+// ends.
+func (p *motionPool) forwardCamera(ctx context.Context, camera string, r *route) {
 	for {
-		st, err := p.hub.Wait(ctx, camera, stream)
+		st, err := p.hub.Wait(ctx, camera, r.stream)
 		if err != nil {
 			return // ctx done
 		}
-		p.forwardStream(ctx, st)
+		p.forwardStream(ctx, st, r.keyframesOnly)
 		if ctx.Err() != nil {
 			return
 		}
 	}
 }
 
-func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream) {
+// forwardStream forwards st, or with keyframesOnly (a camera forwarded for thumbnails
+// only) one keyframe every ThumbnailEvery: the worker decodes nothing else of such a
+// camera, so nothing else need cross the pipe.
+func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream, keyframesOnly bool) {
 	video := st.Video()
 	r := st.NewReader("motion", motionReaderQueue)
 	defer r.Close()
@@ -378,12 +495,6 @@ func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream) {
 	sentTo := 0     // the worker generation the header went to
 	needKey := true // a worker that has just got the header can only start at a keyframe
 	gapped := false // units were lost since the last one sent
-	// A camera forwarded only for thumbnails sends one keyframe every ThumbnailEvery:
-	// the worker decodes nothing else of it, so nothing else need cross the pipe. (A
-	// change of the lists ends this forwarding, so the answer holds while it runs.)
-	p.mu.Lock()
-	keyframesOnly := slices.Contains(p.thumbed, st.Camera)
-	p.mu.Unlock()
 	var lastKey time.Time
 	for {
 		u, gap, err := r.Read(ctx)

@@ -9,20 +9,34 @@ import (
 )
 
 // The motion worker's protocol: two gob streams over the worker's stdin and stdout. The
-// server sends the cameras to analyse once, then each camera's analysed stream as it
-// arrives (a stream header when a camera's stream starts, then its video units); the
-// worker sends events, counters, analysis times and scrub-preview thumbnails back. Only
-// video crosses: motion detection reads nothing else. Cameras without motion detection
-// send only one main-stream keyframe every motion.ThumbnailEvery, for thumbnails.
+// server sends the cameras to analyse first, then, while the worker runs, each change to
+// them (one camera at a time: started, restarted with new settings, stopped) and each
+// camera's analysed stream as it arrives (a stream header when a camera's stream starts,
+// then its video units); the worker sends events, counters, analysis times and
+// scrub-preview thumbnails back. Only video crosses: motion detection reads nothing else.
+// Cameras without motion detection send only one main-stream keyframe every
+// motion.ThumbnailEvery, for thumbnails.
 
 // toWorker is one message from the server to the worker; exactly one field is set.
 type toWorker struct {
-	Cameras []configs.Camera // first message: the cameras to analyse
-	// Thumbnails (first message too) are the cameras without motion detection whose
-	// main-stream keyframes come only to be made into thumbnails.
+	Change *cameraDelta // the first message lists every camera; later ones the differences
+	Stream *wireStream  // a camera's stream (re)started: the previous one ended
+	Unit   *wireUnit
+}
+
+// cameraDelta changes the worker's cameras; a camera not named keeps running untouched,
+// its ongoing event included.
+type cameraDelta struct {
+	// Cameras are analysers to start. One already running for the camera (an analyser
+	// or a thumbnailer) is stopped first: motion.Analyzer cannot change its settings in
+	// place, so new tuning is a new analyser, and the old one ends its event.
+	Cameras []configs.Camera
+	// Thumbnails are cameras without motion detection whose main-stream keyframes come
+	// only to be made into thumbnails; one already running is stopped first, likewise.
 	Thumbnails []string
-	Stream     *wireStream // a camera's stream (re)started: the previous one ended
-	Unit       *wireUnit
+	// Stop are cameras that left both lists: their analyser or thumbnailer stops (ending
+	// an ongoing event) and their stream ends.
+	Stop []string
 }
 
 type wireStream struct {

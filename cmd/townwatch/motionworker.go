@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/gob"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -39,39 +39,11 @@ func runMotionWorker(ctx context.Context, _ []string, stdout, stderr io.Writer) 
 
 func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger) error {
 	dec := gob.NewDecoder(in)
-	var first toWorker
-	if err := dec.Decode(&first); err != nil {
-		return fmt.Errorf("reading the cameras: %w", err)
-	}
-	w := &workerSide{enc: gob.NewEncoder(out), hub: ingest.NewHub(), streams: map[string]*workerStream{}}
+	w := &workerSide{enc: gob.NewEncoder(out), hub: ingest.NewHub(), log: log, streams: map[string]*workerStream{},
+		cams: map[string]*workerCamera{}, analysers: map[*motion.Analyzer]bool{}, retired: map[string]motion.Stats{}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var analysers sync.WaitGroup
-	var list []*motion.Analyzer
-	thumb := func(th motion.Thumbnail) { w.send(fromWorker{Thumb: &th}) }
-	for _, cam := range first.Cameras {
-		a, err := motion.NewAnalyzer(cam, w.hub, log.With("camera", cam.ID), motion.Options{
-			OnEvent: func(ev motion.Event) { w.send(fromWorker{Event: &workerEvent{Camera: cam.ID, Event: ev}}) },
-			ObserveAnalysis: func(d time.Duration) {
-				w.send(fromWorker{Analysis: &workerAnalysis{Camera: cam.ID, Took: d}})
-			},
-			OnGridMinute: func(g motion.GridMinute) { w.send(fromWorker{Grid: &g}) },
-			OnThumbnail:  thumb,
-		})
-		if err != nil {
-			return err
-		}
-		list = append(list, a)
-		analysers.Go(func() { a.Run(ctx) })
-	}
-	for _, cam := range first.Thumbnails {
-		k, err := motion.NewKeyframeThumbnails(cam, ingest.StreamMain, w.hub, log.With("camera", cam), thumb)
-		if err != nil {
-			return err
-		}
-		analysers.Go(func() { k.Run(ctx) })
-	}
-	analysers.Go(func() {
+	w.running.Go(func() {
 		t := time.NewTicker(workerStatsEvery)
 		defer t.Stop()
 		for {
@@ -79,11 +51,7 @@ func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *sl
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				stats := map[string]motion.Stats{}
-				for _, a := range list {
-					stats[a.Camera()] = a.Stats()
-				}
-				w.send(fromWorker{Stats: stats})
+				w.send(fromWorker{Stats: w.stats()})
 			}
 		}
 	})
@@ -94,6 +62,8 @@ func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *sl
 			break
 		}
 		switch {
+		case m.Change != nil:
+			w.apply(ctx, m.Change)
 		case m.Stream != nil:
 			w.startStream(m.Stream)
 		case m.Unit != nil:
@@ -106,12 +76,8 @@ func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *sl
 		st.stream.End(nil)
 	}
 	cancel()
-	analysers.Wait()
-	stats := map[string]motion.Stats{}
-	for _, a := range list {
-		stats[a.Camera()] = a.Stats()
-	}
-	w.send(fromWorker{Stats: stats})
+	w.running.Wait()
+	w.send(fromWorker{Stats: w.stats()})
 	if errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -119,13 +85,118 @@ func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *sl
 }
 
 // workerSide is the worker's state: its own Hub, on which the server's units are published
-// again for the analysers, and the encoder of its answers.
+// again for the analysers, the cameras' analysers and thumbnailers, and the encoder of its
+// answers.
 type workerSide struct {
 	mu  sync.Mutex // serialises answers from the analysers' goroutines
 	enc *gob.Encoder
+	log *slog.Logger
 
 	hub     *ingest.Hub
-	streams map[string]*workerStream // by camera; used by the reading goroutine only
+	running sync.WaitGroup // the analysers, thumbnailers and the counters' ticker
+	// Used by the reading goroutine only. It never waits for an analyser: a stopping one
+	// reports its event's end on stdout, and the server may be writing to stdin meanwhile.
+	streams map[string]*workerStream // by camera
+	cams    map[string]*workerCamera // by camera
+
+	statsMu   sync.Mutex
+	analysers map[*motion.Analyzer]bool // those running or stopping
+	retired   map[string]motion.Stats   // counters of analysers that have stopped, by camera
+}
+
+// workerCamera is one camera's analyser or keyframe thumbnailer.
+type workerCamera struct {
+	stop context.CancelFunc
+	done chan struct{} // closed once it has returned, its ongoing event ended and reported
+}
+
+// apply starts, restarts and stops the cameras named in ch; the others run on untouched.
+func (w *workerSide) apply(ctx context.Context, ch *cameraDelta) {
+	for _, id := range ch.Stop {
+		if c := w.cams[id]; c != nil {
+			c.stop()
+			delete(w.cams, id)
+		}
+		if st := w.streams[id]; st != nil {
+			st.stream.End(nil)
+			delete(w.streams, id)
+		}
+	}
+	thumb := func(th motion.Thumbnail) { w.send(fromWorker{Thumb: &th}) }
+	for _, cam := range ch.Cameras {
+		a, err := motion.NewAnalyzer(cam, w.hub, w.log.With("camera", cam.ID), motion.Options{
+			OnEvent: func(ev motion.Event) { w.send(fromWorker{Event: &workerEvent{Camera: cam.ID, Event: ev}}) },
+			ObserveAnalysis: func(d time.Duration) {
+				w.send(fromWorker{Analysis: &workerAnalysis{Camera: cam.ID, Took: d}})
+			},
+			OnGridMinute: func(g motion.GridMinute) { w.send(fromWorker{Grid: &g}) },
+			OnThumbnail:  thumb,
+		})
+		if err != nil {
+			// The server checked these settings (motion.AnalysedStream) before sending them,
+			// so this is a bug; the other cameras go on.
+			w.log.Error("motion analyser not started", "camera", cam.ID, "err", err)
+			continue
+		}
+		w.startCamera(ctx, cam.ID, func(ctx context.Context) { w.analyse(ctx, a) })
+	}
+	for _, id := range ch.Thumbnails {
+		k, err := motion.NewKeyframeThumbnails(id, ingest.StreamMain, w.hub, w.log.With("camera", id), thumb)
+		if err != nil {
+			w.log.Error("thumbnails not started", "camera", id, "err", err)
+			continue
+		}
+		w.startCamera(ctx, id, func(ctx context.Context) { _ = k.Run(ctx) })
+	}
+}
+
+// startCamera runs work for the camera in place of what ran for it before. The new work
+// begins only once the old has returned, so that the old analyser's event end reaches the
+// server before anything of the new one; the reading goroutine does not wait for it.
+func (w *workerSide) startCamera(ctx context.Context, id string, work func(context.Context)) {
+	prev := w.cams[id]
+	if prev != nil {
+		prev.stop()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &workerCamera{stop: cancel, done: make(chan struct{})}
+	w.cams[id] = c
+	w.running.Go(func() {
+		defer close(c.done)
+		if prev != nil {
+			<-prev.done
+		}
+		work(ctx)
+	})
+}
+
+// analyse runs a until ctx ends, its counters counted while it runs and after.
+func (w *workerSide) analyse(ctx context.Context, a *motion.Analyzer) {
+	w.statsMu.Lock()
+	w.analysers[a] = true
+	w.statsMu.Unlock()
+	_ = a.Run(ctx)
+	w.statsMu.Lock()
+	delete(w.analysers, a)
+	w.retired[a.Camera()] = sumStats(w.retired[a.Camera()], a.Stats())
+	w.statsMu.Unlock()
+}
+
+// stats is every camera's counters since the worker started, over each analyser it had.
+func (w *workerSide) stats() map[string]motion.Stats {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	stats := maps.Clone(w.retired)
+	for a := range w.analysers {
+		stats[a.Camera()] = sumStats(stats[a.Camera()], a.Stats())
+	}
+	return stats
+}
+
+// sumStats adds up the counters of a and b; Active is left out (the server tracks events).
+func sumStats(a, b motion.Stats) motion.Stats {
+	return motion.Stats{DecodedFrames: a.DecodedFrames + b.DecodedFrames, AnalyzedFrames: a.AnalyzedFrames + b.AnalyzedFrames,
+		DecodeErrors: a.DecodeErrors + b.DecodeErrors, Events: a.Events + b.Events}
 }
 
 type workerStream struct {
@@ -141,6 +212,12 @@ func (w *workerSide) send(m fromWorker) {
 }
 
 func (w *workerSide) startStream(s *wireStream) {
+	if w.cams[s.Camera] == nil {
+		// A stopped camera's forwarder that had not yet seen its end: the server sends a
+		// camera's start before any header of it, so this stream is stale, and keeping it
+		// would keep its cached pictures until the worker ends.
+		return
+	}
 	if old := w.streams[s.Camera]; old != nil {
 		old.stream.End(nil)
 	}
@@ -151,7 +228,7 @@ func (w *workerSide) startStream(s *wireStream) {
 func (w *workerSide) publish(u *wireUnit) {
 	st := w.streams[u.Camera]
 	if st == nil {
-		return // units before a stream header: not possible from the server
+		return // a camera stopped, its stream ended: the units still on their way go nowhere
 	}
 	if u.Params != nil && (st.params == nil || !sameParams(st.params, u.Params)) {
 		st.params = u.Params

@@ -15,7 +15,33 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/recorder/catalog"
 )
+
+// runSystem runs a townwatch for cfg in this process until the test ends, which fails if
+// the run ends with an error. Its motion worker is this package's townwatch binary (built
+// by TestMain), not the test binary.
+func runSystem(t *testing.T, cfg *configs.Config) *system {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sys, err := openSystem(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	sys.motion.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, binary, motionWorkerCommand) }
+	done := make(chan error, 1)
+	go func() { done <- sys.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("townwatch ended with %v", err)
+		}
+		sys.close()
+	})
+	return sys
+}
 
 // reloadCycles is how many times TestAddRemoveCyclesLeaveNothingBehind adds and removes
 // a camera.
@@ -42,17 +68,7 @@ func TestAddRemoveCyclesLeaveNothingBehind(t *testing.T) {
 		}
 		return cfg
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sys, err := openSystem(ctx, config(false, false), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.close()
-	// The worker is this package's townwatch binary (built by TestMain), not the test binary.
-	sys.motion.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, binary, motionWorkerCommand) }
-	done := make(chan error, 1)
-	go func() { done <- sys.run(ctx) }()
+	sys := runSystem(t, config(false, false))
 	streaming := func(id string) {
 		t.Helper()
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -114,8 +130,83 @@ func TestAddRemoveCyclesLeaveNothingBehind(t *testing.T) {
 		t.Errorf("the camera that stayed was touched: reconnects %d→%d, segments %d→%d", before.Reconnects, after.Reconnects,
 			segments, stays.writer.Stats().Segments)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+}
+
+// Adding a camera and removing it again, while another camera has a motion event going
+// on, reaches the motion worker as two changes: the worker is not restarted (the same
+// process runs throughout) and the event on the camera that stayed goes on, ending only
+// when its motion does, after the reloads.
+func TestReloadKeepsOtherCamerasMotionGoing(t *testing.T) {
+	cam := startSimcam(t, simcam.CameraSpec{Path: "ulice", Clip: simcam.ClipMotion}, simcam.CameraSpec{Path: "comes", Clip: simcam.ClipStatic})
+	dir := t.TempDir()
+	head := "storage:\n  path: " + strconv.Quote(filepath.Join(dir, "storage")) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
+		"webrtc: {udp_port: 0, tcp_port: 0}\ncameras:\n" +
+		"  - id: ulice\n    main: {url: " + cam.URL("ulice") + ", transport: tcp}\n    sub: {url: " + cam.URL("ulice") + ", transport: tcp}\n" +
+		"    record: {mode: motion, pre_roll: 2s, post_roll: 2s, segment: 10s}\n    motion: {enabled: true, cooldown: 2s}\n"
+	config := func(second string) *configs.Config {
+		t.Helper()
+		cfg, err := configs.Parse([]byte(head+second), "townwatch.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	withMotion := "  - id: comes\n    main: {url: " + cam.URL("comes") + ", transport: tcp}\n    record: {mode: continuous, segment: 10s}\n" +
+		"    motion: {enabled: true}\n"
+	withThumbnails := "  - id: comes\n    main: {url: " + cam.URL("comes") + ", transport: tcp}\n    record: {mode: continuous, segment: 10s}\n"
+	sys := runSystem(t, config(""))
+
+	ongoing := func() (motion.Event, bool) {
+		sys.motion.mu.Lock()
+		defer sys.motion.mu.Unlock()
+		ev, ok := sys.motion.active["ulice"]
+		return ev, ok
+	}
+	// The clip's car drives for 8 s of every 30 s loop.
+	var ev motion.Event
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var ok bool
+		if ev, ok = ongoing(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no motion event on ulice within 60 s (stats %+v)", sys.motion.Stats("ulice"))
+		}
+	}
+	pid := sys.motion.workerPID()
+	if pid == 0 {
+		t.Fatal("no motion worker runs while ulice has an event")
+	}
+	for _, second := range []string{withMotion, "", withThumbnails, ""} {
+		if err := sys.reloads.Apply(config(second), "api"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reloaded := time.Now()
+	if now := sys.motion.workerPID(); now != pid {
+		t.Errorf("the motion worker was restarted by adding and removing another camera: pid %d → %d", pid, now)
+	}
+	if now, ok := ongoing(); !ok || now.ID != ev.ID {
+		t.Fatalf("ulice's event %s was ended by the reloads (ongoing now: %v %s)", ev.ID, ok, now.ID)
+	}
+	// The catalog row, as an officer would see it: the sink stores the end just after the
+	// pool stops counting the event as going on.
+	var row catalog.Event
+	for deadline := time.Now().Add(30 * time.Second); row.End.IsZero(); time.Sleep(50 * time.Millisecond) {
+		var err error
+		if row, err = sys.catalog.Event(context.Background(), ev.ID); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ulice's event %s did not end within 30 s", ev.ID)
+		}
+	}
+	// The event ends at the motion's end plus the cooldown, found by the analyser that saw
+	// it start: at least a moment after the reloads, not at them.
+	if !row.End.After(reloaded) {
+		t.Errorf("ulice's event %s ended at %s, before the reloads finished at %s", ev.ID, row.End.Format(time.TimeOnly), reloaded.Format(time.TimeOnly))
+	}
+	if now := sys.motion.workerPID(); now != pid {
+		t.Errorf("the motion worker was restarted: pid %d → %d", pid, now)
 	}
 }
