@@ -15,6 +15,7 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
+	"github.com/townwatch/townwatch/viewer/access"
 )
 
 // TestCatalogMigrate moves a SQLite catalog with footage, a deletion and an evidence
@@ -81,6 +82,20 @@ func TestCatalogMigrate(t *testing.T) {
 	}
 	if locks, err := dst.Locks(ctx, t0); err != nil || len(locks) != 1 || locks[0].Reason != "spis 123/2026" {
 		t.Errorf("PostgreSQL locks = %+v (%v)", locks, err)
+	}
+	// The move is in the new catalog's access log, as the operator, and the chain
+	// (the copied rows plus that one) verifies with the key made beside the file.
+	key, err := access.LoadAuditKey(filepath.Join(dir, "audit.key"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := dst.AuditEntries(ctx, catalog.AuditQuery{Action: access.AuditCatalogMigrated})
+	if err != nil || len(rows) != 1 || !strings.HasPrefix(rows[0].Actor, "cli:") ||
+		!strings.Contains(string(rows[0].Details), `"segments_verified":4`) {
+		t.Errorf("catalog.migrate rows = %+v (%v); want one by the CLI operator with the verification report", rows, err)
+	}
+	if v, err := dst.VerifyAudit(ctx, key); err != nil || v.FirstBad != nil || v.Rows != 1 {
+		t.Errorf("audit chain after migrate: %+v (%v)", v, err)
 	}
 	if after, err := os.ReadFile(from); err != nil || string(after) != string(before) {
 		t.Errorf("the SQLite file changed (%v): migrate must only read it", err)

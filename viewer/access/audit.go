@@ -55,6 +55,9 @@ const (
 	// AuditCatalogRebuilt records a catalog rebuilt from a damaged file: what was
 	// salvaged and what was lost, so the gap in the chain is itself in the log.
 	AuditCatalogRebuilt = "catalog.rebuilt"
+	// AuditCatalogMigrated records an installation's catalog moved to PostgreSQL
+	// (`townwatch catalog migrate`): the tables, row counts and segments verified.
+	AuditCatalogMigrated = "catalog.migrate"
 )
 
 // Actors that are not accounts.
