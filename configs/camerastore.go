@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -24,7 +25,8 @@ import (
 //     changes and a reload restarts it with the new password);
 //  3. validates the whole union as it would be: nothing is written when anything is wrong;
 //  4. writes the camera's file atomically (WriteFileAtomic) or removes it, then the
-//     password files nothing refers to any more;
+//     password files nothing refers to any more (and, before step 2's checks, what an
+//     earlier change killed half-way left behind);
 //  5. hands the union to Apply (the server's reload path) without waiting for a watcher.
 type CameraStore struct {
 	Main string // the hand-written configuration file; never written
@@ -190,6 +192,7 @@ func (s *CameraStore) change(id string, body []byte, ifMatch string, audit Chang
 	if err != nil {
 		return ch, err
 	}
+	s.removeLeftovers(c)
 	idx := -1
 	var old Camera
 	if id != "" {
@@ -461,9 +464,38 @@ func (s *CameraStore) writePassword(id, stream, password string) (string, error)
 	return path, CreateKeyFile(path, []byte(password+"\n"))
 }
 
-// removeUnused removes the password files of old the union c no longer refers to. A
-// writer killed before this leaves an unused file behind, never a missing one.
-func (s *CameraStore) removeUnused(old Camera, c *Config) {
+// Names of the files a change writes before its rename or its configuration refers to
+// them: ".<name>-<digits>" (writeSyncedTemp's temp files) and writePassword's password files.
+var (
+	storeTempFile     = regexp.MustCompile(`^\.[a-z0-9-]+(\.(main|sub)\.[0-9a-f]{12}\.password|\.yaml)-[0-9]+$`)
+	storePasswordFile = regexp.MustCompile(`^[a-z0-9-]+\.(main|sub)\.[0-9a-f]{12}\.password$`)
+)
+
+// removeLeftovers removes what a change killed half-way left in cameras.d: temp files
+// never renamed, and password files written for a camera file that was never written (or
+// unused files removeUnused did not reach). It runs under the lock, so no other change is
+// half-way; c is the union on disk, whose references decide what is in use. Only the
+// store's own names are matched: an editor's swap or backup files are not touched.
+func (s *CameraStore) removeLeftovers(c *Config) {
+	dir := CamerasDir(s.Main)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	used := c.passwordFiles()
+	for _, e := range entries {
+		path, err := filepath.Abs(filepath.Join(dir, e.Name()))
+		if err != nil || !e.Type().IsRegular() {
+			continue
+		}
+		if storeTempFile.MatchString(e.Name()) || storePasswordFile.MatchString(e.Name()) && !used[path] {
+			os.Remove(path)
+		}
+	}
+}
+
+// passwordFiles is the set of password files the cameras of c refer to.
+func (c *Config) passwordFiles() map[string]bool {
 	used := map[string]bool{}
 	for _, cam := range c.Cameras {
 		used[cam.Main.PasswordFile] = true
@@ -471,6 +503,13 @@ func (s *CameraStore) removeUnused(old Camera, c *Config) {
 			used[cam.Sub.PasswordFile] = true
 		}
 	}
+	return used
+}
+
+// removeUnused removes the password files of old the union c no longer refers to. A
+// writer killed before this leaves an unused file behind, never a missing one.
+func (s *CameraStore) removeUnused(old Camera, c *Config) {
+	used := c.passwordFiles()
 	for _, st := range []*Stream{&old.Main, old.Sub} {
 		if st != nil && s.ownPassword(st.PasswordFile) && !used[st.PasswordFile] {
 			os.Remove(st.PasswordFile)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -333,5 +334,45 @@ func TestCameraStoreWithoutFile(t *testing.T) {
 	}
 	if _, err := os.Stat(CamerasDirName); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("cameras.d made in the working directory: %v", err)
+	}
+}
+
+// TestCameraStoreRemovesLeftovers: what a writer killed half-way leaves in cameras.d (a
+// temp file never renamed, a password file whose camera file was never written) is
+// removed by the next change; the password a camera uses, and files the store did not
+// name (an editor's swap file), stay.
+func TestCameraStoreRemovesLeftovers(t *testing.T) {
+	s, _ := newStore(t)
+	if _, err := s.Create([]byte(`{"id":"most","main":{"url":"rtsp://10.0.0.22/h264","username":"admin","password":"tajne"}}`), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := CamerasDir(s.Main)
+	leftovers := []string{".most.yaml-12345", ".lavka.main.0123456789ab.password-678", "lavka.main.0123456789ab.password"}
+	kept := []string{".most.yaml.swp", "notes.password"}
+	for _, name := range append(leftovers, kept...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Create([]byte(`{"id":"lavka","main":{"url":"rtsp://10.0.0.23/h264"}}`), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range leftovers {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("leftover %s still there (%v)", name, err)
+		}
+	}
+	for _, name := range kept {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s was removed: %v", name, err)
+		}
+	}
+	cfg, err := LoadUnion(s.Main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	most, _ := cfg.Camera("most")
+	if pw, err := os.ReadFile(most.Main.PasswordFile); err != nil || string(pw) != "tajne\n" {
+		t.Errorf("the password file in use: %q, %v", pw, err)
 	}
 }
