@@ -48,6 +48,9 @@ type motionPool struct {
 	log     *slog.Logger
 	// command starts the worker; tests replace it.
 	command func(ctx context.Context) *exec.Cmd
+	// inputBound is how long a write to the worker's stdin may wait for the worker to
+	// read (see workerConn.send); tests shorten it.
+	inputBound time.Duration
 
 	mu      sync.Mutex
 	cams    []configs.Camera              // the analysed cameras
@@ -84,11 +87,24 @@ type route struct {
 	end           context.CancelFunc
 }
 
+// workerInputBound is how long a write to the worker's stdin may wait. The worker reads
+// its stdin on its own, never waiting for anything but the pipe, so a write that waits
+// this long means a worker that is stopped (SIGSTOP) or stuck in C code: it is killed and
+// restarted, rather than holding up the forwarders and, worse, a reload, which sends its
+// change under the pool's lock.
+const workerInputBound = 5 * time.Second
+
 // workerConn is one running worker's stdin, written by every forwarder in turn.
 type workerConn struct {
-	mu  sync.Mutex
-	enc *gob.Encoder
-	gen int
+	mu    sync.Mutex
+	pipe  *os.File // the write end, which takes deadlines
+	enc   *gob.Encoder
+	gen   int
+	bound time.Duration
+	// broken is the first failed write's error: a message cut off mid-way leaves the gob
+	// stream unreadable, so nothing more is sent to this worker.
+	broken error
+	kill   func() // ends the worker, whose restart then gets the full lists
 }
 
 // newMotionPool makes a pool that analyses no camera yet (see setCameras); thumbs
@@ -104,6 +120,7 @@ func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids f
 		return nil, fmt.Errorf("motion: finding townwatch's own binary for the worker: %w", err)
 	}
 	p.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, self, motionWorkerCommand) }
+	p.inputBound = workerInputBound
 	return p, nil
 }
 
@@ -271,20 +288,30 @@ func (p *motionPool) runWorker(ctx context.Context) error {
 func (p *motionPool) serveWorker(ctx context.Context) error {
 	cmd := p.command(context.WithoutCancel(ctx)) // stopped by closing its stdin, not killed
 	cmd.Stderr = &workerLog{log: p.log}
-	stdin, err := cmd.StdinPipe()
+	// A pipe of our own rather than cmd.StdinPipe: its write end takes deadlines.
+	stdinRead, stdin, err := os.Pipe()
 	if err != nil {
 		return err
 	}
+	cmd.Stdin = stdinRead
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		stdinRead.Close()
+		stdin.Close()
 		return err
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	stdinRead.Close() // the worker has its copy
+	if err != nil {
+		stdin.Close()
 		return fmt.Errorf("starting the motion worker: %w", err)
 	}
 	// The full lists are taken and sent under p.mu together with making this the running
 	// worker: a reload meanwhile is either in them or sent to this worker as a change.
-	conn := &workerConn{enc: gob.NewEncoder(stdin)}
+	conn := &workerConn{pipe: stdin, enc: gob.NewEncoder(stdin), bound: p.inputBound, kill: func() {
+		p.log.Warn("motion worker stopped reading its input: killing it", "pid", cmd.Process.Pid, "waited", p.inputBound)
+		cmd.Process.Kill()
+	}}
 	p.mu.Lock()
 	err = conn.send(toWorker{Change: &cameraDelta{Cameras: p.cams, Thumbnails: p.thumbed}})
 	if err == nil {
@@ -538,10 +565,26 @@ func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream, keyfr
 	}
 }
 
+// send writes m to the worker, waiting at most c.bound for it to read; a worker that
+// does not is killed (see workerInputBound).
 func (c *workerConn) send(m toWorker) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.enc.Encode(m)
+	if c.broken != nil {
+		return c.broken
+	}
+	if err := c.pipe.SetWriteDeadline(time.Now().Add(c.bound)); err != nil {
+		return err
+	}
+	err := c.enc.Encode(m)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.broken = fmt.Errorf("the motion worker has not read its input for %v: killed, to be restarted", c.bound)
+		c.kill()
+	case err != nil:
+		c.broken = err
+	}
+	return c.broken
 }
 
 // workerLog passes the worker's JSON log lines on to the server's log.

@@ -24,7 +24,8 @@ import (
 // test seam), then kills the motion worker process with SIGKILL (as a crash in libavcodec
 // or OpenCV would end it). Each time only that component restarts, the restart is
 // counted, motion analysis resumes, and both cameras record on without a gap; the
-// process never stops.
+// process never stops. Last the worker is stopped (SIGSTOP): a worker that no longer
+// reads its input is killed and restarted the same way.
 func TestAPanickingComponentRestartsAlone(t *testing.T) {
 	cam := startSimcam(t, simcam.CameraSpec{Path: "motion", Clip: simcam.ClipMotion}, simcam.CameraSpec{Path: "static", Clip: simcam.ClipStatic})
 	dir := t.TempDir()
@@ -45,6 +46,7 @@ func TestAPanickingComponentRestartsAlone(t *testing.T) {
 	defer sys.close()
 	// The worker is this package's townwatch binary (built by TestMain), not the test binary.
 	sys.motion.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, binary, motionWorkerCommand) }
+	sys.motion.inputBound = time.Second
 	var armed atomic.Pointer[string] // "camera/component" to panic once
 	sys.faults = func(camera, component string) {
 		if want := armed.Load(); want != nil && *want == camera+"/"+component && armed.CompareAndSwap(want, nil) {
@@ -113,6 +115,22 @@ func TestAPanickingComponentRestartsAlone(t *testing.T) {
 		if w.after.Gaps != w.before.Gaps || w.after.State != recorder.StateRecording || w.after.RecordedFrames <= w.before.RecordedFrames {
 			t.Errorf("the worker's death touched %s's recording: before %+v, after %+v", name, w.before, w.after)
 		}
+	}
+
+	// The worker stops reading (SIGSTOP, as a deadlock in C code would look): the
+	// forwarders' writes wait at most the input bound, then it is killed and restarted.
+	before, ulBefore = namesti.Stats(), ulice.Stats()
+	analysed = sys.motion.Stats("ulice").AnalyzedFrames
+	pid = sys.motion.workerPID()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the stopped worker killed and restarted", func() bool {
+		return counterValue(sys.restarts.WithLabelValues("", "motion_worker")) == 2 && sys.motion.workerPID() != 0 && sys.motion.workerPID() != pid
+	})
+	eventually("ulice analysed after the stopped worker", func() bool { return sys.motion.Stats("ulice").AnalyzedFrames > analysed+2 })
+	if after := namesti.Stats(); after.Gaps != before.Gaps || ulice.Stats().Gaps != ulBefore.Gaps {
+		t.Errorf("the stopped worker touched recording: namesti %+v → %+v, ulice %+v → %+v", before, after, ulBefore, ulice.Stats())
 	}
 	for _, other := range []string{"recorder", "motion", "source_main"} {
 		if n := counterValue(sys.restarts.WithLabelValues("namesti", other)); n != 0 {
