@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +94,18 @@ func TestCameraAPIHotAdd(t *testing.T) {
 	checkUntouched(t, "after parallel creates", c, p.base, before, "cam1", "cam2", "cam3", "cam4", "cam5")
 	if v, _ := reloadView(t, c, p.base); len(v) != 11 {
 		t.Errorf("%d cameras running after 6 parallel creates, want 11: %v", len(v), v)
+	}
+	// The status still tells what the last write did, though the poll has seen the files
+	// change since and reloaded them to no effect.
+	var st struct {
+		Last struct {
+			Trigger string   `json:"trigger"`
+			Added   []string `json:"added"`
+		} `json:"last_reload"`
+	}
+	if status, _, answer := e2eDo(t, c, http.MethodGet, p.base+"api/config/status", "", ""); status != http.StatusOK || json.Unmarshal([]byte(answer), &st) != nil ||
+		st.Last.Trigger != "api" || len(st.Last.Added) != 1 || !slices.Contains(ids, st.Last.Added[0]) {
+		t.Errorf("GET /api/config/status after the creates: %d %s; want the last API create", status, answer)
 	}
 
 	stopServe(t, p)

@@ -111,6 +111,10 @@ type reloadAttempt struct {
 	Removed         []string `json:"removed,omitempty"`
 }
 
+func (a *reloadAttempt) changedNothing() bool {
+	return len(a.RestartRequired)+len(a.Added)+len(a.Updated)+len(a.Restarted)+len(a.Removed) == 0
+}
+
 // configProblem is one reason a configuration was refused. Text is the line check-config
 // prints for it.
 type configProblem struct {
@@ -191,6 +195,14 @@ func (rl *reloader) apply(cfg *configs.Config, trigger string) error {
 	}
 	att, err := rl.sys.applyCameras(rl.running, cfg)
 	att.At, att.Trigger = time.Now().UTC(), trigger
+	// An API write is applied at once and then seen again by the file poll, whose reload
+	// finds nothing to do: that one must not replace the record of the write in the
+	// status (an administrator would read "file, nothing changed" instead of what the
+	// write did). A poll's empty reload after a refused one is kept: it says the files
+	// are good again.
+	if err == nil && trigger == "file" && att.changedNothing() && rl.status.Last != nil && rl.status.Last.Success {
+		return nil
+	}
 	if err != nil {
 		// Validation passed, so this is a component refusing its part (a motion setting the
 		// analyser cannot take, say): what was applied stays, the rest is reported.
