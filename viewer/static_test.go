@@ -173,3 +173,49 @@ func TestAPIIndexListsWhatIsServed(t *testing.T) {
 		t.Errorf("GET /api with live view does not list WHEP:\n%s", body)
 	}
 }
+
+// TestWallPreloadsEveryModule keeps the wall's module loading one round trip deep:
+// index.html preloads exactly the modules app.js imports, directly or through another
+// module. A module missing from the list is fetched only after the one that imports it
+// (a later first picture); one no longer imported is a wasted request.
+func TestWallPreloadsEveryModule(t *testing.T) {
+	imports := regexp.MustCompile(`from "\./([^"]+)"`)
+	preloads := regexp.MustCompile(`<link rel="modulepreload" href="static/([^"]+)">`)
+	index, err := fs.ReadFile(web.Files, "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	preloaded := map[string]bool{}
+	for _, m := range preloads.FindAllStringSubmatch(string(index), -1) {
+		preloaded[m[1]] = true
+	}
+	imported := map[string]bool{}
+	queue := []string{"app.js"}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		body, err := fs.ReadFile(web.Files, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, m := range imports.FindAllStringSubmatch(string(body), -1) {
+			if !imported[m[1]] {
+				imported[m[1]] = true
+				queue = append(queue, m[1])
+			}
+		}
+	}
+	for name := range imported {
+		if !preloaded[name] {
+			t.Errorf("index.html does not preload %s, which app.js imports: add <link rel=\"modulepreload\" href=\"static/%s\">", name, name)
+		}
+	}
+	for name := range preloaded {
+		if !imported[name] {
+			t.Errorf("index.html preloads %s, which the wall no longer imports", name)
+		}
+	}
+	if len(imported) == 0 {
+		t.Error("found no import in app.js: the import pattern no longer matches the modules")
+	}
+}

@@ -6,6 +6,7 @@ import { applyTexts, language, LANGUAGES, setLanguage, t, timeText } from "./i18
 import { initEvents, renderEventsTexts } from "./events.js";
 import { api, can, me, POLL_HEADER } from "./session.js";
 import { Tile } from "./tile.js";
+import { prepare, unprepare } from "./whep.js";
 
 // POLL_MS is how soon the wall notices a camera going down or coming back.
 const POLL_MS = 3000;
@@ -43,6 +44,7 @@ async function poll() {
 function update(cameras) {
   loaded = true;
   const seen = new Set();
+  const added = [];
   for (const camera of cameras) {
     seen.add(camera.id);
     const tile = tiles.get(camera.id);
@@ -50,11 +52,12 @@ function update(cameras) {
       tile.setCamera(camera);
       continue;
     }
-    const added = new Tile(camera, { onOpen: open, onClose: close, onState: renderHeader, playback: playbackAllowed });
-    tiles.set(camera.id, added);
-    wall.append(added.el);
-    added.setActive(isActive(added));
-    observer.observe(added.el);
+    const fresh = new Tile(camera, { onOpen: open, onClose: close, onState: renderHeader, playback: playbackAllowed });
+    tiles.set(camera.id, fresh);
+    wall.append(fresh.el);
+    fresh.setActive(isActive(fresh));
+    observer.observe(fresh.el);
+    added.push(fresh);
   }
   for (const [id, tile] of tiles) {
     if (seen.has(id)) continue;
@@ -67,6 +70,17 @@ function update(cameras) {
   document.body.dataset.cameras = String(tiles.size);
   renderHeader();
   layout();
+  // New tiles on screen connect now: the observer's first report only comes with the next
+  // rendered frame, tens of milliseconds later (more on a busy dispatch PC), and the
+  // first picture would wait for it. The observer still pauses them when they scroll off.
+  for (const tile of added) {
+    if (onScreen(tile.el)) tile.setVisible(true);
+  }
+}
+
+function onScreen(el) {
+  const r = el.getBoundingClientRect();
+  return r.width > 0 && r.bottom > 0 && r.right > 0 && r.top < window.innerHeight && r.left < window.innerWidth;
 }
 
 function isActive(tile) {
@@ -153,7 +167,10 @@ function renderTexts() {
 document.addEventListener("townwatch:language", renderTexts);
 document.addEventListener("visibilitychange", refreshActive);
 // Closing or leaving the page frees the server's viewer slots at once.
-window.addEventListener("pagehide", () => tiles.forEach((tile) => tile.stop()));
+window.addEventListener("pagehide", () => {
+  tiles.forEach((tile) => tile.stop());
+  unprepare();
+});
 window.addEventListener("pageshow", (e) => e.persisted && tiles.forEach((tile) => tile.reconcile()));
 window.addEventListener("popstate", () => focused && !history.state?.townwatch && unfocus());
 document.addEventListener("keydown", (e) => e.key === "Escape" && close());
@@ -167,7 +184,7 @@ for (const button of document.querySelectorAll("[data-lang]")) {
 // what a click would; nothing else depends on it.
 //   tiles()        → per tile {id, state, stream, enlarged, sessions, framesDecoded,
 //                     videoWidth, videoHeight, firstFrameMs (WHEP POST → first frame),
-//                     askToFrameMs (session start incl. ICE gathering → first frame),
+//                     askToFrameMs (session start → first frame),
 //                     connectMs (WHEP POST → peer connection connected)}
 //   open(id), close(), reconnect(id), language(), setLanguage("cs"|"en"), LANGUAGES
 window.townwatch = {
@@ -180,6 +197,13 @@ window.townwatch = {
   LANGUAGES,
 };
 
+// The session check goes out first: the camera list (and so every picture) waits for it.
+// It is not asked in parallel: for an account without live view the list is a refused
+// request, which the access log would record on every page load. Meanwhile the browser
+// readies the first tile's peer connection (whep.js, prepare).
+const whoAnswer = me();
+prepare();
+
 // A reload of an enlarged view starts on the wall: the history entry it left is stale.
 if (history.state?.townwatch) history.replaceState(null, "", location.pathname + location.search);
 renderTexts();
@@ -188,10 +212,13 @@ tick();
 // What the page shows follows the account's roles: the wall for those who may watch live,
 // the events panel and the event search for those who may see events, a link to the
 // access log for auditors.
-const who = await me();
+const who = await whoAnswer;
 document.body.dataset.user = who.name;
 document.getElementById("audit-link").hidden = !can(who, "audit");
 playbackAllowed = can(who, "playback");
+liveAllowed = can(who, "live");
+// The camera list first, the events panel after: the pictures are what the page is for.
+if (liveAllowed) poll();
 if (can(who, "events")) {
   document.getElementById("search-link").hidden = false;
   initEvents(
@@ -205,10 +232,8 @@ if (can(who, "events")) {
 } else {
   document.getElementById("events-toggle").hidden = true;
 }
-if (can(who, "live")) {
-  poll();
-} else {
-  liveAllowed = false;
+if (!liveAllowed) {
+  unprepare();
   document.body.dataset.cameras = "0";
   renderHeader();
 }

@@ -1,11 +1,47 @@
 // A minimal WHEP (WebRTC-HTTP egress) client: one RTCPeerConnection receiving one camera
-// stream. The offer is POSTed only after ICE gathering completes, so the server gets every
-// candidate at once and no trickle (PATCH) is needed; DELETE on the session's Location
-// frees the server's viewer slot as soon as a tile stops.
+// stream. The offer is POSTed as soon as it is made, without waiting for ICE gathering
+// and without trickling candidates (PATCH) afterwards: the server needs none of the
+// browser's. Its answer carries the server's own candidates, the browser's connectivity
+// checks go to them, and the server learns the browser's address from those checks (a
+// peer-reflexive candidate), as it must anyway for a browser behind NAT or one that names
+// its host candidates with mDNS, which the server does not resolve. The server never
+// dials out (it answers, and takes ICE-TCP only passively). DELETE on the session's
+// Location frees the server's viewer slot as soon as a tile stops.
+//
+// The browser still sends its checks only once it has gathered its own candidates, which
+// takes 100 ms and more on a busy PC. prepare() therefore starts the page's first peer
+// connection (offer made, candidates gathering) while the page is still asking who is
+// logged in and which cameras there are; the first session takes it over.
 
-// ICE_GATHER_TIMEOUT_MS bounds the wait for gathering: host candidates take milliseconds,
-// but a browser with a dead interface can hang; then the candidates found so far are sent.
-const ICE_GATHER_TIMEOUT_MS = 2000;
+let prepared = null; // {pc, stream, offered} made by prepare(), not yet taken
+
+// prepare makes a peer connection ready for the page's first session.
+export function prepare() {
+  prepared ??= peer();
+}
+
+// unprepare closes the prepared peer connection if no session took it (the page will show
+// no live video, or is being left).
+export function unprepare() {
+  prepared?.pc.close();
+  prepared = null;
+}
+
+// peer creates a receive-only peer connection and its offer (offered settles when the
+// offer is the local description, which starts ICE gathering).
+function peer() {
+  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+  // Audio is offered too: the server answers it only for cameras with live audio on.
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  const stream = new MediaStream();
+  pc.addEventListener("track", (e) => stream.addTrack(e.track));
+  const offered = pc.createOffer().then((offer) => pc.setLocalDescription(offer));
+  offered.catch(() => {
+    // Reported by the session's start(), which awaits the same promise.
+  });
+  return { pc, stream, offered };
+}
 
 // WhepError is a refused offer; status is the HTTP status (0 when the server was not
 // reached), message the server's own explanation when it gave one.
@@ -21,20 +57,15 @@ export class WhepSession {
   constructor(url) {
     this.url = url;
     this.location = null;
-    this.stream = new MediaStream();
-    this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
-    // Audio is offered too: the server answers it only for cameras with live audio on.
-    this.pc.addTransceiver("video", { direction: "recvonly" });
-    this.pc.addTransceiver("audio", { direction: "recvonly" });
-    this.pc.addEventListener("track", (e) => this.stream.addTrack(e.track));
+    ({ pc: this.pc, stream: this.stream, offered: this.offered } = prepared ?? peer());
+    prepared = null;
     this.closed = false;
   }
 
   // start negotiates the session; it resolves once the answer is applied (media follows).
   // postedAt is the performance.now() of the POST, the start of the first-frame clock.
   async start() {
-    await this.pc.setLocalDescription(await this.pc.createOffer());
-    await gathered(this.pc);
+    await this.offered;
     if (this.closed) throw new WhepError(0, "closed");
     this.postedAt = performance.now();
     let res;
@@ -88,20 +119,6 @@ export class WhepSession {
     });
     this.location = null;
   }
-}
-
-function gathered(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
-    };
-    const check = () => pc.iceGatheringState === "complete" && done();
-    const timer = setTimeout(done, ICE_GATHER_TIMEOUT_MS);
-    pc.addEventListener("icegatheringstatechange", check);
-  });
 }
 
 // errorText extracts the server's message: townwatch answers {"error": "..."} or text.
