@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +78,12 @@ func (la *liveAudit) onEnd(info live.SessionInfo, ended time.Time, reason string
 	v := la.viewers[info.ID]
 	delete(la.viewers, info.ID)
 	la.mu.Unlock()
+	// A browser whose login ended (the account disabled, say) closes its views itself as
+	// soon as its next request is refused, often before the sweep comes round: the row
+	// then names the end of the login too, not only the closed connection.
+	if vd := la.s.judgeOwner(context.Background(), info.Owner, v.actor, la.s.auth.now(), false); vd.reason != "" && !strings.Contains(reason, vd.reason) {
+		reason += " (the login had ended: " + vd.reason + ")"
+	}
 	details, _ := json.Marshal(map[string]any{"stream": info.Stream, "live_session": info.ID,
 		"duration_s": ended.Sub(info.Started).Seconds(), "reason": reason})
 	e := catalog.AuditEntry{Time: la.s.auth.now(), Actor: v.actor, Roles: v.roles, Session: v.session, Client: v.client,
@@ -116,7 +123,7 @@ func (s *Server) sweepLive(ctx context.Context) {
 	for _, v := range s.opt.Live.Sessions("") {
 		vd, ok := seen[v.Owner]
 		if !ok {
-			vd = s.judgeOwner(ctx, v.Owner, s.liveViews.actor(v.ID), now)
+			vd = s.judgeOwner(ctx, v.Owner, s.liveViews.actor(v.ID), now, true)
 			seen[v.Owner] = vd
 		}
 		if vd.unknown {
@@ -148,8 +155,9 @@ func (la *liveAudit) actor(liveSession string) string {
 }
 
 // judgeOwner reads a login session for the sweep; actor is the account that opened the
-// view, asked when the login session is gone, so the log can say why it ended.
-func (s *Server) judgeOwner(ctx context.Context, owner, actor string, now time.Time) (v ownerVerdict) {
+// view, asked when the login session is gone, so the log can say why it ended. With touch
+// a session still good is marked as in use (a dispatcher watching the wall is not idle).
+func (s *Server) judgeOwner(ctx context.Context, owner, actor string, now time.Time, touch bool) (v ownerVerdict) {
 	if owner == "" {
 		v.reason = "no login session"
 		return v
@@ -169,7 +177,7 @@ func (s *Server) judgeOwner(ctx context.Context, owner, actor string, now time.T
 		v.reason = "session expired"
 	default:
 		v.p = principalOf(user, owner)
-		if now.Sub(sess.LastSeen) >= touchEvery {
+		if touch && now.Sub(sess.LastSeen) >= touchEvery {
 			s.auth.touch(ctx, owner, now)
 		}
 	}
