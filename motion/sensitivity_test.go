@@ -115,6 +115,8 @@ type clipResult struct {
 	footage          time.Duration
 }
 
+// runClipCase analyses c's clip with the defaults and c's changes and scores the events
+// against c's ground truth.
 func runClipCase(t testing.TB, c clipCase) clipResult {
 	units := loadLoops(t, c.path(t), simcam.FrameRate, c.loops)
 	cam := testCamera(c.cam)
@@ -179,10 +181,10 @@ func runClipCase(t testing.TB, c clipCase) clipResult {
 	return res
 }
 
-// TestSensitivityClips runs every sensitivity clip with default settings: every walk of
-// the distant pedestrian and every move of the car raises an event starting within 1 s
-// (2 s with keyframes only) of it, and no clip raises an event outside true motion. The
-// table it logs is the one in docs/motion-detection.md.
+// TestSensitivityClips runs every sensitivity clip with default settings (unless the row
+// names others): every walk of the distant pedestrian and every move of the car raises an
+// event starting within 1 s (2 s with keyframes only) of it, and no clip raises an event
+// outside true motion. The table it logs is the one in docs/motion-detection.md.
 func TestSensitivityClips(t *testing.T) {
 	var table strings.Builder
 	fmt.Fprintf(&table, "| clip | footage | detected | time inside events | false events |\n|---|---|---|---|---|\n")
