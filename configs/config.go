@@ -298,7 +298,8 @@ type Motion struct {
 	Width int `yaml:"width"`
 	// Sensitivity is 1-100 (default 50); higher finds fainter motion and more noise.
 	Sensitivity int `yaml:"sensitivity"`
-	// MinArea is the share of the frame, in percent, that must move (default 0.5).
+	// MinArea is the share of the frame, in percent, that must move (default 0.1: a distant
+	// pedestrian, 2.5 % of the width and 10 % of the height, is 0.25 %).
 	MinArea float64 `yaml:"min_area"`
 	// Cooldown ends an event after this long without motion (default 10s).
 	Cooldown Duration `yaml:"cooldown"`
@@ -342,7 +343,7 @@ const (
 	DefaultMotionFPS   = 5.0
 	DefaultMotionWidth = 320
 	DefaultSensitivity = 50
-	DefaultMinArea     = 0.5
+	DefaultMinArea     = 0.1
 	DefaultCooldown    = Duration(10 * time.Second)
 
 	DefaultUDPPort             = 8189

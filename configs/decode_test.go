@@ -198,7 +198,7 @@ cameras:
 }
 
 func defaultMotion(enabled bool) Motion {
-	return Motion{Enabled: enabled, Analyze: "auto", FPS: 5, Width: 320, Sensitivity: 50, MinArea: 0.5, Cooldown: Duration(10e9)}
+	return Motion{Enabled: enabled, Analyze: "auto", FPS: 5, Width: 320, Sensitivity: 50, MinArea: 0.1, Cooldown: Duration(10e9)}
 }
 
 // Anchors and aliases of whole values work, so cameras can share settings.

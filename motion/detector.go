@@ -63,7 +63,8 @@ type detection struct {
 // in the tests.
 type background interface {
 	// apply writes the foreground of frame, dt after the previous frame, into fg and
-	// learns from frame.
+	// learns from frame. On entry fg holds the previous frame's foreground (or is empty,
+	// or of another size, after a new frame size).
 	apply(frame gocv.Mat, dt time.Duration, fg *gocv.Mat)
 	// relearn makes frame the whole background, forgetting the past.
 	relearn(frame gocv.Mat)
@@ -318,34 +319,111 @@ func fillpolygon(m *gocv.Mat, p polygon, sz image.Point, v uint8) {
 }
 
 // runningAverage is frame differencing against an exponentially weighted running average
-// of past frames: cheap (three passes over a small frame) and, on the test clips, as
+// of past frames: cheap (a few passes over a small frame) and, on the test clips, as
 // accurate as MOG2 at a fraction of its cost (figures in detector_test.go).
+//
+// Before comparing, the background is matched to the frame's brightness and contrast
+// (same mean and standard deviation): a change of exposure, gain or lighting that is too
+// slow for the global-change rule (street lights dimming over seconds, auto-exposure
+// hunting) would otherwise leave the average lagging behind the picture by more than the
+// threshold in some parts of it and not others, and those parts would look like motion.
+// Something small moving hardly moves either statistic, so it keeps its contrast.
+//
+// The threshold adapts to the camera's noise: it is at least noiseFactor times the mean
+// difference of the pixels that did not change (noise, compression flicker), so that a
+// grainy night picture or a high sensitivity setting does not turn noise into motion.
 type runningAverage struct {
-	thresh float32
+	thresh float32 // from the sensitivity setting: the least the threshold is
 	tau    time.Duration
+	noise  float64  // mean difference of unchanged pixels; 0 until measured
 	avg    gocv.Mat // CV_32F
-	avg8   gocv.Mat
+	avg8   gocv.Mat // avg matched to the frame, 8-bit
 	diff   gocv.Mat
+	still  gocv.Mat // diff where the last frame did not change, else 0
+	mean   gocv.Mat // 1×1 results of MeanStdDev
+	stddev gocv.Mat
 }
 
+const (
+	// noiseFactor is the threshold over the noise level (mean absolute difference): for
+	// Gaussian noise about 6.4 standard deviations. Encoded noise is not Gaussian: the
+	// encoder turns it into blotches with heavier tails, and 6 (about 5 deviations) still
+	// let the heavy-noise night clip raise events at sensitivity 80.
+	noiseFactor = 8
+	// noiseTau is how slowly the noise level falls; it rises at once, so that the first
+	// grainy frames after the infrared switch or a keyframe full of fresh compression
+	// artefacts already meet the higher threshold.
+	noiseTau = 5 * time.Second
+)
+
+// maxContrastMatch bounds the contrast factor applied to the background: beyond it the
+// picture is no longer the same scene (and the global-change rule re-learns it).
+const maxContrastMatch = 2
+
 func newRunningAverage(sensitivity int, tau time.Duration) *runningAverage {
-	return &runningAverage{thresh: threshold(sensitivity), tau: tau, avg: gocv.NewMat(), avg8: gocv.NewMat(), diff: gocv.NewMat()}
+	return &runningAverage{thresh: threshold(sensitivity), tau: tau, avg: gocv.NewMat(), avg8: gocv.NewMat(),
+		diff: gocv.NewMat(), still: gocv.NewMat(), mean: gocv.NewMat(), stddev: gocv.NewMat()}
 }
 
 func (r *runningAverage) apply(frame gocv.Mat, dt time.Duration, fg *gocv.Mat) {
+	// Statistics of 8-bit pictures: on the float average they cost 20 times more.
 	r.avg.ConvertTo(&r.avg8, gocv.MatTypeCV8U)
+	fMean, fDev := r.meanStdDev(frame)
+	bMean, bDev := r.meanStdDev(r.avg8)
+	gain := 1.0
+	if bDev > 1 && fDev > 1 {
+		gain = min(max(fDev/bDev, 1/maxContrastMatch), maxContrastMatch)
+	}
+	r.avg8.ConvertToWithParams(&r.avg8, gocv.MatTypeCV8U, float32(gain), float32(fMean-gain*bMean))
 	gocv.AbsDiff(frame, r.avg8, &r.diff)
-	gocv.Threshold(r.diff, fg, r.thresh, 255, gocv.ThresholdBinary)
-	// The weight follows the time between analysed frames, so the background forgets at
-	// the same pace whether it sees 5 frames a second or one keyframe every 2 s.
-	alpha := 1 - math.Exp(-dt.Seconds()/r.tau.Seconds())
-	gocv.AccumulatedWeighted(frame, &r.avg, min(max(alpha, 0), 1))
+	r.measureNoise(*fg, dt)
+	gocv.Threshold(r.diff, fg, max(r.thresh, float32(noiseFactor*r.noise)), 255, gocv.ThresholdBinary)
+	gocv.AccumulatedWeighted(frame, &r.avg, decay(dt, r.tau))
+}
+
+// measureNoise updates the noise level from r.diff where lastFG, the last frame's
+// foreground, is clear: something moving would raise it. It runs before thresholding, so
+// that a burst of noise (the first grainy frame after the infrared switch, a keyframe full
+// of fresh compression artefacts) meets its own threshold.
+func (r *runningAverage) measureNoise(lastFG gocv.Mat, dt time.Duration) {
+	total := r.diff.Rows() * r.diff.Cols()
+	still := total
+	src := r.diff
+	if lastFG.Rows() == r.diff.Rows() && lastFG.Cols() == r.diff.Cols() {
+		// Zeroing the changed pixels and averaging is 50 times cheaper than OpenCV's
+		// masked mean.
+		still -= gocv.CountNonZero(lastFG)
+		gocv.BitwiseNot(lastFG, &r.still)
+		gocv.BitwiseAnd(r.diff, r.still, &r.still)
+		src = r.still
+	}
+	if still == 0 {
+		return
+	}
+	noise := src.Mean().Val1 * float64(total) / float64(still)
+	if noise >= r.noise {
+		r.noise = noise
+	} else {
+		r.noise += decay(dt, noiseTau) * (noise - r.noise)
+	}
+}
+
+// decay is the weight of a new value in an exponential average with time constant tau,
+// dt after the last one: it follows the time between analysed frames, so that an average
+// forgets at the same pace whether it sees 5 frames a second or one keyframe every 2 s.
+func decay(dt, tau time.Duration) float64 {
+	return min(max(1-math.Exp(-dt.Seconds()/tau.Seconds()), 0), 1)
+}
+
+func (r *runningAverage) meanStdDev(m gocv.Mat) (mean, stddev float64) {
+	gocv.MeanStdDev(m, &r.mean, &r.stddev)
+	return r.mean.GetDoubleAt(0, 0), r.stddev.GetDoubleAt(0, 0)
 }
 
 func (r *runningAverage) relearn(frame gocv.Mat) { frame.ConvertTo(&r.avg, gocv.MatTypeCV32F) }
 
 func (r *runningAverage) close() {
-	r.avg.Close()
-	r.avg8.Close()
-	r.diff.Close()
+	for _, m := range []*gocv.Mat{&r.avg, &r.avg8, &r.diff, &r.still, &r.mean, &r.stddev} {
+		m.Close()
+	}
 }

@@ -10,16 +10,20 @@
 // # Detection
 //
 // Per analysed frame (at most motion.fps, default 5): Gaussian blur, absolute difference
-// against a running average of past frames (time constant backgroundTau, 1.2 s), threshold
-// from motion.sensitivity, a 3×3 opening against specks, then the moving pixels inside the
-// zones (default the whole frame) and outside the masks are counted. A frame moves when
-// they reach motion.min_area percent of the frame; its score is their share of the counted
-// area. An event starts after 3 consecutive moving frames (2 when only keyframes are
-// analysed) with the first moving frame's time as its start, and ends motion.cooldown after
-// the last moving frame, with that frame's time as its end. A change of at least 40 % of the
-// picture at once, or a jump of 12 gray levels in mean brightness, is a global change
-// (lights, infrared switch, exposure): the background is learnt again and motion is ignored
-// for a second.
+// against a running average of past frames (time constant backgroundTau, 1.2 s) matched to
+// the frame's mean and contrast first (so that slow lighting and exposure changes cancel
+// out), a threshold from motion.sensitivity raised to 8 times the camera's noise level
+// (the mean difference of the pixels that did not change) when the picture is noisy, a
+// 3×3 opening against specks, then the moving pixels inside the zones (default the whole
+// frame) and outside the masks are counted. A frame moves when they reach motion.min_area
+// percent of the frame (default 0.1: a distant pedestrian is 0.25); its score is their
+// share of the counted area. An event starts after 3 consecutive moving frames (2 when
+// only keyframes are analysed) with the first moving frame's time as its start, and ends
+// motion.cooldown after the last moving frame, with that frame's time as its end. A change
+// of at least 40 % of the picture at once, or a jump of 12 gray levels in mean brightness,
+// is a global change (lights, infrared switch, exposure): the background is learnt again
+// and motion is ignored for a second. Detection rate and false events per test clip, and
+// why: docs/motion-detection.md (TestSensitivityClips).
 //
 // Running-average differencing was chosen over OpenCV's MOG2 by measuring both on the
 // bundled clips (BenchmarkBackgroundModels: 3 loops of the motion clip and of the static

@@ -47,14 +47,19 @@ func TestStaticNoiseNoEvents(t *testing.T) {
 	}
 }
 
+// globalChangesClip is the courtyard with sensor noise and, 40 s long, the lights
+// switching on at 10 s, the infrared switch at 20 s and auto-exposure at 30 s.
+func globalChangesClip(t testing.TB) string {
+	return makeClip(t, fmt.Sprintf(scene, 40)+";[bg]noise=alls=8:allf=t,"+
+		"eq=eval=frame:brightness='if(lt(t,10),0,if(lt(t,20),0.25,if(lt(t,30),-0.1,-0.1+0.3*min((t-30)/0.4,1))))'"+
+		":saturation='if(lt(t,20),1,0)'")
+}
+
 // TestGlobalChangesNoEvents: the lights switching on (+64 levels at once at 10 s), the
 // night switch to infrared (colour off and darker at 20 s) and auto-exposure brightening
 // over 0.4 s (at 30 s) raise no event; the background is learnt again each time.
 func TestGlobalChangesNoEvents(t *testing.T) {
-	clip := makeClip(t, fmt.Sprintf(scene, 40)+";[bg]noise=alls=8:allf=t,"+
-		"eq=eval=frame:brightness='if(lt(t,10),0,if(lt(t,20),0.25,if(lt(t,30),-0.1,-0.1+0.3*min((t-30)/0.4,1))))'"+
-		":saturation='if(lt(t,20),1,0)'")
-	units := loadLoops(t, clip, 25, 1)
+	units := loadLoops(t, globalChangesClip(t), 25, 1)
 	r := analyse(t, testCamera(nil), units, nil)
 	if len(r.starts) != 0 {
 		t.Errorf("%d events for lighting changes: %v", len(r.starts), summarize(r.starts))
