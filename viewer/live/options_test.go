@@ -38,6 +38,7 @@ func TestNewRejectsBadOptionsNamingThem(t *testing.T) {
 // TestAdvertisedAddressReplacesTheLocalOne: with NAT 1:1 configured, the answer's host
 // candidates carry the public address, on the same single UDP and TCP ports.
 func TestAdvertisedAddressReplacesTheLocalOne(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, Options{Advertise: []string{"192.0.2.10"}})
 	api, err := whepclient.API(false, false)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 // blocking for ever on a write to that socket (the DTLS close_notify) while closing the
 // session, which also kept Run from returning.
 func TestStalledViewerCanBeHungUp(t *testing.T) {
+	t.Parallel()
 	// The bound on a blocked write, shortened from its minute: what is tested is that
 	// DELETE returns once the bound ends the write, not how long the bound is. It stays
 	// well above the second or so in which the stalled viewer starts dropping, so that
