@@ -174,8 +174,17 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
+	waited := make(chan struct{}) // closed once cmd.Wait has returned: stderr is complete
 	t.Cleanup(func() {
 		cmd.Process.Kill()
+		// exec copies the process's stderr into the buffer until Wait returns; reading it
+		// before is a data race (the race detector failed a slow run on it).
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			t.Error("townwatch demo did not exit within 10 s of SIGKILL")
+			return
+		}
 		if t.Failed() {
 			t.Logf("townwatch stderr:\n%s", stderr.String())
 		}
@@ -192,6 +201,7 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 			}
 		}
 		exited <- cmd.Wait()
+		close(waited)
 	}()
 	var base string
 	select {
