@@ -203,6 +203,7 @@ var commonLogins = [][2]string{
 // does, and that password is nowhere afterwards: not in any file under storage (the
 // catalog, its WAL and shared memory included), not in the server's log, not in any answer.
 func TestFreshInstallHasNoDefaultLogin(t *testing.T) {
+	t.Parallel()
 	cam := startSimcam(t, simcam.CameraSpec{Path: "static", Clip: simcam.ClipStatic})
 	dir := t.TempDir()
 	storage := filepath.Join(dir, "data")
@@ -509,6 +510,7 @@ func e2eMetric(text, name string) float64 {
 // segments, and mark no gap. Once the log can be written again the next live view is
 // answered and its live.start row is in the log, whose chain still verifies.
 func TestAuditFailureWithholdsMediaButNotRecording(t *testing.T) {
+	t.Parallel()
 	specs := make([]simcam.CameraSpec, len(crashCameras))
 	var cams [][2]string
 	for i, c := range crashCameras {
