@@ -15,6 +15,7 @@ import (
 // the Writer goes on writing segments to disk, counts the failures and stays in the
 // recording state; the next start's Recover indexes every file with its size and SHA-256.
 func TestWriterKeepsRecordingWhenTheCatalogFails(t *testing.T) {
+	t.Parallel()
 	rig := newRecorderRig(t)
 	rig.startCamera(t)
 	ctx := context.Background()

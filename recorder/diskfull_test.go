@@ -357,6 +357,7 @@ func overlapsLock(l catalog.Lock, camera string, start, end time.Time) bool {
 // when the Writer closes or drops its segment: that must not leave a row open, or one
 // pointing at a file that is gone, while recording is paused or after it resumed.
 func TestDiskFullLockedOnlyPausesAndResumes(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	dir := mountTmpfs(t, 32<<20)
 	cfg := &configs.Config{Storage: configs.Storage{Path: dir, MinFree: configs.FreeSpace{Bytes: 4 << 20}},

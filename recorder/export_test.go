@@ -188,6 +188,7 @@ func avcc(t *testing.T, au [][]byte) []byte {
 // and ends in the fifth: the clip must start at the keyframe before from, hold every frame
 // up to to exactly as recorded, and play.
 func TestExportAcrossSegments(t *testing.T) {
+	t.Parallel()
 	clip := makeClip(t, "320x240", 500, 25) // 20 s, a keyframe every second
 	fx := newFootage(t)
 	var segs []catalog.Segment
@@ -247,6 +248,7 @@ func TestExportAcrossSegments(t *testing.T) {
 // TestExportSpansAHole: a hole between segments stays a hole in the clip's timeline (the
 // next fragment's decode time jumps) and is reported.
 func TestExportSpansAHole(t *testing.T) {
+	t.Parallel()
 	clip := makeClip(t, "320x240", 500, 25)
 	fx := newFootage(t)
 	// 0–4 s, 4–8 s, then nothing until 14 s (a reconnect), 14–18 s, 18–22 s.
@@ -393,6 +395,7 @@ func TestExportRefusesMismatchedFiles(t *testing.T) {
 // TestExportStopsAtConfigChange: one MP4 has one init, so a segment with another
 // resolution ends the clip before it; what was written plays, and the error says where.
 func TestExportStopsAtConfigChange(t *testing.T) {
+	t.Parallel()
 	big := makeClip(t, "320x240", 200, 25)
 	small := makeClip(t, "160x120", 100, 25)
 	fx := newFootage(t)

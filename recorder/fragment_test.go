@@ -14,6 +14,7 @@ import (
 // copies per fragment; the bytes must be exactly what mediacommon's Part.Marshal writes,
 // since the scanner, export and players were tested against that layout.
 func TestAppendFragmentMatchesMediacommon(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	randBytes := func(n int) []byte {
 		b := make([]byte, n)

@@ -88,6 +88,7 @@ func covered(t *testing.T, segs []catalog.Segment, from, to time.Time) {
 // one second, started and ended (as the detector reports them) before the next keyframe:
 // its footage from pre_roll before to post_roll after is recorded.
 func TestMotionLongGOPShortEvent(t *testing.T) {
+	t.Parallel()
 	const s = time.Second
 	for _, tc := range []struct {
 		name       string

@@ -57,7 +57,10 @@ func (r *motionRun) stop() {
 }
 
 // noLeaks checks, after every other cleanup of the test (camera, writer, source), that
-// nothing the test started is still running. What runs already is not the test's.
+// nothing the test started is still running. What runs already is not the test's. A
+// test that calls it (or measures the heap, like TestWriterFlushesOnTheWallClock) must
+// not call t.Parallel: go test runs such tests alone, before the parallel ones, whose
+// goroutines would otherwise look like leaks.
 func noLeaks(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })

@@ -45,6 +45,7 @@ func fileSHA(t *testing.T, path string) (int64, string) {
 }
 
 func TestRecoverReconcilesFilesAndCatalog(t *testing.T) {
+	t.Parallel()
 	rig := newRecorderRig(t)
 	segs := recordSome(t, rig, 7*time.Second)
 	ctx := context.Background()

@@ -21,6 +21,7 @@ import (
 // raised and nothing fails (the catalog writes into the reserve retention keeps for
 // this); releasing one lock lets retention restore min_free plus a new reserve.
 func TestRetentionDiskFullOnTmpfs(t *testing.T) {
+	t.Parallel()
 	const (
 		disk  = 16 << 20
 		quota = 10 << 20

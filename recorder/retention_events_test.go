@@ -54,6 +54,7 @@ func mins(ms ...int) []time.Duration {
 // camera without event retention is not affected by its events; a lock keeps footage
 // beyond both.
 func TestRetentionEventRetentionKeepsEventFootage(t *testing.T) {
+	t.Parallel()
 	const ret, eventRet = 10 * time.Minute, time.Hour
 	cfg := &configs.Config{Cameras: []configs.Camera{
 		eventCamera("cam-a", ret, eventRet, 0), retCamera("cam-b", ret, 0),
@@ -115,6 +116,7 @@ func TestRetentionEventRetentionKeepsEventFootage(t *testing.T) {
 // record.quota the footage kept past retention for its events is the oldest and goes
 // first; recent footage stays; a lock stays even over the quota.
 func TestRetentionQuotaDeletesEventFootageFirst(t *testing.T) {
+	t.Parallel()
 	const ret = time.Hour
 	// The retention window (61 closed segments: the oldest straddles the cut-off), the
 	// locked segment (quotas count locked footage) and room for one more: one of the two
@@ -155,6 +157,7 @@ func TestRetentionQuotaDeletesEventFootageFirst(t *testing.T) {
 // no longer exist (the longer of retention and event_retention); younger and going-on
 // events stay.
 func TestRetentionExpiresEvents(t *testing.T) {
+	t.Parallel()
 	const ret, eventRet = 10 * time.Minute, time.Hour
 	cfg := &configs.Config{Cameras: []configs.Camera{
 		eventCamera("cam-a", ret, eventRet, 0), retCamera("cam-b", ret, 0),

@@ -13,6 +13,7 @@ import (
 // configured (the longest retention) and its locks hold; a shorter retention for a camera
 // that stays applies at the next sweep.
 func TestRetentionReconfigureRemovedCameraAndShorterRetention(t *testing.T) {
+	t.Parallel()
 	cfg := &configs.Config{Cameras: []configs.Camera{
 		retCamera("cam-a", 3*time.Hour, 0), retCamera("cam-gone", 10*time.Minute, 0),
 	}}

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,17 @@ const (
 )
 
 var shareSmallCams = []string{"cam-s1", "cam-s2", "cam-s3"}
+
+// shareDir is where a share test keeps storage and catalog: a tmpfs when the test runs
+// as root (CI does), because two hours of four cameras are thousands of catalog commits,
+// each fsynced, which on a busy disk took minutes of waiting. What is tested (the quota
+// split) does not depend on the filesystem, so elsewhere a temporary directory serves.
+func shareDir(t *testing.T) string {
+	if os.Geteuid() != 0 {
+		return t.TempDir()
+	}
+	return mountTmpfs(t, 64<<20)
+}
 
 func shareConfig() *configs.Config {
 	cfg := &configs.Config{Storage: configs.Storage{Quota: shareQuota}}
@@ -153,7 +165,8 @@ func (l *retLog) countAttr(level slog.Level, substr, key, value string) int {
 // TestRetentionShareTrimsTheBigCameraFirst is issue 14's high-bitrate camera: under a
 // global quota it is trimmed to what the others leave, and they keep their retention.
 func TestRetentionShareTrimsTheBigCameraFirst(t *testing.T) {
-	fx := newRetFixture(t, "", shareConfig())
+	t.Parallel()
+	fx := newRetFixture(t, shareDir(t), shareConfig())
 	big := fx.recorder([]string{"cam-big"}, retSeg, shareBig)
 	small := fx.recorder(shareSmallCams, retSeg, shareSmall)
 	fx.shareRecord(big, small, retT0.Add(shareRun))
@@ -176,7 +189,8 @@ func TestRetentionShareTrimsTheBigCameraFirst(t *testing.T) {
 // TestRetentionShareLocksStillWin: evidence under a lock is never deleted for the share,
 // counts against no camera's share, and the small cameras still keep their retention.
 func TestRetentionShareLocksStillWin(t *testing.T) {
-	fx := newRetFixture(t, "", shareConfig())
+	t.Parallel()
+	fx := newRetFixture(t, shareDir(t), shareConfig())
 	m := func(d time.Duration) time.Time { return retT0.Add(d) }
 	var locks []catalog.Lock
 	for _, l := range []catalog.Lock{
@@ -209,8 +223,9 @@ func TestRetentionShareLocksStillWin(t *testing.T) {
 // TestRetentionShortfallClears: once the space is there again (a raised quota), the
 // shortfall drops to zero and one line says so.
 func TestRetentionShortfallClears(t *testing.T) {
+	t.Parallel()
 	cfg := shareConfig()
-	fx := newRetFixture(t, "", cfg)
+	fx := newRetFixture(t, shareDir(t), cfg)
 	big := fx.recorder([]string{"cam-big"}, retSeg, shareBig)
 	small := fx.recorder(shareSmallCams, retSeg, shareSmall)
 	fx.shareRecord(big, small, retT0.Add(shareRun))
@@ -240,10 +255,11 @@ func TestRetentionShortfallClears(t *testing.T) {
 // TestRetentionShareWithCameraQuota: a record.quota still caps its camera first; what it
 // leaves of the camera's share is the others', and the shortfall names camera_quota.
 func TestRetentionShareWithCameraQuota(t *testing.T) {
+	t.Parallel()
 	const bigQuota = 60 * retSize // 7 of the big camera's segments, and its open one
 	cfg := shareConfig()
 	cfg.Cameras[0].Record.Quota = bigQuota
-	fx := newRetFixture(t, "", cfg)
+	fx := newRetFixture(t, shareDir(t), cfg)
 	big := fx.recorder([]string{"cam-big"}, retSeg, shareBig)
 	small := fx.recorder(shareSmallCams, retSeg, shareSmall)
 	fx.shareRecord(big, small, retT0.Add(shareRun))

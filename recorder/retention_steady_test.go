@@ -13,6 +13,7 @@ import (
 // retention. Under the race detector (about twenty times slower SQLite) it runs a day's
 // archive through two hours, which exercises the same floors.
 func TestRetentionSteadyStateNeverHolds(t *testing.T) {
+	t.Parallel()
 	archive, run := 7*24*time.Hour, 24*time.Hour
 	if retentionRace {
 		archive, run = 24*time.Hour, 2*time.Hour

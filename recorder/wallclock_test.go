@@ -164,6 +164,7 @@ func TestWriterFlushesOnTheWallClock(t *testing.T) {
 // stops sending keyframes is reported after noKeyframeMin (four GOPs would be too eager),
 // and once keyframes come back recording resumes in a new segment that follows a gap.
 func TestWriterNoKeyframesFollowsTheObservedGOP(t *testing.T) {
+	t.Parallel()
 	clip := makeClip(t, "160x90", 50, 25)
 	f := newWallFeed(t, clip)
 	frame := func(n int, key bool) {

@@ -114,6 +114,7 @@ func testCamera(segment time.Duration) configs.Camera {
 // sending continuously, every frame sent is in a segment, every segment plays, segments
 // follow each other without gap or overlap, and every catalog row matches its file.
 func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
+	t.Parallel()
 	rig := newRecorderRig(t)
 	rig.startCamera(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -265,6 +266,7 @@ func checkFragmentIndex(t *testing.T, dir, rel string, idx []catalog.Fragment, o
 // TestRecoverCompletesATornSegment simulates a crash mid-fragment: the open row is closed
 // at the last complete fragment, and the file plays.
 func TestRecoverCompletesATornSegment(t *testing.T) {
+	t.Parallel()
 	rig := newRecorderRig(t)
 	rig.startCamera(t)
 	w, src := rig.writerAndSource(t, time.Minute)

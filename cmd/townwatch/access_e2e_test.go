@@ -57,7 +57,7 @@ func e2eWriteConfig(t *testing.T, dir string, cam *simcam.Server, cams ...[2]str
 // stdin as an administrator on the host would; it returns what the command printed.
 func e2eAddAccountWithPassword(t *testing.T, cfg, name, roles, password string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), passwordHashBound)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "user", "add", "-config", cfg, "-name", name, "-role", roles)
 	cmd.Stdin = strings.NewReader(password + "\n")
@@ -101,7 +101,7 @@ func e2eLoginFrom(t *testing.T, base, from, name, password string) (int, string,
 		DisableKeepAlives: true,
 	}
 	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	c := &http.Client{Transport: tr, Timeout: passwordHashBound}
 	body, _ := json.Marshal(map[string]string{"username": name, "password": password})
 	status, h, b := e2eDo(t, c, http.MethodPost, base+"api/login", "application/json", string(body))
 	secs, _ := strconv.Atoi(h.Get("Retry-After"))
@@ -117,7 +117,7 @@ func e2eLogin(t *testing.T, base, name, password string) (*http.Client, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	c := &http.Client{Jar: jar, Timeout: passwordHashBound}
 	body, _ := json.Marshal(map[string]string{"username": name, "password": password})
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		status, h, b := e2eDo(t, c, http.MethodPost, base+"api/login", "application/json", string(body))
@@ -203,6 +203,7 @@ var commonLogins = [][2]string{
 // does, and that password is nowhere afterwards: not in any file under storage (the
 // catalog, its WAL and shared memory included), not in the server's log, not in any answer.
 func TestFreshInstallHasNoDefaultLogin(t *testing.T) {
+	t.Parallel()
 	cam := startSimcam(t, simcam.CameraSpec{Path: "static", Clip: simcam.ClipStatic})
 	dir := t.TempDir()
 	storage := filepath.Join(dir, "data")
@@ -509,6 +510,7 @@ func e2eMetric(text, name string) float64 {
 // segments, and mark no gap. Once the log can be written again the next live view is
 // answered and its live.start row is in the log, whose chain still verifies.
 func TestAuditFailureWithholdsMediaButNotRecording(t *testing.T) {
+	t.Parallel()
 	specs := make([]simcam.CameraSpec, len(crashCameras))
 	var cams [][2]string
 	for i, c := range crashCameras {

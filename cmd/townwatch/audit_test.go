@@ -19,6 +19,7 @@ import (
 // saying who, which camera and range, why, for which case and for whom, and the chain
 // still verifies afterwards.
 func TestExportIsInTheAccessLog(t *testing.T) {
+	t.Parallel()
 	cfg := exportSetup(t)
 	out := filepath.Join(t.TempDir(), "clip.mp4")
 	if code, stdout, stderr := runBinary(t, append([]string{"export", "-config", cfg, "-camera", "cam1", "-from", rfc(time.Second), "-to", rfc(3 * time.Second), "-o", out}, exportWhy...)...); code != exitOK {
@@ -44,6 +45,7 @@ func TestExportIsInTheAccessLog(t *testing.T) {
 // whose hash was made without the server's key. Each time `audit verify` exits 1 and
 // names the row; the untouched log verifies.
 func TestAuditVerifyNamesTheFirstBadRow(t *testing.T) {
+	t.Parallel()
 	cfg := exportSetup(t)
 	for _, name := range []string{"novak", "svoboda", "dvorak", "cerny"} {
 		addAccount(t, cfg, name, "officer", "-cameras", "cam1")

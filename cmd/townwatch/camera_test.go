@@ -23,6 +23,7 @@ import (
 // not_found and unreachable for a wrong password, a bad path and a closed port; and the
 // camera's password in no answer, log line, metric or file afterwards.
 func TestCameraProbeEndToEnd(t *testing.T) {
+	t.Parallel()
 	canary := "Cam-" + rand.Text()
 	cam := startSimcam(t, simcam.CameraSpec{Path: "static", Clip: simcam.ClipStatic},
 		simcam.CameraSpec{Path: "brana", Clip: simcam.ClipMotion, Username: "spravce", Password: canary})

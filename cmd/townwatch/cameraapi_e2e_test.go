@@ -21,6 +21,7 @@ import (
 // cameras.d/cam5.yaml holds it, check-config accepts the union, the hand-written file is
 // byte-identical, and after a restart the camera is still there.
 func TestCameraAPIHotAdd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	const password = "p@ss#w^rd:5"
 	specs := []simcam.CameraSpec{{Path: "c1", Clip: simcam.ClipStatic}, {Path: "c2", Clip: simcam.ClipStatic},

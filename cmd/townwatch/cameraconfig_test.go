@@ -9,6 +9,7 @@ import (
 
 // townwatch camera add|list|remove: the same files and validation as the API.
 func TestCameraAddListRemove(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "townwatch.yaml")
 	main := "storage:\n  path: " + filepath.Join(dir, "data") + "\ncameras:\n  - id: namesti\n    main:\n      url: rtsp://127.0.0.1:1/a\n"

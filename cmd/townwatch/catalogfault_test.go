@@ -230,6 +230,7 @@ func checkRebuilt(t *testing.T, cfgPath, storage, serveLog string) {
 // file aside, keep the account (a login works) and the evidence lock, and, once stopped,
 // have every segment file indexed with its size and SHA-256.
 func TestCatalogDamagedAtRestIsRebuiltAndRecordingGoesOn(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, path string)
@@ -276,6 +277,7 @@ func TestCatalogDamagedAtRestIsRebuiltAndRecordingGoesOn(t *testing.T) {
 // catalog reports the damage, and the next start must rebuild the catalog with every
 // segment file indexed, the account and the lock kept.
 func TestCatalogDamagedWhileRunning(t *testing.T) {
+	t.Parallel()
 	cfgPath, storage := faultSetup(t)
 	p := startServeCmd(t, exec.Command(binary, "serve", "-config", cfgPath, "-catalog-check", "2s"))
 	p.waitRecording(t, "velitel")

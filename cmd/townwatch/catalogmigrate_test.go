@@ -23,6 +23,7 @@ import (
 // PostgreSQL catalog then answers the same, and a second run into the same (no longer
 // empty) database is refused.
 func TestCatalogMigrate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	from := filepath.Join(dir, "catalog.db")
@@ -116,6 +117,7 @@ func TestCatalogMigrate(t *testing.T) {
 // indexed there (no catalog.db appears under storage.path), and verify-archive re-hashes
 // the files against the PostgreSQL rows and walks each camera's chain.
 func TestServeRecordsIntoPostgres(t *testing.T) {
+	t.Parallel()
 	url := pgtest.URL(t)
 	cfgPath, storage := crashSetup(t, "catalog:\n  url: "+strconv.Quote(url)+"\n")
 	p := startServe(t, cfgPath)

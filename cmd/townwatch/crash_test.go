@@ -449,6 +449,7 @@ func crashSetup(t *testing.T, extra string) (cfgPath, storage string) {
 }
 
 func TestCrashSIGKILLAtRandomInstants(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("TOWNWATCH_CRASH_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)

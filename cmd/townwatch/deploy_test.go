@@ -12,6 +12,7 @@ import (
 // at the freshly built binary) and that it keeps what recording relies on: restart on
 // any exit, no core dumps, private files, and a read-only system except the storage.
 func TestSystemdUnitVerifies(t *testing.T) {
+	t.Parallel()
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Fatalf("systemd-analyze is needed to check configs/townwatch.service: install Debian's systemd package (make deps does): %v", err)

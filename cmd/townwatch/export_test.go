@@ -95,6 +95,7 @@ var exportWhy = []string{"-reason", "hit and run, Náměstí", "-case", "MP-123/
 func rfc(d time.Duration) string { return exportT0.Add(d).Format(time.RFC3339Nano) }
 
 func TestExportCommand(t *testing.T) {
+	t.Parallel()
 	cfg := exportSetup(t)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "clip.mp4")
@@ -130,6 +131,7 @@ func TestExportCommand(t *testing.T) {
 }
 
 func TestExportCommandFailures(t *testing.T) {
+	t.Parallel()
 	cfg := exportSetup(t)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "clip.mp4")

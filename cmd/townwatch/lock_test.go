@@ -73,6 +73,7 @@ func lockRun(args ...string) (code int, stdout, stderr string) {
 func rfc3339(d time.Duration) string { return lockT0.Add(d).Format(time.RFC3339) }
 
 func TestLockLocksUnlock(t *testing.T) {
+	t.Parallel()
 	cfg, cat := lockSetup(t)
 	code, stdout, stderr := lockRun("lock", "-config", cfg, "-camera", "cam-a", "-from", rfc3339(2*time.Minute),
 		"-to", rfc3339(4*time.Minute), "-reason", "case 2026/117: hit and run", "-for", "30d")
@@ -134,6 +135,7 @@ func TestLockLocksUnlock(t *testing.T) {
 }
 
 func TestLockRejectsBadFlags(t *testing.T) {
+	t.Parallel()
 	cfg, cat := lockSetup(t)
 	base := func(extra ...string) []string {
 		args := []string{"lock", "-config", cfg, "-camera", "cam-a", "-from", rfc3339(0), "-to", rfc3339(time.Minute), "-reason", "case 1"}
@@ -189,6 +191,7 @@ func TestLockRejectsBadFlags(t *testing.T) {
 }
 
 func TestLockRefusesStorageWithoutCatalog(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "townwatch.yaml")
 	yaml := fmt.Sprintf("storage:\n  path: %s\ncameras:\n  - id: cam-a\n    main: {url: \"rtsp://127.0.0.1/a\"}\n", filepath.Join(dir, "typo"))
@@ -212,6 +215,7 @@ func TestLockRefusesStorageWithoutCatalog(t *testing.T) {
 }
 
 func TestRetentionStatusAndConfirm(t *testing.T) {
+	t.Parallel()
 	cfg, cat := lockSetup(t)
 	ctx := context.Background()
 

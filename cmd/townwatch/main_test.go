@@ -22,6 +22,12 @@ import (
 
 // binary is the townwatch executable built once for the subprocess tests: signals, exit
 // statuses and stdout are what an operator sees, so they are tested on the real binary.
+//
+// The tests that run it (each with its own storage, simulated cameras and ports) mostly
+// wait on real-time video, so they call t.Parallel. Tests that run the server in this
+// process and count its goroutines or its process-wide metrics (reload_cycle_test.go,
+// supervise_test.go), and the connection flood, which must not starve the others, do
+// not: go test runs them one at a time before the parallel ones start.
 var binary string
 
 func TestMain(m *testing.M) {
@@ -63,6 +69,7 @@ func runBinary(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestCheckConfigListsEveryProblem(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bad.yaml")
 	err := os.WriteFile(path, []byte(`storage:
   path: ./data
@@ -107,6 +114,7 @@ cameras:
 }
 
 func TestCheckConfigAcceptsTheDemoConfig(t *testing.T) {
+	t.Parallel()
 	code, stdout, stderr := runBinary(t, "check-config", "-config", "../../configs/demo.yaml")
 	if code != 0 || !strings.Contains(stdout, "valid (2 camera(s)") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
@@ -114,6 +122,7 @@ func TestCheckConfigAcceptsTheDemoConfig(t *testing.T) {
 }
 
 func TestCheckConfigUnknownKeyNamesItsLine(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "typo.yaml")
 	if err := os.WriteFile(path, []byte("storage:\n  path: ./data\n  retension: 7d\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -125,6 +134,7 @@ func TestCheckConfigUnknownKeyNamesItsLine(t *testing.T) {
 }
 
 func TestUsageAndVersion(t *testing.T) {
+	t.Parallel()
 	if code, _, stderr := runBinary(t, "frobnicate"); code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
 	}
@@ -162,6 +172,7 @@ func cameraStates(t *testing.T, c *http.Client, base string) map[string]string {
 // both simulated cameras must report streaming (the time is logged), metrics and health must show
 // them, and SIGTERM must stop the process cleanly.
 func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	cmd := exec.Command(binary, "demo", "-data", data, "-http", "127.0.0.1:0", "-simcam", "127.0.0.1:0", "-webrtc", "0")
 	stdout, err := cmd.StdoutPipe()
@@ -174,8 +185,17 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
+	waited := make(chan struct{}) // closed once cmd.Wait has returned: stderr is complete
 	t.Cleanup(func() {
 		cmd.Process.Kill()
+		// exec copies the process's stderr into the buffer until Wait returns; reading it
+		// before is a data race (the race detector failed a slow run on it).
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			t.Error("townwatch demo did not exit within 10 s of SIGKILL")
+			return
+		}
 		if t.Failed() {
 			t.Logf("townwatch stderr:\n%s", stderr.String())
 		}
@@ -192,6 +212,7 @@ func TestDemoStreamsBothCamerasAndStopsOnSIGTERM(t *testing.T) {
 			}
 		}
 		exited <- cmd.Wait()
+		close(waited)
 	}()
 	var base string
 	select {

@@ -21,6 +21,7 @@ import (
 // and reach at least post_roll past its end, on a keyframe, playable, with the event
 // searchable and its snapshot served, and nothing recorded long before the event.
 func TestMotionModeRecordsEventsWithRolls(t *testing.T) {
+	t.Parallel()
 	const preRoll, postRoll = 4 * time.Second, 3 * time.Second
 	cam := startSimcam(t, simcam.CameraSpec{Path: "motion", Clip: simcam.ClipMotion})
 

@@ -51,6 +51,7 @@ type playlistAnswer struct {
 // and a range of it is one fragment; a still decodes; a deleted segment answers 410 with
 // its deletion; a camera outside the grant looks like no camera at all.
 func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
+	t.Parallel()
 	dir, cfgPath, p := startOfficerServer(t, "most", "")
 	storage := filepath.Join(dir, "data")
 	time.Sleep(22 * time.Second) // two closed 10 s segments and an open one

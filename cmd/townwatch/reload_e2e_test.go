@@ -163,6 +163,7 @@ func checkUntouched(t *testing.T, when string, c *http.Client, base string, befo
 // fifth camera added, a name and a stream changed, a broken edit, a camera removed and a
 // SIGHUP. Each time only what changed is touched.
 func TestReloadAddEditRemoveAndInvalid(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var specs []simcam.CameraSpec
 	for _, p := range []string{"c1", "c2", "c3", "c4", "c5", "c3b"} {

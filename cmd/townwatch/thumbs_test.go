@@ -40,6 +40,7 @@ type thumbsAnswer struct {
 // come from a keyframe every 10 s. Nothing before a reason; an ungranted camera or segment
 // reads like an unknown one; a deleted segment's thumbnails go with its file.
 func TestOfficerScrubsThumbnails(t *testing.T) {
+	t.Parallel()
 	dir, cfgPath, p := startOfficerServer(t, "dvur", "    motion: {enabled: true, cooldown: 2s}\n")
 	storage := filepath.Join(dir, "data")
 	began := time.Now()

@@ -53,6 +53,7 @@ func writeTestBundle(t *testing.T, cfgPath string) string {
 }
 
 func TestVerifyCommand(t *testing.T) {
+	t.Parallel()
 	cfg := exportSetup(t)
 	bundle := writeTestBundle(t, cfg)
 	code, stdout, stderr := runBinary(t, "key", "show", "-config", cfg)
@@ -119,6 +120,7 @@ func TestVerifyCommand(t *testing.T) {
 
 // TestKeyShowCommand: the key is made once, 0600, and shown the same every time.
 func TestKeyShowCommand(t *testing.T) {
+	t.Parallel()
 	cfg := exportSetup(t)
 	code, first, stderr := runBinary(t, "key", "show", "-config", cfg)
 	if code != exitOK || !strings.Contains(first, "-----BEGIN PUBLIC KEY-----") || !strings.Contains(first, "export-signing.key") {

@@ -313,6 +313,9 @@ func TestVerifyAuditTamper(t *testing.T) {
 	)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// Each case has a catalog of its own and mostly waits on its commits' fsyncs.
+			// auditPage, set above, is restored only after every case has finished.
+			t.Parallel()
 			c, _ := openTest(t)
 			var entries []AuditEntry
 			for i := 1; i <= 6; i++ {

@@ -26,6 +26,7 @@ func post(t *testing.T, url, contentType, body string) (int, string, http.Header
 // TestBadRequestsGetAClearErrorAndChangeNothing: every refusal names what is wrong, and
 // no refused request opens, counts or ends a session.
 func TestBadRequestsGetAClearErrorAndChangeNothing(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, Options{MaxViewers: 2, MaxViewersPerCamera: 1},
 		Camera{ID: "cam"}, Camera{ID: "cam2"}, Camera{ID: "cam3"}, Camera{ID: "dark"}, Camera{ID: "hevc", HasSub: true})
 	// Cameras whose streams are live in the Hub but send nothing: enough to admit viewers.

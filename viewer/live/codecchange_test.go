@@ -14,6 +14,7 @@ import (
 // came back with other codecs) must not join that feed: it never publishes again, so the
 // viewer would sit connected on a black picture, holding a slot, until it hangs up.
 func TestOfferRacingACodecChangeIsNotLeftOnTheDyingFeed(t *testing.T) {
+	t.Parallel()
 	hub := ingest.NewHub()
 	old := hub.Start("cam", ingest.StreamMain, []*ingest.Track{{Kind: ingest.KindVideo, Codec: ingest.CodecH264, ClockRate: 90000}})
 	m, err := New(hub, []Camera{{ID: "cam"}}, Options{ListenHost: "127.0.0.1"})

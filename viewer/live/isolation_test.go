@@ -17,6 +17,7 @@ import (
 // TestICETCPOnlyViewerConnects: a viewer that can only use TCP (UDP blocked on its
 // network) connects through the ICE-TCP fallback and gets decodable video.
 func TestICETCPOnlyViewerConnects(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, Options{})
 	v, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{tcpOnly: true})
 	if err != nil {

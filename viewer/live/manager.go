@@ -45,6 +45,11 @@ type Options struct {
 	MaxViewers, MaxViewersPerCamera int
 	// SessionTimeout is how long ICE and DTLS may take to connect (default 15 s).
 	SessionTimeout time.Duration
+	// TCPWriteStall bounds how long one write to a viewer's ICE-TCP connection may block
+	// on a viewer that stopped reading before the connection is dropped (default one
+	// minute, see tcpWriteStall). Tests shorten it so that the bound is exercised without
+	// waiting a minute for it.
+	TCPWriteStall time.Duration
 	// Connections caps the ICE-TCP connections together with the HTTP ones (see package
 	// connlimit); nil: no cap.
 	Connections *connlimit.Limiter
@@ -203,9 +208,9 @@ func New(hub *ingest.Hub, cams []Camera, opt Options) (*Manager, error) {
 			errs = append(errs, fmt.Errorf("live: webrtc.ice_servers[%d]: no urls", i))
 		}
 	}
-	if opt.MaxViewers < 0 || opt.MaxViewersPerCamera < 0 || opt.SessionTimeout < 0 {
-		errs = append(errs, fmt.Errorf("live: max viewers (%d), max viewers per camera (%d) and session timeout (%v) must not be negative",
-			opt.MaxViewers, opt.MaxViewersPerCamera, opt.SessionTimeout))
+	if opt.MaxViewers < 0 || opt.MaxViewersPerCamera < 0 || opt.SessionTimeout < 0 || opt.TCPWriteStall < 0 {
+		errs = append(errs, fmt.Errorf("live: max viewers (%d), max viewers per camera (%d), session timeout (%v) and TCP write stall (%v) must not be negative",
+			opt.MaxViewers, opt.MaxViewersPerCamera, opt.SessionTimeout, opt.TCPWriteStall))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -218,6 +223,9 @@ func New(hub *ingest.Hub, cams []Camera, opt Options) (*Manager, error) {
 	}
 	if opt.SessionTimeout == 0 {
 		opt.SessionTimeout = defaultSessionTimeout
+	}
+	if opt.TCPWriteStall == 0 {
+		opt.TCPWriteStall = tcpWriteStall
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
@@ -243,7 +251,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if !m.started.CompareAndSwap(false, true) {
 		return errors.New("live: Run called twice")
 	}
-	nw, err := listenICE(m.ip, m.opt.UDPPort, m.opt.TCPPort, m.opt.Connections, m.log)
+	nw, err := listenICE(m.ip, m.opt.UDPPort, m.opt.TCPPort, m.opt.TCPWriteStall, m.opt.Connections, m.log)
 	if err != nil {
 		return err
 	}

@@ -31,11 +31,12 @@ const (
 	iceDisconnected = 5 * time.Second
 	iceFailed       = 10 * time.Second
 	iceKeepalive    = 2 * time.Second
-	// tcpWriteStall is how long a write to a viewer's ICE-TCP connection may wait for the
-	// viewer to take data before the connection is dropped. Long enough for a viewer whose
-	// network stalls for many seconds to resume at a keyframe (our queue drops frames
-	// meanwhile); short enough that a viewer that never reads again cannot hold its slot,
-	// a DELETE or the server's shutdown for more than a minute.
+	// tcpWriteStall is the default of Options.TCPWriteStall: how long a write to a
+	// viewer's ICE-TCP connection may wait for the viewer to take data before the
+	// connection is dropped. Long enough for a viewer whose network stalls for many
+	// seconds to resume at a keyframe (our queue drops frames meanwhile); short enough
+	// that a viewer that never reads again cannot hold its slot, a DELETE or the server's
+	// shutdown for more than a minute.
 	tcpWriteStall = time.Minute
 	// iceReadBuffer is the ICE-TCP mux's per-connection read buffer in packets.
 	iceReadBuffer = 64
@@ -54,7 +55,7 @@ type iceNet struct {
 	logs    logging.LoggerFactory
 }
 
-func listenICE(ip net.IP, udpPort, tcpPort int, conns *connlimit.Limiter, log *slog.Logger) (*iceNet, error) {
+func listenICE(ip net.IP, udpPort, tcpPort int, writeStall time.Duration, conns *connlimit.Limiter, log *slog.Logger) (*iceNet, error) {
 	udpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: udpPort})
 	if err != nil {
 		return nil, fmt.Errorf("webrtc.udp_port %d: %w", udpPort, err)
@@ -65,7 +66,7 @@ func listenICE(ip net.IP, udpPort, tcpPort int, conns *connlimit.Limiter, log *s
 		return nil, fmt.Errorf("webrtc.tcp_port %d: %w", tcpPort, err)
 	}
 	logs := &pionLogs{log: log}
-	var accepted net.Listener = smallSendBuffer{tcpLn}
+	var accepted net.Listener = smallSendBuffer{tcpLn, writeStall}
 	if conns != nil {
 		accepted = conns.Listen(accepted)
 	}
@@ -93,8 +94,12 @@ func (n *iceNet) close() {
 	n.tcpLn.Close()
 }
 
-// smallSendBuffer gives every accepted ICE-TCP connection a small send buffer.
-type smallSendBuffer struct{ *net.TCPListener }
+// smallSendBuffer gives every accepted ICE-TCP connection a small send buffer and bounds
+// its blocked writes by writeStall.
+type smallSendBuffer struct {
+	*net.TCPListener
+	writeStall time.Duration
+}
 
 func (l smallSendBuffer) Accept() (net.Conn, error) {
 	c, err := l.AcceptTCP()
@@ -103,7 +108,7 @@ func (l smallSendBuffer) Accept() (net.Conn, error) {
 	}
 	// Best effort: on failure the connection works with the kernel's default buffer.
 	_ = c.SetWriteBuffer(tcpSendBuffer)
-	return stallLimitedConn{c}, nil
+	return stallLimitedConn{c, l.writeStall}, nil
 }
 
 // stallLimitedConn bounds how long one write to a viewer's ICE-TCP connection may block.
@@ -111,10 +116,13 @@ func (l smallSendBuffer) Accept() (net.Conn, error) {
 // while its kernel keeps the socket open (zero window) would otherwise block them for
 // ever: the RTP writer, ICE's own checks, and the DTLS close_notify that
 // PeerConnection.Close sends, so DELETE, the session's slot and Run's shutdown all hung.
-type stallLimitedConn struct{ *net.TCPConn }
+type stallLimitedConn struct {
+	*net.TCPConn
+	writeStall time.Duration
+}
 
 func (c stallLimitedConn) Write(p []byte) (int, error) {
-	if err := c.SetWriteDeadline(time.Now().Add(tcpWriteStall)); err != nil {
+	if err := c.SetWriteDeadline(time.Now().Add(c.writeStall)); err != nil {
 		return 0, err
 	}
 	n, err := c.TCPConn.Write(p)

@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -15,7 +16,7 @@ import (
 func TestNewRejectsBadOptionsNamingThem(t *testing.T) {
 	_, err := New(ingest.NewHub(), []Camera{{ID: "a"}, {ID: "a"}, {}}, Options{
 		ListenHost: "example.org", UDPPort: 70000, TCPPort: -1, Advertise: []string{"1.2.3.4", "nat.example"},
-		ICEServers: []webrtc.ICEServer{{}}, MaxViewers: -1,
+		ICEServers: []webrtc.ICEServer{{}}, MaxViewers: -1, TCPWriteStall: -time.Second,
 	})
 	if err == nil {
 		t.Fatal("New accepted bad options")
@@ -23,7 +24,7 @@ func TestNewRejectsBadOptionsNamingThem(t *testing.T) {
 	for _, want := range []string{
 		`cameras[1]: duplicate camera id "a"`, "cameras[2]: id is empty", `listen host "example.org"`,
 		"webrtc.udp_port: 70000", "webrtc.tcp_port: -1", `webrtc.advertise[1]: "nat.example"`,
-		"webrtc.ice_servers[0]: no urls", "max viewers (-1)",
+		"webrtc.ice_servers[0]: no urls", "max viewers (-1)", "TCP write stall (-1s)",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
@@ -37,6 +38,7 @@ func TestNewRejectsBadOptionsNamingThem(t *testing.T) {
 // TestAdvertisedAddressReplacesTheLocalOne: with NAT 1:1 configured, the answer's host
 // candidates carry the public address, on the same single UDP and TCP ports.
 func TestAdvertisedAddressReplacesTheLocalOne(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, Options{Advertise: []string{"192.0.2.10"}})
 	api, err := whepclient.API(false, false)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 // A camera removed by a reload ends its viewers' sessions and answers new offers with
 // 404; put back, it serves again with its counters where they were.
 func TestRemovedCameraEndsItsSessionsAndIsUnknown(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, Options{})
 	v, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{})
 	if err != nil {
@@ -48,6 +49,7 @@ func TestRemovedCameraEndsItsSessionsAndIsUnknown(t *testing.T) {
 
 // Updating a camera in place keeps its open sessions and its counters.
 func TestUpdatedCameraKeepsItsSessions(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, Options{})
 	v, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{})
 	if err != nil {

@@ -25,6 +25,13 @@ import (
 
 // TestMain fails the package if a test leaves a goroutine behind: Run promises that every
 // goroutine it started (sessions, feeds, writers, pion's) has exited when it returns.
+//
+// Tests that mostly wait on the camera's real-time frames call t.Parallel. Two kinds must
+// not: those that count goroutines or the Go heap (churn_test.go), and those that check
+// that every frame a UDP viewer got is intact (whep_test.go, the fast viewer of
+// isolation_test.go), which on a starved CPU lose datagrams in the kernel's receive
+// buffer. go test runs every test without t.Parallel first, one at a time, before the
+// parallel ones start.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
