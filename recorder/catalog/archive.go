@@ -113,6 +113,16 @@ func (c *Catalog) ObjectDeleted(ctx context.Context, id int64) error {
 	return nil
 }
 
+// ArchivedBytes returns the bytes of all archived segments (TotalBytes counts the local
+// disk only).
+func (c *Catalog) ArchivedBytes(ctx context.Context) (int64, error) {
+	var n int64
+	if err := c.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE archived_ns IS NOT NULL`).Scan(&n); err != nil {
+		return 0, c.note(fmt.Errorf("catalog: archived bytes: %w", err))
+	}
+	return n, nil
+}
+
 // ArchivedSegments counts the segments in the archive tier: what the bucket must hold.
 func (c *Catalog) ArchivedSegments(ctx context.Context) (int64, error) {
 	var n int64

@@ -45,6 +45,9 @@ func TestArchiveLifecycle(t *testing.T) {
 	if n, err := c.ArchivedSegments(ctx); err != nil || n != 1 {
 		t.Errorf("archived segments = %d, %v; want 1", n, err)
 	}
+	if n, err := c.ArchivedBytes(ctx); err != nil || n != 1000 {
+		t.Errorf("archived bytes = %d, %v; want 1000", n, err)
+	}
 
 	// An evidence lock holds the archived row as it holds a local one.
 	if _, err := c.AddLock(ctx, Lock{Camera: "cam", Start: at(0), End: at(time.Minute), Reason: "case 1", Created: at(time.Hour)}); err != nil {
