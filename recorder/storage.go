@@ -154,6 +154,10 @@ func (s *Storage) Open(rel string) (*os.File, error) {
 	return f, err
 }
 
+// OpenLocal opens a segment's local file only, never the archive's copy: what the archive
+// job uploads.
+func (s *Storage) OpenLocal(rel string) (*os.File, error) { return s.open(rel, false) }
+
 // OpenMedia opens a segment for range reads: its local file, or else its archived object,
 // read range by range rather than fetched whole.
 func (s *Storage) OpenMedia(ctx context.Context, rel string) (MediaReader, error) {
