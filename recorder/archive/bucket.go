@@ -28,13 +28,15 @@ type Options struct {
 // segment's catalog path (recordings/<camera>/<YYYY>/<MM>/<DD>/<start>.mp4), so the key
 // of any row is known without asking the store.
 type Bucket struct {
-	c    *minio.Client
-	name string
+	c      *minio.Client
+	name   string
+	region string
 }
 
-// Open connects to the store and creates the bucket when it does not exist. Its errors
-// name the endpoint and bucket, never the keys.
-func Open(ctx context.Context, o Options) (*Bucket, error) {
+// New makes the bucket's client. It does not reach the store: a store that is down at
+// start-up must not keep the cameras from recording (the job retries; see Ensure).
+// Errors name the endpoint and bucket, never the keys.
+func New(o Options) (*Bucket, error) {
 	c, err := minio.New(o.Endpoint, &minio.Options{
 		Creds:  credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
 		Secure: o.Secure,
@@ -47,18 +49,22 @@ func Open(ctx context.Context, o Options) (*Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive %s/%s: %w", o.Endpoint, o.Bucket, err)
 	}
-	b := &Bucket{c: c, name: o.Bucket}
-	exists, err := c.BucketExists(ctx, o.Bucket)
+	return &Bucket{c: c, name: o.Bucket, region: o.Region}, nil
+}
+
+// Ensure creates the bucket when it does not exist.
+func (b *Bucket) Ensure(ctx context.Context) error {
+	exists, err := b.c.BucketExists(ctx, b.name)
 	if err == nil && !exists {
-		err = c.MakeBucket(ctx, o.Bucket, minio.MakeBucketOptions{Region: o.Region})
+		err = b.c.MakeBucket(ctx, b.name, minio.MakeBucketOptions{Region: b.region})
 		if minio.ToErrorResponse(err).Code == minio.BucketAlreadyOwnedByYou {
 			err = nil // made by another node in between
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("archive %s/%s: %w", o.Endpoint, o.Bucket, err)
+		return fmt.Errorf("archive bucket %s: %w", b.name, err)
 	}
-	return b, nil
+	return nil
 }
 
 // Name is the bucket's name.

@@ -47,6 +47,7 @@ type Job struct {
 	stats Stats
 	mu    sync.Mutex
 	last  PassReport
+	ready bool // the bucket is known to exist (Pass's goroutine only)
 }
 
 // Stats are the job's running totals, for metrics.
@@ -54,6 +55,7 @@ type Stats struct {
 	ArchivedSegments atomic.Int64
 	ArchivedBytes    atomic.Int64 // bytes uploaded and verified
 	Failures         atomic.Int64 // segments that failed a step (retried at the next pass)
+	FailedPasses     atomic.Int64 // passes that ended in an error (the store down, say)
 	ObjectsRemoved   atomic.Int64 // objects of deleted archived segments
 }
 
@@ -114,7 +116,13 @@ func (j *Job) Run(ctx context.Context, interval time.Duration) {
 // unreachable); a segment's own failure is counted, logged and retried next pass.
 func (j *Job) Pass(ctx context.Context) PassReport {
 	rep := PassReport{At: j.now()}
-	rep.Err = j.removeDeletedObjects(ctx, &rep)
+	if !j.ready {
+		rep.Err = j.Bucket.Ensure(ctx)
+		j.ready = rep.Err == nil
+	}
+	if rep.Err == nil {
+		rep.Err = j.removeDeletedObjects(ctx, &rep)
+	}
 	if rep.Err == nil {
 		rep.Err = j.moveDue(ctx, &rep)
 	}
@@ -123,6 +131,11 @@ func (j *Job) Pass(ctx context.Context) PassReport {
 	}
 	if rep.Err == nil && rep.Failed > 0 {
 		rep.Err = fmt.Errorf("%d segments not archived; see the log", rep.Failed)
+	}
+	if rep.Err != nil {
+		j.stats.FailedPasses.Add(1)
+		j.log().Error("archive: pass failed; local footage stays and the next pass retries", "err", rep.Err,
+			"backlog_segments", rep.BacklogSegments)
 	}
 	j.mu.Lock()
 	j.last = rep
