@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"time"
 )
 
 // Archive is storage.archive: an S3-compatible bucket that closed segments move to once
@@ -103,8 +102,8 @@ func (a *Archive) check(v *validator) {
 	if _, err := a.Endpoint(); err != nil {
 		v.add("storage.archive.url", "%v", err)
 	}
-	if a.After.Std() < time.Minute {
-		v.add("storage.archive.after", "must be at least 1m (e.g. 2d), is %s", a.After)
+	if a.After.Std() <= 0 {
+		v.add("storage.archive.after", "must be a positive age such as 2d, is %s", a.After)
 	}
 	for _, f := range []struct{ key, path string }{
 		{"storage.archive.access_key_file", a.AccessKeyFile},

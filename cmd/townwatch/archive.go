@@ -13,10 +13,11 @@ import (
 	"github.com/townwatch/townwatch/recorder/archive"
 )
 
-// archivePassInterval is how often the archive job looks for due segments. Segments
-// become due at `after` (days), so a minute's delay is nothing; it also bounds how long
-// an outage of the store is retried at.
-const archivePassInterval = time.Minute
+// archivePassInterval is how often the archive job looks for due segments: every
+// minute, or every `after` when that is shorter. Segments become due at `after` (days, as
+// a rule), so a minute's delay is nothing; it also paces the retries while the store is
+// unreachable.
+func archivePassInterval(after time.Duration) time.Duration { return min(after, time.Minute) }
 
 // attachArchive makes storage.archive's bucket readable through st (nil, nil without
 // one). It reads the keys from their files and does not reach the store: a store that is
@@ -58,7 +59,7 @@ func (sys *system) openArchive(cfg *configs.Config, log *slog.Logger) error {
 	sys.archiveJob = &archive.Job{Catalog: sys.catalog, Storage: sys.storage, Bucket: b,
 		After: cfg.Storage.Archive.After.Std(), Log: log}
 	sys.extra = append(sys.extra, func(ctx context.Context) error {
-		sys.archiveJob.Run(ctx, archivePassInterval)
+		sys.archiveJob.Run(ctx, archivePassInterval(sys.archiveJob.After))
 		return nil
 	})
 	return nil
