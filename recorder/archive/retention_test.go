@@ -29,12 +29,7 @@ func TestRetentionDeletesArchivedFootage(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := t0.Add(2 * time.Hour)
-	cfg := &configs.Config{Cameras: []configs.Camera{{ID: "cam", Name: "cam", Record: configs.Record{
-		Mode: configs.RecordContinuous, Retention: configs.Duration(time.Hour), Segment: configs.DefaultSegment}}}}
-	ret, err := recorder.NewRetention(cfg, fx.st, fx.cat, nil, func() time.Time { return now })
-	if err != nil {
-		t.Fatal(err)
-	}
+	ret := newRetention(t, fx, now)
 	rep, err := ret.Sweep(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -86,13 +81,7 @@ func TestRetentionStoreDownLeavesObjectPending(t *testing.T) {
 	if rep := fx.job.Pass(ctx); rep.Err != nil || rep.Archived != 2 {
 		t.Fatalf("archive pass: %+v", rep)
 	}
-	now := t0.Add(time.Hour + 10*time.Second) // both just fell due: no guard
-	cfg := &configs.Config{Cameras: []configs.Camera{{ID: "cam", Name: "cam", Record: configs.Record{
-		Mode: configs.RecordContinuous, Retention: configs.Duration(time.Hour), Segment: configs.DefaultSegment}}}}
-	ret, err := recorder.NewRetention(cfg, fx.st, fx.cat, nil, func() time.Time { return now })
-	if err != nil {
-		t.Fatal(err)
-	}
+	ret := newRetention(t, fx, t0.Add(time.Hour+10*time.Second)) // both just fell due: no guard
 	fx.s3.Stop()
 	rep, err := ret.Sweep(ctx)
 	if err == nil || len(rep.Deleted) != 2 {
@@ -112,4 +101,16 @@ func TestRetentionStoreDownLeavesObjectPending(t *testing.T) {
 	if n, _ := fx.job.Bucket.Count(ctx); n != 0 {
 		t.Errorf("bucket holds %d objects, want 0", n)
 	}
+}
+
+// newRetention is retention of the fixture's camera, one hour, at the fixed time now.
+func newRetention(t *testing.T, fx *fixture, now time.Time) *recorder.Retention {
+	t.Helper()
+	cfg := &configs.Config{Cameras: []configs.Camera{{ID: "cam", Name: "cam", Record: configs.Record{
+		Mode: configs.RecordContinuous, Retention: configs.Duration(time.Hour), Segment: configs.DefaultSegment}}}}
+	ret, err := recorder.NewRetention(cfg, fx.st, fx.cat, nil, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ret
 }
