@@ -149,6 +149,8 @@ func (s *Storage) open(rel string, write bool) (*os.File, error) {
 func (s *Storage) Open(rel string) (*os.File, error) {
 	f, err := s.open(rel, false)
 	if errors.Is(err, fs.ErrNotExist) && s.archive != nil {
+		// Open's callers have no context to pass; the fetch ends with the store's
+		// own timeouts.
 		return s.archive.OpenWhole(context.Background(), rel)
 	}
 	return f, err

@@ -339,3 +339,42 @@ func TestBucketMultipartReadsBackExact(t *testing.T) {
 		t.Errorf("a missing object: %v, want fs.ErrNotExist", err)
 	}
 }
+
+// Whole-segment reads of archived footage go through a cache that never holds more than
+// its bound: an older copy is evicted for a newer one, and a reader that still holds the
+// evicted copy open reads it to the end.
+func TestCacheStaysWithinItsBound(t *testing.T) {
+	fx := newFixture(t, 12*time.Second)
+	ctx := context.Background()
+	if rep := fx.job.Pass(ctx); rep.Err != nil || rep.Archived != 3 {
+		t.Fatalf("pass: %+v", rep)
+	}
+	limit := int64(len(fx.bytes)) * 3 / 2
+	tier, err := NewTier(fx.job.Bucket, t.TempDir(), limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	first, err := tier.OpenWhole(ctx, fx.segs[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	for _, s := range fx.segs[1:] {
+		f, err := tier.OpenWhole(ctx, s.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if n := tier.CacheBytes(); n > limit {
+			t.Fatalf("cache holds %d bytes, bound %d", n, limit)
+		}
+	}
+	got, err := io.ReadAll(first)
+	if err != nil || !bytes.Equal(got, fx.bytes) {
+		t.Errorf("the evicted copy a reader held open: %d bytes, %v; want the segment's %d", len(got), err, len(fx.bytes))
+	}
+	if _, err := tier.OpenWhole(ctx, "recordings/cam/2026/03/02/none.mp4"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a segment in neither tier: %v, want fs.ErrNotExist", err)
+	}
+}

@@ -93,13 +93,15 @@ func (c *cache) open(ctx context.Context, key string) (*os.File, error) {
 	path := filepath.Join(c.dir, hex.EncodeToString(sum[:16]))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[key]; ok || n > c.limit {
-		// Another reader cached it meanwhile, or it does not fit: this copy lives only
-		// as long as the caller's open file.
-		return tmp, os.Remove(tmp.Name())
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return tmp, os.Remove(tmp.Name())
+	_, have := c.entries[key]
+	if have || n > c.limit || os.Rename(tmp.Name(), path) != nil {
+		// Another reader cached it meanwhile, it does not fit, or it cannot be kept:
+		// this copy lives only as long as the caller's open file.
+		if err := os.Remove(tmp.Name()); err != nil {
+			tmp.Close()
+			return nil, fmt.Errorf("archive: fetch %s: %w", key, err)
+		}
+		return tmp, nil
 	}
 	c.entries[key] = c.lru.PushFront(&cached{key: key, path: path, size: n})
 	c.used += n
