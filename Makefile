@@ -13,6 +13,12 @@ BIN       := bin/townwatch
 # on a machine run by systemd `systemctl disable --now wsdd` keeps the host unannounced).
 DEB_PACKAGES := pkg-config ffmpeg libopencv-dev libavcodec-dev libavutil-dev libswscale-dev chromium systemd prometheus postgresql-15 iproute2 wsdd
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# versitygw, an S3 server in Go, is what the archive tier is tested against; go install
+# puts it in GOBIN or GOPATH/bin, which the test targets put on PATH (s3test also looks
+# there itself, for a plain go test).
+VERSITYGW_VERSION := v1.8.0
+GOBIN_DIR := $(shell d=$$($(GO) env GOBIN); [ -n "$$d" ] && echo "$$d" || echo "$$($(GO) env GOPATH | cut -d: -f1)/bin")
+export PATH := $(GOBIN_DIR):$(PATH)
 
 # Motion detection links only the OpenCV modules it uses, core and imgproc. gocv's default
 # build links every module pkg-config lists for opencv4: 264 shared libraries in all (GDAL,
@@ -52,6 +58,10 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all Debian packages present"; fi
 	$(GO) mod download
+	@# The S3 server the archive tier's tests start (recorder/archive/s3test), pinned.
+	@[ "$$($(GO) version -m $(GOBIN_DIR)/versitygw 2>/dev/null | awk '$$1 == "mod" {print $$3}')" = "$(VERSITYGW_VERSION)" ] || \
+	  { echo "installing versitygw $(VERSITYGW_VERSION) into $(GOBIN_DIR)"; \
+	    GOFLAGS= $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); }
 
 ## build: build bin/townwatch
 build:

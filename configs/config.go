@@ -127,6 +127,9 @@ type Storage struct {
 	// so that the disk never fills (default 10%). It deletes the oldest footage across all
 	// cameras: an emergency floor, not a share.
 	MinFree FreeSpace `yaml:"min_free"`
+	// Archive moves closed segments to an S3-compatible object store once they are old
+	// enough (nil: footage stays on the local disk; see recorder/archive).
+	Archive *Archive `yaml:"archive"`
 }
 
 // HTTP configures the viewer's listener.

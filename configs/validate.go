@@ -76,6 +76,9 @@ func (c *Config) problems() []Problem {
 	if c.Storage.MinFree.Percent < 0 || c.Storage.MinFree.Percent >= 100 || c.Storage.MinFree.Bytes < 0 {
 		v.add("storage.min_free", "must be a size or a share below 100%%")
 	}
+	if c.Storage.Archive != nil {
+		c.Storage.Archive.check(&v)
+	}
 	if c.Catalog.URL != "" {
 		if err := checkCatalogURL(c.Catalog.URL); err != nil {
 			v.add("catalog.url", "%v", err)

@@ -20,7 +20,7 @@ import (
 type RecoveryReport struct {
 	Completed  []string // open segments truncated to their last complete fragment and indexed
 	Adopted    []string // files the catalog did not know, now indexed
-	Finished   []string // files of recorded deletions that a crash left behind, now removed
+	Finished   []string // files of recorded deletions, or local copies of archived segments, that a crash left behind, now removed
 	Dropped    []string // open segments without one complete fragment: no footage, removed
 	Mismatched []string // indexed files whose size differs from the catalog: reported, untouched
 	Failed     []string // open segments that could not be recovered (unreadable): reported, untouched
@@ -65,6 +65,18 @@ func Recover(ctx context.Context, st *Storage, cat *catalog.Catalog, log *slog.L
 	for _, seg := range all {
 		known[seg.Path] = true
 		size, ok := sizes[seg.Path]
+		if !seg.Archived.IsZero() {
+			// The archive job marks a row only after reading its object back intact; a
+			// local file still there is a copy a crash kept from being removed.
+			if ok {
+				rep.Finished = append(rep.Finished, seg.Path)
+				log.Info("finishing an interrupted archive move: removing the local copy", "path", seg.Path)
+				if err := st.RemoveLocalCopy(seg.Path); err != nil {
+					return rep, fmt.Errorf("recover: %w", err)
+				}
+			}
+			continue
+		}
 		if !ok || size != seg.Bytes {
 			rep.Mismatched = append(rep.Mismatched, seg.Path)
 			log.Error("recording does not match the catalog", "path", seg.Path, "catalog_bytes", seg.Bytes, "file_bytes", size, "file_exists", ok)

@@ -120,7 +120,11 @@ const (
 // Every deletion is recorded in the catalog first (DeleteSegment, one transaction that
 // also re-checks open and locked), then the file is removed: a crash in between leaves a
 // recorded deletion whose file Recover removes at start-up, never a row pointing at
-// nothing. A file that cannot be removed is retried at every sweep.
+// nothing. A file that cannot be removed is retried at every sweep. Archived segments
+// (storage.archive) are deleted the same way, row first, then their object; the
+// deletion stays marked until the object is gone (see removeObject). The rules apply to
+// both tiers alike, except that the space rules (quotas, min_free) count and delete
+// only footage on the local disk: deleting archived footage frees no local space.
 //
 // # Shares of storage.quota
 //
@@ -578,7 +582,13 @@ func (r *Retention) sweep(ctx context.Context, now time.Time, rep *SweepReport) 
 		if err := knowTotal(); err != nil {
 			return fail(err)
 		}
-		trips = guarded*100 > total*massDeletionPercent
+		// The guard weighs footage in both tiers: total counts the local disk (what
+		// the space rules need), so the archive's bytes are added here.
+		archived, err := r.cat.ArchivedBytes(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		trips = guarded*100 > (total+archived)*massDeletionPercent
 	}
 	rep.PlannedBytes, rep.TotalBytes = full.bytes, total
 
@@ -777,8 +787,25 @@ func (r *Retention) execute(ctx context.Context, now time.Time, p *plan, rep *Sw
 			r.pendingRemove = append(r.pendingRemove, d.Path)
 			*errs = append(*errs, fmt.Errorf("deleted segment %d from the catalog but its file stays until the next sweep: %w", d.SegmentID, err))
 		}
+		if d.Archived {
+			r.removeObject(ctx, d, errs)
+		}
 	}
 	return true
+}
+
+// removeObject removes the object of an archived segment whose deletion the catalog has
+// just recorded, then clears the deletion's pending mark. Row first, then the object: a
+// crash or an unreachable store in between leaves the deletion pending, and the archive
+// job removes the object later (archive.Job), so no object outlives its row unlisted.
+func (r *Retention) removeObject(ctx context.Context, d catalog.Deletion, errs *[]error) {
+	if err := r.st.removeObject(ctx, d.Path); err != nil {
+		*errs = append(*errs, fmt.Errorf("deleted archived segment %d from the catalog; its object stays listed for removal: %w", d.SegmentID, err))
+		return
+	}
+	if err := r.cat.ObjectDeleted(ctx, d.ID); err != nil {
+		*errs = append(*errs, err)
+	}
 }
 
 // retryRemovals removes files whose deletion an earlier sweep recorded but could not

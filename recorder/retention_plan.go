@@ -37,10 +37,17 @@ func newPlan() *plan {
 func (p *plan) add(s catalog.Segment, reason string, due time.Time) {
 	p.items = append(p.items, planItem{seg: s, reason: reason, due: due})
 	p.ids[s.ID] = true
-	p.bytes += s.Bytes
-	p.bytesByCam[s.Camera] += s.Bytes
+	if onDisk(s) {
+		// What the space rules weigh: bytes the deletion frees on the local disk.
+		p.bytes += s.Bytes
+		p.bytesByCam[s.Camera] += s.Bytes
+	}
 	p.segsByCam[s.Camera]++
 }
+
+// onDisk says whether a segment's bytes are on the local disk: not yet archived. Only
+// such segments count for, and are deleted by, the space rules (quotas, min_free).
+func onDisk(s catalog.Segment) bool { return s.Archived.IsZero() }
 
 // sorted returns the items oldest footage first, the order they are deleted in.
 func (p *plan) sorted() []planItem {
@@ -140,6 +147,9 @@ func (pl *planner) plan(stored map[string]int64, total int64, space DiskSpace, s
 			continue
 		}
 		err := pl.walk(p, cam, func(s catalog.Segment) bool {
+			if !onDisk(s) {
+				return true
+			}
 			p.add(s, ReasonCameraQuota, time.Time{})
 			return stored[cam]-p.bytesByCam[cam] > quota
 		})
@@ -212,7 +222,7 @@ type shareCursor struct {
 // sinks to the bottom for good.
 func (c *shareCursor) peek(pl *planner, p *plan) (catalog.Segment, bool, error) {
 	for {
-		for len(c.segs) > 0 && p.ids[c.segs[0].ID] {
+		for len(c.segs) > 0 && (p.ids[c.segs[0].ID] || !onDisk(c.segs[0])) {
 			c.segs = c.segs[1:]
 		}
 		if len(c.segs) > 0 {
@@ -281,6 +291,9 @@ func (pl *planner) minFree(p *plan, space DiskSpace) error {
 		return nil
 	}
 	err := pl.walk(p, "", func(s catalog.Segment) bool {
+		if !onDisk(s) {
+			return true
+		}
 		p.add(s, ReasonMinFree, time.Time{})
 		return short(need + pl.reserve)
 	})

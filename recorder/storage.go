@@ -1,8 +1,10 @@
 package recorder
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -21,7 +23,32 @@ type Storage struct {
 	root *os.Root
 	// thumbMu orders thumbnail appends with segment removals (see AppendThumbnail).
 	thumbMu sync.Mutex
+	// archive is the archive tier (nil: none); set once by SetArchive before use.
+	archive ArchiveTier
 }
+
+// ArchiveTier is where the bytes of archived segments are (recorder/archive): an object
+// per segment, named by the segment's catalog path. Errors for an object that does not
+// exist wrap fs.ErrNotExist.
+type ArchiveTier interface {
+	// OpenWhole returns a local file holding the whole object (a cached copy), for
+	// readers that read all of a segment or need a file (export, verification, stills).
+	OpenWhole(ctx context.Context, key string) (*os.File, error)
+	// OpenRange returns a reader that fetches only the ranges read (browser playback).
+	OpenRange(ctx context.Context, key string) (MediaReader, error)
+	// RemoveObject removes the object; one that is already gone is not an error.
+	RemoveObject(ctx context.Context, key string) error
+}
+
+// MediaReader reads a segment's bytes at offsets, wherever they are stored.
+type MediaReader interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// SetArchive makes the archive tier readable through Open and OpenMedia and lets
+// retention remove archived segments' objects. Call it before the storage is shared.
+func (s *Storage) SetArchive(a ArchiveTier) { s.archive = a }
 
 // RecordingsDir is the folder under the storage path that holds the segments.
 const RecordingsDir = "recordings"
@@ -115,8 +142,55 @@ func (s *Storage) open(rel string, write bool) (*os.File, error) {
 	return s.root.OpenFile(rel, flag, 0)
 }
 
-// Open opens a segment file for reading (export, playback, verification).
-func (s *Storage) Open(rel string) (*os.File, error) { return s.open(rel, false) }
+// Open opens a segment file for reading (export, playback, verification). A segment whose
+// local file is gone is read from the archive tier, if there is one: the archive job
+// removes the local file only after the object was verified and the row marked, so a
+// file missing here is either archived or deleted, and the archive says which.
+func (s *Storage) Open(rel string) (*os.File, error) {
+	f, err := s.open(rel, false)
+	if errors.Is(err, fs.ErrNotExist) && s.archive != nil {
+		// Open's callers have no context to pass; the fetch ends with the store's
+		// own timeouts.
+		return s.archive.OpenWhole(context.Background(), rel)
+	}
+	return f, err
+}
+
+// OpenLocal opens a segment's local file only, never the archive's copy: what the archive
+// job uploads.
+func (s *Storage) OpenLocal(rel string) (*os.File, error) { return s.open(rel, false) }
+
+// OpenMedia opens a segment for range reads: its local file, or else its archived object,
+// read range by range rather than fetched whole.
+func (s *Storage) OpenMedia(ctx context.Context, rel string) (MediaReader, error) {
+	f, err := s.open(rel, false)
+	if errors.Is(err, fs.ErrNotExist) && s.archive != nil {
+		return s.archive.OpenRange(ctx, rel)
+	}
+	return f, err
+}
+
+// RemoveLocalCopy removes the local file of a segment the archive tier holds, and makes
+// the removal durable. Its thumbnails stay: they are small, and scrubbing archived
+// footage still shows them; retention removes them with the segment.
+func (s *Storage) RemoveLocalCopy(rel string) error {
+	err := s.root.Remove(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.syncDir(path.Dir(rel))
+}
+
+// removeObject removes an archived segment's object, if there is an archive tier.
+func (s *Storage) removeObject(ctx context.Context, rel string) error {
+	if s.archive == nil {
+		return fmt.Errorf("segment %s is archived, but storage.archive is not configured: its object stays in the bucket", rel)
+	}
+	return s.archive.RemoveObject(ctx, rel)
+}
 
 // remove deletes a segment file and, first, its thumbnails; one that is already gone is
 // not an error (an interrupted deletion being finished). Every deletion of a segment file

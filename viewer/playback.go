@@ -46,8 +46,13 @@ type Playback struct {
 	// OpenSegment returns the segment a camera's recorder is writing (Writer.OpenSegment):
 	// its fragments are in the catalog only once it closes.
 	OpenSegment func(camera string) (recorder.OpenSegment, bool)
-	// OpenFile opens a segment file by its storage path (recorder.Storage.Open).
+	// OpenFile opens a segment file by its storage path (recorder.Storage.Open): the
+	// whole segment, for stills.
 	OpenFile func(rel string) (*os.File, error)
+	// OpenMedia opens a segment for the range reads of media requests
+	// (recorder.Storage.OpenMedia: an archived segment is read range by range from the
+	// bucket, not fetched whole); nil: OpenFile.
+	OpenMedia func(ctx context.Context, rel string) (recorder.MediaReader, error)
 	// Thumbnails reads a segment's scrub-preview thumbnails by its storage path
 	// (recorder.Storage.Thumbnails); nil: none are served.
 	Thumbnails func(segment string) ([]recorder.Thumbnail, error)
@@ -401,7 +406,7 @@ func (pb *Playback) handleMedia(w http.ResponseWriter, r *http.Request) {
 			size = open.Bytes
 		}
 	}
-	f, err := pb.OpenFile(seg.Path)
+	f, err := pb.openMedia(r.Context(), seg.Path)
 	if errors.Is(err, os.ErrNotExist) {
 		pb.gone(w, r, id) // deleted between the row and the file
 		return
@@ -423,6 +428,14 @@ func (pb *Playback) handleMedia(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "private, max-age=86400")
 	}
 	http.ServeContent(w, r, "", seg.End, io.NewSectionReader(f, 0, size))
+}
+
+// openMedia opens a segment for range reads: OpenMedia, or OpenFile without one.
+func (pb *Playback) openMedia(ctx context.Context, rel string) (recorder.MediaReader, error) {
+	if pb.OpenMedia != nil {
+		return pb.OpenMedia(ctx, rel)
+	}
+	return pb.OpenFile(rel)
 }
 
 // pathSegment is the segment a /api/segments/{id}/... request names (the guard resolved

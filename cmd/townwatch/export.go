@@ -104,6 +104,13 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) (co
 		return exitFailure
 	}
 	defer st.Close()
+	// Archived segments are read from the bucket (storage.archive).
+	if tier, _, err := attachArchive(cfg, st); err != nil {
+		fmt.Fprintf(stderr, "export: %v\n", err)
+		return exitFailure
+	} else if tier != nil {
+		defer tier.Close()
+	}
 
 	res, err := exportToFile(ctx, st, cat, *camera, from, to, *outPath, stderr)
 	switch {

@@ -259,9 +259,15 @@ func TestOfficerPlaysBackRecordedFootage(t *testing.T) {
 // (storage in its data folder, where auditRows looks) and the config file.
 func startOfficerServer(t *testing.T, second, namestiExtra string) (dir, cfgPath string, p *serveProc) {
 	t.Helper()
+	return startOfficerServerIn(t, t.TempDir(), second, namestiExtra, "")
+}
+
+// startOfficerServerIn is startOfficerServer in dir, with storageExtra lines added to
+// its storage section (indented by 2).
+func startOfficerServerIn(t *testing.T, dir, second, namestiExtra, storageExtra string) (_, cfgPath string, p *serveProc) {
+	t.Helper()
 	camAddr := "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
-	dir = t.TempDir()
-	cfg := "storage:\n  path: " + strconv.Quote(filepath.Join(dir, "data")) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
+	cfg := "storage:\n  path: " + strconv.Quote(filepath.Join(dir, "data")) + "\n  min_free: 1MiB\n" + storageExtra + "http:\n  listen: 127.0.0.1:0\n" +
 		"webrtc: {udp_port: 0, tcp_port: 0}\ncameras:\n" +
 		"  - id: namesti\n    main: {url: rtsp://" + camAddr + "/namesti}\n    record: {mode: continuous, segment: 10s}\n" + namestiExtra +
 		"  - id: " + second + "\n    main: {url: rtsp://" + camAddr + "/" + second + "}\n    record: {mode: continuous, segment: 10s}\n"

@@ -21,6 +21,7 @@ import (
 	"github.com/townwatch/townwatch/ingest/supervise"
 	"github.com/townwatch/townwatch/motion"
 	"github.com/townwatch/townwatch/recorder"
+	"github.com/townwatch/townwatch/recorder/archive"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/recorder/exports"
 	"github.com/townwatch/townwatch/viewer"
@@ -66,6 +67,9 @@ type system struct {
 	health *catalogHealth
 
 	storedBytes storedBytes
+	// archiveTier and archiveJob are storage.archive's (nil without one; archive.go).
+	archiveTier *archive.Tier
+	archiveJob  *archive.Job
 }
 
 // openSystem opens storage and catalog, brings them into agreement after a crash
@@ -99,6 +103,9 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 		return nil, fmt.Errorf("%s: %w", catalogField(cfg), err)
 	}
 	sys.health.cat = sys.catalog
+	if err := sys.openArchive(cfg, log.With("component", "archive")); err != nil {
+		return nil, err
+	}
 	recovered, err := recorder.Recover(ctx, sys.storage, sys.catalog, log.With("component", "recovery"))
 	if err != nil {
 		return nil, err
@@ -182,6 +189,7 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	reg.MustRegister(clientConnectionMetrics(clients)...)
 	reg.MustRegister(sys.thumbs.metrics()...)
 	reg.MustRegister(sys.health.metrics()...)
+	reg.MustRegister(sys.archiveMetrics()...)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 	events := &viewer.Events{Store: sys.catalog, Log: log,
 		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
@@ -245,7 +253,7 @@ func (sys *system) playback(log *slog.Logger) *viewer.Playback {
 		frames = nil
 	}
 	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Frames: frames, Log: log,
-		OpenFile: sys.storage.Open, OpenSegment: sys.openSegment, Thumbnails: sys.storage.Thumbnails}
+		OpenFile: sys.storage.Open, OpenMedia: sys.storage.OpenMedia, OpenSegment: sys.openSegment, Thumbnails: sys.storage.Thumbnails}
 }
 
 // openSegment is the segment camera's recorder is writing, if any.
@@ -374,6 +382,9 @@ func (sys *system) close() {
 	}
 	if sys.storage != nil {
 		sys.storage.Close()
+	}
+	if sys.archiveTier != nil {
+		sys.archiveTier.Close()
 	}
 	if sys.lock != nil {
 		sys.lock.Close()

@@ -36,6 +36,13 @@ func runVerifyArchive(ctx context.Context, args []string, stdout, stderr io.Writ
 		return exitFailure
 	}
 	defer st.Close()
+	// Archived segments are read from the bucket (storage.archive).
+	if tier, _, err := attachArchive(cfg, st); err != nil {
+		fmt.Fprintf(stderr, "verify-archive: %v\n", err)
+		return exitFailure
+	} else if tier != nil {
+		defer tier.Close()
+	}
 	// Re-hashing a large archive takes minutes: say how far it is, every few seconds.
 	var lastReport time.Time
 	progress := func(done, total int) {

@@ -19,15 +19,18 @@ type Deletion struct {
 	// PrevSHA256 and Chained are the deleted segment's hash chain link (Segment.PrevSHA256).
 	PrevSHA256 string
 	Chained    bool
+	// Archived says the segment was in the archive tier when it was deleted: its object is
+	// removed after the row (PendingObjectDeletions, ObjectDeleted).
+	Archived bool
 }
 
-const deletionColumns = `id, segment_id, camera, stream, path, sha256, reason, start_ns, end_ns, deleted_ns, bytes, prev_sha256`
+const deletionColumns = `id, segment_id, camera, stream, path, sha256, reason, start_ns, end_ns, deleted_ns, bytes, prev_sha256, archived`
 
 func scanDeletion(sc scanner) (Deletion, error) {
 	var d Deletion
 	var start, end, at int64
 	var prev sql.NullString
-	err := sc.Scan(&d.ID, &d.SegmentID, &d.Camera, &d.Stream, &d.Path, &d.SHA256, &d.Reason, &start, &end, &at, &d.Bytes, &prev)
+	err := sc.Scan(&d.ID, &d.SegmentID, &d.Camera, &d.Stream, &d.Path, &d.SHA256, &d.Reason, &start, &end, &at, &d.Bytes, &prev, &d.Archived)
 	d.Start, d.End, d.At = fromNanos(start), fromNanos(end), fromNanos(at)
 	d.PrevSHA256, d.Chained = prev.String, prev.Valid
 	return d, err
@@ -102,8 +105,10 @@ WHERE s.id = $1 ORDER BY l.id LIMIT 1`, id, atNS).Scan(&lock); {
 				return err
 			}
 		}
-		d, err = scanDeletion(tx.QueryRowContext(ctx, `INSERT INTO deletions (segment_id, camera, stream, start_ns, end_ns, path, bytes, sha256, reason, deleted_ns, prev_sha256)
-SELECT id, camera, stream, start_ns, end_ns, path, bytes, sha256, $2, $3, prev_sha256 FROM segments WHERE id = $1
+		d, err = scanDeletion(tx.QueryRowContext(ctx, `INSERT INTO deletions (segment_id, camera, stream, start_ns, end_ns, path, bytes, sha256, reason, deleted_ns, prev_sha256, archived, object_pending)
+SELECT id, camera, stream, start_ns, end_ns, path, bytes, sha256, $2, $3, prev_sha256,
+	CASE WHEN archived_ns IS NULL THEN 0 ELSE 1 END, CASE WHEN archived_ns IS NULL THEN 0 ELSE 1 END
+FROM segments WHERE id = $1
 RETURNING `+deletionColumns, id, reason, atNS))
 		if err != nil {
 			return err

@@ -255,6 +255,19 @@ CREATE TABLE bookmarks (
 CREATE INDEX bookmarks_camera ON bookmarks (camera, from_ns);
 CREATE INDEX bookmarks_case ON bookmarks (case_id);
 `,
+	// 6: the archive tier (recorder/archive). archived_ns is when a segment's bytes were
+	// verified in the object store (NULL: on the local disk only); the partial index is
+	// the archive job's work list. A deletion records whether the segment was archived,
+	// and object_pending keeps an archived segment's object listed until it is removed
+	// from the bucket: the row goes first, so a crash in between leaves a pending
+	// deletion the job finishes, never an object nobody knows about.
+	`
+ALTER TABLE segments ADD COLUMN archived_ns INTEGER;
+CREATE INDEX segments_archivable ON segments (end_ns) WHERE archived_ns IS NULL AND open = 0;
+ALTER TABLE deletions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deletions ADD COLUMN object_pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX deletions_object_pending ON deletions (id) WHERE object_pending = 1;
+`,
 }
 
 // migrate applies the migrations the database has not seen, each in its own transaction

@@ -221,4 +221,12 @@ CREATE TABLE bookmarks (
 CREATE INDEX bookmarks_camera ON bookmarks (camera, from_ns);
 CREATE INDEX bookmarks_case ON bookmarks (case_id);
 `,
+	// 6: the archive tier; see migrate.go.
+	`
+ALTER TABLE segments ADD COLUMN archived_ns BIGINT;
+CREATE INDEX segments_archivable ON segments (end_ns) WHERE archived_ns IS NULL AND open = 0;
+ALTER TABLE deletions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deletions ADD COLUMN object_pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX deletions_object_pending ON deletions (id) WHERE object_pending = 1;
+`,
 }

@@ -32,9 +32,13 @@ type Segment struct {
 	// catalog kept the chain, and while open.
 	PrevSHA256 string
 	Chained    bool
+	// Archived is when the segment's bytes were verified in the archive tier's bucket
+	// (recorder/archive); zero while they are on the local disk only. Once set, the
+	// local file may be gone: readers go through recorder.Storage, which finds either.
+	Archived time.Time
 }
 
-const segmentColumns = `id, camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs, prev_sha256`
+const segmentColumns = `id, camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs, prev_sha256, archived_ns`
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -43,9 +47,13 @@ func scanSegment(sc scanner) (Segment, error) {
 	var s Segment
 	var start, end int64
 	var prev sql.NullString
+	var archived sql.NullInt64
 	err := sc.Scan(&s.ID, &s.Camera, &s.Stream, &start, &end, &s.Path, &s.Bytes, &s.SHA256,
-		&s.Codec, &s.Width, &s.Height, &s.Audio, &s.GapBefore, &s.Open, &s.Frames, &s.MIMECodecs, &prev)
+		&s.Codec, &s.Width, &s.Height, &s.Audio, &s.GapBefore, &s.Open, &s.Frames, &s.MIMECodecs, &prev, &archived)
 	s.Start, s.End = fromNanos(start), fromNanos(end)
+	if archived.Valid {
+		s.Archived = fromNanos(archived.Int64)
+	}
 	s.PrevSHA256, s.Chained = prev.String, prev.Valid
 	return s, err
 }
@@ -335,20 +343,21 @@ func (c *Catalog) AllSegments(ctx context.Context) ([]Segment, error) {
 	return segs, nil
 }
 
-// BytesByCamera returns the bytes of every camera's segments, open ones included (their
-// bytes are on disk too). Cameras without segments are absent.
+// BytesByCamera returns the bytes of every camera's segments on the local disk, open ones
+// included (their bytes are on disk too); archived segments are not counted, since the
+// quotas they feed are about the local disk. Cameras without local segments are absent.
 func (c *Catalog) BytesByCamera(ctx context.Context) (map[string]int64, error) {
-	m, err := c.bytesPerCamera(ctx, `SELECT camera, SUM(bytes) FROM segments GROUP BY camera`)
+	m, err := c.bytesPerCamera(ctx, `SELECT camera, SUM(bytes) FROM segments WHERE archived_ns IS NULL GROUP BY camera`)
 	if err != nil {
 		return nil, c.note(fmt.Errorf("catalog: bytes by camera: %w", err))
 	}
 	return m, nil
 }
 
-// TotalBytes returns the bytes of all segments, open ones included.
+// TotalBytes returns the bytes of all segments on the local disk, open ones included.
 func (c *Catalog) TotalBytes(ctx context.Context) (int64, error) {
 	var n int64
-	if err := c.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments`).Scan(&n); err != nil {
+	if err := c.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE archived_ns IS NULL`).Scan(&n); err != nil {
 		return 0, c.note(fmt.Errorf("catalog: total bytes: %w", err))
 	}
 	return n, nil
