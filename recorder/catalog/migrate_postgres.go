@@ -221,4 +221,21 @@ CREATE TABLE bookmarks (
 CREATE INDEX bookmarks_camera ON bookmarks (camera, from_ns);
 CREATE INDEX bookmarks_case ON bookmarks (case_id);
 `,
+	// nodes and camera leases; times are PostgreSQL's own clock (timestamptz), never a
+	// node's: a lease must mean the same instant to every node.
+	`
+CREATE TABLE nodes (
+	name      TEXT        PRIMARY KEY,
+	advertise TEXT        NOT NULL,
+	heartbeat TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE camera_leases (
+	camera     TEXT        PRIMARY KEY,
+	node       TEXT        NOT NULL,
+	epoch      BIGINT      NOT NULL,
+	expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX camera_leases_node ON camera_leases (node);
+ALTER TABLE segments ADD COLUMN node TEXT NOT NULL DEFAULT '';
+`,
 }
