@@ -176,7 +176,9 @@ func (m *Manager) setHeld(held map[string]int64) {
 // round is one renewal: heartbeat, renew, give up what is over the fair share, claim
 // what is under it, and refresh the holders' list.
 func (m *Manager) round(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, m.Interval())
+	// Half the TTL: a round slowed by a loaded database still finishes (the next one just
+	// starts late), and one that cannot finish gives up while the leases still hold.
+	ctx, cancel := context.WithTimeout(ctx, m.opt.TTL/2)
 	defer cancel()
 	ttl := m.opt.TTL.Seconds()
 	if _, err := m.db.ExecContext(ctx, `INSERT INTO nodes (name, advertise, heartbeat) VALUES ($1, $2, clock_timestamp())
@@ -210,11 +212,12 @@ WHERE node = $1 AND expires_at > clock_timestamp() RETURNING camera, epoch`, m.o
 		}
 	}
 	cams := m.opt.Cameras()
-	release, err := m.balance(ctx, cams, renewed)
+	claimed, release, err := m.balance(ctx, cams, renewed)
 	if err != nil {
 		m.setHeld(renewed) // what was lost stops even when claiming failed
 		return fmt.Errorf("claim: %w", err)
 	}
+	maps.Copy(renewed, claimed)
 	// Stop what is given up before giving it up (see Options.Changed).
 	for _, cam := range release {
 		delete(renewed, cam.id)
@@ -242,26 +245,27 @@ WHERE camera = $1 AND node = $2 AND epoch = $3`, l.id, m.opt.Node, l.epoch)
 }
 
 // balance claims free cameras up to this node's fair share (and every free camera pinned
-// to it) into held, and returns the leases over the fair share, to be given up. Leases on
-// cameras no longer configured, or pinned to another node, are given up too.
-func (m *Manager) balance(ctx context.Context, cams []Camera, held map[string]int64) ([]lease, error) {
+// to it), and returns what it claimed (committed: only then may they start) and the
+// leases over the fair share, to be given up. Leases on cameras no longer configured, or
+// pinned to another node, are given up too.
+func (m *Manager) balance(ctx context.Context, cams []Camera, held map[string]int64) (map[string]int64, []lease, error) {
 	tx, err := m.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(claimLock)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var live int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM nodes WHERE heartbeat > clock_timestamp() - make_interval(secs => $1)`,
 		m.opt.TTL.Seconds()).Scan(&live); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	live = max(live, 1) // this node has just beaten
 	taken, err := m.leasesTx(ctx, tx, `SELECT camera, epoch FROM camera_leases WHERE expires_at > clock_timestamp()`)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	var release []lease
@@ -297,6 +301,7 @@ func (m *Manager) balance(ctx context.Context, cams []Camera, held map[string]in
 		release = append(release, lease{id, held[id]})
 	}
 	want := fair - len(mine)
+	claimed := map[string]int64{}
 	for _, c := range cams {
 		if _, ok := taken[c.ID]; ok {
 			continue
@@ -317,16 +322,21 @@ RETURNING epoch`, c.ID, m.opt.Node, m.opt.TTL.Seconds()).Scan(&epoch)
 			continue // taken meanwhile (cannot happen under claimLock, but costs nothing)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		held[c.ID] = epoch
-		m.opt.Log.Info("camera lease claimed", "camera", c.ID, "epoch", epoch)
+		claimed[c.ID] = epoch
 		if !pinnedHere {
 			want--
 		}
 	}
 	slices.SortFunc(release, func(a, b lease) int { return cmp.Compare(a.id, b.id) })
-	return release, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, nil, err
+	}
+	for id, epoch := range claimed {
+		m.opt.Log.Info("camera lease claimed", "camera", id, "epoch", epoch)
+	}
+	return claimed, release, nil
 }
 
 // refreshHolders reads who holds every camera now, for the API.
