@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +50,8 @@ func nodeSetup(t *testing.T, ttl string, nodes ...string) (url string, cfgs map[
 		port := freeTCPPort(t)
 		var cfg strings.Builder
 		fmt.Fprintf(&cfg, "storage:\n  path: %q\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:%d\nwebrtc:\n  udp_port: 0\n  tcp_port: 0\n", filepath.Join(dir, n), port)
+		// The audit chain in the shared catalog is sealed with one key: every node has it.
+		fmt.Fprintf(&cfg, "audit:\n  key_file: %q\n", filepath.Join(dir, "audit.key"))
 		fmt.Fprintf(&cfg, "catalog:\n  url: %q\nnode:\n  advertise: http://127.0.0.1:%d\n  token_file: %q\n", url, port, token)
 		if ttl != "" {
 			fmt.Fprintf(&cfg, "  lease_ttl: %s\n", ttl)
@@ -120,8 +124,7 @@ func waitNodes(t *testing.T, limit time.Duration, what string, procs map[string]
 	t.Helper()
 	clients := map[string]*http.Client{}
 	for n, p := range procs {
-		clients[n] = loginClient(t, p.base, "velitel", accountPassword)
-		clients[n].Timeout = 2 * time.Second
+		clients[n] = p.client
 	}
 	start := time.Now()
 	var views map[string]map[string]clusterCamera
@@ -162,9 +165,34 @@ func recordsShare(views map[string]map[string]clusterCamera, node string, want i
 	return len(mine) == want && slices.Equal(mine, shared)
 }
 
+// startNodeProc starts `townwatch serve -node name` and logs in to it as velitel.
 func startNodeProc(t *testing.T, cfg, name string) *serveProc {
 	t.Helper()
-	return startServeCmd(t, exec.Command(binary, "serve", "-config", cfg, "-node", name))
+	p := startServeCmd(t, exec.Command(binary, "serve", "-config", cfg, "-node", name))
+	p.client = slowLogin(t, p.base)
+	return p
+}
+
+// slowLogin is loginClient with patience: a node's first seconds (four cameras starting,
+// a race-built binary, a loaded test machine) can hold an Argon2id login past 10 s.
+func slowLogin(t *testing.T, base string) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, Timeout: 60 * time.Second}
+	body, _ := json.Marshal(map[string]string{"username": "velitel", "password": accountPassword})
+	resp, err := c.Post(base+"api/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("login at %s: %v", base, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login at %s: %s", base, resp.Status)
+	}
+	c.Timeout = 5 * time.Second
+	return c
 }
 
 // nodeSegments are the catalog's segment rows recorded on node's disk.
@@ -202,7 +230,7 @@ func TestNodesShareCamerasAndTakeOverFromAKilledNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	ha, _ := holders(nodeView(loginClient(t, a.base, "velitel", accountPassword), a.base))
+	ha, _ := holders(nodeView(a.client, a.base))
 	var moved []string
 	for _, id := range cluster4 {
 		if ha[id] == "a" {
@@ -222,7 +250,7 @@ func TestNodesShareCamerasAndTakeOverFromAKilledNode(t *testing.T) {
 	if took > 10*time.Second+10*time.Second/3+5*time.Second {
 		t.Errorf("failover took %s; want within TTL + renewal interval + 5 s of camera start", took)
 	}
-	hb, recb := holders(nodeView(loginClient(t, b.base, "velitel", accountPassword), b.base))
+	hb, recb := holders(nodeView(b.client, b.base))
 	if hb["pinned"] != "" || slices.Contains(recb, "pinned") {
 		t.Errorf("camera pinned to a: holder %q on b, b records %v; want nobody while a is down", hb["pinned"], recb)
 	}
@@ -296,7 +324,7 @@ func TestPausedNodeWritesNothingForTheCamerasItLost(t *testing.T) {
 	stopped = false
 	// a notices at its next lease round (overdue at once) and stops the four cameras'
 	// writers; its metrics then say so.
-	metrics := loginClient(t, a.base, "velitel", accountPassword)
+	metrics := a.client
 	re := regexp.MustCompile(`(?m)^townwatch_node_leases_lost_total\{node="a"\} (\S+)$`)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
