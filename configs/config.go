@@ -18,6 +18,7 @@ type Config struct {
 	Audit   Audit    `yaml:"audit"`
 	Exports Exports  `yaml:"exports"`
 	Ingest  Ingest   `yaml:"ingest"`
+	Node    Node     `yaml:"node"`    // only for several recorder nodes (serve -node)
 	Cameras []Camera `yaml:"cameras"` // none is valid: the server runs with an empty camera list
 }
 
@@ -221,6 +222,9 @@ type Camera struct {
 	Record Record  `yaml:"record"`
 	Motion Motion  `yaml:"motion"`
 	Live   Live    `yaml:"live"`
+	// Node pins the camera to one recorder node (serve -node): only that node records
+	// it. Empty: any node may, as the camera leases share cameras out.
+	Node string `yaml:"node"`
 }
 
 // Live configures what the live view shows of a camera.

@@ -90,6 +90,7 @@ func (c *Config) problems() []Problem {
 	v.access(c)
 	v.webrtc(&c.WebRTC)
 	v.cameras(c.Cameras)
+	v.nodes(c)
 	return v.problems
 }
 

@@ -27,7 +27,8 @@ type RecoveryReport struct {
 }
 
 // Recover makes the catalog and the recordings folder agree after a crash, power loss or
-// unclean stop. It runs once at start-up, before any Writer. Nothing with footage in it is
+// unclean stop. With several recorder nodes it looks only at this node's segments
+// (catalog.Segment.Node): the others are on other disks. It runs once at start-up, before any Writer. Nothing with footage in it is
 // deleted: an interrupted segment is cut back to its last complete fragment and indexed,
 // and a file the catalog does not know is adopted.
 func Recover(ctx context.Context, st *Storage, cat *catalog.Catalog, log *slog.Logger) (RecoveryReport, error) {
@@ -40,6 +41,11 @@ func Recover(ctx context.Context, st *Storage, cat *catalog.Catalog, log *slog.L
 		return rep, fmt.Errorf("recover: %w", err)
 	}
 	for _, seg := range open {
+		if seg.Node != cat.Node() {
+			// Another node's segment, on its disk: only that node can complete it, and
+			// while it runs the segment is legitimately open.
+			continue
+		}
 		if err := completeOpen(ctx, st, cat, seg, &rep, log); err != nil {
 			if ctx.Err() != nil {
 				return rep, err
@@ -64,6 +70,9 @@ func Recover(ctx context.Context, st *Storage, cat *catalog.Catalog, log *slog.L
 	known := make(map[string]bool, len(all))
 	for _, seg := range all {
 		known[seg.Path] = true
+		if seg.Node != cat.Node() {
+			continue // on another node's disk
+		}
 		size, ok := sizes[seg.Path]
 		if !seg.Archived.IsZero() {
 			// The archive job marks a row only after reading its object back intact; a

@@ -37,6 +37,10 @@ type segment struct {
 	params   *ingest.VideoParams
 	seq      uint32
 	frames   int64 // video samples written
+	// initBytes is the size of the file's header (the MP4 init); cataloged is the size
+	// the catalog row had at its last successful write. Both say what to set aside when
+	// the camera's lease is lost (recording.setAside).
+	initBytes, cataloged int64
 	// index lists the fragments written, for the catalog row when the segment closes and,
 	// while it is open, for playback (Writer.OpenSegment). Entries are never changed once
 	// appended, so a published prefix can be read while the writer appends.

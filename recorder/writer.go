@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,6 +85,10 @@ const (
 	// StateWaitingMotion: record.mode is motion, the camera streams and no event is going
 	// on; the pre-roll is kept in memory and nothing is written.
 	StateWaitingMotion State = "waiting_motion"
+	// StateFenced: a catalog write was refused because this node no longer holds the
+	// camera's lease (catalog.ErrFenced): another node records the camera now. The Writer
+	// records nothing more until its camera is started again under a new lease.
+	StateFenced State = "fenced"
 )
 
 // WriterStats are a Writer's counters, read at scrape time.
@@ -110,6 +115,9 @@ type WriterStats struct {
 	// disk (a damaged catalog file, an I/O error). Recording goes on without them: the
 	// segments are on disk, and the next start's Recover indexes them.
 	CatalogFailures uint64
+	// FencedWrites counts catalog writes refused because the node had lost the camera's
+	// lease (catalog.ErrFenced).
+	FencedWrites uint64
 }
 
 // Writer records one camera's main stream into segments and indexes them.
@@ -122,6 +130,8 @@ type Writer struct {
 	diskFull    func() // asks Retention for an immediate sweep
 	fragLatency func(time.Duration)
 	minFree     configs.FreeSpace
+	// progressEvery is WriterOptions.ProgressEvery or its default.
+	progressEvery time.Duration
 	// now is the wall clock (time.Now; tests inject their own). Fragments are flushed, and
 	// disk-full retries timed, on it rather than on the camera's timestamps.
 	now func() time.Time
@@ -144,6 +154,7 @@ type Writer struct {
 	preRollBytes atomic.Uint64
 	preRollDrops atomic.Uint64
 	catalogFails atomic.Uint64
+	fencedWrites atomic.Uint64
 
 	// open is the segment being written, published after every fragment for playback;
 	// nil between segments.
@@ -194,6 +205,11 @@ type WriterOptions struct {
 	// MinFree is storage.min_free: a Writer paused on a full disk resumes once at most this
 	// much (or resumeFreeBytes, if less) is free.
 	MinFree configs.FreeSpace
+	// ProgressEvery is how often the open segment's row is brought up to date (0: every
+	// catalogProgressInterval). A recorder node sets it short: after a takeover the
+	// catalog has the dead node's footage up to its last update, and a fenced node sets
+	// aside what came after it.
+	ProgressEvery time.Duration
 }
 
 // NewWriter validates its arguments. It starts nothing and does no I/O.
@@ -212,7 +228,8 @@ func NewWriter(cam configs.Camera, st *Storage, cat *catalog.Catalog, hub *inges
 	}
 	w := &Writer{cam: cam, st: st, cat: cat, hub: hub, log: log.With("camera", cam.ID, "component", "recorder"),
 		diskFull: opt.DiskFull, fragLatency: opt.FragmentLatency, minFree: opt.MinFree, state: StateWaiting,
-		preRollMax: preRollMaxBytes, now: time.Now}
+		progressEvery: cmp.Or(opt.ProgressEvery, catalogProgressInterval),
+		preRollMax:    preRollMaxBytes, now: time.Now}
 	if w.diskFull == nil {
 		w.diskFull = func() {}
 	}
@@ -235,7 +252,7 @@ func (w *Writer) Stats() WriterStats {
 	w.mu.Unlock()
 	return WriterStats{State: st, Reason: reason, RecordedBytes: w.bytes.Load(), RecordedFrames: w.frames.Load(),
 		Segments: w.segments.Load(), Gaps: w.gaps.Load(), PreRollBytes: w.preRollBytes.Load(), PreRollDrops: w.preRollDrops.Load(),
-		Lost: lost, CatalogFailures: w.catalogFails.Load()}
+		Lost: lost, CatalogFailures: w.catalogFails.Load(), FencedWrites: w.fencedWrites.Load()}
 }
 
 // losesFootage tells the states in which footage that should be recorded is not: every
@@ -281,6 +298,10 @@ func (w *Writer) Run(ctx context.Context) error {
 		return nil
 	}
 	rec := w.newRecording()
+	// Catalog writes outlive ctx (the segment open at a stop must still be closed) but
+	// keep its values: a camera started under a lease carries its fence in ctx
+	// (catalog.WithFence), so every write below is fenced.
+	rec.catCtx = context.WithoutCancel(ctx)
 	defer rec.completeUnfinished()
 	for {
 		w.setState(StateWaiting, "")
@@ -300,7 +321,7 @@ func (w *Writer) Run(ctx context.Context) error {
 // newRecording is the state Run starts with: nothing recorded yet, so the first segment
 // follows a gap.
 func (w *Writer) newRecording() *recording {
-	rec := &recording{w: w, gapNext: true, lost: true}
+	rec := &recording{w: w, catCtx: context.Background(), gapNext: true, lost: true}
 	if w.cam.Record.Mode == configs.RecordMotion {
 		rec.mo = &motionRecording{buf: preRoll{window: w.cam.Record.PreRoll.Std() + detectionMargin, max: w.preRollMax}}
 	}
@@ -309,7 +330,11 @@ func (w *Writer) newRecording() *recording {
 
 // recording is the state of one Writer's Run that outlives Streams.
 type recording struct {
-	w       *Writer
+	w      *Writer
+	catCtx context.Context // what every catalog write is made with (see Run)
+	// fenced: a catalog write was refused for lack of the camera's lease; nothing more
+	// is recorded (see fenceOff).
+	fenced  bool
 	seg     *segment
 	gapNext bool // the next segment does not continue the previous one
 	// lost: footage that was to be recorded is missing since the last segment; the next
@@ -476,6 +501,9 @@ func (rc *recording) cutBefore(u *ingest.Unit) bool {
 // mayOpen reports whether recording may (re)start: after a disk-full pause, only once there
 // is room again.
 func (rc *recording) mayOpen() bool {
+	if rc.fenced {
+		return false
+	}
 	if !rc.paused {
 		return true
 	}
@@ -502,7 +530,7 @@ func (rc *recording) completeUnfinished() bool {
 	var left []catalog.Segment
 	for _, seg := range rc.unfinished {
 		var rep RecoveryReport
-		if err := completeOpen(context.Background(), rc.w.st, rc.w.cat, seg, &rep, rc.w.log); err != nil {
+		if err := completeOpen(rc.catCtx, rc.w.st, rc.w.cat, seg, &rep, rc.w.log); err != nil {
 			rc.w.log.Warn("segment still not indexed; will retry", "path", seg.Path, "err", err)
 			left = append(left, seg)
 		}
@@ -531,8 +559,8 @@ func (rc *recording) open(u *ingest.Unit, audio *ingest.Track) error {
 		Codec: string(u.Track.Codec), MIMECodecs: mimeCodecs(init), Width: u.Params.Width, Height: u.Params.Height,
 		Audio: withAudio, GapBefore: rc.gapNext, Open: true,
 	}
-	s.id, err = w.cat.CreateSegment(context.Background(), s.row)
-	if errors.Is(err, catalog.ErrFull) {
+	s.id, err = w.cat.CreateSegment(rc.catCtx, s.row)
+	if errors.Is(err, catalog.ErrFull) || errors.Is(err, catalog.ErrFenced) {
 		return fmt.Errorf("index segment %s: %w", s.path, err)
 	}
 	if err != nil {
@@ -561,6 +589,7 @@ func (rc *recording) open(u *ingest.Unit, audio *ingest.Track) error {
 		rc.abandon(s, err)
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}
+	s.initBytes = s.bytes
 	if rc.gapNext && rc.lost && w.segments.Load() > 0 {
 		w.gaps.Add(1)
 	}
@@ -592,7 +621,10 @@ func (rc *recording) abandon(s *segment, cause error) {
 		return // never indexed
 	}
 	seg := catalog.Segment{ID: s.id, Path: s.path, Start: s.start}
-	if err := dropRow(context.Background(), rc.w.cat, seg, "recorder: segment without footage: "+cause.Error()); err != nil {
+	if err := dropRow(rc.catCtx, rc.w.cat, seg, "recorder: segment without footage: "+cause.Error()); err != nil {
+		if rc.refused(err) {
+			return // the open row stays for this node's next start to drop
+		}
 		rc.w.log.Warn("could not drop the row of an empty segment; retrying later", "path", s.path, "err", err)
 		rc.unfinished = append(rc.unfinished, seg)
 	}
@@ -614,9 +646,14 @@ func (rc *recording) flush() {
 	rc.w.publishOpen(rc.seg)
 	rc.w.bytes.Add(uint64(rc.seg.bytes - before))
 	rc.w.frames.Add(uint64(frames))
-	if now := rc.w.now(); rc.seg.id != 0 && now.Sub(rc.seg.lastProgress) >= catalogProgressInterval {
+	if now := rc.w.now(); rc.seg.id != 0 && now.Sub(rc.seg.lastProgress) >= rc.w.progressEvery {
 		rc.seg.lastProgress = now
-		if err := rc.w.cat.UpdateOpenSegment(context.Background(), rc.seg.id, rc.seg.end(), rc.seg.bytes, rc.seg.frames); err != nil {
+		err := rc.w.cat.UpdateOpenSegment(rc.catCtx, rc.seg.id, rc.seg.end(), rc.seg.bytes, rc.seg.frames)
+		if err == nil {
+			rc.seg.cataloged = rc.seg.bytes
+		} else if rc.refused(err) {
+			rc.fenceOff()
+		} else {
 			rc.w.catalogFails.Add(1)
 			rc.w.log.Warn("catalog progress update failed; the segment is indexed when it closes", "err", err)
 		}
@@ -626,6 +663,10 @@ func (rc *recording) flush() {
 // failed handles a write or create error: the segment (if any) is closed at its last
 // complete fragment and recording pauses until space is back.
 func (rc *recording) failed(err error) {
+	if rc.refused(err) {
+		rc.fenceOff()
+		return
+	}
 	full := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, catalog.ErrFull)
 	if full {
 		// Free the catalog's reserve so that closing this segment's row, and retention's
@@ -684,7 +725,12 @@ func (rc *recording) closeSegment() {
 		rc.indexLate(s)
 		return
 	}
-	err := rc.w.cat.CloseSegment(context.Background(), s.id, s.end(), s.bytes, s.frames, s.sha256(), s.index)
+	err := rc.w.cat.CloseSegment(rc.catCtx, s.id, s.end(), s.bytes, s.frames, s.sha256(), s.index)
+	if rc.refused(err) {
+		rc.setAside(s)
+		rc.fenceOff()
+		return
+	}
 	if err = closedWithoutIndex(err, rc.w.log, s.path); err != nil {
 		// The file is complete and synced: index it from the file once the catalog can
 		// write again, or at the next start.
@@ -708,8 +754,13 @@ func (rc *recording) closeSegment() {
 // catalog failed when it opened. If the catalog still fails, the file waits for the next
 // start's Recover, which adopts it.
 func (rc *recording) indexLate(s *segment) {
-	ctx := context.Background()
+	ctx := rc.catCtx
 	id, err := rc.w.cat.CreateSegment(ctx, s.row)
+	if rc.refused(err) {
+		rc.setAside(s) // no row: the whole file goes aside
+		rc.fenceOff()
+		return
+	}
 	if err == nil {
 		err = closedWithoutIndex(rc.w.cat.CloseSegment(ctx, id, s.end(), s.bytes, s.frames, s.sha256(), s.index), rc.w.log, s.path)
 		if err != nil {

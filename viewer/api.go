@@ -22,6 +22,9 @@ type cameraJSON struct {
 	Viewers   int            `json:"viewers"`
 	Recording *Recording     `json:"recording,omitempty"`
 	Motion    *Motion        `json:"motion,omitempty"`
+	// Node is the recorder node recording the camera, with several nodes ("" while no
+	// node holds it: its node is down or a takeover is under way).
+	Node *string `json:"node,omitempty"`
 }
 
 func (s *Server) cameraJSON(c Camera) cameraJSON {
@@ -40,6 +43,10 @@ func (s *Server) cameraJSON(c Camera) cameraJSON {
 	if c.Motion != nil {
 		m := c.Motion()
 		out.Motion = &m
+	}
+	if c.Node != nil {
+		n := c.Node()
+		out.Node = &n
 	}
 	return out
 }

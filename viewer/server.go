@@ -52,6 +52,9 @@ type Camera struct {
 	Recording func() Recording
 	// Motion reports motion detection for the camera; nil when it is not analysed.
 	Motion func() Motion
+	// Node names the recorder node that holds the camera's lease now ("" while none
+	// does); nil for a single-node installation.
+	Node func() string
 }
 
 // Motion is what /api/cameras shows of a camera's motion detection: whether something is

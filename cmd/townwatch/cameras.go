@@ -80,7 +80,10 @@ type cameraUnit struct {
 	cfg atomic.Pointer[configs.Camera]
 
 	stop context.CancelFunc // set by start
-	done chan struct{}      // closed when every goroutine of the unit has returned
+	// epoch is the lease the unit was started under, on one of several nodes (its
+	// recorder's catalog writes are fenced by it); 0 on a single node.
+	epoch int64
+	done  chan struct{} // closed when every goroutine of the unit has returned
 }
 
 // newUnit builds camera c's sources and recorder. It starts nothing.
@@ -102,7 +105,8 @@ func (sys *system) newUnit(c configs.Camera) (*cameraUnit, error) {
 			sys.fragLatency.Observe(d.Seconds())
 			sys.faultPoint(c.ID, "recorder")
 		},
-		MinFree: sys.cfg.Storage.MinFree,
+		MinFree:       sys.cfg.Storage.MinFree,
+		ProgressEvery: sys.progressEvery(),
 	})
 	if err != nil {
 		return nil, err
@@ -133,6 +137,9 @@ func (u *cameraUnit) view() viewer.Camera {
 	vc := viewer.Camera{ID: u.id, Name: c.Name, Main: u.main, Recording: u.sys.recordingStatus(u.id, u.writer)}
 	if u.sub != nil {
 		vc.Sub = u.sub
+	}
+	if u.sys.cluster != nil {
+		vc.Node = func() string { return u.sys.holder(u.id) }
 	}
 	if c.Motion.Enabled {
 		vc.Motion = func() viewer.Motion {

@@ -65,6 +65,8 @@ type catalogHealth struct {
 	// retiredFailures are the catalog write failures of recorders stopped by a reload:
 	// their footage is still unindexed until the next start, so they still count.
 	retiredFailures atomic.Uint64
+	// retiredFenced are the fenced writes of recorders stopped since (nodes.go).
+	retiredFenced atomic.Uint64
 }
 
 // reasons lists why the catalog degrades the system; none when it is sound. Public

@@ -68,7 +68,8 @@ type serveProc struct {
 	base   string // http://127.0.0.1:port/
 	stderr *crashLogBuf
 	exited chan struct{}
-	err    error // Wait's result, set before exited is closed
+	err    error        // Wait's result, set before exited is closed
+	client *http.Client // logged in, for tests that keep one session (nodes_test.go)
 }
 
 // startServe starts `townwatch serve -config cfg` and returns once it logs that it runs

@@ -336,10 +336,15 @@ func (sys *system) motionCameras() ([]configs.Camera, []string, map[string]func(
 	return cams, thumbed, sinks
 }
 
-// startUnit starts u under running; before system.run (running nil) run starts it.
+// startUnit starts u under running; before system.run (running nil) run starts it. On
+// one of several nodes only a camera whose lease the node holds starts, under its fence.
 func (sys *system) startUnit(running context.Context, u *cameraUnit) {
-	if running != nil {
-		u.start(running)
+	if running == nil {
+		return
+	}
+	if ctx, epoch, ok := sys.unitContext(running, u); ok {
+		u.epoch = epoch
+		u.start(ctx)
 	}
 }
 
@@ -348,7 +353,9 @@ func (sys *system) stopUnit(u *cameraUnit) {
 	if u.stop != nil {
 		u.halt()
 	}
-	sys.health.retiredFailures.Add(u.writer.Stats().CatalogFailures)
+	st := u.writer.Stats()
+	sys.health.retiredFailures.Add(st.CatalogFailures)
+	sys.health.retiredFenced.Add(st.FencedWrites)
 }
 
 // removeUnit stops a camera that left the configuration: its live viewers are ended and
@@ -368,7 +375,7 @@ func (rl *reloader) start(ctx context.Context) {
 	defer rl.mu.Unlock()
 	rl.running = ctx
 	for _, u := range rl.sys.cams.units() {
-		u.start(ctx)
+		rl.sys.startUnit(ctx, u)
 	}
 }
 

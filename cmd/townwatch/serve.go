@@ -12,6 +12,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := newFlagSet("serve", stderr)
 	path := fs.String("config", "", "configuration file (required)")
 	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060); off by default")
+	node := fs.String("node", "", "run as this recorder node of several sharing a PostgreSQL catalog (needs catalog.url, node.advertise, node.token_file; see docs/nodes.md)")
 	catalogCheck := fs.Duration("catalog-check", defaultCatalogCheck, "run PRAGMA quick_check on the live catalog this often (0: only at start)")
 	var lf logFlags
 	lf.register(fs)
@@ -28,7 +29,13 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	sys, err := openSystem(ctx, cfg, log)
+	if *node != "" {
+		if err := cfg.CheckNode(*node); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitUsage
+		}
+	}
+	sys, err := openNode(ctx, cfg, *node, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailure

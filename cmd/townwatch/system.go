@@ -64,7 +64,9 @@ type system struct {
 	// (see faultPoint) so a test can make one of them panic. nil in production.
 	faults func(camera, component string)
 	lock   *os.File // holds storageLockFile while the system is open
-	health *catalogHealth
+	// cluster is set on one of several recorder nodes (serve -node; nodes.go).
+	cluster *nodeCluster
+	health  *catalogHealth
 
 	storedBytes storedBytes
 	// archiveTier and archiveJob are storage.archive's (nil without one; archive.go).
@@ -76,6 +78,12 @@ type system struct {
 // (recorder.Recover), and wires every component. It starts no goroutine; close releases
 // what it opened.
 func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *system, err error) {
+	return openNode(ctx, cfg, "", log)
+}
+
+// openNode is openSystem for recorder node name of several sharing the catalog ("": the
+// only node, recording every camera).
+func openNode(ctx context.Context, cfg *configs.Config, node string, log *slog.Logger) (_ *system, err error) {
 	sys := &system{cfg: cfg, log: log, hub: ingest.NewHub(), health: &catalogHealth{},
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "townwatch_component_restarts_total",
@@ -105,6 +113,11 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	sys.health.cat = sys.catalog
 	if err := sys.openArchive(cfg, log.With("component", "archive")); err != nil {
 		return nil, err
+	}
+	if node != "" {
+		if err := sys.joinCluster(cfg, node); err != nil {
+			return nil, err
+		}
 	}
 	recovered, err := recorder.Recover(ctx, sys.storage, sys.catalog, log.With("component", "recovery"))
 	if err != nil {
@@ -190,6 +203,9 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	reg.MustRegister(sys.thumbs.metrics()...)
 	reg.MustRegister(sys.health.metrics()...)
 	reg.MustRegister(sys.archiveMetrics()...)
+	if sys.cluster != nil {
+		reg.MustRegister(sys.cluster.metrics(sys)...)
+	}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 	events := &viewer.Events{Store: sys.catalog, Log: log,
 		OpenSnapshot: func(rel string) (fs.File, error) { return sys.storage.Open(rel) }}
@@ -375,6 +391,9 @@ func (sys *system) faultPoint(camera, component string) {
 
 // close releases the catalog and the storage root.
 func (sys *system) close() {
+	if sys.cluster != nil {
+		sys.cluster.mgr.Close()
+	}
 	if sys.catalog != nil {
 		if err := sys.catalog.Close(); err != nil {
 			sys.log.Error("closing catalog", "err", err)

@@ -88,6 +88,9 @@ type Catalog struct {
 	// check's cost. nil if preparing failed; the query then runs unprepared.
 	sessionUserOnce sync.Once
 	sessionUserStmt *sql.Stmt
+	// node is the recorder node this process is, when several share the catalog
+	// (SetNode); "" for one node.
+	node string
 }
 
 // note remembers err when it says the file is damaged, and returns it.
@@ -200,11 +203,18 @@ func (c *Catalog) Close() error {
 }
 
 // write runs fn in one transaction on the writer connection. It waits while another write
-// is in progress (or ctx ends).
+// is in progress (or ctx ends). When ctx carries a fence (WithFence), fn runs only if the
+// node still holds that lease, else the write is refused with ErrFenced.
 func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := c.dialect.beginWrite(ctx, c.w)
 	if err != nil {
 		return c.note(writeError(err))
+	}
+	if f, ok := fenceOf(ctx); ok {
+		if err := c.checkFence(ctx, tx, f); err != nil {
+			tx.Rollback()
+			return err
+		}
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()

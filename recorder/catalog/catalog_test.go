@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -279,5 +280,21 @@ func TestPersistence(t *testing.T) {
 	// A new segment never reuses a deleted one's id.
 	if id := addOpen(t, c, "a", at(3*time.Minute)); id <= gone || id <= open {
 		t.Errorf("new segment id %d, want greater than every earlier id (%d, %d)", id, gone, open)
+	}
+}
+
+// A SQLite catalog is one node's: naming a node, which only a shared catalog needs, is
+// refused with the reason rather than pretending leases exist.
+func TestSetNodeNeedsPostgres(t *testing.T) {
+	c, _ := openTest(t)
+	err := c.SetNode("a")
+	if backend == "sqlite" {
+		if err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
+			t.Fatalf("SetNode on SQLite: err = %v, want a refusal naming PostgreSQL", err)
+		}
+		return
+	}
+	if err != nil || c.Node() != "a" {
+		t.Fatalf("SetNode on PostgreSQL: err = %v, node %q", err, c.Node())
 	}
 }

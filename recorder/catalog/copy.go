@@ -10,7 +10,7 @@ import (
 // copyTables are every table of the schema, in an order that puts each referenced row
 // (cameras, users, cases) before the rows that reference it.
 var copyTables = []string{"cameras", "users", "sessions", "segments", "locks", "deletions", "retention_hold",
-	"events", "audit", "exports", "motion_grid", "cases", "bookmarks"}
+	"events", "audit", "exports", "motion_grid", "cases", "bookmarks", "nodes", "camera_leases"}
 
 // idTables are the copyTables whose id the database hands out (AUTOINCREMENT, identity).
 var idTables = []string{"users", "segments", "locks", "deletions", "audit", "exports", "cases", "bookmarks"}

@@ -268,6 +268,24 @@ ALTER TABLE deletions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deletions ADD COLUMN object_pending INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX deletions_object_pending ON deletions (id) WHERE object_pending = 1;
 `,
+	// 7: Several recorder nodes sharing a PostgreSQL catalog (cluster package, docs/nodes.md).
+	// A SQLite catalog has one node and never uses the two tables; they exist so that a
+	// version means the same tables on both backends. segments.node is the node whose
+	// disk holds the file ('' for a single-node installation).
+	`
+CREATE TABLE nodes (
+	name      TEXT PRIMARY KEY,
+	advertise TEXT NOT NULL,
+	heartbeat TEXT NOT NULL
+);
+CREATE TABLE camera_leases (
+	camera     TEXT    PRIMARY KEY,
+	node       TEXT    NOT NULL,
+	epoch      INTEGER NOT NULL,
+	expires_at TEXT    NOT NULL
+);
+ALTER TABLE segments ADD COLUMN node TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate applies the migrations the database has not seen, each in its own transaction

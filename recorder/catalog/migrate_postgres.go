@@ -229,4 +229,21 @@ ALTER TABLE deletions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deletions ADD COLUMN object_pending INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX deletions_object_pending ON deletions (id) WHERE object_pending = 1;
 `,
+	// 7: nodes and camera leases; times are PostgreSQL's own clock (timestamptz), never a
+	// node's: a lease must mean the same instant to every node.
+	`
+CREATE TABLE nodes (
+	name      TEXT        PRIMARY KEY,
+	advertise TEXT        NOT NULL,
+	heartbeat TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE camera_leases (
+	camera     TEXT        PRIMARY KEY,
+	node       TEXT        NOT NULL,
+	epoch      BIGINT      NOT NULL,
+	expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX camera_leases_node ON camera_leases (node);
+ALTER TABLE segments ADD COLUMN node TEXT NOT NULL DEFAULT '';
+`,
 }

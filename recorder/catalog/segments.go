@@ -36,9 +36,12 @@ type Segment struct {
 	// (recorder/archive); zero while they are on the local disk only. Once set, the
 	// local file may be gone: readers go through recorder.Storage, which finds either.
 	Archived time.Time
+	// Node is the recorder node whose disk holds the file (see SetNode); "" in a
+	// single-node installation.
+	Node string
 }
 
-const segmentColumns = `id, camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs, prev_sha256, archived_ns`
+const segmentColumns = `id, camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs, prev_sha256, archived_ns, node`
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -49,7 +52,7 @@ func scanSegment(sc scanner) (Segment, error) {
 	var prev sql.NullString
 	var archived sql.NullInt64
 	err := sc.Scan(&s.ID, &s.Camera, &s.Stream, &start, &end, &s.Path, &s.Bytes, &s.SHA256,
-		&s.Codec, &s.Width, &s.Height, &s.Audio, &s.GapBefore, &s.Open, &s.Frames, &s.MIMECodecs, &prev, &archived)
+		&s.Codec, &s.Width, &s.Height, &s.Audio, &s.GapBefore, &s.Open, &s.Frames, &s.MIMECodecs, &prev, &archived, &s.Node)
 	s.Start, s.End = fromNanos(start), fromNanos(end)
 	if archived.Valid {
 		s.Archived = fromNanos(archived.Int64)
@@ -76,8 +79,8 @@ func collectSegments(rows *sql.Rows, err error) ([]Segment, error) {
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// CreateSegment indexes a new, open segment and returns its id. s.ID, s.Open and s.SHA256
-// are ignored: a new segment is open and has no digest yet. A zero s.End means s.Start.
+// CreateSegment indexes a new, open segment and returns its id. s.ID, s.Open, s.SHA256
+// and s.Node (always this Catalog's node) are ignored: a new segment is open and has no digest yet. A zero s.End means s.Start.
 // The camera's row is created on demand. A path the catalog already indexes is an error
 // wrapping ErrExists.
 func (c *Catalog) CreateSegment(ctx context.Context, s Segment) (int64, error) {
@@ -130,10 +133,10 @@ func (c *Catalog) createSegment(ctx context.Context, s Segment) (int64, error) {
 		if err := ensureCamera(ctx, tx, s.Camera); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO segments (camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs)
-VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $11, 1, $12, $13)
+		return tx.QueryRowContext(ctx, `INSERT INTO segments (camera, stream, start_ns, end_ns, path, bytes, sha256, codec, width, height, audio, gap_before, open, frames, mime_codecs, node)
+VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $11, 1, $12, $13, $14)
 RETURNING id`,
-			s.Camera, s.Stream, start, end, s.Path, s.Bytes, s.Codec, s.Width, s.Height, boolInt(s.Audio), boolInt(s.GapBefore), s.Frames, s.MIMECodecs).Scan(&id)
+			s.Camera, s.Stream, start, end, s.Path, s.Bytes, s.Codec, s.Width, s.Height, boolInt(s.Audio), boolInt(s.GapBefore), s.Frames, s.MIMECodecs, c.node).Scan(&id)
 	})
 	return id, err
 }

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/townwatch/townwatch/cluster"
+	"github.com/townwatch/townwatch/configs"
+	"github.com/townwatch/townwatch/recorder/catalog"
+)
+
+// nodeCluster is this townwatch as one of several recorder nodes (serve -node): which
+// cameras it records follows the leases its cluster.Manager holds. nil on a single node,
+// which records every configured camera as it always did.
+type nodeCluster struct {
+	name  string
+	token string // the secret the nodes share (node.token_file)
+	mgr   *cluster.Manager
+}
+
+// joinCluster makes sys node name of the cluster sharing its PostgreSQL catalog. It runs
+// in openSystem after the catalog is open and before Recover, which then looks only at
+// this node's segments.
+func (sys *system) joinCluster(cfg *configs.Config, name string) error {
+	if err := cfg.CheckNode(name); err != nil {
+		return err
+	}
+	token, err := cfg.Node.Token()
+	if err != nil {
+		return err
+	}
+	if err := sys.catalog.SetNode(name); err != nil {
+		return err
+	}
+	mgr, err := cluster.New(cfg.Catalog.URL, cluster.Options{Node: name, Advertise: cfg.Node.Advertise, TTL: cfg.Node.TTL(),
+		Cameras: sys.leaseCameras, Changed: sys.leasesChanged, Log: sys.log.With("component", "leases")})
+	if err != nil {
+		return err
+	}
+	sys.cluster = &nodeCluster{name: name, token: token, mgr: mgr}
+	sys.extra = append(sys.extra, mgr.Run)
+	return nil
+}
+
+// leaseCameras are the configured cameras, for the lease protocol. Every unit in the
+// registry is a configured camera, running or not: on a node only the held ones run.
+func (sys *system) leaseCameras() []cluster.Camera {
+	units := sys.cams.units()
+	out := make([]cluster.Camera, len(units))
+	for i, u := range units {
+		out[i] = cluster.Camera{ID: u.id, Node: u.config().Node}
+	}
+	return out
+}
+
+// unitContext is what camera unit u runs under: on a node, the context carries the
+// lease's fence, so every catalog write of the unit's recorder is conditioned on it
+// (catalog.WithFence). ok is false when the node does not hold the camera: it must not
+// run.
+func (sys *system) unitContext(running context.Context, u *cameraUnit) (ctx context.Context, epoch int64, ok bool) {
+	if sys.cluster == nil {
+		return running, 0, true
+	}
+	epoch, ok = sys.cluster.mgr.Held()[u.id]
+	if !ok {
+		return nil, 0, false
+	}
+	return catalog.WithFence(running, catalog.Fence{Camera: u.id, Epoch: epoch}), epoch, true
+}
+
+// leasesChanged starts the cameras whose lease this node won and stops those it lost or
+// gave up, through the registry, while every other camera records on. A camera held under
+// a new epoch gets a new unit: the old one's fence can never pass again. It returns once
+// every camera no longer held has stopped (cluster.Options.Changed).
+func (sys *system) leasesChanged(held map[string]int64) {
+	rl := sys.reloads
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.stopped {
+		return
+	}
+	units := sys.cams.units()
+	next := make([]*cameraUnit, len(units))
+	changed := false
+	for i, u := range units {
+		next[i] = u
+		epoch, ok := held[u.id]
+		started := u.stop != nil
+		if started && ok && epoch == u.epoch {
+			continue
+		}
+		if !started && (!ok || rl.running == nil) {
+			continue
+		}
+		if started {
+			sys.log.Info("camera stopped: its lease moved", "camera", u.id, "epoch", u.epoch)
+			sys.stopUnit(u)
+			// A stopped unit cannot start again; a fresh one waits for the next lease.
+			nu, err := sys.newUnit(u.config())
+			if err != nil {
+				sys.log.Error("camera could not be rebuilt after its lease moved", "camera", u.id, "err", err)
+				continue
+			}
+			next[i], changed = nu, true
+		}
+		if ok && rl.running != nil {
+			sys.startUnit(rl.running, next[i])
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	sys.cams.set(next)
+	if err := sys.motion.setCameras(sys.motionCameras()); err != nil {
+		sys.log.Error("motion worker: cameras after a lease change", "err", err)
+	}
+}
+
+// nodeProgressEvery is how often a node brings an open segment's row up to date: about
+// each fragment, so that a takeover leaves at most a second of the dead node's footage
+// unindexed, and a paused node that wakes sets aside at most a second it recorded under
+// its lease. One small write a second per camera is cheap for PostgreSQL.
+const nodeProgressEvery = time.Second
+
+// progressEvery is the recorders' WriterOptions.ProgressEvery: the default on a single
+// node.
+func (sys *system) progressEvery() time.Duration {
+	if sys.cluster == nil {
+		return 0
+	}
+	return nodeProgressEvery
+}
+
+// holder is the node holding camera id's lease now, for the API ("" while none does).
+func (sys *system) holder(id string) string {
+	return sys.cluster.mgr.Holders()[id].Node
+}
+
+// metrics are the node's lease counters, labelled with its name.
+func (nc *nodeCluster) metrics(sys *system) []prometheus.Collector {
+	labels := prometheus.Labels{"node": nc.name}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "townwatch_node_leases_held",
+			Help: "Camera leases this node holds: the cameras it records.", ConstLabels: labels},
+			func() float64 { return float64(len(nc.mgr.Held())) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "townwatch_node_lease_renew_failures_total",
+			Help: "Lease rounds (renewal and claims, every TTL/3) that failed, mostly for want of the database.", ConstLabels: labels},
+			func() float64 { return float64(nc.mgr.RenewFailures()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "townwatch_node_leases_lost_total",
+			Help: "Camera leases that ended without this node giving them up (it was too late to renew them).", ConstLabels: labels},
+			func() float64 { return float64(nc.mgr.Lost()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "townwatch_node_fenced_writes_total",
+			Help: "Catalog writes refused because this node no longer held the camera's lease (nothing was written).", ConstLabels: labels},
+			func() float64 {
+				n := sys.health.retiredFenced.Load()
+				for _, u := range sys.cams.units() {
+					n += u.writer.Stats().FencedWrites
+				}
+				return float64(n)
+			}),
+	}
+}

@@ -1,0 +1,74 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ErrFenced: the write was for a camera whose lease this node no longer holds at the
+// epoch the write carries (it expired, or another node took it). Nothing was written. The
+// recorder stops the camera: another node records it now.
+var ErrFenced = errors.New("fenced: this node no longer holds the camera's lease")
+
+// Fence is the lease a node held on a camera when it started recording it: the camera's
+// catalog writes carry it (WithFence), and each one commits only while that lease is
+// still the camera's current, unexpired lease.
+type Fence struct {
+	Camera string
+	Epoch  int64
+}
+
+type fenceKey struct{}
+
+// WithFence returns ctx carrying f: every catalog write made with the returned context
+// (or one derived from it) is conditioned on f. This is the whole fencing seam: the
+// recorder makes its writes with its run context, so one value set where a camera is
+// started under a lease fences them all.
+func WithFence(ctx context.Context, f Fence) context.Context {
+	return context.WithValue(ctx, fenceKey{}, f)
+}
+
+// fenceOf is the fence ctx carries, if any.
+func fenceOf(ctx context.Context) (Fence, bool) {
+	f, ok := ctx.Value(fenceKey{}).(Fence)
+	return f, ok
+}
+
+// SetNode names the recorder node this Catalog runs in, for a catalog several nodes share
+// (PostgreSQL only). Segments it creates are marked as on this node's disk, and fenced
+// writes are checked against this node's leases. Call it once, before any write.
+func (c *Catalog) SetNode(name string) error {
+	if c.dialect != postgresDialect {
+		return errors.New("catalog: several recorder nodes need a PostgreSQL catalog (catalog.url)")
+	}
+	if name == "" {
+		return errors.New("catalog: the node name is empty")
+	}
+	c.node = name
+	return nil
+}
+
+// Node is the name SetNode gave; "" for a single-node installation.
+func (c *Catalog) Node() string { return c.node }
+
+// checkFence runs inside a write transaction that carries a fence. FOR SHARE holds the
+// lease row until the transaction ends, so a takeover (an UPDATE of that row by another
+// node) waits for this write to commit, and a write that starts after the takeover sees
+// the new epoch and is refused: every committed write of an epoch precedes the next epoch.
+// clock_timestamp(), not now(): now() is when the transaction began, possibly before it
+// waited for the catalog write lock, and the lease may have run out meanwhile. Only
+// PostgreSQL's clock is read, never the node's.
+func (c *Catalog) checkFence(ctx context.Context, tx *sql.Tx, f Fence) error {
+	if c.node == "" {
+		return fmt.Errorf("camera %q: a fenced write needs the node's name (SetNode)", f.Camera)
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM camera_leases
+WHERE camera = $1 AND node = $2 AND epoch = $3 AND expires_at > clock_timestamp() FOR SHARE`, f.Camera, c.node, f.Epoch).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("camera %q epoch %d on node %q: %w", f.Camera, f.Epoch, c.node, ErrFenced)
+	}
+	return err
+}
