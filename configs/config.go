@@ -218,6 +218,10 @@ type Camera struct {
 	Record Record  `yaml:"record"`
 	Motion Motion  `yaml:"motion"`
 	Live   Live    `yaml:"live"`
+	// Disabled keeps the camera configured but not running: no stream, no recording, no
+	// live view. Its footage stays under its own retention and locks, and it is validated
+	// like any other camera, so enabling it again cannot fail on a stale setting.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Live configures what the live view shows of a camera.

@@ -32,7 +32,9 @@ import (
 // start is most of this test's time.
 func TestAdminPageAddsACameraLiveOnTheWall(t *testing.T) {
 	dir := t.TempDir()
-	sim := startSimcam(t, simcam.CameraSpec{Path: "c1", Clip: simcam.ClipStatic}, simcam.CameraSpec{Path: "c2", Clip: simcam.ClipStatic})
+	const password = "h3slo@#:kamera"
+	sim := startSimcam(t, simcam.CameraSpec{Path: "c1", Clip: simcam.ClipStatic},
+		simcam.CameraSpec{Path: "c2", Clip: simcam.ClipStatic, Username: "admin", Password: password})
 	cfg := filepath.Join(dir, "townwatch.yaml")
 	writeReloadConfig(t, cfg, filepath.Join(dir, "data"), sim, []reloadCamera{{"cam1", "Náměstí", "c1", ""}})
 	// Supervisor too, so that the same account sees the wall's tiles.
@@ -66,7 +68,8 @@ func TestAdminPageAddsACameraLiveOnTheWall(t *testing.T) {
 	}
 
 	// The right URL, probed: the snapshot shows the camera's picture.
-	pg.do(chromedp.SetValue("#main-url", sim.URL("c2")), chromedp.SendKeys("#cam-name", "Most"), chromedp.Click("#probe"))
+	pg.do(chromedp.SetValue("#main-url", sim.URL("c2")), chromedp.SendKeys("#main-username", "admin"), chromedp.SendKeys("#main-password", password),
+		chromedp.SendKeys("#cam-name", "Most"), chromedp.Click("#probe"))
 	pg.poll(`document.getElementById("snapshot").naturalWidth === 640 && document.getElementById("snapshot").naturalHeight === 360`, "the probe's snapshot shown at 640×360", "#probe-result")
 	if got := pg.text("#probe-result"); !strings.Contains(got, "640×360") {
 		t.Errorf("probe result %q, want the camera's size", got)
@@ -82,17 +85,8 @@ func TestAdminPageAddsACameraLiveOnTheWall(t *testing.T) {
 	pg.do(chromedp.Click("#finish-polygon"), chromedp.Click("#save"), chromedp.WaitVisible(`tr[data-camera="cam2"]`))
 	savedAt := time.Now()
 
-	u, err := configs.LoadUnion(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var saved *configs.Camera
-	for i := range u.Cameras {
-		if u.Cameras[i].ID == "cam2" {
-			saved = &u.Cameras[i]
-		}
-	}
-	if saved == nil || saved.Name != "Most" || len(saved.Motion.Zones) != 1 || len(saved.Motion.Zones[0].Points) != 3 {
+	saved, ok := loadCamera(t, cfg, "cam2")
+	if !ok || saved.Name != "Most" || len(saved.Motion.Zones) != 1 || len(saved.Motion.Zones[0].Points) != 3 || saved.Main.PasswordFile == "" {
 		t.Fatalf("cameras.d holds %+v, want cam2 \"Most\" with one zone of 3 points", saved)
 	}
 	for i, pt := range saved.Motion.Zones[0].Points {
@@ -112,25 +106,42 @@ func TestAdminPageAddsACameraLiveOnTheWall(t *testing.T) {
 	// Someone else changes cam2 while the form is open: the save is refused, and the form
 	// shows their change.
 	pg.do(chromedp.Navigate(p.base+"admin"), chromedp.Click(`tr[data-camera="cam2"] [data-action="edit"]`), chromedp.WaitVisible("#editor"))
+	// The password is write-only: not in the form, not anywhere in the page.
 	if v := pg.value("#main-password"); v != "" {
 		t.Errorf("the password field holds %q on edit, want it empty", v)
 	}
+	if evalJS[bool](pg, `document.documentElement.outerHTML.includes(`+jsString(password)+`)`) {
+		t.Error("the page holds the camera's password")
+	}
 	status, hdr, _ := e2eDo(t, admin, http.MethodGet, p.base+"api/config/cameras/cam2", "", "")
 	req, _ := http.NewRequest(http.MethodPut, p.base+"api/config/cameras/cam2",
-		strings.NewReader(fmt.Sprintf(`{"id":"cam2","name":"Most u řeky","main":{"url":%q}}`, sim.URL("c2"))))
+		strings.NewReader(fmt.Sprintf(`{"id":"cam2","name":"Most u řeky","main":{"url":%q,"username":"admin"}}`, sim.URL("c2"))))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("If-Match", hdr.Get("ETag"))
 	if resp, err := admin.Do(req); err != nil || status != http.StatusOK || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the other administrator's PUT: %v %v", resp, err)
 	}
 	pg.do(chromedp.SetValue("#cam-name", "Most 2"), chromedp.Click("#save"))
-	pg.poll(`document.getElementById("cam-name").value === "Most u řeky"`, "the form reloaded with the other change after 412", "#status")
-	if msg := pg.text("#status"); !strings.Contains(msg, "cam2") {
-		t.Errorf("after a 412 the page says %q, want it to say cam2 was changed meanwhile", msg)
+	pg.poll(`document.getElementById("cam-name").value === "Most u řeky" && document.getElementById("status").textContent.includes("cam2")`,
+		"the form reloaded with the other change, and the page saying so, after 412", "#status")
+
+	// Saved again over the current state with the password field left empty: the
+	// configuration as the API showed it goes back with the change, the password kept,
+	// and the camera streams on.
+	pg.do(chromedp.SetValue("#cam-name", "Most 2"), chromedp.Click("#save"))
+	pg.poll(`document.getElementById("editor").hidden`, "the edit saved", "#status", "#editor")
+	if c, ok := loadCamera(t, cfg, "cam2"); !ok || c.Name != "Most 2" || c.Main.URL != sim.URL("c2") || c.Main.PasswordFile != saved.Main.PasswordFile {
+		t.Errorf("after the edit cameras.d holds %+v, want the name changed and the password file %s kept", c, saved.Main.PasswordFile)
+	}
+	pg.do(chromedp.WaitVisible(`tr[data-camera="cam2"][data-state="streaming"]`))
+	// Disabled: it stays in the list, configured, and stops.
+	pg.do(chromedp.Click(`tr[data-camera="cam2"] [data-action="disable"]`), chromedp.WaitVisible(`tr[data-camera="cam2"][data-state="disabled"]`))
+	if c, ok := loadCamera(t, cfg, "cam2"); !ok || !c.Disabled {
+		t.Errorf("after disabling cameras.d holds %+v", c)
 	}
 
 	// Removal asks, saying the footage stays until retention and locks hold it.
-	pg.do(chromedp.Click("#cancel"), chromedp.Click(`tr[data-camera="cam2"] [data-action="remove"]`), chromedp.WaitVisible("#confirm-remove"))
+	pg.do(chromedp.Click(`tr[data-camera="cam2"] [data-action="remove"]`), chromedp.WaitVisible("#confirm-remove"))
 	if msg := pg.text("#confirm-remove"); !strings.Contains(msg, "retention") || !strings.Contains(msg, "lock") {
 		t.Errorf("the removal question says %q, want it to say what happens to the footage", msg)
 	}
@@ -139,6 +150,16 @@ func TestAdminPageAddsACameraLiveOnTheWall(t *testing.T) {
 	if _, err := os.Stat(camFile); !os.IsNotExist(err) {
 		t.Errorf("%s still there after removal (%v)", camFile, err)
 	}
+}
+
+// loadCamera reads camera id from the configuration's files as the server would.
+func loadCamera(t *testing.T, cfg, id string) (configs.Camera, bool) {
+	t.Helper()
+	u, err := configs.LoadUnion(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Camera(id)
 }
 
 // adminPage is one Chromium tab logged in with c's session; an uncaught exception in

@@ -143,6 +143,9 @@ func openSystem(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *
 	units := make([]*cameraUnit, 0, len(cfg.Cameras))
 	liveCams := make([]live.Camera, 0, len(cfg.Cameras))
 	for _, c := range cfg.Cameras {
+		if c.Disabled {
+			continue
+		}
 		u, err := sys.newUnit(c)
 		if err != nil {
 			return nil, err

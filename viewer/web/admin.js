@@ -79,14 +79,18 @@ function renderList() {
     const live = running.get(cam.id);
     const tr = document.createElement("tr");
     tr.dataset.camera = cam.id;
-    tr.dataset.state = live?.state ?? "not_running";
-    const state = live ? [live.state, live.reason].filter(Boolean).join(" – ") : t("notRunning");
+    tr.dataset.state = cam.disabled ? "disabled" : (live?.state ?? "not_running");
+    const state = live ? [live.state, live.reason].filter(Boolean).join(" – ") : t(cam.disabled ? "disabledState" : "notRunning");
     const rec = live?.recording;
     const actions = document.createElement("td");
     if (cam.hand_written) {
       actions.textContent = t("handWritten");
     } else {
-      actions.append(button("edit", () => openEditor(cam.id)), button("remove", () => confirmRemove(cam)));
+      actions.append(
+        button("edit", () => openEditor(cam.id)),
+        button(cam.disabled ? "enable" : "disable", () => setDisabled(cam, !cam.disabled)),
+        button("remove", () => confirmRemove(cam)),
+      );
     }
     tr.append(
       cell(cam.id),
@@ -129,7 +133,8 @@ async function openEditor(id) {
   editor.scrollIntoView();
 }
 
-function fill(doc) {
+function fill(shown) {
+  const doc = sendable(shown);
   $("cam-id").value = doc.id;
   $("cam-name").value = doc.name ?? "";
   for (const key of ["main", "sub"]) {
@@ -138,7 +143,7 @@ function fill(doc) {
     $(`${key}-username`).value = st.username ?? "";
     // Never filled: the password is write-only. Empty keeps the stored one.
     $(`${key}-password`).value = "";
-    $(`${key}-password`).placeholder = st.password_set ? t("passwordUnchanged") : "";
+    $(`${key}-password`).placeholder = shown[key]?.password_set ? t("passwordUnchanged") : "";
   }
   $("main-transport").value = doc.main?.transport ?? "tcp";
   $("record-mode").value = doc.record?.mode ?? "continuous";
@@ -147,13 +152,58 @@ function fill(doc) {
   polygons.set(doc.motion?.zones ?? [], doc.motion?.masks ?? []);
 }
 
+// sendable is a camera as the API showed it, made fit to send back: without the keys
+// the API adds (hand_written, password_set) and without the empty password_file and
+// password_env it shows (the API refuses those keys, set or not). Its passwords stay as
+// stored.
+function sendable(doc) {
+  const cam = structuredClone(doc);
+  delete cam.hand_written;
+  for (const st of [cam.main, cam.sub]) {
+    if (!st) continue;
+    st.url = unredacted(st);
+    delete st.password_set;
+    for (const key of ["password_file", "password_env"]) if (!st[key]) delete st[key];
+  }
+  return cam;
+}
+
+// unredacted is a stream's URL as the API shows it made fit to send back: when a password
+// is kept the API writes the user name and a "***" password into the URL, and a URL sent
+// to it must hold no password (the password is kept in its own file), so the marker goes.
+function unredacted(st) {
+  try {
+    const u = new URL(st.url);
+    if (u.password !== "***") return st.url;
+    u.password = "";
+    if (st.username) u.username = ""; // the API put the username key's value there
+    return u.href;
+  } catch {
+    return st.url;
+  }
+}
+
+// setDisabled stops (or starts again) a camera without changing anything else of it:
+// a disabled camera keeps its configuration and its footage, and does not run.
+async function setDisabled(cam, disabled) {
+  const res = await api(`api/config/cameras/${encodeURIComponent(cam.id)}`, {
+    method: "PUT",
+    headers: { ...JSON_HEADERS, "If-Match": `"${revision}"` },
+    body: JSON.stringify({ ...sendable(cam), disabled }),
+  });
+  const answer = await res.json();
+  if (res.status === 412) status.textContent = t("changedElsewhere", { id: cam.id });
+  else if (!res.ok) status.textContent = answer.error ?? (answer.problems ?? []).map((p) => `${p.path}: ${p.message}`).join("; ");
+  else status.textContent = t(disabled ? "disabledDone" : "enabledDone", { id: cam.id });
+  await refresh();
+}
+
 // stream builds main or sub from the form over what the camera had (stall timeout,
 // certificate pin, ... stay as they were); null for a sub stream without a URL.
 function stream(key, before = {}) {
   const url = $(`${key}-url`).value.trim();
   if (key === "sub" && !url) return null;
   const out = { ...before, url };
-  delete out.password_set;
   const username = $(`${key}-username`).value.trim();
   if (username) out.username = username;
   else delete out.username;
@@ -166,9 +216,8 @@ function stream(key, before = {}) {
 // body is the camera to send: the form over the configuration it was opened with, so
 // keys the form does not show (motion tuning, quota, ...) are kept.
 function body() {
-  const before = editing?.doc ?? {};
+  const before = sendable(editing?.doc ?? {});
   const cam = structuredClone(before);
-  delete cam.hand_written;
   cam.id = $("cam-id").value.trim();
   cam.name = $("cam-name").value.trim() || undefined;
   cam.main = stream("main", before.main);

@@ -148,6 +148,11 @@ const TEXTS = {
     removeQuestion: "Remove camera {id} ({name})? It stops recording and leaves the live wall.",
     removeFootage: "Its recorded footage is not deleted: it stays playable until its retention period ends, and footage under an evidence lock stays as long as the lock.",
     removed: "Camera {id} removed.",
+    disable: "Disable",
+    enable: "Enable",
+    disabledState: "disabled",
+    disabledDone: "Camera {id} disabled: it does not run; its configuration and footage stay.",
+    enabledDone: "Camera {id} enabled.",
   },
   cs: {
     title: "Živý přehled",
@@ -292,6 +297,11 @@ const TEXTS = {
     removeQuestion: "Odebrat kameru {id} ({name})? Přestane nahrávat a zmizí z živého přehledu.",
     removeFootage: "Nahraný záznam se nemaže: zůstává k přehrání do konce doby uchovávání a záznam pod důkazním zámkem zůstává, dokud zámek trvá.",
     removed: "Kamera {id} odebrána.",
+    disable: "Vypnout",
+    enable: "Zapnout",
+    disabledState: "vypnuta",
+    disabledDone: "Kamera {id} vypnuta: neběží; její nastavení i záznam zůstávají.",
+    enabledDone: "Kamera {id} zapnuta.",
   },
 };
 
