@@ -268,7 +268,11 @@ func (sys *system) applyCameras(running context.Context, next *configs.Config) (
 			u = nu
 			att.Added = append(att.Added, c.ID)
 		default:
-			switch changeOf(u.config(), c) {
+			change := changeOf(u.config(), c)
+			if change != cameraRestart && credentialsDigest(c) != u.credentials {
+				change = cameraRestart // same configuration, new password in its file
+			}
+			switch change {
 			case cameraUpdate:
 				u.cfg.Store(&c)
 				att.Updated = append(att.Updated, c.ID)
