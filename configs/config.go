@@ -225,6 +225,10 @@ type Camera struct {
 	// Node pins the camera to one recorder node (serve -node): only that node records
 	// it. Empty: any node may, as the camera leases share cameras out.
 	Node string `yaml:"node"`
+	// Disabled keeps the camera configured but not running: no stream, no recording, no
+	// live view. Its footage stays under its own retention and locks, and it is validated
+	// like any other camera, so enabling it again cannot fail on a stale setting.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Live configures what the live view shows of a camera.

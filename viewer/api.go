@@ -104,6 +104,8 @@ GET  /api/exports/{id}/download       the signed bundle (audited)
 		b.WriteString(`GET  /api/config/cameras, POST /api/config/cameras   the configured cameras; create one (admin)
 GET|PUT|DELETE /api/config/cameras/{id}   one camera; PUT and DELETE need If-Match (admin)
 POST /api/config/validate             check a camera before saving it: 422 {problems:[{path,message}]} (admin)
+GET  /admin                           camera administration page (browser, admin)
+GET  /api/admin/cameras               every camera's ingest and recording state and stored bytes (admin)
 `)
 	}
 	if s.opt.CameraAdmin != nil {

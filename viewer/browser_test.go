@@ -20,13 +20,11 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/internal/browsertest"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer/access"
 	"github.com/townwatch/townwatch/viewer/live"
 )
-
-// chromiumPath is Debian's chromium, which `make deps` installs (CI runs make test).
-const chromiumPath = "/usr/bin/chromium"
 
 // runOwned runs fn until the returned stop is called or the test ends; stop cancels it,
 // waits for it to return and fails the test if it returned an error.
@@ -245,41 +243,10 @@ func placeCookie(tb testing.TB, browser context.Context, url string, c *http.Coo
 	}
 }
 
-// newBrowser starts headless Chromium with a fresh profile and returns the context of its
-// first tab. The flags keep it from calling home and let WebRTC work over loopback:
-// Chromium normally gathers no loopback candidates and hides host addresses behind mDNS
-// names, which the server cannot resolve.
+// newBrowser starts headless Chromium with a fresh profile (browsertest.New).
 func newBrowser(tb testing.TB) context.Context {
 	tb.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		tb.Fatalf("the browser tests need Debian's chromium at %s (%v): run `make deps`, which installs it", chromiumPath, err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(tb.TempDir()),
-		chromedp.WindowSize(1280, 720),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	quiet := func(string, ...any) {}
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(quiet), chromedp.WithErrorf(quiet))
-	tb.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		tb.Fatalf("starting %s: %v", chromiumPath, err)
-	}
-	return ctx
+	return browsertest.New(tb)
 }
 
 // page is one browser tab showing the wall. It records the page's console so a failing

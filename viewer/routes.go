@@ -95,6 +95,8 @@ func (s *Server) table() []route {
 			route{pattern: "PUT /api/config/cameras/{id}", action: access.ActionAdmin, handler: s.handleConfigCameraReplace},
 			route{pattern: "DELETE /api/config/cameras/{id}", action: access.ActionAdmin, handler: s.handleConfigCameraDelete},
 			route{pattern: "POST /api/config/validate", action: access.ActionAdmin, handler: s.handleConfigValidate},
+			route{pattern: "GET /admin", action: access.ActionAdmin, handler: s.handleAdminPage},
+			route{pattern: "GET /api/admin/cameras", action: access.ActionAdmin, handler: s.handleAdminCameras},
 		)
 	}
 	if s.opt.Live != nil {

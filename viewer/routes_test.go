@@ -162,7 +162,8 @@ func TestEveryRouteDeclaresItsAction(t *testing.T) {
 	for _, must := range []string{"POST /api/cameras/{id}/whep", "DELETE /api/cameras/{id}/whep/{session}",
 		"PATCH /api/cameras/{id}/whep/{session}", "GET /api/events/{id}/snapshot.jpg", "GET /metrics", "GET /api/config/status",
 		"GET /api/config/cameras", "POST /api/config/cameras", "GET /api/config/cameras/{id}", "PUT /api/config/cameras/{id}",
-		"DELETE /api/config/cameras/{id}", "POST /api/config/validate"} {
+		"DELETE /api/config/cameras/{id}", "POST /api/config/validate",
+		"GET /admin", "GET /api/admin/cameras"} {
 		if !seen[must] {
 			t.Errorf("route table has no %q", must)
 		}

@@ -59,7 +59,7 @@ func loadStatic(fsys fs.FS) (map[string]staticFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, page := range []string{"index.html", "login.html", "setup.html", "audit.html", "playback.html", "search.html"} {
+	for _, page := range []string{"index.html", "login.html", "setup.html", "audit.html", "playback.html", "search.html", "admin.html"} {
 		if _, ok := files[page]; !ok {
 			return nil, fmt.Errorf("viewer: web files have no %s", page)
 		}

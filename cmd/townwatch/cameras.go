@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -79,6 +83,10 @@ type cameraUnit struct {
 	// zones, masks, motion tuning, retention change without a restart).
 	cfg atomic.Pointer[configs.Camera]
 
+	// credentials is credentialsDigest of cfg as started: a reload that finds it changed
+	// (a password file rewritten in place) restarts the camera.
+	credentials string
+
 	stop context.CancelFunc // set by start
 	// epoch is the lease the unit was started under, on one of several nodes (its
 	// recorder's catalog writes are fenced by it); 0 on a single node.
@@ -86,9 +94,39 @@ type cameraUnit struct {
 	done  chan struct{} // closed when every goroutine of the unit has returned
 }
 
+// credentialsKey keys credentialsDigest; made at start, it never leaves the process.
+var credentialsKey = func() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}()
+
+// credentialsDigest identifies what camera c dials with, password files' and environment
+// passwords' content included: the configuration names a password file, so a password
+// rewritten in that file leaves the configuration equal, and only this tells a reload that
+// the camera's credentials changed. An HMAC under a key made at start, never logged:
+// nothing of it can be checked against guessed passwords outside the process. A stream
+// whose password cannot be read digests its error, so a file that comes back is a change.
+func credentialsDigest(c configs.Camera) string {
+	mac := hmac.New(sha256.New, credentialsKey)
+	for _, st := range []*configs.Stream{&c.Main, c.Sub} {
+		if st == nil {
+			mac.Write([]byte{0})
+			continue
+		}
+		dial, err := st.DialURL()
+		if err != nil {
+			dial = "error: " + err.Error()
+		}
+		mac.Write([]byte(dial))
+		mac.Write([]byte{0})
+	}
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
 // newUnit builds camera c's sources and recorder. It starts nothing.
 func (sys *system) newUnit(c configs.Camera) (*cameraUnit, error) {
-	u := &cameraUnit{id: c.ID, sys: sys, done: make(chan struct{})}
+	u := &cameraUnit{id: c.ID, sys: sys, done: make(chan struct{}), credentials: credentialsDigest(c)}
 	u.cfg.Store(&c)
 	var err error
 	if u.main, err = ingest.NewSource(c.ID, ingest.StreamMain, c.Main, sys.hub, sys.log); err != nil {

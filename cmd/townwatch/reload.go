@@ -261,7 +261,13 @@ func (sys *system) applyCameras(running context.Context, next *configs.Config) (
 	old := sys.cams.units()
 	units := make([]*cameraUnit, 0, len(cams))
 	var errs []error
+	var disabled []configs.Camera
 	for _, c := range cams {
+		if c.Disabled {
+			// Not run: a running one is stopped below like a removed camera.
+			disabled = append(disabled, c)
+			continue
+		}
 		u := sys.cams.unit(c.ID)
 		switch {
 		case u == nil:
@@ -274,7 +280,11 @@ func (sys *system) applyCameras(running context.Context, next *configs.Config) (
 			u = nu
 			att.Added = append(att.Added, c.ID)
 		default:
-			switch changeOf(u.config(), c) {
+			change := changeOf(u.config(), c)
+			if change != cameraRestart && credentialsDigest(c) != u.credentials {
+				change = cameraRestart // same configuration, new password in its file
+			}
+			switch change {
 			case cameraUpdate:
 				u.cfg.Store(&c)
 				att.Updated = append(att.Updated, c.ID)
@@ -305,10 +315,13 @@ func (sys *system) applyCameras(running context.Context, next *configs.Config) (
 	}
 	sys.cams.set(units)
 	applied := *sys.cfg
-	applied.Cameras = make([]configs.Camera, len(units))
+	applied.Cameras = make([]configs.Camera, len(units), len(units)+len(disabled))
 	for i, u := range units {
 		applied.Cameras[i] = u.config()
 	}
+	// Disabled cameras stay in the running configuration: retention keeps their footage
+	// by their own record.retention, not by the rule for cameras no longer configured.
+	applied.Cameras = append(applied.Cameras, disabled...)
 	sys.cfg = &applied
 	if err := sys.retention.Reconfigure(applied.Cameras); err != nil {
 		errs = append(errs, err)

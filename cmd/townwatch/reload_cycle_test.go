@@ -14,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/townwatch/townwatch/configs"
-	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/motion"
 	"github.com/townwatch/townwatch/recorder/catalog"
@@ -72,14 +71,7 @@ func TestAddRemoveCyclesLeaveNothingBehind(t *testing.T) {
 	sys := runSystem(t, config(false, false))
 	streaming := func(id string) {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if u := sys.cams.unit(id); u != nil && u.main.Status().State == ingest.StateStreaming {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not streaming within 20 s", id)
-			}
-		}
+		waitUnitStreaming(t, sys, id)
 	}
 	streaming("stays")
 	stays := sys.cams.unit("stays")

@@ -163,6 +163,9 @@ func openNode(ctx context.Context, cfg *configs.Config, node string, log *slog.L
 	units := make([]*cameraUnit, 0, len(cfg.Cameras))
 	liveCams := make([]live.Camera, 0, len(cfg.Cameras))
 	for _, c := range cfg.Cameras {
+		if c.Disabled {
+			continue
+		}
 		u, err := sys.newUnit(c)
 		if err != nil {
 			return nil, err

@@ -211,10 +211,11 @@ tick();
 
 // What the page shows follows the account's roles: the wall for those who may watch live,
 // the events panel and the event search for those who may see events, a link to the
-// access log for auditors.
+// access log for auditors and to the camera page for administrators.
 const who = await whoAnswer;
 document.body.dataset.user = who.name;
 document.getElementById("audit-link").hidden = !can(who, "audit");
+document.getElementById("admin-link").hidden = !can(who, "admin");
 playbackAllowed = can(who, "playback");
 liveAllowed = can(who, "live");
 // The camera list first, the events panel after: the pictures are what the page is for.

@@ -12,6 +12,8 @@
 //	session.js  who is logged in (/api/me), logout, and the way to the login page on 401
 //	login.js the login page (login.html); setup.html is shown while no account exists
 //	audit.js the auditor's access-log page (audit.html)
+//	admin.js the administrator's camera page (admin.html); polygons.js the zones and masks
+//	         drawn on a camera's snapshot
 //	search.js    the event search page (search.html); links.js the links into the player
 //	         that the tiles, the events panel and the search share
 //	playback.js  the player (playback.html): start form with the reason, shared clock,
