@@ -106,6 +106,9 @@ func Recover(ctx context.Context, st *Storage, cat *catalog.Catalog, log *slog.L
 	for _, p := range rep.Adopted {
 		log.Warn("unindexed segment adopted", "path", p)
 	}
+	for _, p := range rep.Dropped {
+		log.Warn("interrupted segment had no footage to keep (no file, or no complete fragment): its row was discarded", "path", p)
+	}
 	return rep, nil
 }
 

@@ -396,7 +396,11 @@ func checkRecovered(t *testing.T, storage string, snap catalogSnapshot, k crashK
 		seen[open.Camera] = true
 		s, ok := byPath[open.Path]
 		if !ok {
-			t.Errorf("trial %d: the interrupted segment %s is no longer indexed", k.trial, open.Path)
+			// A kill just after a segment rolled leaves one without a complete fragment: no
+			// footage (the loss bound above holds regardless), so its row goes, logged.
+			if !strings.Contains(restartLog, "interrupted segment had no footage to keep") || !strings.Contains(restartLog, open.Path) {
+				t.Errorf("trial %d: the interrupted segment %s is no longer indexed, and the restart did not log it as holding no fragment", k.trial, open.Path)
+			}
 			continue
 		}
 		if s.Open || s.Frames == 0 || s.Bytes == 0 {
