@@ -14,15 +14,18 @@ import (
 // archived only once its object was verified, and a row that is not archived always has
 // its local file.
 
-// ArchiveCandidates returns up to limit closed segments still on the local disk that ended
-// before `before`, oldest end first: the archive job's work list.
+// ArchiveCandidates returns up to limit closed segments still on the local disk (this
+// node's, with several) that ended before `before`, oldest end first: the archive job's
+// work list.
 func (c *Catalog) ArchiveCandidates(ctx context.Context, before time.Time, limit int) ([]Segment, error) {
 	b, err := nanos("before", before)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: archive candidates: %w", err)
 	}
+	args := []any{b, limit}
+	scope := c.onThisNode("", &args)
 	segs, err := collectSegments(c.r.QueryContext(ctx, `SELECT `+segmentColumns+` FROM segments
-WHERE archived_ns IS NULL AND open = 0 AND end_ns < $1 ORDER BY end_ns, id LIMIT $2`, b, limit))
+WHERE archived_ns IS NULL AND open = 0 AND end_ns < $1`+scope+` ORDER BY end_ns, id LIMIT $2`, args...))
 	if err != nil {
 		return nil, c.note(fmt.Errorf("catalog: archive candidates: %w", err))
 	}
@@ -36,8 +39,10 @@ func (c *Catalog) ArchiveBacklog(ctx context.Context, before time.Time) (segment
 	if err != nil {
 		return 0, 0, fmt.Errorf("catalog: archive backlog: %w", err)
 	}
+	args := []any{b}
+	scope := c.onThisNode("", &args)
 	err = c.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM segments
-WHERE archived_ns IS NULL AND open = 0 AND end_ns < $1`, b).Scan(&segments, &bytes)
+WHERE archived_ns IS NULL AND open = 0 AND end_ns < $1`+scope, args...).Scan(&segments, &bytes)
 	if err != nil {
 		return 0, 0, c.note(fmt.Errorf("catalog: archive backlog: %w", err))
 	}
@@ -114,10 +119,12 @@ func (c *Catalog) ObjectDeleted(ctx context.Context, id int64) error {
 }
 
 // ArchivedBytes returns the bytes of all archived segments (TotalBytes counts the local
-// disk only).
+// disk only); on one of several nodes, those this node archived.
 func (c *Catalog) ArchivedBytes(ctx context.Context) (int64, error) {
 	var n int64
-	if err := c.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE archived_ns IS NOT NULL`).Scan(&n); err != nil {
+	var args []any
+	scope := c.onThisNode("", &args)
+	if err := c.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE archived_ns IS NOT NULL`+scope, args...).Scan(&n); err != nil {
 		return 0, c.note(fmt.Errorf("catalog: archived bytes: %w", err))
 	}
 	return n, nil

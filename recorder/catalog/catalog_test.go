@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -296,5 +297,79 @@ func TestSetNodeNeedsPostgres(t *testing.T) {
 	}
 	if err != nil || c.Node() != "a" {
 		t.Fatalf("SetNode on PostgreSQL: err = %v, node %q", err, c.Node())
+	}
+}
+
+// What weighs a disk sees only the files on this node's disk: two nodes sharing one
+// PostgreSQL catalog each get their own deletion candidates, byte counts, locked bytes and
+// archive work, so neither deletes footage to free space on the other's disk. A SQLite
+// catalog is one node's, and sees every segment.
+func TestDiskQueriesSeeOnlyThisNode(t *testing.T) {
+	ctx := context.Background()
+	a, target := openTest(t)
+	nodes := map[string]*Catalog{"a": a}
+	if backend == "postgres" {
+		b, err := Open(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		for name, c := range map[string]*Catalog{"a": a, "b": b} {
+			if err := c.SetNode(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodes["b"] = b
+	}
+	// Each node records its own camera: a 100-byte segment of "namesti" on a, a 7-byte one
+	// of "most" on b (on SQLite both through the one catalog).
+	addClosed(t, a, "namesti", at(0), at(time.Minute), 100)
+	onB := a
+	if b := nodes["b"]; b != nil {
+		onB = b
+	}
+	addClosed(t, onB, "most", at(0), at(time.Minute), 7)
+	want := map[string]map[string]int64{"a": {"namesti": 100, "most": 7}}
+	if backend == "postgres" {
+		want = map[string]map[string]int64{"a": {"namesti": 100}, "b": {"most": 7}}
+	}
+	cams := func(segs []Segment) map[string]int64 {
+		m := map[string]int64{}
+		for _, s := range segs {
+			m[s.Camera] += s.Bytes
+		}
+		return m
+	}
+	// Unlocked, the oldest segments are deletion candidates of their own node only.
+	for name, c := range nodes {
+		if segs, err := c.OldestUnlocked(ctx, "", at(time.Hour), 10); err != nil || !maps.Equal(cams(segs), want[name]) {
+			t.Errorf("node %s: OldestUnlocked = %v (%v), want the segments of %v", name, segs, err, want[name])
+		}
+	}
+	for _, cam := range []string{"namesti", "most"} {
+		if _, err := a.AddLock(ctx, Lock{Camera: cam, Start: at(0), End: at(time.Minute), Reason: "spis 1/2026", Created: at(0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, c := range nodes {
+		var total int64
+		for _, n := range want[name] {
+			total += n
+		}
+		if got, err := c.BytesByCamera(ctx); err != nil || !maps.Equal(got, want[name]) {
+			t.Errorf("node %s: BytesByCamera = %v (%v), want %v", name, got, err, want[name])
+		}
+		if got, err := c.TotalBytes(ctx); err != nil || got != total {
+			t.Errorf("node %s: TotalBytes = %d (%v), want %d", name, got, err, total)
+		}
+		if got, err := c.LockedBytes(ctx, at(time.Hour)); err != nil || !maps.Equal(got, want[name]) {
+			t.Errorf("node %s: LockedBytes = %v (%v), want %v", name, got, err, want[name])
+		}
+		if segs, err := c.ArchiveCandidates(ctx, at(time.Hour), 10); err != nil || !maps.Equal(cams(segs), want[name]) {
+			t.Errorf("node %s: ArchiveCandidates = %v (%v), want the segments of %v", name, segs, err, want[name])
+		}
+		if n, bytes, err := c.ArchiveBacklog(ctx, at(time.Hour)); err != nil || n != int64(len(want[name])) || bytes != total {
+			t.Errorf("node %s: ArchiveBacklog = %d segments, %d bytes (%v); want %d, %d", name, n, bytes, err, len(want[name]), total)
+		}
 	}
 }

@@ -53,6 +53,20 @@ func (c *Catalog) SetNode(name string) error {
 // Node is the name SetNode gave; "" for a single-node installation.
 func (c *Catalog) Node() string { return c.node }
 
+// onThisNode is the condition that keeps a query on segments (named alias, "" for the
+// bare table) to the files on this node's disk, its argument appended to args; "" in a
+// single-node installation, where every file is local. What weighs a disk (retention's
+// space rules, its deletion candidates, the archive job's work list) must see only this
+// node's files: another node's footage is not on this disk, and counting it would make
+// this node delete footage to free space it does not take up.
+func (c *Catalog) onThisNode(alias string, args *[]any) string {
+	if c.node == "" {
+		return ""
+	}
+	*args = append(*args, c.node)
+	return fmt.Sprintf(" AND %snode = $%d", alias, len(*args))
+}
+
 // checkFence runs inside a write transaction that carries a fence. FOR SHARE holds the
 // lease row until the transaction ends, so a takeover (an UPDATE of that row by another
 // node) waits for this write to commit, and a write that starts after the takeover sees

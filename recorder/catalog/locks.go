@@ -136,6 +136,7 @@ WHERE expires_ns IS NULL OR expires_ns > $1 ORDER BY camera, start_ns, id`, at)
 
 // LockedBytes returns, per camera, the bytes of closed segments that a lock active at now
 // protects; cameras with none are absent. Retention uses it to tell quota it cannot free.
+// On one of several nodes it counts this node's files only (see onThisNode).
 func (c *Catalog) LockedBytes(ctx context.Context, now time.Time) (map[string]int64, error) {
 	at, err := nanos("now", now)
 	if err != nil {
@@ -144,11 +145,13 @@ func (c *Catalog) LockedBytes(ctx context.Context, now time.Time) (map[string]in
 	// Driven from the few locks rather than from every segment; the lower bound on
 	// s.start_ns is the one overlapsRange explains, so each lock reads only the index
 	// entries near its range. IN counts a segment once however many locks cover it.
+	args := []any{at}
+	scope := c.onThisNode("s.", &args)
 	m, err := c.bytesPerCamera(ctx, `SELECT camera, SUM(bytes) FROM segments WHERE id IN (
 	SELECT s.id FROM locks l JOIN segments s ON `+lockCovers("$1")+`
 		AND s.start_ns >= l.start_ns - COALESCE((SELECT MAX(d.end_ns - d.start_ns) FROM segments d WHERE d.camera = l.camera), 0)
-	WHERE s.open = 0)
-GROUP BY camera`, at)
+	WHERE s.open = 0`+scope+`)
+GROUP BY camera`, args...)
 	if err != nil {
 		return nil, c.note(fmt.Errorf("catalog: locked bytes: %w", err))
 	}

@@ -10,7 +10,8 @@ import (
 
 // OldestUnlocked returns up to limit closed segments that no lock active at now covers,
 // oldest start first: retention's deletion candidates. Camera "" means all cameras.
-// A candidate can still be refused by DeleteSegment if a lock is added in between.
+// A candidate can still be refused by DeleteSegment if a lock is added in between. On one
+// of several nodes only this node's files are candidates (see onThisNode).
 func (c *Catalog) OldestUnlocked(ctx context.Context, camera string, now time.Time, limit int) ([]Segment, error) {
 	segs, err := c.oldestUnlocked(ctx, camera, now, limit)
 	if err != nil {
@@ -35,6 +36,7 @@ func (c *Catalog) oldestUnlocked(ctx context.Context, camera string, now time.Ti
 		where = `s.camera = $3 AND s.open = 0`
 		args = append(args, camera)
 	}
+	where += c.onThisNode("s.", &args)
 	return collectSegments(c.r.QueryContext(ctx, `SELECT `+segmentColumns+` FROM segments s
 WHERE `+where+` AND NOT EXISTS (SELECT 1 FROM locks l WHERE `+lockCovers("$1")+`)
 ORDER BY s.start_ns, s.id LIMIT $2`, args...))

@@ -348,19 +348,25 @@ func (c *Catalog) AllSegments(ctx context.Context) ([]Segment, error) {
 
 // BytesByCamera returns the bytes of every camera's segments on the local disk, open ones
 // included (their bytes are on disk too); archived segments are not counted, since the
-// quotas they feed are about the local disk. Cameras without local segments are absent.
+// quotas they feed are about the local disk (on one of several nodes: this node's disk).
+// Cameras without local segments are absent.
 func (c *Catalog) BytesByCamera(ctx context.Context) (map[string]int64, error) {
-	m, err := c.bytesPerCamera(ctx, `SELECT camera, SUM(bytes) FROM segments WHERE archived_ns IS NULL GROUP BY camera`)
+	var args []any
+	scope := c.onThisNode("", &args)
+	m, err := c.bytesPerCamera(ctx, `SELECT camera, SUM(bytes) FROM segments WHERE archived_ns IS NULL`+scope+` GROUP BY camera`, args...)
 	if err != nil {
 		return nil, c.note(fmt.Errorf("catalog: bytes by camera: %w", err))
 	}
 	return m, nil
 }
 
-// TotalBytes returns the bytes of all segments on the local disk, open ones included.
+// TotalBytes returns the bytes of all segments on the local disk, open ones included (on
+// one of several nodes: this node's disk; see onThisNode).
 func (c *Catalog) TotalBytes(ctx context.Context) (int64, error) {
 	var n int64
-	if err := c.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE archived_ns IS NULL`).Scan(&n); err != nil {
+	var args []any
+	scope := c.onThisNode("", &args)
+	if err := c.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE archived_ns IS NULL`+scope, args...).Scan(&n); err != nil {
 		return 0, c.note(fmt.Errorf("catalog: total bytes: %w", err))
 	}
 	return n, nil
