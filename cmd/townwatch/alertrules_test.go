@@ -79,12 +79,21 @@ func TestAlertRulesNameOnlyExportedMetrics(t *testing.T) {
 }
 
 // exportedMetrics opens a whole system (without running it) with one camera that is
-// recorded and motion-analysed, sweeps retention once so that its per-camera figures
-// exist, and returns the metric families /metrics would serve, by name.
+// recorded and motion-analysed and an archive tier (whose store is never reached: the
+// system is not run), sweeps retention once so that its per-camera figures exist, and
+// returns the metric families /metrics would serve, by name.
 func exportedMetrics(t *testing.T) map[string]dto.MetricType {
 	t.Helper()
 	dir := t.TempDir()
-	yaml := "storage:\n  path: " + strconv.Quote(filepath.Join(dir, "storage")) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
+	keys := map[string]string{"access": filepath.Join(dir, "s3-access"), "secret": filepath.Join(dir, "s3-secret")}
+	for _, path := range keys {
+		if err := os.WriteFile(path, []byte("townwatch-test\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yaml := "storage:\n  path: " + strconv.Quote(filepath.Join(dir, "storage")) + "\n  min_free: 1MiB\n" +
+		"  archive: {url: 's3://127.0.0.1:9/townwatch', after: 2d, access_key_file: " + strconv.Quote(keys["access"]) +
+		", secret_key_file: " + strconv.Quote(keys["secret"]) + "}\nhttp:\n  listen: 127.0.0.1:0\n" +
 		"webrtc: {udp_port: 0, tcp_port: 0}\ncameras:\n" +
 		"  - id: ulice\n    main: {url: rtsp://127.0.0.1:8554/ulice}\n    record: {mode: continuous}\n    motion: {enabled: true}\n"
 	cfg, err := configs.Parse([]byte(yaml), "townwatch.yaml")
