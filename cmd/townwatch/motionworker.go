@@ -39,8 +39,7 @@ func runMotionWorker(ctx context.Context, _ []string, stdout, stderr io.Writer) 
 
 func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger) error {
 	dec := gob.NewDecoder(in)
-	w := &workerSide{enc: gob.NewEncoder(out), hub: ingest.NewHub(), log: log, streams: map[string]*workerStream{},
-		cams: map[string]*workerCamera{}, analysers: map[*motion.Analyzer]bool{}, retired: map[string]motion.Stats{}}
+	w := newWorkerSide(out, log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w.running.Go(func() {
@@ -102,6 +101,12 @@ type workerSide struct {
 	statsMu   sync.Mutex
 	analysers map[*motion.Analyzer]bool // those running or stopping
 	retired   map[string]motion.Stats   // counters of analysers that have stopped, by camera
+}
+
+// newWorkerSide makes a worker with no camera yet that answers on out.
+func newWorkerSide(out io.Writer, log *slog.Logger) *workerSide {
+	return &workerSide{enc: gob.NewEncoder(out), hub: ingest.NewHub(), log: log, streams: map[string]*workerStream{},
+		cams: map[string]*workerCamera{}, analysers: map[*motion.Analyzer]bool{}, retired: map[string]motion.Stats{}}
 }
 
 // workerCamera is one camera's analyser or keyframe thumbnailer.
