@@ -53,16 +53,24 @@ type Stats struct {
 // Analyzer detects motion on one camera: it reads the camera's analysis stream from the
 // Hub, decodes what it needs and reports events through Options.OnEvent.
 type Analyzer struct {
-	p   *params
-	hub *ingest.Hub
-	log *slog.Logger
-	opt Options
+	// made is the configuration the analyser was made with, never changed: its camera,
+	// stream, frame selection and width are fixed for the analyser's life (see
+	// Reconfigure).
+	made *params
+	hub  *ingest.Hub
+	log  *slog.Logger
+	opt  Options
 
 	decoded, analyzed, decodeErrs, events atomic.Uint64
 	active                                atomic.Bool
+	// next is the configuration Reconfigure was last given, taken up by the Run goroutine
+	// at the next unit it processes; nil once taken.
+	next atomic.Pointer[params]
 
-	// Used by the Run goroutine only. The detector and tracker outlive Streams; the
-	// decoder is made per Stream, whose codec may differ from the last.
+	// Used by the Run goroutine only. p is the configuration in force (made, or the last
+	// one Reconfigure gave). The detector and tracker outlive Streams; the decoder is made
+	// per Stream, whose codec may differ from the last.
+	p            *params
 	dec          *decode.Decoder
 	det          *detector
 	tr           *tracker
@@ -92,11 +100,57 @@ func newAnalyzer(p *params, hub *ingest.Hub, log *slog.Logger, opt Options) *Ana
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Analyzer{p: p, hub: hub, log: log, opt: opt}
+	return &Analyzer{made: p, p: p, hub: hub, log: log, opt: opt}
 }
 
 // Camera is the id of the camera analysed.
-func (a *Analyzer) Camera() string { return a.p.camera }
+func (a *Analyzer) Camera() string { return a.made.camera }
+
+// ErrNotInPlace is returned by Reconfigure for a change that needs a new Analyzer.
+var ErrNotInPlace = errors.New("motion: this change needs a new analyser")
+
+// Reconfigure checks cam's motion settings and has the running analyser take them up at
+// the next unit it processes, on its own goroutine: zones, masks, sensitivity, min_area,
+// cooldown and fps. Safe from any goroutine, before or during Run; the last call wins.
+//
+// What the analyser has learnt is kept: the background model (learnt over the whole
+// picture, which masks and zones only filter afterwards, so no geometry makes it stale)
+// and an ongoing event, which goes on under its id. The event's zones are those it has hit
+// that are still configured, by name; zones hit from then on are added, and if the motion
+// is now outside every zone the event ends after the cooldown like any other.
+//
+// A change of the analysed stream, of the frame selection (analyze) or of the width
+// returns an error wrapping ErrNotInPlace: they change what is decoded, so they need a new
+// Analyzer (and its event ends).
+func (a *Analyzer) Reconfigure(cam configs.Camera) error {
+	p, err := newParams(cam)
+	if err != nil {
+		return err
+	}
+	switch m := a.made; {
+	case p.camera != m.camera:
+		return fmt.Errorf("%w: camera %s is not %s", ErrNotInPlace, p.camera, m.camera)
+	case p.stream != m.stream:
+		return fmt.Errorf("camera %s: %w: the analysed stream changes from %s to %s", m.camera, ErrNotInPlace, m.stream, p.stream)
+	case p.keyframesOnly != m.keyframesOnly:
+		return fmt.Errorf("camera %s: %w: motion.analyze changes which frames are decoded", m.camera, ErrNotInPlace)
+	case p.width != m.width:
+		return fmt.Errorf("camera %s: %w: motion.width changes from %d to %d", m.camera, ErrNotInPlace, m.width, p.width)
+	}
+	a.next.Store(p)
+	return nil
+}
+
+// takeConfiguration puts the configuration Reconfigure last gave, if any, in force.
+func (a *Analyzer) takeConfiguration() {
+	p := a.next.Swap(nil)
+	if p == nil {
+		return
+	}
+	a.p = p
+	a.det.reconfigure(p)
+	a.tr.reconfigure(p)
+}
 
 // Stats returns the counters; safe from any goroutine.
 func (a *Analyzer) Stats() Stats {
@@ -207,6 +261,7 @@ func (a *Analyzer) process(u *ingest.Unit, gap bool) {
 	if u.Track == nil || u.Track.Kind != ingest.KindVideo {
 		return
 	}
+	a.takeConfiguration()
 	if gap || u.Discontinuity {
 		// Frames on both sides of a hole are not consecutive; the background is kept
 		// (it changes slowly) and so is an ongoing event, whose cooldown runs on.

@@ -37,6 +37,10 @@ func (m *mog2) relearn(frame gocv.Mat) {
 	m.sub.Apply(frame, &fg)
 }
 
+// setSensitivity keeps MOG2's variance threshold: the comparison runs at one setting and
+// never reconfigures.
+func (m *mog2) setSensitivity(int) {}
+
 func (m *mog2) close() { m.sub.Close() }
 
 // BenchmarkBackgroundModels compares the background models on the bundled clips (3 loops

@@ -68,6 +68,9 @@ type background interface {
 	apply(frame gocv.Mat, dt time.Duration, fg *gocv.Mat)
 	// relearn makes frame the whole background, forgetting the past.
 	relearn(frame gocv.Mat)
+	// setSensitivity takes a new motion.sensitivity for the frames to come, keeping what
+	// was learnt.
+	setSensitivity(sensitivity int)
 	close()
 }
 
@@ -107,11 +110,7 @@ type namedPolygon struct {
 }
 
 func newDetector(p *params, bg background) *detector {
-	return &detector{
-		minArea:    p.minArea / 100,
-		zones:      p.zones,
-		masks:      p.masks,
-		restricted: len(p.zones) > 0 || len(p.masks) > 0,
+	d := &detector{
 		bg:         bg,
 		countMask:  gocv.NewMat(),
 		kernel:     gocv.GetStructuringElement(gocv.MorphRect, image.Pt(3, 3)),
@@ -122,6 +121,28 @@ func newDetector(p *params, bg background) *detector {
 		scratch:    gocv.NewMat(),
 		searchMask: gocv.NewMat(),
 		cells:      gocv.NewMat(),
+	}
+	d.setArea(p)
+	return d
+}
+
+// setArea takes p's min_area, zones and masks.
+func (d *detector) setArea(p *params) {
+	d.minArea = p.minArea / 100
+	d.zones = p.zones
+	d.masks = p.masks
+	d.restricted = len(p.zones) > 0 || len(p.masks) > 0
+}
+
+// reconfigure takes p's tuning, zones and masks for the next frame. The background is
+// kept: it is learnt over the whole picture and zones and masks only filter the
+// foreground, so an ongoing event sees no burst of change and the picture is not learnt
+// again.
+func (d *detector) reconfigure(p *params) {
+	d.setArea(p)
+	d.bg.setSensitivity(p.sensitivity)
+	if d.size != (image.Point{}) {
+		d.rasterise()
 	}
 }
 
@@ -268,6 +289,12 @@ func (d *detector) box(moving gocv.Mat) Box {
 func (d *detector) resize(sz image.Point) {
 	d.size = sz
 	d.learned = false
+	d.rasterise()
+}
+
+// rasterise draws the zones and masks at the frame size, and sizes min_area.
+func (d *detector) rasterise() {
+	sz := d.size
 	d.closeZoneMasks()
 	area := sz.X * sz.Y
 	if d.restricted {
@@ -293,13 +320,15 @@ func (d *detector) resize(sz image.Point) {
 		}
 		area = gocv.CountNonZero(d.countMask)
 	}
+	d.searchMask.Close()
 	if len(d.masks) > 0 {
 		// Masked areas are out of the search too: a mask hides what must not be watched.
-		d.searchMask.Close()
 		d.searchMask = gocv.NewMatWithSizeFromScalar(gocv.NewScalar(255, 0, 0, 0), sz.Y, sz.X, gocv.MatTypeCV8U)
 		for _, m := range d.masks {
 			fillpolygon(&d.searchMask, m, sz, 0)
 		}
+	} else {
+		d.searchMask = gocv.NewMat() // empty: the whole frame is searched
 	}
 	d.countArea = max(area, 1)
 	// min_area is a share of the whole frame, not of the zones, so that it means the same
@@ -421,6 +450,8 @@ func (r *runningAverage) meanStdDev(m gocv.Mat) (mean, stddev float64) {
 }
 
 func (r *runningAverage) relearn(frame gocv.Mat) { frame.ConvertTo(&r.avg, gocv.MatTypeCV32F) }
+
+func (r *runningAverage) setSensitivity(sensitivity int) { r.thresh = threshold(sensitivity) }
 
 func (r *runningAverage) close() {
 	for _, m := range []*gocv.Mat{&r.avg, &r.avg8, &r.diff, &r.still, &r.mean, &r.stddev} {

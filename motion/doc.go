@@ -44,4 +44,7 @@
 // the run of moving frames towards a new event restarts, an ongoing event continues.
 // Frames beyond motion.fps are decoded without analysis (the sub stream) or, keyframes-only,
 // not decoded at all. Corrupt units are counted (Stats.DecodeErrors) and skipped.
+// Reconfigure, from any goroutine, hands new zones, masks and tuning to a running analyser,
+// which takes them up at its next unit on Run's goroutine, keeping its background and its
+// ongoing event.
 package motion

@@ -133,6 +133,17 @@ func (t *tracker) takeSnapshot(at time.Time, score float64) {
 	}
 }
 
+// reconfigure puts p in force. The zones hit so far are kept by name where p still
+// configures them, so that an ongoing event names no zone that is gone and goes on
+// adding the zones it hits.
+func (t *tracker) reconfigure(p *params) {
+	t.hits = p.zoneBits(t.p.zoneNames(t.hits))
+	t.p = p
+	if t.active {
+		t.ev.Zones = p.zoneNames(t.hits)
+	}
+}
+
 // interrupt forgets the run of moving frames before a gap in the footage: frames on both
 // sides of it are not consecutive. An ongoing event is kept; its cooldown runs on.
 func (t *tracker) interrupt() { t.pending = 0 }

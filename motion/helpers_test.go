@@ -84,6 +84,13 @@ func analyse(t testing.TB, cam configs.Camera, units []*ingest.Unit, bg func(*pa
 // does after dropping units.
 func analyseGaps(t testing.TB, cam configs.Camera, units []*ingest.Unit, gapBefore map[*ingest.Unit]bool, bg func(*params) background) run {
 	t.Helper()
+	return analyseCalling(t, cam, units, gapBefore, bg, nil)
+}
+
+// analyseCalling is analyseGaps calling before, if not nil, ahead of each unit, with the
+// analyser (to reconfigure it mid-stream, as another goroutine would during Run).
+func analyseCalling(t testing.TB, cam configs.Camera, units []*ingest.Unit, gapBefore map[*ingest.Unit]bool, bg func(*params) background, before func(*Analyzer, *ingest.Unit)) run {
+	t.Helper()
 	p, err := newParams(cam)
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +116,9 @@ func analyseGaps(t testing.TB, cam configs.Camera, units []*ingest.Unit, gapBefo
 	}
 	for _, u := range units {
 		now = u.Wall
+		if before != nil {
+			before(a, u)
+		}
 		a.process(u, gapBefore[u])
 	}
 	a.close()

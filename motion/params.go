@@ -3,6 +3,7 @@ package motion
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/townwatch/townwatch/configs"
@@ -138,4 +139,15 @@ func (p *params) zoneNames(hit uint64) []string {
 		}
 	}
 	return names
+}
+
+// zoneBits is the hit mask of the named zones that are configured; others are left out.
+func (p *params) zoneBits(names []string) uint64 {
+	var hit uint64
+	for i, z := range p.zones {
+		if slices.Contains(names, z.name) {
+			hit |= 1 << i
+		}
+	}
+	return hit
 }

@@ -37,9 +37,10 @@ const motionReaderQueue = 48
 //
 // The cameras change with a reload (setCameras): the running worker is sent only the
 // difference, so an unchanged camera's analyser runs on and its ongoing event goes on; a
-// camera added gets an analyser or thumbnailer, one removed loses it (its event ends), and
-// one whose configuration changed gets a new one (motion.Analyzer takes its settings only
-// when made). A worker started after a crash gets the full current lists.
+// camera added gets an analyser or thumbnailer, one removed loses it (its event ends), one
+// whose motion settings changed has them applied to its running analyser
+// (motion.Analyzer.Reconfigure, its event going on), and one restarted by the reload gets
+// a new one (see diffCameras). A worker started after a crash gets the full current lists.
 type motionPool struct {
 	hub     *ingest.Hub
 	observe func(camera string, d time.Duration)
@@ -201,14 +202,24 @@ func (p *motionPool) setSinks(sinks map[string]func(motion.Event)) {
 }
 
 // diffCameras is what a worker running oldCams and oldThumbed must change to run cams and
-// thumbed. A camera whose configuration changed in any way is restarted: its recorder may
-// be a new one (record mode) that must see the next event start.
+// thumbed. The worker hears only of what its analysers use:
+//   - a camera the reload restarts (changeOf: its streams or its recording changed) gets a
+//     new analyser: its recorder is a new one, which in record mode motion must see the
+//     next event start rather than the end of an event that began before it, and a new
+//     stream is learnt from scratch anyway;
+//   - a camera updated in place whose motion settings changed has them reconfigured in
+//     its running analyser, which keeps its event (the worker falls back to a new analyser
+//     for the settings that change decoding, see motion.ErrNotInPlace);
+//   - a rename or a change of retention or live audio is not sent at all.
 func diffCameras(oldCams []configs.Camera, oldThumbed []string, cams []configs.Camera, thumbed []string) cameraDelta {
 	var ch cameraDelta
 	for _, c := range cams {
 		i := slices.IndexFunc(oldCams, func(o configs.Camera) bool { return o.ID == c.ID })
-		if i < 0 || !reflect.DeepEqual(oldCams[i], c) {
+		switch {
+		case i < 0 || changeOf(oldCams[i], c) == cameraRestart:
 			ch.Cameras = append(ch.Cameras, c)
+		case !reflect.DeepEqual(oldCams[i].Motion, c.Motion):
+			ch.Reconfigure = append(ch.Reconfigure, c)
 		}
 	}
 	for _, id := range thumbed {
@@ -233,7 +244,7 @@ func diffCameras(oldCams []configs.Camera, oldThumbed []string, cams []configs.C
 }
 
 func (ch *cameraDelta) empty() bool {
-	return len(ch.Cameras) == 0 && len(ch.Thumbnails) == 0 && len(ch.Stop) == 0
+	return len(ch.Cameras) == 0 && len(ch.Reconfigure) == 0 && len(ch.Thumbnails) == 0 && len(ch.Stop) == 0
 }
 
 // listedNow says whether any camera is listed, and returns the channel closed when a

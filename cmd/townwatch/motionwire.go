@@ -10,7 +10,7 @@ import (
 
 // The motion worker's protocol: two gob streams over the worker's stdin and stdout. The
 // server sends the cameras to analyse first, then, while the worker runs, each change to
-// them (one camera at a time: started, restarted with new settings, stopped) and each
+// them (one camera at a time: started, reconfigured, restarted, stopped) and each
 // camera's analysed stream as it arrives (a stream header when a camera's stream starts,
 // then its video units); the worker sends events, counters, analysis times and
 // scrub-preview thumbnails back. Only video crosses: motion detection reads nothing else.
@@ -28,9 +28,14 @@ type toWorker struct {
 // its ongoing event included.
 type cameraDelta struct {
 	// Cameras are analysers to start. One already running for the camera (an analyser
-	// or a thumbnailer) is stopped first: motion.Analyzer cannot change its settings in
-	// place, so new tuning is a new analyser, and the old one ends its event.
+	// or a thumbnailer) is stopped first, ending its event: the camera was restarted
+	// (see diffCameras).
 	Cameras []configs.Camera
+	// Reconfigure are running analysers' new motion settings, taken up in place
+	// (motion.Analyzer.Reconfigure): the background and an ongoing event are kept. A
+	// change the analyser cannot take in place (motion.ErrNotInPlace) starts a new one,
+	// as Cameras does.
+	Reconfigure []configs.Camera
 	// Thumbnails are cameras without motion detection whose main-stream keyframes come
 	// only to be made into thumbnails; one already running is stopped first, likewise.
 	Thumbnails []string

@@ -39,8 +39,7 @@ func runMotionWorker(ctx context.Context, _ []string, stdout, stderr io.Writer) 
 
 func serveMotionWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger) error {
 	dec := gob.NewDecoder(in)
-	w := &workerSide{enc: gob.NewEncoder(out), hub: ingest.NewHub(), log: log, streams: map[string]*workerStream{},
-		cams: map[string]*workerCamera{}, analysers: map[*motion.Analyzer]bool{}, retired: map[string]motion.Stats{}}
+	w := newWorkerSide(out, log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w.running.Go(func() {
@@ -104,13 +103,21 @@ type workerSide struct {
 	retired   map[string]motion.Stats   // counters of analysers that have stopped, by camera
 }
 
-// workerCamera is one camera's analyser or keyframe thumbnailer.
-type workerCamera struct {
-	stop context.CancelFunc
-	done chan struct{} // closed once it has returned, its ongoing event ended and reported
+// newWorkerSide makes a worker with no camera yet that answers on out.
+func newWorkerSide(out io.Writer, log *slog.Logger) *workerSide {
+	return &workerSide{enc: gob.NewEncoder(out), hub: ingest.NewHub(), log: log, streams: map[string]*workerStream{},
+		cams: map[string]*workerCamera{}, analysers: map[*motion.Analyzer]bool{}, retired: map[string]motion.Stats{}}
 }
 
-// apply starts, restarts and stops the cameras named in ch; the others run on untouched.
+// workerCamera is one camera's analyser or keyframe thumbnailer.
+type workerCamera struct {
+	analyser *motion.Analyzer // nil for a thumbnailer
+	stop     context.CancelFunc
+	done     chan struct{} // closed once it has returned, its ongoing event ended and reported
+}
+
+// apply starts, reconfigures, restarts and stops the cameras named in ch; the others run
+// on untouched.
 func (w *workerSide) apply(ctx context.Context, ch *cameraDelta) {
 	for _, id := range ch.Stop {
 		if c := w.cams[id]; c != nil {
@@ -122,8 +129,30 @@ func (w *workerSide) apply(ctx context.Context, ch *cameraDelta) {
 			delete(w.streams, id)
 		}
 	}
+	starts := ch.Cameras
+	for _, cam := range ch.Reconfigure {
+		c := w.cams[cam.ID]
+		if c == nil || c.analyser == nil {
+			// Not analysed here (its analyser could not be made): a new one, as at a start.
+			starts = append(starts, cam)
+			continue
+		}
+		err := c.analyser.Reconfigure(cam)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, motion.ErrNotInPlace):
+			w.log.Info("motion analyser restarted for its new settings", "camera", cam.ID, "why", err)
+		default:
+			// The server checked these settings (motion.AnalysedStream) before sending
+			// them, so this is a bug; NewAnalyzer refuses them too and the analyser runs on
+			// with its settings.
+			w.log.Error("motion analyser not reconfigured", "camera", cam.ID, "err", err)
+		}
+		starts = append(starts, cam)
+	}
 	thumb := func(th motion.Thumbnail) { w.send(fromWorker{Thumb: &th}) }
-	for _, cam := range ch.Cameras {
+	for _, cam := range starts {
 		a, err := motion.NewAnalyzer(cam, w.hub, w.log.With("camera", cam.ID), motion.Options{
 			OnEvent: func(ev motion.Event) { w.send(fromWorker{Event: &workerEvent{Camera: cam.ID, Event: ev}}) },
 			ObserveAnalysis: func(d time.Duration) {
@@ -138,7 +167,7 @@ func (w *workerSide) apply(ctx context.Context, ch *cameraDelta) {
 			w.log.Error("motion analyser not started", "camera", cam.ID, "err", err)
 			continue
 		}
-		w.startCamera(ctx, cam.ID, func(ctx context.Context) { w.analyse(ctx, a) })
+		w.startCamera(ctx, cam.ID, a, func(ctx context.Context) { w.analyse(ctx, a) })
 	}
 	for _, id := range ch.Thumbnails {
 		k, err := motion.NewKeyframeThumbnails(id, ingest.StreamMain, w.hub, w.log.With("camera", id), thumb)
@@ -146,20 +175,21 @@ func (w *workerSide) apply(ctx context.Context, ch *cameraDelta) {
 			w.log.Error("thumbnails not started", "camera", id, "err", err)
 			continue
 		}
-		w.startCamera(ctx, id, func(ctx context.Context) { _ = k.Run(ctx) })
+		w.startCamera(ctx, id, nil, func(ctx context.Context) { _ = k.Run(ctx) })
 	}
 }
 
-// startCamera runs work for the camera in place of what ran for it before. The new work
-// begins only once the old has returned, so that the old analyser's event end reaches the
-// server before anything of the new one; the reading goroutine does not wait for it.
-func (w *workerSide) startCamera(ctx context.Context, id string, work func(context.Context)) {
+// startCamera runs work for the camera in place of what ran for it before; analyser is
+// the one work runs, nil for a thumbnailer. The new work begins only once the old has
+// returned, so that the old analyser's event end reaches the server before anything of
+// the new one; the reading goroutine does not wait for it.
+func (w *workerSide) startCamera(ctx context.Context, id string, analyser *motion.Analyzer, work func(context.Context)) {
 	prev := w.cams[id]
 	if prev != nil {
 		prev.stop()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &workerCamera{stop: cancel, done: make(chan struct{})}
+	c := &workerCamera{analyser: analyser, stop: cancel, done: make(chan struct{})}
 	w.cams[id] = c
 	w.running.Go(func() {
 		defer close(c.done)

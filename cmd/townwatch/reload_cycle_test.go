@@ -149,23 +149,7 @@ func TestReloadKeepsOtherCamerasMotionGoing(t *testing.T) {
 	withThumbnails := "  - id: comes\n    main: {url: " + cam.URL("comes") + ", transport: tcp}\n    record: {mode: continuous, segment: 10s}\n"
 	sys := runSystem(t, config(""))
 
-	ongoing := func() (motion.Event, bool) {
-		sys.motion.mu.Lock()
-		defer sys.motion.mu.Unlock()
-		ev, ok := sys.motion.active["ulice"]
-		return ev, ok
-	}
-	// The clip's car drives for 8 s of every 30 s loop.
-	var ev motion.Event
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var ok bool
-		if ev, ok = ongoing(); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no motion event on ulice within 60 s (stats %+v)", sys.motion.Stats("ulice"))
-		}
-	}
+	ev := waitMotionEvent(t, sys, "ulice")
 	pid := sys.motion.workerPID()
 	if pid == 0 {
 		t.Fatal("no motion worker runs while ulice has an event")
@@ -179,21 +163,10 @@ func TestReloadKeepsOtherCamerasMotionGoing(t *testing.T) {
 	if now := sys.motion.workerPID(); now != pid {
 		t.Errorf("the motion worker was restarted by adding and removing another camera: pid %d → %d", pid, now)
 	}
-	if now, ok := ongoing(); !ok || now.ID != ev.ID {
+	if now, ok := ongoingMotionEvent(sys, "ulice"); !ok || now.ID != ev.ID {
 		t.Fatalf("ulice's event %s was ended by the reloads (ongoing now: %v %s)", ev.ID, ok, now.ID)
 	}
-	// The catalog row, as an officer would see it: the sink stores the start just after the
-	// pool counts the event as going on, and the end just after it stops counting it.
-	var row catalog.Event
-	for deadline := time.Now().Add(30 * time.Second); row.End.IsZero(); time.Sleep(50 * time.Millisecond) {
-		var err error
-		if row, err = sys.catalog.Event(context.Background(), ev.ID); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ulice's event %s did not end within 30 s", ev.ID)
-		}
-	}
+	row := waitEventEnded(t, sys, ev.ID)
 	// The event ends at the motion's end plus the cooldown, found by the analyser that saw
 	// it start: at least a moment after the reloads, not at them.
 	if !row.End.After(reloaded) {
@@ -202,4 +175,44 @@ func TestReloadKeepsOtherCamerasMotionGoing(t *testing.T) {
 	if now := sys.motion.workerPID(); now != pid {
 		t.Errorf("the motion worker was restarted: pid %d → %d", pid, now)
 	}
+}
+
+// ongoingMotionEvent is the camera's event going on, as the motion pool tracks it.
+func ongoingMotionEvent(sys *system, camera string) (motion.Event, bool) {
+	sys.motion.mu.Lock()
+	defer sys.motion.mu.Unlock()
+	ev, ok := sys.motion.active[camera]
+	return ev, ok
+}
+
+// waitMotionEvent waits for an event to go on on a camera playing the motion clip, whose
+// car drives for 8 s of every 30 s loop.
+func waitMotionEvent(t *testing.T, sys *system, camera string) motion.Event {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if ev, ok := ongoingMotionEvent(sys, camera); ok {
+			return ev
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no motion event on %s within 60 s (stats %+v)", camera, sys.motion.Stats(camera))
+		}
+	}
+}
+
+// waitEventEnded waits for the event's catalog row, as an officer would see it, to have
+// its end: the sink stores the start just after the pool counts the event as going on,
+// and the end just after it stops counting it.
+func waitEventEnded(t *testing.T, sys *system, id string) catalog.Event {
+	t.Helper()
+	var row catalog.Event
+	for deadline := time.Now().Add(30 * time.Second); row.End.IsZero(); time.Sleep(50 * time.Millisecond) {
+		var err error
+		if row, err = sys.catalog.Event(context.Background(), id); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event %s did not end within 30 s", id)
+		}
+	}
+	return row
 }

@@ -1,13 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/townwatch/townwatch/configs"
 )
 
-// The reload diff rules: what is updated in place, what restarts only that camera.
+// The reload diff rules: what is updated in place, what restarts only that camera, and
+// what the motion worker hears of it (diffCameras).
 func TestChangeOfCamera(t *testing.T) {
 	cfg, err := configs.Parse([]byte(`storage: {path: ./data}
 cameras:
@@ -33,27 +35,50 @@ cameras:
 		what string
 		next configs.Camera
 		want cameraChange
+		// worker is what the motion worker is sent: nothing (the analyser uses none of
+		// it), the new motion settings for the running analyser, or a new analyser.
+		worker string
 	}{
-		{"nothing", edit(func(*configs.Camera) {}), cameraSame},
-		{"name", edit(func(c *configs.Camera) { c.Name = "Masarykovo náměstí" }), cameraUpdate},
-		{"zones", edit(func(c *configs.Camera) { c.Motion.Zones = nil }), cameraUpdate},
-		{"masks", edit(func(c *configs.Camera) { c.Motion.Masks = c.Motion.Zones }), cameraUpdate},
-		{"motion tuning", edit(func(c *configs.Camera) { c.Motion.Sensitivity++ }), cameraUpdate},
-		{"retention", edit(func(c *configs.Camera) { c.Record.Retention *= 2 }), cameraUpdate},
-		{"live audio", edit(func(c *configs.Camera) { c.Live.Audio = true }), cameraUpdate},
-		{"main url", edit(func(c *configs.Camera) { c.Main.URL = "rtsp://127.0.0.1/other" }), cameraRestart},
-		{"transport", edit(func(c *configs.Camera) { c.Main.Transport = configs.TransportUDP }), cameraRestart},
-		{"credentials", edit(func(c *configs.Camera) { c.Sub.Username = "admin" }), cameraRestart},
-		{"certificate pin", edit(func(c *configs.Camera) { c.Main.TLSFingerprint = "ab" }), cameraRestart},
-		{"sub removed", edit(func(c *configs.Camera) { c.Sub = nil }), cameraRestart},
-		{"record mode", edit(func(c *configs.Camera) { c.Record.Mode = configs.RecordMotion }), cameraRestart},
-		{"segment", edit(func(c *configs.Camera) { c.Record.Segment *= 2 }), cameraRestart},
+		{"nothing", edit(func(*configs.Camera) {}), cameraSame, workerNothing},
+		{"name", edit(func(c *configs.Camera) { c.Name = "Masarykovo náměstí" }), cameraUpdate, workerNothing},
+		{"zones", edit(func(c *configs.Camera) { c.Motion.Zones = nil }), cameraUpdate, workerReconfigure},
+		{"masks", edit(func(c *configs.Camera) { c.Motion.Masks = c.Motion.Zones }), cameraUpdate, workerReconfigure},
+		{"motion tuning", edit(func(c *configs.Camera) { c.Motion.Sensitivity++ }), cameraUpdate, workerReconfigure},
+		{"retention", edit(func(c *configs.Camera) { c.Record.Retention *= 2 }), cameraUpdate, workerNothing},
+		{"live audio", edit(func(c *configs.Camera) { c.Live.Audio = true }), cameraUpdate, workerNothing},
+		{"main url", edit(func(c *configs.Camera) { c.Main.URL = "rtsp://127.0.0.1/other" }), cameraRestart, workerRestart},
+		{"transport", edit(func(c *configs.Camera) { c.Main.Transport = configs.TransportUDP }), cameraRestart, workerRestart},
+		{"credentials", edit(func(c *configs.Camera) { c.Sub.Username = "admin" }), cameraRestart, workerRestart},
+		{"certificate pin", edit(func(c *configs.Camera) { c.Main.TLSFingerprint = "ab" }), cameraRestart, workerRestart},
+		{"sub removed", edit(func(c *configs.Camera) { c.Sub = nil }), cameraRestart, workerRestart},
+		{"record mode", edit(func(c *configs.Camera) { c.Record.Mode = configs.RecordMotion }), cameraRestart, workerRestart},
+		{"segment", edit(func(c *configs.Camera) { c.Record.Segment *= 2 }), cameraRestart, workerRestart},
 	} {
 		if got := changeOf(base, tc.next); got != tc.want {
 			t.Errorf("%s changed: %v, want %v", tc.what, got, tc.want)
 		}
+		d := diffCameras([]configs.Camera{base}, nil, []configs.Camera{tc.next}, nil)
+		got := workerNothing
+		switch {
+		case len(d.Cameras) == 1 && len(d.Reconfigure) == 0 && len(d.Thumbnails) == 0 && len(d.Stop) == 0:
+			got = workerRestart
+		case len(d.Reconfigure) == 1 && len(d.Cameras) == 0 && len(d.Thumbnails) == 0 && len(d.Stop) == 0:
+			got = workerReconfigure
+		case !d.empty():
+			got = fmt.Sprintf("%+v", d)
+		}
+		if got != tc.worker {
+			t.Errorf("%s changed: the motion worker gets %s, want %s", tc.what, got, tc.worker)
+		}
 	}
 }
+
+// What the motion worker is sent for a camera's change (TestChangeOfCamera).
+const (
+	workerNothing     = "nothing"
+	workerReconfigure = "its new motion settings"
+	workerRestart     = "a new analyser"
+)
 
 // Settings outside cameras are named by their path and never applied.
 func TestGlobalChangesNameTheirPaths(t *testing.T) {
