@@ -225,6 +225,9 @@ func (s *CameraStore) change(id string, body []byte, ifMatch string, audit Chang
 			b.cam.ID = id
 			b.set(b.node, "id", id)
 		}
+		if id != "" {
+			b.keepRedactedURLs(old)
+		}
 		if written, err = s.keepPasswords(b, old, id != ""); err != nil {
 			return ch, err
 		}
@@ -450,6 +453,23 @@ func (s *CameraStore) keepPasswords(b *cameraBody, old Camera, replace bool) ([]
 		b.set(mappingValue(b.node, st.key), "password_file", st.stream.PasswordFile)
 	}
 	return written, nil
+}
+
+// keepRedactedURLs puts back the stored URL of a stream sent with exactly the redacted URL
+// the API showed for it: a camera taking its password in the query (?password=) is shown
+// as ?password=***, and an edit that leaves the URL alone must not save the marker as the
+// password. Any other URL is the caller's new one.
+func (b *cameraBody) keepRedactedURLs(old Camera) {
+	for _, st := range b.streams(&b.cam) {
+		prev := &old.Main
+		if st.key == "sub" {
+			prev = old.Sub
+		}
+		if prev != nil && st.stream.URL != prev.URL && st.stream.URL == prev.RedactedURL() {
+			st.stream.URL = prev.URL
+			b.set(mappingValue(b.node, st.key), "url", prev.URL)
+		}
+	}
 }
 
 // writePassword keeps a password in a new 0600 file cameras.d/<id>.<stream>.<random>.password.

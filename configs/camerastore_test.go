@@ -376,3 +376,43 @@ func TestCameraStoreRemovesLeftovers(t *testing.T) {
 		t.Errorf("the password file in use: %q, %v", pw, err)
 	}
 }
+
+// A camera that takes its password in the URL's query is shown with ?password=***; an
+// edit that sends that URL back unchanged keeps the stored password, and one that sends a
+// new URL gets the new one.
+func TestCameraStoreKeepsAQueryPasswordShownRedacted(t *testing.T) {
+	s, _ := newStore(t)
+	const url = "rtsp://10.0.0.24/live?channel=1&password=tajne"
+	if _, err := s.Create([]byte(`{"id":"brana","main":{"url":"`+url+`"}}`), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	list, rev, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(list, func(e CameraEntry) bool { return e.Doc["id"] == "brana" })
+	shown := list[i].Doc["main"].(map[string]any)["url"].(string)
+	if strings.Contains(shown, "tajne") || !strings.Contains(shown, "password=***") {
+		t.Fatalf("the API shows %q", shown)
+	}
+	if _, err := s.Replace("brana", []byte(`{"id":"brana","name":"Brána","main":{"url":"`+shown+`"}}`), rev, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadUnion(s.Main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cam, _ := cfg.Camera("brana"); cam.Main.URL != url || cam.Name != "Brána" {
+		t.Fatalf("after an edit sending the shown URL: url %q, name %q; want the stored URL kept", cam.Main.URL, cam.Name)
+	}
+	const moved = "rtsp://10.0.0.25/live?channel=1&password=nove"
+	if _, err := s.Replace("brana", []byte(`{"id":"brana","main":{"url":"`+moved+`"}}`), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = LoadUnion(s.Main); err != nil {
+		t.Fatal(err)
+	}
+	if cam, _ := cfg.Camera("brana"); cam.Main.URL != moved {
+		t.Fatalf("after an edit sending a new URL: %q", cam.Main.URL)
+	}
+}
