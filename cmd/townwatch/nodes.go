@@ -9,6 +9,7 @@ import (
 	"github.com/townwatch/townwatch/cluster"
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/viewer"
 )
 
 // nodeCluster is this townwatch as one of several recorder nodes (serve -node): which
@@ -18,6 +19,7 @@ type nodeCluster struct {
 	name  string
 	token string // the secret the nodes share (node.token_file)
 	mgr   *cluster.Manager
+	peers *viewer.Peers // the HTTP side: media from the other nodes' disks, live view elsewhere
 }
 
 // joinCluster makes sys node name of the cluster sharing its PostgreSQL catalog. It runs
@@ -39,7 +41,11 @@ func (sys *system) joinCluster(cfg *configs.Config, name string) error {
 	if err != nil {
 		return err
 	}
-	sys.cluster = &nodeCluster{name: name, token: token, mgr: mgr}
+	peers := &viewer.Peers{Self: name, Token: token, Advertise: mgr.Advertise, Holder: func(camera string) (string, string) {
+		h := mgr.Holders()[camera]
+		return h.Node, h.Advertise
+	}}
+	sys.cluster = &nodeCluster{name: name, token: token, mgr: mgr, peers: peers}
 	sys.extra = append(sys.extra, mgr.Run)
 	return nil
 }
@@ -134,6 +140,14 @@ func (sys *system) progressEvery() time.Duration {
 	return nodeProgressEvery
 }
 
+// peers is what the HTTP server needs of the other nodes; nil on a single node.
+func (sys *system) peers() *viewer.Peers {
+	if sys.cluster == nil {
+		return nil
+	}
+	return sys.cluster.peers
+}
+
 // holder is the node holding camera id's lease now, for the API ("" while none does).
 func (sys *system) holder(id string) string {
 	return sys.cluster.mgr.Holders()[id].Node
@@ -161,5 +175,33 @@ func (nc *nodeCluster) metrics(sys *system) []prometheus.Collector {
 				}
 				return float64(n)
 			}),
+		proxyCollector{nc.peers},
+	}
+}
+
+// proxyCollector exports, per owner node, the media requests and bytes this node fetched
+// from the other nodes' disks for its clients (viewer.Peers.Proxied).
+type proxyCollector struct{ peers *viewer.Peers }
+
+var (
+	proxyRequestsDesc = prometheus.NewDesc("townwatch_node_proxied_requests_total",
+		"Media requests this node passed on to the node whose disk holds the segment, by that node.", []string{"owner"}, nil)
+	proxyBytesDesc = prometheus.NewDesc("townwatch_node_proxied_bytes_total",
+		"Bytes of footage this node fetched from another node's disk for its clients, by that node.", []string{"owner"}, nil)
+	proxyFailuresDesc = prometheus.NewDesc("townwatch_node_proxied_failures_total",
+		"Media requests to another node that failed (unknown address, no answer, refused, cut off), by that node.", []string{"owner"}, nil)
+)
+
+func (c proxyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- proxyRequestsDesc
+	ch <- proxyBytesDesc
+	ch <- proxyFailuresDesc
+}
+
+func (c proxyCollector) Collect(ch chan<- prometheus.Metric) {
+	for owner, st := range c.peers.Proxied() {
+		ch <- prometheus.MustNewConstMetric(proxyRequestsDesc, prometheus.CounterValue, float64(st.Requests), owner)
+		ch <- prometheus.MustNewConstMetric(proxyBytesDesc, prometheus.CounterValue, float64(st.Bytes), owner)
+		ch <- prometheus.MustNewConstMetric(proxyFailuresDesc, prometheus.CounterValue, float64(st.Failures), owner)
 	}
 }
