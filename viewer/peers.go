@@ -118,7 +118,8 @@ func (pb *Playback) proxyMedia(w http.ResponseWriter, r *http.Request, seg catal
 		writeError(w, http.StatusBadGateway, "segment "+strconv.FormatInt(seg.ID, 10)+" is on node "+quote(seg.Node)+", whose address is unknown; see the server log")
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(base, "/")+nodeMediaPath(seg.ID), nil)
+	// GET or HEAD, as the client asked (a GET route answers both).
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimSuffix(base, "/")+nodeMediaPath(seg.ID), nil)
 	if err != nil {
 		p.count(seg.Node, 0, true)
 		pb.fail(w, "request to node "+quote(seg.Node), err)
@@ -158,7 +159,8 @@ func (pb *Playback) proxyMedia(w http.ResponseWriter, r *http.Request, seg catal
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(mediaWriteTimeout))
 	w.WriteHeader(resp.StatusCode)
 	n, err := io.Copy(w, resp.Body)
-	p.count(seg.Node, n, err != nil && !errors.Is(err, context.Canceled))
+	// A client that went away (seeking, closing the player) is no failure of the owner.
+	p.count(seg.Node, n, err != nil && r.Context().Err() == nil)
 }
 
 // handleNodeMedia serves another node a segment file of this node's disk (the route

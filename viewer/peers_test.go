@@ -1,12 +1,16 @@
 package viewer
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer/access"
 )
 
@@ -82,5 +86,67 @@ func TestLiveViewOfACameraHeldElsewhereNamesItsNode(t *testing.T) {
 	}
 	if rec := offer("namesti"); rec.Code == http.StatusConflict {
 		t.Errorf("offer for namesti (held here): %d %s; want the WHEP handler's answer", rec.Code, rec.Body)
+	}
+}
+
+// proxyMedia passes the client's Range to the owner with the node token in a header, and
+// the owner's partial answer back as it is; an owner that refuses or is unknown gives the
+// client 502 naming the node, never the token. What it fetched is counted per owner.
+func TestProxyMediaPassesRangeAndRefusalsOn(t *testing.T) {
+	file := []byte(strings.Repeat("0123456789", 100))
+	var gotToken, gotRange, gotQuery string
+	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotToken, gotRange, gotQuery = r.Header.Get(NodeTokenHeader), r.Header.Get("Range"), r.URL.RawQuery
+		if r.URL.Path != nodeMediaPath(7) {
+			http.NotFound(w, r)
+			return
+		}
+		if gotToken != "uzel-token" {
+			http.Error(w, "node token required", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("ETag", `"digest"`)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(file))
+	}))
+	defer owner.Close()
+	advertise := map[string]string{"a": owner.URL, "c": ""}
+	peers := &Peers{Self: "b", Token: "uzel-token",
+		Advertise: func(_ context.Context, node string) (string, error) { return advertise[node], nil }}
+	pb := &Playback{peers: peers}
+	fetch := func(node string, rangeHeader string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/api/segments/7/media", nil)
+		if rangeHeader != "" {
+			req.Header.Set("Range", rangeHeader)
+		}
+		rec := httptest.NewRecorder()
+		pb.proxyMedia(rec, req, catalog.Segment{ID: 7, Node: node})
+		return rec
+	}
+
+	rec := fetch("a", "bytes=10-29")
+	if rec.Code != http.StatusPartialContent || !bytes.Equal(rec.Body.Bytes(), file[10:30]) ||
+		rec.Header().Get("Content-Range") != "bytes 10-29/1000" || rec.Header().Get("ETag") != `"digest"` {
+		t.Errorf("range through the proxy: %d %q %v", rec.Code, rec.Body, rec.Header())
+	}
+	if gotToken != "uzel-token" || gotRange != "bytes=10-29" || gotQuery != "" {
+		t.Errorf("the owner got token %q, Range %q, query %q; want the token in the header only and the client's Range", gotToken, gotRange, gotQuery)
+	}
+
+	peers.Token = "another-token" // a node configured with a different token
+	rec = fetch("a", "")
+	if body := rec.Body.String(); rec.Code != http.StatusBadGateway || !strings.Contains(body, `node \"a\"`) ||
+		strings.Contains(body, "another-token") || strings.Contains(body, "uzel-token") {
+		t.Errorf("owner refusing: %d %s; want 502 naming node a, and no token", rec.Code, rec.Body)
+	}
+	if rec := fetch("c", ""); rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "address is unknown") {
+		t.Errorf("owner without an address: %d %s; want 502", rec.Code, rec.Body)
+	}
+
+	got := peers.Proxied()
+	if want := (ProxyStats{Requests: 2, Bytes: 20, Failures: 1}); got["a"] != want {
+		t.Errorf("counted for a: %+v, want %+v", got["a"], want)
+	}
+	if want := (ProxyStats{Requests: 1, Failures: 1}); got["c"] != want {
+		t.Errorf("counted for c: %+v, want %+v", got["c"], want)
 	}
 }
