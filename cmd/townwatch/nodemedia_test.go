@@ -116,7 +116,7 @@ func TestAnyNodePlaysBackFootageOnAnotherNodesDisk(t *testing.T) {
 	if len(rows) != 1 {
 		t.Errorf("playback.start audit rows for the session on b: %+v; want one", rows)
 	}
-	re := regexp.MustCompile(`townwatch_node_proxied_bytes_total\{owner="a"\} (\S+)`)
+	re := regexp.MustCompile(`townwatch_node_proxied_bytes_total\{node="b",owner="a"\} (\S+)`)
 	if got := metricValue(b.client, b.base, re); got < float64(len(onDisk)+5000) {
 		t.Errorf("b's proxied bytes from a = %v, want at least %d", got, len(onDisk)+5000)
 	}

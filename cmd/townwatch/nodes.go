@@ -175,33 +175,40 @@ func (nc *nodeCluster) metrics(sys *system) []prometheus.Collector {
 				}
 				return float64(n)
 			}),
-		proxyCollector{nc.peers},
+		newProxyCollector(nc),
 	}
 }
 
 // proxyCollector exports, per owner node, the media requests and bytes this node fetched
-// from the other nodes' disks for its clients (viewer.Peers.Proxied).
-type proxyCollector struct{ peers *viewer.Peers }
+// from the other nodes' disks for its clients (viewer.Peers.Proxied), labelled like the
+// lease metrics with this node's name.
+type proxyCollector struct {
+	peers                     *viewer.Peers
+	requests, bytes, failures *prometheus.Desc
+}
 
-var (
-	proxyRequestsDesc = prometheus.NewDesc("townwatch_node_proxied_requests_total",
-		"Media requests this node passed on to the node whose disk holds the segment, by that node.", []string{"owner"}, nil)
-	proxyBytesDesc = prometheus.NewDesc("townwatch_node_proxied_bytes_total",
-		"Bytes of footage this node fetched from another node's disk for its clients, by that node.", []string{"owner"}, nil)
-	proxyFailuresDesc = prometheus.NewDesc("townwatch_node_proxied_failures_total",
-		"Media requests to another node that failed (unknown address, no answer, refused, cut off), by that node.", []string{"owner"}, nil)
-)
+func newProxyCollector(nc *nodeCluster) proxyCollector {
+	labels := prometheus.Labels{"node": nc.name}
+	return proxyCollector{peers: nc.peers,
+		requests: prometheus.NewDesc("townwatch_node_proxied_requests_total",
+			"Media requests this node passed on to the node whose disk holds the segment, by that node.", []string{"owner"}, labels),
+		bytes: prometheus.NewDesc("townwatch_node_proxied_bytes_total",
+			"Bytes of footage this node fetched from another node's disk for its clients, by that node.", []string{"owner"}, labels),
+		failures: prometheus.NewDesc("townwatch_node_proxied_failures_total",
+			"Media requests to another node that failed (unknown address, no answer, refused, cut off), by that node.", []string{"owner"}, labels),
+	}
+}
 
 func (c proxyCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- proxyRequestsDesc
-	ch <- proxyBytesDesc
-	ch <- proxyFailuresDesc
+	for _, d := range []*prometheus.Desc{c.requests, c.bytes, c.failures} {
+		ch <- d
+	}
 }
 
 func (c proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	for owner, st := range c.peers.Proxied() {
-		ch <- prometheus.MustNewConstMetric(proxyRequestsDesc, prometheus.CounterValue, float64(st.Requests), owner)
-		ch <- prometheus.MustNewConstMetric(proxyBytesDesc, prometheus.CounterValue, float64(st.Bytes), owner)
-		ch <- prometheus.MustNewConstMetric(proxyFailuresDesc, prometheus.CounterValue, float64(st.Failures), owner)
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(st.Requests), owner)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(st.Bytes), owner)
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(st.Failures), owner)
 	}
 }
