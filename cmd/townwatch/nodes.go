@@ -16,10 +16,11 @@ import (
 // cameras it records follows the leases its cluster.Manager holds. nil on a single node,
 // which records every configured camera as it always did.
 type nodeCluster struct {
-	name  string
-	token string // the secret the nodes share (node.token_file)
-	mgr   *cluster.Manager
-	peers *viewer.Peers // the HTTP side: media from the other nodes' disks, live view elsewhere
+	name string
+	mgr  *cluster.Manager
+	// peers is the HTTP side, with the node token (node.token_file): media from the other
+	// nodes' disks, theirs from this one, live view of cameras held elsewhere.
+	peers *viewer.Peers
 }
 
 // joinCluster makes sys node name of the cluster sharing its PostgreSQL catalog. It runs
@@ -45,7 +46,7 @@ func (sys *system) joinCluster(cfg *configs.Config, name string) error {
 		h := mgr.Holders()[camera]
 		return h.Node, h.Advertise
 	}}
-	sys.cluster = &nodeCluster{name: name, token: token, mgr: mgr, peers: peers}
+	sys.cluster = &nodeCluster{name: name, mgr: mgr, peers: peers}
 	sys.extra = append(sys.extra, mgr.Run)
 	return nil
 }
