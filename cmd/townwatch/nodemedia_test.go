@@ -52,8 +52,11 @@ func nodeGet(t *testing.T, c *http.Client, url string, headers map[string]string
 // user route; live view of a's camera on b names a.
 func TestAnyNodePlaysBackFootageOnAnotherNodesDisk(t *testing.T) {
 	url, cfgs := nodeSetup(t, "", "a", "b")
+	// An officer granted only the camera pinned to a, in the shared catalog.
+	addAccount(t, cfgs["a"], "straznik", "officer", "-cameras", "pinned")
 	a := startNodeProc(t, cfgs["a"], "a")
 	b := startNodeProc(t, cfgs["b"], "b")
+	officer := loginClient(t, b.base, "straznik", accountPassword)
 	waitNodes(t, 60*time.Second, "the pinned camera is not recorded on a", map[string]*serveProc{"a": a, "b": b}, func(v map[string]map[string]clusterCamera) bool {
 		ha, _ := holders(v["b"])
 		return ha["pinned"] == "a"
@@ -89,17 +92,17 @@ func TestAnyNodePlaysBackFootageOnAnotherNodesDisk(t *testing.T) {
 	}
 	media := b.base + "api/segments/" + strconv.FormatInt(seg.ID, 10) + "/media"
 
-	if status, _, body := e2eDo(t, b.client, "POST", b.base+"api/playback", "application/json", `{"cameras":["pinned"],"reason":"spis 12/2026"}`); status != http.StatusCreated {
+	if status, _, body := e2eDo(t, officer, "POST", b.base+"api/playback", "application/json", `{"cameras":["pinned"],"reason":"spis 12/2026"}`); status != http.StatusCreated {
 		t.Fatalf("playback session on b: %d %s", status, body)
 	}
-	status, h, body := nodeGet(t, b.client, media, map[string]string{"Range": "bytes=100-5099"})
+	status, h, body := nodeGet(t, officer, media, map[string]string{"Range": "bytes=100-5099"})
 	if status != http.StatusPartialContent || !bytes.Equal(body, onDisk[100:5100]) {
 		t.Fatalf("Range through b: %d (%d bytes, equal to a's file %v); want 206 and bytes 100-5099 of a's file", status, len(body), bytes.Equal(body, onDisk[100:5100]))
 	}
 	if want := "bytes 100-5099/" + strconv.Itoa(len(onDisk)); h.Get("Content-Range") != want {
 		t.Errorf("Content-Range %q, want %q", h.Get("Content-Range"), want)
 	}
-	status, h, body = nodeGet(t, b.client, media, nil)
+	status, h, body = nodeGet(t, officer, media, nil)
 	sum := sha256.Sum256(body)
 	if status != http.StatusOK || !bytes.Equal(body, onDisk) || hex.EncodeToString(sum[:]) != seg.SHA256 {
 		t.Fatalf("whole segment through b: %d, %d bytes (a's file %d), SHA-256 %x, catalog %s", status, len(body), len(onDisk), sum, seg.SHA256)
@@ -109,7 +112,7 @@ func TestAnyNodePlaysBackFootageOnAnotherNodesDisk(t *testing.T) {
 	}
 	// The playback session's audit row (with the reason) is in the shared catalog.
 	rows, err := cat.AuditEntries(ctx, catalog.AuditQuery{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour),
-		Actor: "velitel", Camera: "pinned", Action: "playback.start"})
+		Actor: "straznik", Camera: "pinned", Action: "playback.start"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,9 +141,12 @@ func TestAnyNodePlaysBackFootageOnAnotherNodesDisk(t *testing.T) {
 			t.Errorf("a's node route, %s: %d %s; want 401", name, status, body)
 		}
 	}
-	// velitel's session on a (supervisor, admin) is no node token.
-	if status, _, body := nodeGet(t, a.client, nodeRoute, nil); status != http.StatusUnauthorized {
-		t.Errorf("a's node route with a user session: %d %s; want 401", status, body)
+	// velitel's session on a (supervisor, admin) and the officer's (valid on a too: the
+	// sessions are in the shared catalog) are no node token.
+	for name, c := range map[string]*http.Client{"velitel": a.client, "straznik": officer} {
+		if status, _, body := nodeGet(t, c, nodeRoute, nil); status != http.StatusUnauthorized {
+			t.Errorf("a's node route with %s's session: %d %s; want 401", name, status, body)
+		}
 	}
 	if strings.Contains(a.stderr.String(), wrong) || strings.Contains(a.stderr.String(), nodeToken) {
 		t.Error("a's log holds a node token")
