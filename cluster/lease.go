@@ -122,6 +122,18 @@ func (m *Manager) Holders() map[string]Holder {
 	return maps.Clone(m.holders)
 }
 
+// Advertise is node's URL as it last advertised it in the nodes table ("" and no error
+// for a node that never joined). Unlike Holders it is read afresh: the node holding a
+// segment's file may hold no lease any more.
+func (m *Manager) Advertise(ctx context.Context, node string) (string, error) {
+	var url string
+	err := m.db.QueryRowContext(ctx, `SELECT advertise FROM nodes WHERE name = $1`, node).Scan(&url)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return url, err
+}
+
 // RenewFailures counts rounds that failed (database unreachable, a statement failed).
 func (m *Manager) RenewFailures() uint64 { return m.renewFailures.Load() }
 

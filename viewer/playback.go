@@ -63,6 +63,7 @@ type Playback struct {
 	Log    *slog.Logger
 
 	cameras  cameraSet // the server's list
+	peers    *Peers    // the other recorder nodes (Options.Peers); nil on one node
 	sessions playbackSessions
 	clock    func() time.Time // the server's clock (tests inject one)
 }
@@ -393,12 +394,22 @@ type deletedJSON struct {
 
 // handleMedia serves a segment's bytes as they are on disk, with Range (http.ServeContent),
 // an ETag of its SHA-256 once closed, and 410 with the deletion once it is gone. An open
-// segment is served up to its last synced fragment, never a torn one.
+// segment is served up to its last synced fragment, never a torn one. On one of several
+// nodes, a file on another node's disk (and not archived) is fetched from that node.
 func (pb *Playback) handleMedia(w http.ResponseWriter, r *http.Request) {
 	seg, ok := pb.pathSegment(w, r)
 	if !ok {
 		return
 	}
+	if pb.peers.elsewhere(seg) {
+		pb.proxyMedia(w, r, seg)
+		return
+	}
+	pb.serveMedia(w, r, seg)
+}
+
+// serveMedia answers a media request from this node's disk or the archive.
+func (pb *Playback) serveMedia(w http.ResponseWriter, r *http.Request, seg catalog.Segment) {
 	id := seg.ID
 	size := seg.Bytes
 	if seg.Open {

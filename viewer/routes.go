@@ -101,7 +101,11 @@ func (s *Server) table() []route {
 	}
 	if s.opt.Live != nil {
 		for _, lr := range s.opt.Live.Routes() {
-			rt = append(rt, route{pattern: lr.Pattern, action: access.ActionLive, camera: s.knownCamera(pathCamera), handler: lr.Handler})
+			h := lr.Handler
+			if strings.HasPrefix(lr.Pattern, "POST ") {
+				h = s.liveElsewhere(h) // a new viewer of a camera held by another node
+			}
+			rt = append(rt, route{pattern: lr.Pattern, action: access.ActionLive, camera: s.knownCamera(pathCamera), handler: h})
 		}
 	}
 	if s.opt.Events != nil {
@@ -132,6 +136,10 @@ func (s *Server) table() []route {
 			route{pattern: "GET /api/cameras/{id}/thumbs", action: access.ActionPlayback, camera: s.knownCamera(pathCamera), handler: pb.handleThumbs},
 			route{pattern: "GET /api/segments/{id}/thumbs.jpg", action: access.ActionPlayback, camera: byID("segment", pb.segmentCamera), handler: pb.handleSprite},
 		)
+		if s.opt.Peers != nil {
+			// Another node fetching this disk's footage for its client (Peers.proxyMedia).
+			rt = append(rt, route{pattern: "GET /api/node/segments/{id}/media", action: access.ActionNode, handler: pb.handleNodeMedia})
+		}
 	}
 	if ex := s.opt.Exports; ex != nil {
 		rt = append(rt,
@@ -194,7 +202,8 @@ func scopeOf(r *http.Request) func(camera string) bool {
 }
 
 // guard is the one authorization chokepoint. In order:
-//  1. /metrics with the configured bearer token runs without a session;
+//  1. /metrics with the configured bearer token runs without a session; a node route
+//     (action node) runs with the node token and with nothing else;
 //  2. no account exists yet: only /healthz, and the page that says how to make one;
 //  3. public routes run as they are;
 //  4. no valid session: 401 (API) or a redirect to the login page (pages);
@@ -207,6 +216,20 @@ func (s *Server) guard(rt route) http.Handler {
 		// The operator's metrics token is no default credential: it was put on the host
 		// on purpose, so Prometheus scrapes from the first start, accounts or not.
 		if rt.action == access.ActionMetrics && s.auth.metricsBearer(r) {
+			rt.handler(w, r)
+			return
+		}
+		// A node route is decided by the node token alone, before anything about users: a
+		// session never opens it (the guard does not even read one here), and the token
+		// reaches no other route (it is no session and no role grants anything to it).
+		if rt.action == access.ActionNode {
+			if !s.opt.Peers.validToken(r) {
+				// The token itself is never logged, only that it was wrong or missing.
+				s.log.Warn("node route: wrong or missing node token", "path", r.URL.Path,
+					"client", s.auth.clientAddr(r), "token_sent", r.Header.Get(NodeTokenHeader) != "")
+				writeError(w, http.StatusUnauthorized, "node token required ("+NodeTokenHeader+")")
+				return
+			}
 			rt.handler(w, r)
 			return
 		}

@@ -30,6 +30,22 @@ type routeRig struct {
 	fx     *accessFixture
 }
 
+// The rig is node rigNode of a cluster, with node token rigNodeToken; its segments have
+// no node (as in a single-node catalog), so none is on its disk as far as the node route
+// is concerned.
+const (
+	rigNode      = "uzel-a"
+	rigNodeToken = "rig-node-token-0123456789abcdef"
+)
+
+// rigHolder says camera most is held by another node, namesti by this one.
+func rigHolder(camera string) (string, string) {
+	if camera == "most" {
+		return "uzel-b", "https://uzel-b.example.cz:8443"
+	}
+	return rigNode, "https://uzel-a.example.cz:8443"
+}
+
 const (
 	eventNamesti = "0192f5c4-0000-7000-8000-00000000000a"
 	eventMost    = "0192f5c4-0000-7000-8000-00000000000b"
@@ -105,6 +121,10 @@ func newRouteRig(t *testing.T) *routeRig {
 		Exports:       &Exports{Manager: newExportJobs(t, fx.cat)},
 		ConfigStatus:  func() any { return map[string]bool{"success": true} },
 		ConfigCameras: newConfigStore(t),
+		// One of several nodes: the node route exists, and every matrix walks it too.
+		Peers: &Peers{Self: rigNode, Token: rigNodeToken,
+			Advertise: func(context.Context, string) (string, error) { return "", nil },
+			Holder:    rigHolder},
 		// Discovery only on lo, and briefly: the matrix asks it once per admin.
 		CameraAdmin: &CameraAdmin{Prober: &probe.Prober{}, ONVIF: &onvif.Client{},
 			Discoverer: &onvif.Discoverer{Interfaces: []string{"lo"}, Window: 10 * time.Millisecond}}})
@@ -125,6 +145,9 @@ func concretePath(pattern, camera string) (method, path string) {
 		case "{id}":
 			if camera == "" && strings.Contains(pattern, " /api/config/cameras/") {
 				return "namesti" // a camera of the configuration (the route is not camera-scoped)
+			}
+			if strings.Contains(pattern, " /api/node/") {
+				return segmentNamesti // the node route names a segment and no camera
 			}
 			return camera
 		case "{session}":

@@ -112,7 +112,11 @@ type Options struct {
 	// Degraded, when set, lists reasons the system is degraded apart from its cameras
 	// (a rebuilt or failing catalog); /healthz shows them. Public: no camera ids, no paths.
 	Degraded func() []string
-	Log      *slog.Logger // nil discards
+	// Peers are the other recorder nodes (serve -node): media on their disks is fetched
+	// from them, live view of their cameras is refused naming them, and they fetch this
+	// disk's media on the node route. nil on a single node: no node route exists.
+	Peers *Peers
+	Log   *slog.Logger // nil discards
 }
 
 // ConfigCameras is the camera configuration the API changes (configs.CameraStore).
@@ -181,6 +185,7 @@ func New(opt Options) (*Server, error) {
 		opt.Playback.sessions.grant = map[playbackKey]time.Time{}
 		opt.Playback.clock = a.now
 		opt.Playback.cameras = s.cameras
+		opt.Playback.peers = opt.Peers
 	}
 	s.mount()
 	// The cross-origin check refuses a state-changing request that a browser marks as

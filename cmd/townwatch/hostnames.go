@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 
@@ -30,6 +31,10 @@ func serverHostNames(cfg *configs.Config) []string {
 	if h, err := os.Hostname(); err == nil && h != "" {
 		short, _, _ := strings.Cut(h, ".")
 		names = append(names, h, short)
+	}
+	// The other nodes reach this one by its advertised URL (node.advertise).
+	if u, err := url.Parse(cfg.Node.Advertise); err == nil && u.Hostname() != "" {
+		names = append(names, u.Hostname())
 	}
 	return append(names, cfg.HTTP.Hosts...)
 }

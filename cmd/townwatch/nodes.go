@@ -9,15 +9,18 @@ import (
 	"github.com/townwatch/townwatch/cluster"
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/viewer"
 )
 
 // nodeCluster is this townwatch as one of several recorder nodes (serve -node): which
 // cameras it records follows the leases its cluster.Manager holds. nil on a single node,
 // which records every configured camera as it always did.
 type nodeCluster struct {
-	name  string
-	token string // the secret the nodes share (node.token_file)
-	mgr   *cluster.Manager
+	name string
+	mgr  *cluster.Manager
+	// peers is the HTTP side, with the node token (node.token_file): media from the other
+	// nodes' disks, theirs from this one, live view of cameras held elsewhere.
+	peers *viewer.Peers
 }
 
 // joinCluster makes sys node name of the cluster sharing its PostgreSQL catalog. It runs
@@ -39,7 +42,11 @@ func (sys *system) joinCluster(cfg *configs.Config, name string) error {
 	if err != nil {
 		return err
 	}
-	sys.cluster = &nodeCluster{name: name, token: token, mgr: mgr}
+	peers := &viewer.Peers{Self: name, Token: token, Advertise: mgr.Advertise, Holder: func(camera string) (string, string) {
+		h := mgr.Holders()[camera]
+		return h.Node, h.Advertise
+	}}
+	sys.cluster = &nodeCluster{name: name, mgr: mgr, peers: peers}
 	sys.extra = append(sys.extra, mgr.Run)
 	return nil
 }
@@ -134,6 +141,14 @@ func (sys *system) progressEvery() time.Duration {
 	return nodeProgressEvery
 }
 
+// peers is what the HTTP server needs of the other nodes; nil on a single node.
+func (sys *system) peers() *viewer.Peers {
+	if sys.cluster == nil {
+		return nil
+	}
+	return sys.cluster.peers
+}
+
 // holder is the node holding camera id's lease now, for the API ("" while none does).
 func (sys *system) holder(id string) string {
 	return sys.cluster.mgr.Holders()[id].Node
@@ -161,5 +176,40 @@ func (nc *nodeCluster) metrics(sys *system) []prometheus.Collector {
 				}
 				return float64(n)
 			}),
+		newProxyCollector(nc),
+	}
+}
+
+// proxyCollector exports, per owner node, the media requests and bytes this node fetched
+// from the other nodes' disks for its clients (viewer.Peers.Proxied), labelled like the
+// lease metrics with this node's name.
+type proxyCollector struct {
+	peers                     *viewer.Peers
+	requests, bytes, failures *prometheus.Desc
+}
+
+func newProxyCollector(nc *nodeCluster) proxyCollector {
+	labels := prometheus.Labels{"node": nc.name}
+	return proxyCollector{peers: nc.peers,
+		requests: prometheus.NewDesc("townwatch_node_proxied_requests_total",
+			"Media requests this node passed on to the node whose disk holds the segment, by that node.", []string{"owner"}, labels),
+		bytes: prometheus.NewDesc("townwatch_node_proxied_bytes_total",
+			"Bytes of footage this node fetched from another node's disk for its clients, by that node.", []string{"owner"}, labels),
+		failures: prometheus.NewDesc("townwatch_node_proxied_failures_total",
+			"Media requests to another node that failed (unknown address, no answer, refused, cut off), by that node.", []string{"owner"}, labels),
+	}
+}
+
+func (c proxyCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.requests, c.bytes, c.failures} {
+		ch <- d
+	}
+}
+
+func (c proxyCollector) Collect(ch chan<- prometheus.Metric) {
+	for owner, st := range c.peers.Proxied() {
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(st.Requests), owner)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(st.Bytes), owner)
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(st.Failures), owner)
 	}
 }

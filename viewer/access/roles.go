@@ -46,11 +46,16 @@ const (
 	ActionAdmin      Action = "admin"       // users, cameras, configuration
 	ActionAudit      Action = "audit"       // read, verify and export the access log
 	ActionMetrics    Action = "metrics"     // /metrics (also by bearer token)
+	// ActionNode is a request of another recorder node (serve -node) for footage on this
+	// node's disk. It is decided by the node token alone, never by a session: no role
+	// grants it, so no user can use a node route, and the node token is no session, so it
+	// opens no user route.
+	ActionNode Action = "node"
 )
 
 // Actions lists every action; the route test checks each route names one of them.
 var Actions = []Action{ActionPublic, ActionSession, ActionLive, ActionEvents, ActionPlayback, ActionExport,
-	ActionLock, ActionLockManage, ActionLockList, ActionAdmin, ActionAudit, ActionMetrics}
+	ActionLock, ActionLockManage, ActionLockList, ActionAdmin, ActionAudit, ActionMetrics, ActionNode}
 
 // grant is what one role allows: the actions, and whether they reach every camera or only
 // the cameras granted to the account.

@@ -36,7 +36,8 @@ var specRoles = map[Role]struct {
 // checks that admin and auditor hold none of them.
 var footageActions = []Action{ActionLive, ActionEvents, ActionPlayback, ActionExport}
 
-// roleActions are all actions except public and session, which no role decides.
+// roleActions are all actions except public and session, which no role decides. It
+// includes node, which no role grants: every table below expects it refused to all.
 func roleActions() []Action {
 	var out []Action
 	for _, a := range Actions {
@@ -69,7 +70,7 @@ func TestRoleNamesAreStable(t *testing.T) {
 func TestActionsListIsComplete(t *testing.T) {
 	// The route test relies on Actions naming every action exactly once.
 	want := []Action{ActionPublic, ActionSession, ActionLive, ActionEvents, ActionPlayback, ActionExport,
-		ActionLock, ActionLockManage, ActionLockList, ActionAdmin, ActionAudit, ActionMetrics}
+		ActionLock, ActionLockManage, ActionLockList, ActionAdmin, ActionAudit, ActionMetrics, ActionNode}
 	if len(Actions) != len(want) {
 		t.Fatalf("Actions has %d entries, want %d: %v", len(Actions), len(want), Actions)
 	}
