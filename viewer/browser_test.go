@@ -324,13 +324,7 @@ func (p *page) do(actions ...chromedp.Action[chromedp.Void]) {
 // eval evaluates a JavaScript expression (awaiting a promise) and decodes its value.
 func eval[T any](p *page, expr string) T {
 	p.tb.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		p.tb.Fatalf("evaluating %s: %v", expr, err)
-	}
-	return v
+	return browsertest.Eval[T](p.ctx, p.tb, expr, 30*time.Second)
 }
 
 // tileStats is one entry of window.townwatch.tiles() (see viewer/web/app.js).

@@ -240,13 +240,7 @@ func (pg *adminPage) value(sel string) string {
 
 func evalJS[T any](pg *adminPage, expr string) T {
 	pg.t.Helper()
-	ctx, cancel := context.WithTimeout(pg.ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		pg.t.Fatalf("evaluating %s: %v", expr, err)
-	}
-	return v
+	return browsertest.Eval[T](pg.ctx, pg.t, expr, 20*time.Second)
 }
 
 func jsString(s string) string {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -50,4 +51,18 @@ func New(tb testing.TB) context.Context {
 		tb.Fatalf("starting %s: %v", ChromiumPath, err)
 	}
 	return ctx
+}
+
+// Eval evaluates a JavaScript expression in the tab of ctx (awaiting a promise) and
+// decodes its value; it fails the test, naming the expression, when that takes longer
+// than timeout or throws.
+func Eval[T any](ctx context.Context, tb testing.TB, expr string, timeout time.Duration) T {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		tb.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
 }
