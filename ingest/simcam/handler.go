@@ -42,6 +42,7 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (
 }
 
 func (h *rtspHandler) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	h.s.plays.Add(1)
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 

@@ -36,6 +36,9 @@ type Server struct {
 	// Counters of what gortsplib reports per packet; logged once when Run ends.
 	writeErrors  atomic.Uint64 // packets a reader's full queue dropped
 	decodeErrors atomic.Uint64 // unparseable RTCP from readers
+	// plays counts the PLAY requests answered: a test can wait for its readers to be
+	// playing before it lets a frozen camera send (then from a keyframe).
+	plays atomic.Uint64
 }
 
 // New validates cfg and builds the cameras. It reads and parses each
