@@ -20,9 +20,9 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
-	"github.com/townwatch/townwatch/internal/browsertest"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/viewer/access"
+	"github.com/townwatch/townwatch/viewer/browsertest"
 	"github.com/townwatch/townwatch/viewer/live"
 )
 

@@ -20,7 +20,7 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest/simcam"
-	"github.com/townwatch/townwatch/internal/browsertest"
+	"github.com/townwatch/townwatch/viewer/browsertest"
 )
 
 // The administrator's camera page in Chromium against `townwatch serve` with simcam

@@ -6,9 +6,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/townwatch/townwatch/cluster"
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/recorder/cluster"
 	"github.com/townwatch/townwatch/viewer"
 )
 

@@ -268,7 +268,7 @@ ALTER TABLE deletions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deletions ADD COLUMN object_pending INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX deletions_object_pending ON deletions (id) WHERE object_pending = 1;
 `,
-	// 7: Several recorder nodes sharing a PostgreSQL catalog (cluster package, docs/nodes.md).
+	// 7: Several recorder nodes sharing a PostgreSQL catalog (recorder/cluster, docs/nodes.md).
 	// A SQLite catalog has one node and never uses the two tables; they exist so that a
 	// version means the same tables on both backends. segments.node is the node whose
 	// disk holds the file ('' for a single-node installation).
