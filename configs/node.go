@@ -1,9 +1,11 @@
 package configs
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"time"
 )
 
@@ -19,6 +21,12 @@ type Node struct {
 	// LeaseTTL is how long a camera lease lasts unrenewed (default 10s, at least 3s):
 	// about the longest a dead node's cameras go unrecorded. Every node must use the same.
 	LeaseTTL Duration `yaml:"lease_ttl"`
+	// CAFile is a PEM file of the certificate authorities that sign the other nodes'
+	// HTTPS certificates (a town's own CA, or the nodes' self-signed certificates). When
+	// set, node-to-node requests trust these and nothing else: the node token travels in
+	// those requests, so a node must not hand it to whoever a public CA vouches for. Unset:
+	// the system's roots.
+	CAFile string `yaml:"ca_file"`
 }
 
 // DefaultLeaseTTL is node.lease_ttl's default.
@@ -40,6 +48,23 @@ func (n Node) Token() (string, error) {
 	return readSecret(n.TokenFile, "node.token_file", "", "")
 }
 
+// CAPool reads node.ca_file: nil (the system's roots) when it is unset, an error naming
+// the file when it holds no PEM certificate.
+func (n Node) CAPool() (*x509.CertPool, error) {
+	if n.CAFile == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(n.CAFile)
+	if err != nil {
+		return nil, err // *fs.PathError names the file
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate (want one or more -----BEGIN CERTIFICATE----- blocks)", n.CAFile)
+	}
+	return pool, nil
+}
+
 // nodes checks the node keys and the cameras' pins, which only make sense with a shared
 // PostgreSQL catalog.
 func (v *validator) nodes(c *Config) {
@@ -52,6 +77,11 @@ func (v *validator) nodes(c *Config) {
 	if n.TokenFile != "" {
 		if err := checkPasswordFile(n.TokenFile); err != nil {
 			v.add("node.token_file", "%v", err)
+		}
+	}
+	if n.CAFile != "" {
+		if _, err := n.CAPool(); err != nil {
+			v.add("node.ca_file", "%v", err)
 		}
 	}
 	if n.LeaseTTL != 0 && n.LeaseTTL.Std() < 3*time.Second {

@@ -3,6 +3,8 @@ package viewer
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
@@ -27,7 +29,8 @@ type Peers struct {
 	Advertise func(ctx context.Context, node string) (string, error)
 	// Holder is the node holding camera's lease and its URL ("" while none does).
 	Holder func(camera string) (node, advertise string)
-	// Client makes the node-to-node requests; nil: a client with the timeouts below.
+	// Client makes the node-to-node requests (PeerClient); nil: PeerClient with the
+	// system's roots.
 	Client *http.Client
 
 	mu      sync.Mutex
@@ -68,18 +71,25 @@ func (p *Peers) count(node string, bytes int64, failed bool) {
 	}
 }
 
-// peerClient has no overall timeout (a whole segment may take minutes, as for a browser,
-// see mediaWriteTimeout) but gives up on an owner that does not answer.
-var peerClient = &http.Client{Transport: &http.Transport{
-	ResponseHeaderTimeout: 15 * time.Second,
-	IdleConnTimeout:       90 * time.Second,
-}}
+// PeerClient makes the requests of one node to the others. It has no overall timeout (a
+// whole segment may take minutes, as for a browser, see mediaWriteTimeout) but gives up on
+// an owner that does not answer. roots are the authorities trusted for the other nodes'
+// HTTPS certificates (node.ca_file); nil: the system's.
+func PeerClient(roots *x509.CertPool) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		ResponseHeaderTimeout: 15 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+	}}
+}
+
+var systemRootsPeerClient = PeerClient(nil)
 
 func (p *Peers) client() *http.Client {
 	if p.Client != nil {
 		return p.Client
 	}
-	return peerClient
+	return systemRootsPeerClient
 }
 
 // validToken reports whether r carries the node token, compared in constant time so that

@@ -3,7 +3,14 @@ package viewer
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -149,4 +156,67 @@ func TestProxyMediaPassesRangeAndRefusalsOn(t *testing.T) {
 	if want := (ProxyStats{Requests: 1, Failures: 1}); got["c"] != want {
 		t.Errorf("counted for c: %+v, want %+v", got["c"], want)
 	}
+}
+
+// With node.ca_file, a node fetches from an owner whose certificate that CA signed, and
+// refuses one whose certificate the system's roots or another CA vouch for: the node token
+// is in the request, and must reach no other server.
+func TestProxyMediaTrustsOnlyTheNodeCA(t *testing.T) {
+	file := []byte(strings.Repeat("záznam ", 100))
+	owner := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(file))
+	}))
+	defer owner.Close()
+	pool := func(c *x509.Certificate) *x509.CertPool {
+		p := x509.NewCertPool()
+		p.AddCert(c)
+		return p
+	}
+	for _, tt := range []struct {
+		name   string
+		client *http.Client
+		want   int
+	}{
+		{"the owner's CA", PeerClient(pool(owner.Certificate())), http.StatusPartialContent},
+		{"system roots", PeerClient(nil), http.StatusBadGateway},
+		{"another CA", PeerClient(pool(otherCA(t))), http.StatusBadGateway},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			peers := &Peers{Self: "b", Token: "uzel-token", Client: tt.client,
+				Advertise: func(context.Context, string) (string, error) { return owner.URL, nil }}
+			req := httptest.NewRequest(http.MethodGet, "/api/segments/7/media", nil)
+			req.Header.Set("Range", "bytes=0-9")
+			rec := httptest.NewRecorder()
+			(&Playback{peers: peers}).proxyMedia(rec, req, catalog.Segment{ID: 7, Node: "a"})
+			if rec.Code != tt.want {
+				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body, tt.want)
+			}
+			if tt.want == http.StatusPartialContent && !bytes.Equal(rec.Body.Bytes(), file[:10]) {
+				t.Errorf("body %q, want the owner's first 10 bytes", rec.Body)
+			}
+		})
+	}
+}
+
+// otherCA is a self-signed CA certificate for localhost that signed nothing the test
+// servers present (httptest's servers all share one certificate).
+func otherCA(t *testing.T) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another town's CA"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }

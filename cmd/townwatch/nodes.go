@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,10 @@ func (sys *system) joinCluster(cfg *configs.Config, name string) error {
 	if err != nil {
 		return err
 	}
+	roots, err := cfg.Node.CAPool()
+	if err != nil {
+		return fmt.Errorf("node.ca_file: %w", err)
+	}
 	if err := sys.catalog.SetNode(name); err != nil {
 		return err
 	}
@@ -45,7 +50,7 @@ func (sys *system) joinCluster(cfg *configs.Config, name string) error {
 	peers := &viewer.Peers{Self: name, Token: token, Advertise: mgr.Advertise, Holder: func(camera string) (string, string) {
 		h := mgr.Holders()[camera]
 		return h.Node, h.Advertise
-	}}
+	}, Client: viewer.PeerClient(roots)}
 	sys.cluster = &nodeCluster{name: name, mgr: mgr, peers: peers}
 	sys.extra = append(sys.extra, mgr.Run)
 	return nil
