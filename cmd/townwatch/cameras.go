@@ -89,8 +89,10 @@ type cameraUnit struct {
 
 	stop context.CancelFunc // set by start
 	// epoch is the lease the unit was started under, on one of several nodes (its
-	// recorder's catalog writes are fenced by it); 0 on a single node.
-	epoch int64
+	// recorder's catalog writes are fenced by it, and so are its motion events and search
+	// grid, see system.cameraWrites); 0 on a single node and before it starts. Atomic: the
+	// motion pool's goroutines read it while a lease change starts the unit.
+	epoch atomic.Int64
 	done  chan struct{} // closed when every goroutine of the unit has returned
 }
 

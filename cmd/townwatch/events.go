@@ -24,7 +24,10 @@ type eventSink struct {
 	writer  *recorder.Writer // nil when the camera does not record in motion mode
 	storage *recorder.Storage
 	catalog *catalog.Catalog
-	log     *slog.Logger
+	// writes is the context of each catalog write: on a node, fenced by the camera's
+	// lease (system.cameraWrites).
+	writes func() context.Context
+	log    *slog.Logger
 
 	// The snapshot stored for the event going on: an end without a new picture (its
 	// encoding failed, or its write did) keeps it instead of clearing the row's path,
@@ -41,7 +44,7 @@ func (s *eventSink) onEvent(e motion.Event) {
 			s.writer.MotionEnded(e.End)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), eventWriteTimeout)
+	ctx, cancel := context.WithTimeout(s.writes(), eventWriteTimeout)
 	defer cancel()
 	row := catalog.Event{ID: e.ID, Camera: s.camera, Start: e.Start, End: e.End, Score: e.Score,
 		Box: catalog.Box{X: e.Box.X, Y: e.Box.Y, W: e.Box.W, H: e.Box.H}, Zones: e.Zones}

@@ -30,7 +30,8 @@ func TestEventSinkStoresEventsAndKeepsTheirSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	sink := &eventSink{camera: "namesti", storage: st, catalog: cat, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sink := &eventSink{camera: "namesti", storage: st, catalog: cat, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		writes: context.Background}
 
 	t0 := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
 	start := motion.Event{ID: "0192f5c4-0000-7000-8000-000000000001", Camera: "namesti", Start: t0, Score: 0.1,

@@ -82,6 +82,25 @@ func (sys *system) unitContext(running context.Context, u *cameraUnit) (ctx cont
 	return catalog.WithFence(running, catalog.Fence{Camera: u.id, Epoch: epoch}), epoch, true
 }
 
+// cameraWrites is the context for the catalog writes about camera made outside its
+// recorder: its motion events and search-grid minutes, which the node-wide motion pool
+// delivers. On a node they are fenced like the recorder's own writes, by the lease the
+// camera's current unit was started under: a node that slept past its lease, or whose
+// worker still reports frames of a camera it gave up, adds nothing to the events of a
+// camera another node now records. A unit not started here has epoch 0, which no lease
+// has, so its writes are refused too.
+func (sys *system) cameraWrites(camera string) context.Context {
+	ctx := context.Background()
+	if sys.cluster == nil {
+		return ctx
+	}
+	var epoch int64
+	if u := sys.cams.unit(camera); u != nil {
+		epoch = u.epoch.Load()
+	}
+	return catalog.WithFence(ctx, catalog.Fence{Camera: camera, Epoch: epoch})
+}
+
 // leasesChanged starts the cameras whose lease this node won and stops those it lost or
 // gave up, through the registry, while every other camera records on. A camera held under
 // a new epoch gets a new unit: the old one's fence can never pass again. It returns once
@@ -100,14 +119,14 @@ func (sys *system) leasesChanged(held map[string]int64) {
 		next[i] = u
 		epoch, ok := held[u.id]
 		started := u.stop != nil
-		if started && ok && epoch == u.epoch {
+		if started && ok && epoch == u.epoch.Load() {
 			continue
 		}
 		if !started && (!ok || rl.running == nil) {
 			continue
 		}
 		if started {
-			sys.log.Info("camera stopped: its lease moved", "camera", u.id, "epoch", u.epoch)
+			sys.log.Info("camera stopped: its lease moved", "camera", u.id, "epoch", u.epoch.Load())
 			sys.stopUnit(u)
 			// A stopped unit cannot start again; a fresh one waits for the next lease.
 			nu, err := sys.newUnit(u.config())

@@ -356,7 +356,7 @@ func (sys *system) startUnit(running context.Context, u *cameraUnit) {
 		return
 	}
 	if ctx, epoch, ok := sys.unitContext(running, u); ok {
-		u.epoch = epoch
+		u.epoch.Store(epoch)
 		u.start(ctx)
 	}
 }

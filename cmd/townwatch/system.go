@@ -290,7 +290,7 @@ func (sys *system) storeGridMinute(g motion.GridMinute) {
 	for s := range g.Seconds {
 		m.Seconds[s] = catalog.GridCells(g.Seconds[s])
 	}
-	if err := sys.catalog.AddGridMinute(context.Background(), m); err != nil {
+	if err := sys.catalog.AddGridMinute(sys.cameraWrites(g.Camera), m); err != nil {
 		sys.log.Warn("motion search grid not stored", "camera", g.Camera, "minute", g.Start, "err", err)
 	}
 }
@@ -298,7 +298,8 @@ func (sys *system) storeGridMinute(g motion.GridMinute) {
 // eventSink is where camera c's motion events go: its recorder (motion mode), the
 // catalog and the snapshot folder.
 func (sys *system) eventSink(c configs.Camera, w *recorder.Writer) *eventSink {
-	sink := &eventSink{camera: c.ID, storage: sys.storage, catalog: sys.catalog, log: sys.log.With("camera", c.ID)}
+	sink := &eventSink{camera: c.ID, storage: sys.storage, catalog: sys.catalog, log: sys.log.With("camera", c.ID),
+		writes: func() context.Context { return sys.cameraWrites(c.ID) }}
 	if c.Record.Mode == configs.RecordMotion {
 		sink.writer = w
 	}

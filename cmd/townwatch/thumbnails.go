@@ -113,7 +113,9 @@ func (s *thumbnailSink) segmentAt(camera string, at time.Time) (string, bool) {
 		return "", false
 	}
 	for _, seg := range segs {
-		if seg.Stream == "main" {
+		// On one of several nodes the covering segment may be another node's (the camera
+		// moved): its file is not on this disk, and a sidecar here would be beside nothing.
+		if seg.Stream == "main" && seg.Node == s.catalog.Node() {
 			return seg.Path, true
 		}
 	}
