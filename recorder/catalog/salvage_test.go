@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -15,48 +16,88 @@ import (
 // salvageKey is the audit key of the salvage tests.
 var salvageKey = []byte("0123456789abcdef0123456789abcdef")
 
-// salvageFixture fills a catalog at path the way a running townwatch would: an account
-// with a session, evidence locks, a deletion, motion events and (last, so that they take
-// the file's last pages) many access-log rows. It closes the catalog.
+// salvageFixtureFile is the fixture's closed SQLite file, made once per test binary: its
+// 3000 access-log rows are 3000 committed transactions, the slowest part of these tests
+// under the race detector, and each case damages a copy of the same file.
+var salvageFixtureFile struct {
+	once  sync.Once
+	bytes []byte
+	err   error
+}
+
+// salvageFixture writes the fixture catalog (see fillSalvageFixture) to path.
 func salvageFixture(t *testing.T, path string) {
 	t.Helper()
+	f := &salvageFixtureFile
+	f.once.Do(func() {
+		dir, err := os.MkdirTemp("", "salvage-fixture-")
+		if err != nil {
+			f.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		made := filepath.Join(dir, "catalog.db")
+		if f.err = fillSalvageFixture(made); f.err == nil {
+			f.bytes, f.err = os.ReadFile(made)
+		}
+	})
+	if f.err != nil {
+		t.Fatalf("salvage fixture: %v", f.err)
+	}
+	if err := os.WriteFile(path, f.bytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fillSalvageFixture fills a catalog at path the way a running townwatch would: an account
+// with a session, evidence locks, a deletion, motion events and (last, so that they take
+// the file's last pages) many access-log rows. It closes the catalog, leaving no WAL.
+func fillSalvageFixture(path string) error {
 	ctx := context.Background()
 	c, err := Open(ctx, path)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	uid, err := c.CreateUser(ctx, User{Name: "novak", PasswordHash: "$argon2id$fake", Roles: []string{"officer"}, AllCameras: true, Created: t0, Changed: t0})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := c.CreateSession(ctx, Session{TokenHash: sha(1), UserID: uid, Created: t0, LastSeen: t0, Client: "127.0.0.1"}); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for i := range 2 {
 		if _, err := c.AddLock(ctx, Lock{Camera: "cam-a", Start: at(time.Duration(i) * time.Hour), End: at(time.Duration(i)*time.Hour + time.Minute),
 			Reason: fmt.Sprintf("case %d", i), Created: t0, Actor: "novak"}); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	id := addClosed(t, c, "cam-a", at(-time.Hour), at(-time.Hour+time.Minute), 1000)
+	id, err := c.CreateSegment(ctx, Segment{Camera: "cam-a", Stream: "main", Start: at(-time.Hour), Path: segPath("cam-a", "main", at(-time.Hour)),
+		Codec: "H264", Width: 1920, Height: 1080})
+	if err != nil {
+		return err
+	}
+	if err := c.CloseSegment(ctx, id, at(-time.Hour+time.Minute), 1000, 25, sha(int(id)), nil); err != nil {
+		return err
+	}
 	if _, err := c.DeleteSegment(ctx, id, "age", at(0)); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := c.InsertEvent(ctx, Event{ID: "0190b3c4-0000-7000-8000-000000000001", Camera: "cam-a", Start: t0, Score: 0.5, Zones: []string{}}); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for i := range 3000 {
 		if _, err := c.AppendAudit(ctx, salvageKey, AuditEntry{Time: at(time.Duration(i) * time.Second), Actor: "novak",
 			Action: "live.start", Camera: "cam-a", Outcome: AuditOK, Reason: fmt.Sprintf("row %d with some words to fill pages", i)}); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
 	if err := c.Close(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if _, err := os.Stat(path + "-wal"); err == nil {
-		t.Fatalf("%s-wal survived a clean close", path)
+		return fmt.Errorf("%s-wal survived a clean close", path)
 	}
+	return nil
 }
 
 // pageSize and pageCount read the fixture's geometry before it is damaged.
@@ -161,6 +202,7 @@ func TestCheckAndSalvageDamagedCatalogs(t *testing.T) {
 		}, locksIntact: true, usersIntact: true, minAuditRows: 2900, brokenChain: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			path := filepath.Join(dir, "catalog.db")
 			salvageFixture(t, path)
