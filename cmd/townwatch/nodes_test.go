@@ -476,8 +476,3 @@ func metricValue(c *http.Client, base string, re *regexp.Regexp) float64 {
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	return v
 }
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
