@@ -67,11 +67,14 @@ func runDemoCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 			return exitUsage
 		}
 	}
-	dc := &demoCluster{log: log, stderr: stderr}
+	dc := &demoCluster{log: log}
 	err := dc.start(ctx, listen, *rtsp, *ncams)
-	if err == nil {
+	switch {
+	case err == nil:
 		dc.print(stdout)
 		err = dc.wait(ctx)
+	case ctx.Err() != nil:
+		err = nil // Ctrl+C while starting: stop what is running, as after it
 	}
 	if serr := dc.stop(); serr != nil {
 		err = errors.Join(err, serr)
@@ -87,9 +90,8 @@ func runDemoCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 // demoCluster is what the demo started, so that stop takes it down in order whatever
 // point the start reached.
 type demoCluster struct {
-	log    *slog.Logger
-	stderr io.Writer
-	dir    string // configurations, node storage, keys, bucket, node logs
+	log *slog.Logger
+	dir string // configurations, node storage, keys, bucket, node logs
 
 	pg      *pgserver.Server
 	dbURL   string

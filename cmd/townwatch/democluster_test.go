@@ -186,3 +186,21 @@ func TestDemoClusterSaysWhatCannotStart(t *testing.T) {
 		t.Errorf("demo-cluster left %v behind after failing to start", left)
 	}
 }
+
+// Flags that would put the demo off loopback, or leave it without cameras, are refused
+// before anything starts, naming the flag.
+func TestDemoClusterRejectsBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-http-a", "0.0.0.0:8080"}, `demo-cluster: -http-a "0.0.0.0:8080": must be a loopback address with a port`},
+		{[]string{"-http-b", "127.0.0.1"}, `demo-cluster: -http-b "127.0.0.1": must be a loopback address with a port`},
+		{[]string{"-cameras", "0"}, "demo-cluster: -cameras 0: must be at least 1"},
+	} {
+		code, _, stderr := lockRun(append([]string{"demo-cluster"}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("demo-cluster %v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
+	}
+}

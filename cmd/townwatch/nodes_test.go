@@ -206,32 +206,56 @@ func nodeSegments(t *testing.T, cat *catalog.Catalog, node string) map[int64]cat
 	return out
 }
 
+// twoNodes are nodes a and b of nodeSetup, running, with the shared catalog.
+type twoNodes struct {
+	a, b *serveProc
+	cat  *catalog.Catalog
+	url  string            // the catalog's
+	cfgs map[string]string // node → its configuration file
+}
+
+// startTwoNodes starts nodes a and b (lease TTL ttl, "" = the default) and waits until
+// they record the shared cameras 2/2 and also, if given, cond holds (what says what more
+// it waits for).
+func startTwoNodes(t *testing.T, ttl, what string, cond func(views map[string]map[string]clusterCamera) bool) twoNodes {
+	t.Helper()
+	url, cfgs := nodeSetup(t, ttl, "a", "b")
+	a := startNodeProc(t, cfgs["a"], "a")
+	b := startNodeProc(t, cfgs["b"], "b")
+	waitNodes(t, 60*time.Second, "the nodes do not record the shared cameras 2/2 "+what, map[string]*serveProc{"a": a, "b": b}, func(v map[string]map[string]clusterCamera) bool {
+		return recordsShare(v, "a", 2) && recordsShare(v, "b", 2) && (cond == nil || cond(v))
+	})
+	cat, err := catalog.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	return twoNodes{a: a, b: b, cat: cat, url: url, cfgs: cfgs}
+}
+
+// sharedHeldBy lists the shared cameras node holds, as p's API says.
+func sharedHeldBy(p *serveProc, node string) []string {
+	h, _ := holders(nodeView(p.client, p.base))
+	var out []string
+	for _, id := range cluster4 {
+		if h[id] == node {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Two nodes share four cameras 2/2 and the camera pinned to a stays on a; after kill -9
 // of a, b records the four within TTL + one renewal interval (plus the camera's start),
 // each moved camera's new footage is marked as following a gap, and the pinned camera
 // waits for its node. The failover time and the catalog's hole are logged.
 func TestNodesShareCamerasAndTakeOverFromAKilledNode(t *testing.T) {
-	url, cfgs := nodeSetup(t, "", "a", "b")
-	a := startNodeProc(t, cfgs["a"], "a")
-	b := startNodeProc(t, cfgs["b"], "b")
-	procs := map[string]*serveProc{"a": a, "b": b}
-	waitNodes(t, 60*time.Second, "the nodes do not record the shared cameras 2/2 and the pinned one on a", procs, func(v map[string]map[string]clusterCamera) bool {
+	nodes := startTwoNodes(t, "", "and the pinned one on a", func(v map[string]map[string]clusterCamera) bool {
 		ha, reca := holders(v["a"])
-		return recordsShare(v, "a", 2) && recordsShare(v, "b", 2) && ha["pinned"] == "a" && slices.Contains(reca, "pinned")
+		return ha["pinned"] == "a" && slices.Contains(reca, "pinned")
 	})
-	ctx := context.Background()
-	cat, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	ha, _ := holders(nodeView(a.client, a.base))
-	var moved []string
-	for _, id := range cluster4 {
-		if ha[id] == "a" {
-			moved = append(moved, id)
-		}
-	}
+	a, b, cat := nodes.a, nodes.b, nodes.cat
+	moved := sharedHeldBy(a, "a")
 	time.Sleep(3 * time.Second) // some footage on a's disk, indexed with progress updates
 
 	a.cmd.Process.Kill()
@@ -298,25 +322,10 @@ func catalogHoles(t *testing.T, cat *catalog.Catalog, moved []string, since time
 // at its next lease round instead of after the TTL. The hole per moved camera is logged,
 // to compare with the kill -9 of TestNodesShareCamerasAndTakeOverFromAKilledNode.
 func TestCleanStopHandsCamerasToTheOtherNode(t *testing.T) {
-	url, cfgs := nodeSetup(t, "", "a", "b")
-	a := startNodeProc(t, cfgs["a"], "a")
-	b := startNodeProc(t, cfgs["b"], "b")
-	waitNodes(t, 60*time.Second, "the nodes do not record the shared cameras 2/2", map[string]*serveProc{"a": a, "b": b}, func(v map[string]map[string]clusterCamera) bool {
-		return recordsShare(v, "a", 2) && recordsShare(v, "b", 2)
-	})
+	nodes := startTwoNodes(t, "", "", nil)
+	a, b, cat, url, cfgs := nodes.a, nodes.b, nodes.cat, nodes.url, nodes.cfgs
 	ctx := context.Background()
-	cat, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	ha, _ := holders(nodeView(a.client, a.base))
-	var moved []string
-	for _, id := range cluster4 {
-		if ha[id] == "a" {
-			moved = append(moved, id)
-		}
-	}
+	moved := sharedHeldBy(a, "a")
 	time.Sleep(3 * time.Second) // some footage on a's disk
 
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -377,18 +386,9 @@ func TestCleanStopHandsCamerasToTheOtherNode(t *testing.T) {
 // (SIGCONT), it writes no catalog row for the cameras it lost (its rows stay exactly as
 // they were) and stops them.
 func TestPausedNodeWritesNothingForTheCamerasItLost(t *testing.T) {
-	url, cfgs := nodeSetup(t, "3s", "a", "b")
-	a := startNodeProc(t, cfgs["a"], "a")
-	b := startNodeProc(t, cfgs["b"], "b")
-	waitNodes(t, 60*time.Second, "the nodes do not record the shared cameras 2/2", map[string]*serveProc{"a": a, "b": b}, func(v map[string]map[string]clusterCamera) bool {
-		return recordsShare(v, "a", 2) && recordsShare(v, "b", 2)
-	})
+	nodes := startTwoNodes(t, "3s", "", nil)
+	a, b, cat, url := nodes.a, nodes.b, nodes.cat, nodes.url
 	ctx := context.Background()
-	cat, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
 	time.Sleep(2 * time.Second)
 
 	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
