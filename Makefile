@@ -43,7 +43,7 @@ export CGO_LDFLAGS = -Wl,--gc-sections -Wl,--as-needed $(OPENCV_LIBS)
 # eating the 90-minute budget.
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all deps build demo test vet bench fuzz clean
+.PHONY: all deps build demo demo-cluster test vet bench fuzz clean
 
 all: build
 
@@ -70,6 +70,13 @@ build:
 ## demo: run townwatch against two simulated cameras; open http://127.0.0.1:8080/
 demo: deps build
 	./$(BIN) demo
+
+## demo-cluster: two recorder nodes (townwatch serve -node a / -node b) sharing a PostgreSQL 15
+## catalog and a versitygw S3 archive, with four simulated cameras, all on 127.0.0.1 and in
+## temporary directories; open http://127.0.0.1:8080/ (node a) or :8081 (node b); Ctrl+C
+## stops everything and removes the files
+demo-cluster: deps build
+	./$(BIN) demo-cluster
 
 ## vet: go vet, gofmt, and go.mod/go.sum exactly as `go mod tidy` leaves them (direct
 ## dependencies listed as direct, no stale sums)

@@ -60,7 +60,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return err
 		}
 		defer sys.close()
-		accounts, err := ensureDemoAccounts(ctx, sys)
+		accounts, err := ensureDemoAccounts(ctx, sys.catalog, sys.audit)
 		if err != nil {
 			return err
 		}

@@ -23,7 +23,10 @@ type demoAccount struct {
 // password at every start (never a fixed one: a demo left running on a network must not
 // open with a password from the README). Existing demo accounts are re-enabled and get
 // the new password, which also ends their old sessions. Each change is in the access log.
-func ensureDemoAccounts(ctx context.Context, sys *system) ([]demoAccount, error) {
+//
+// It works on a catalog and its access log, not a running system: the cluster demo makes
+// the accounts in the shared catalog before its nodes start.
+func ensureDemoAccounts(ctx context.Context, cat *catalog.Catalog, audit *access.AuditLog) ([]demoAccount, error) {
 	var out []demoAccount
 	for _, role := range access.Roles {
 		pw, err := access.RandomPassword()
@@ -39,20 +42,20 @@ func ensureDemoAccounts(ctx context.Context, sys *system) ([]demoAccount, error)
 		all := access.NeedsCameras([]access.Role{role})
 		details, _ := json.Marshal(map[string]any{"user": name, "roles": roles, "demo": true})
 		now := time.Now()
-		_, err = sys.catalog.UserByName(ctx, name)
+		_, err = cat.UserByName(ctx, name)
 		switch {
 		case errors.Is(err, catalog.ErrNotFound):
-			if err := demoAudit(ctx, sys, access.AuditUserAdd, details); err != nil {
+			if err := demoAudit(ctx, audit, access.AuditUserAdd, details); err != nil {
 				return nil, err
 			}
-			_, err = sys.catalog.CreateUser(ctx, catalog.User{Name: name, PasswordHash: hash, Roles: roles, AllCameras: all,
+			_, err = cat.CreateUser(ctx, catalog.User{Name: name, PasswordHash: hash, Roles: roles, AllCameras: all,
 				Cameras: []string{}, Created: now, Changed: now})
 		case err == nil:
-			if err := demoAudit(ctx, sys, access.AuditUserPassword, details); err != nil {
+			if err := demoAudit(ctx, audit, access.AuditUserPassword, details); err != nil {
 				return nil, err
 			}
-			err = errors.Join(sys.catalog.SetGrants(ctx, name, roles, all, []string{}, now),
-				sys.catalog.SetDisabled(ctx, name, false, now), sys.catalog.SetPassword(ctx, name, hash, now))
+			err = errors.Join(cat.SetGrants(ctx, name, roles, all, []string{}, now),
+				cat.SetDisabled(ctx, name, false, now), cat.SetPassword(ctx, name, hash, now))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("demo account %s: %w", name, err)
@@ -62,8 +65,8 @@ func ensureDemoAccounts(ctx context.Context, sys *system) ([]demoAccount, error)
 	return out, nil
 }
 
-func demoAudit(ctx context.Context, sys *system, action string, details json.RawMessage) error {
-	_, err := sys.audit.Append(ctx, catalog.AuditEntry{Time: time.Now(), Actor: access.CLIActor(), Action: action,
+func demoAudit(ctx context.Context, audit *access.AuditLog, action string, details json.RawMessage) error {
+	_, err := audit.Append(ctx, catalog.AuditEntry{Time: time.Now(), Actor: access.CLIActor(), Action: action,
 		Outcome: catalog.AuditOK, Details: details})
 	return err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
+	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
 )
 
 var lockT0 = time.Date(2026, 3, 14, 8, 0, 0, 0, time.UTC)
@@ -211,6 +212,56 @@ func TestLockRefusesStorageWithoutCatalog(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "typo")); !os.IsNotExist(err) {
 		t.Errorf("a command created the storage directory of a wrong config (stat: %v)", err)
+	}
+}
+
+// On recorder nodes sharing a PostgreSQL catalog, each node's retention has its own
+// hold: retention status and confirm take the node (-node), and confirm one node's hold
+// only. -node on a single box's SQLite catalog is refused, naming the flag.
+func TestRetentionConfirmOnANode(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	url := pgtest.URL(t)
+	cfg := filepath.Join(dir, "townwatch.yaml")
+	yaml := fmt.Sprintf("storage:\n  path: %s\naudit:\n  key_file: %s\ncatalog:\n  url: %q\ncameras:\n  - id: cam-a\n    main: {url: \"rtsp://127.0.0.1/a\"}\n",
+		filepath.Join(dir, "data"), filepath.Join(dir, "audit.key"), url)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if err := cat.SetNode("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.SetRetentionHold(ctx, catalog.RetentionHold{Since: lockT0, Reason: "a's sweep would delete 9.0 MiB of 10.0 MiB recorded",
+		PlannedBytes: 9 << 20, TotalBytes: 10 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := lockRun("retention", "status", "-config", cfg, "-node", "b"); code != 0 || !strings.Contains(stdout, "Retention: running, no hold.") {
+		t.Errorf("status of node b: exit %d, stdout %q, stderr %q; want no hold (a's is a's)", code, stdout, stderr)
+	}
+	if code, _, stderr := lockRun("retention", "confirm", "-config", cfg, "-node", "b"); code != exitFailure || !strings.Contains(stderr, "no retention hold is pending") {
+		t.Errorf("confirm on node b: exit %d, stderr %q; want 1 and no hold", code, stderr)
+	}
+	if code, stdout, stderr := lockRun("retention", "status", "-config", cfg, "-node", "a"); code != 0 || !strings.Contains(stdout, "Retention: HELD since") {
+		t.Errorf("status of node a: exit %d, stdout %q, stderr %q; want its hold", code, stdout, stderr)
+	}
+	if code, stdout, stderr := lockRun("retention", "confirm", "-config", cfg, "-node", "a"); code != 0 || !strings.Contains(stdout, "confirmed the hold") {
+		t.Fatalf("confirm on node a: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if hold, held, err := cat.RetentionHold(ctx); err != nil || !held || hold.Confirmed.IsZero() {
+		t.Errorf("a's hold after confirm -node a: %+v (held %v, err %v), want confirmed", hold, held, err)
+	}
+
+	single, _ := lockSetup(t)
+	if code, _, stderr := lockRun("retention", "status", "-config", single, "-node", "a"); code != exitUsage || !strings.Contains(stderr, "-node a: catalog: several recorder nodes need a PostgreSQL catalog") {
+		t.Errorf("status -node on SQLite: exit %d, stderr %q; want 2 naming -node", code, stderr)
 	}
 }
 

@@ -5,6 +5,7 @@
 //
 //	townwatch serve -config FILE [-pprof ADDR]  run the system
 //	townwatch demo [-data DIR]                  run the system against two simulated cameras
+//	townwatch demo-cluster                      two recorder nodes, PostgreSQL, S3 and simulated cameras on loopback
 //	townwatch check-config -config FILE         validate a configuration (exit 2 when invalid)
 //	townwatch export -config FILE -camera ID -from T -to T -o clip.mp4
 //	townwatch lock|unlock|locks ...             evidence locks
@@ -48,6 +49,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the system with a configuration file", runServe},
 		{"demo", "run the system against two simulated cameras (nothing to configure)", runDemo},
+		{"demo-cluster", "run two recorder nodes sharing a PostgreSQL catalog and an S3 archive, with simulated cameras (nothing to configure)", runDemoCluster},
 		{"check-config", "validate a configuration file and list every problem", runCheckConfig},
 		{"export", "write a camera's recorded footage in a time range to one MP4 file", runExport},
 		{"lock", "protect a camera's footage in a time range from deletion (evidence lock)", runLock},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,23 @@ func (sys *system) leaseCameras() []cluster.Camera {
 		out[i] = cluster.Camera{ID: u.id, Node: u.config().Node}
 	}
 	return out
+}
+
+// handOverTimeout bounds the lease release on a clean stop: a database that does not
+// answer by then gets the leases back by their expiry, as after a crash.
+const handOverTimeout = 10 * time.Second
+
+// handOver releases this node's leases once its cameras have stopped (system.stopCameras;
+// the lease rounds ended with run), so the other nodes claim them at their next round.
+func (nc *nodeCluster) handOver(log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), handOverTimeout)
+	defer cancel()
+	n, err := nc.mgr.Release(ctx)
+	if err != nil {
+		log.Error("camera leases not handed over: the other nodes take the cameras when the leases run out", "err", err)
+		return
+	}
+	log.Info("camera leases handed over to the other nodes", "leases", n)
 }
 
 // unitContext is what camera unit u runs under: on a node, the context carries the

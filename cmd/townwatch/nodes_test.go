@@ -146,11 +146,6 @@ func waitNodes(t *testing.T, limit time.Duration, what string, procs map[string]
 	return 0
 }
 
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
 // recordsShare says whether node records exactly want of the cameras, and every node's
 // API names it as their holder.
 func recordsShare(views map[string]map[string]clusterCamera, node string, want int) bool {
@@ -211,32 +206,56 @@ func nodeSegments(t *testing.T, cat *catalog.Catalog, node string) map[int64]cat
 	return out
 }
 
+// twoNodes are nodes a and b of nodeSetup, running, with the shared catalog.
+type twoNodes struct {
+	a, b *serveProc
+	cat  *catalog.Catalog
+	url  string            // the catalog's
+	cfgs map[string]string // node → its configuration file
+}
+
+// startTwoNodes starts nodes a and b (lease TTL ttl, "" = the default) and waits until
+// they record the shared cameras 2/2 and also, if given, cond holds (what says what more
+// it waits for).
+func startTwoNodes(t *testing.T, ttl, what string, cond func(views map[string]map[string]clusterCamera) bool) twoNodes {
+	t.Helper()
+	url, cfgs := nodeSetup(t, ttl, "a", "b")
+	a := startNodeProc(t, cfgs["a"], "a")
+	b := startNodeProc(t, cfgs["b"], "b")
+	waitNodes(t, 60*time.Second, "the nodes do not record the shared cameras 2/2 "+what, map[string]*serveProc{"a": a, "b": b}, func(v map[string]map[string]clusterCamera) bool {
+		return recordsShare(v, "a", 2) && recordsShare(v, "b", 2) && (cond == nil || cond(v))
+	})
+	cat, err := catalog.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	return twoNodes{a: a, b: b, cat: cat, url: url, cfgs: cfgs}
+}
+
+// sharedHeldBy lists the shared cameras node holds, as p's API says.
+func sharedHeldBy(p *serveProc, node string) []string {
+	h, _ := holders(nodeView(p.client, p.base))
+	var out []string
+	for _, id := range cluster4 {
+		if h[id] == node {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Two nodes share four cameras 2/2 and the camera pinned to a stays on a; after kill -9
 // of a, b records the four within TTL + one renewal interval (plus the camera's start),
 // each moved camera's new footage is marked as following a gap, and the pinned camera
 // waits for its node. The failover time and the catalog's hole are logged.
 func TestNodesShareCamerasAndTakeOverFromAKilledNode(t *testing.T) {
-	url, cfgs := nodeSetup(t, "", "a", "b")
-	a := startNodeProc(t, cfgs["a"], "a")
-	b := startNodeProc(t, cfgs["b"], "b")
-	procs := map[string]*serveProc{"a": a, "b": b}
-	waitNodes(t, 60*time.Second, "the nodes do not record the shared cameras 2/2 and the pinned one on a", procs, func(v map[string]map[string]clusterCamera) bool {
+	nodes := startTwoNodes(t, "", "and the pinned one on a", func(v map[string]map[string]clusterCamera) bool {
 		ha, reca := holders(v["a"])
-		return recordsShare(v, "a", 2) && recordsShare(v, "b", 2) && ha["pinned"] == "a" && slices.Contains(reca, "pinned")
+		return ha["pinned"] == "a" && slices.Contains(reca, "pinned")
 	})
-	ctx := context.Background()
-	cat, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	ha, _ := holders(nodeView(a.client, a.base))
-	var moved []string
-	for _, id := range cluster4 {
-		if ha[id] == "a" {
-			moved = append(moved, id)
-		}
-	}
+	a, b, cat := nodes.a, nodes.b, nodes.cat
+	moved := sharedHeldBy(a, "a")
 	time.Sleep(3 * time.Second) // some footage on a's disk, indexed with progress updates
 
 	a.cmd.Process.Kill()
@@ -257,8 +276,21 @@ func TestNodesShareCamerasAndTakeOverFromAKilledNode(t *testing.T) {
 
 	// The hole in each moved camera's footage, as the catalog indexes it.
 	time.Sleep(3 * time.Second) // b's first progress updates
+	for id, hole := range catalogHoles(t, cat, moved, killed) {
+		if hole > 10*time.Second+10*time.Second/3+5*time.Second {
+			t.Errorf("camera %s: hole of %s in the catalog; want at most TTL + renewal interval + 5 s", id, hole)
+		}
+	}
+}
+
+// catalogHoles measures, for each camera that moved from node a to node b around since,
+// the hole in its footage as the catalog indexes it: from the end of a's last segment to
+// the start of b's first, which must be marked as following a gap. Each hole is logged.
+func catalogHoles(t *testing.T, cat *catalog.Catalog, moved []string, since time.Time) map[string]time.Duration {
+	t.Helper()
+	holes := map[string]time.Duration{}
 	for _, id := range moved {
-		segs, err := cat.Segments(ctx, id, killed.Add(-time.Hour), time.Now().Add(time.Hour))
+		segs, err := cat.Segments(context.Background(), id, since.Add(-time.Hour), time.Now().Add(time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,15 +306,79 @@ func TestNodesShareCamerasAndTakeOverFromAKilledNode(t *testing.T) {
 		if lastA == nil || firstB == nil {
 			t.Fatalf("camera %s: segments %+v; want a's then b's", id, segs)
 		}
-		hole := firstB.Start.Sub(lastA.End)
-		t.Logf("camera %s: catalog hole %s (a's footage indexed up to %s, b's from %s)", id, hole.Round(10*time.Millisecond),
+		holes[id] = firstB.Start.Sub(lastA.End)
+		t.Logf("camera %s: catalog hole %s (a's footage indexed up to %s, b's from %s)", id, holes[id].Round(10*time.Millisecond),
 			lastA.End.Format("15:04:05.000"), firstB.Start.Format("15:04:05.000"))
 		if !firstB.GapBefore {
 			t.Errorf("camera %s: b's first segment is not marked as following a gap", id)
 		}
-		if hole > 10*time.Second+10*time.Second/3+5*time.Second {
-			t.Errorf("camera %s: hole of %s in the catalog; want at most TTL + renewal interval + 5 s", id, hole)
+	}
+	return holes
+}
+
+// A node stopped cleanly (SIGTERM) closes its cameras' segments, then releases its
+// leases and leaves the live nodes: when it has exited it holds no lease in the catalog,
+// none of its rows is open, nothing was set aside, and the other node records its cameras
+// at its next lease round instead of after the TTL. The hole per moved camera is logged,
+// to compare with the kill -9 of TestNodesShareCamerasAndTakeOverFromAKilledNode.
+func TestCleanStopHandsCamerasToTheOtherNode(t *testing.T) {
+	nodes := startTwoNodes(t, "", "", nil)
+	a, b, cat, url, cfgs := nodes.a, nodes.b, nodes.cat, nodes.url, nodes.cfgs
+	ctx := context.Background()
+	moved := sharedHeldBy(a, "a")
+	time.Sleep(3 * time.Second) // some footage on a's disk
+
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	select {
+	case <-a.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("a did not exit within 60 s of SIGTERM:\n%s", tailLines(a.stderr.String(), 40))
+	}
+	if a.err != nil {
+		t.Fatalf("a exited with %v after SIGTERM:\n%s", a.err, tailLines(a.stderr.String(), 40))
+	}
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var held, live int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM camera_leases WHERE node = 'a' AND expires_at > clock_timestamp()`).Scan(&held); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM nodes WHERE name = 'a' AND heartbeat > clock_timestamp() - interval '10 seconds'`).Scan(&live); err != nil {
+		t.Fatal(err)
+	}
+	if held != 0 || live != 0 {
+		t.Errorf("after a stopped cleanly the catalog still has %d live leases of a and counts a live (%d): nothing was handed over", held, live)
+	}
+	for id, s := range nodeSegments(t, cat, "a") {
+		if s.Open {
+			t.Errorf("segment %d of camera %s is still open after a stopped cleanly", id, s.Camera)
 		}
+	}
+	aDir := filepath.Join(filepath.Dir(cfgs["a"]), "a")
+	if _, err := os.Stat(filepath.Join(aDir, "fenced")); !os.IsNotExist(err) {
+		t.Errorf("a set footage aside on its clean stop (%s exists)", filepath.Join(aDir, "fenced"))
+	}
+	took := waitNodes(t, 40*time.Second, "b does not record all four shared cameras", map[string]*serveProc{"b": b}, func(v map[string]map[string]clusterCamera) bool {
+		return recordsShare(v, "b", 4)
+	})
+	took += time.Since(stopped) - took
+	t.Logf("handover: b records a's cameras %s after SIGTERM to a (TTL 10s, renewal every 3.33s)", took.Round(100*time.Millisecond))
+	time.Sleep(3 * time.Second) // b's first progress updates
+	for id, hole := range catalogHoles(t, cat, moved, stopped) {
+		// A lease that ran out instead would leave at least TTL - interval (6.7 s); a
+		// released one is claimed within one interval (3.3 s), then the camera starts.
+		if hole > 10*time.Second {
+			t.Errorf("camera %s: hole of %s in the catalog after a clean stop; want less than the TTL", id, hole)
+		}
+	}
+	if !strings.Contains(a.stderr.String(), "camera leases handed over") {
+		t.Errorf("a's log does not say it handed its leases over:\n%s", tailLines(a.stderr.String(), 40))
 	}
 }
 
@@ -290,18 +386,9 @@ func TestNodesShareCamerasAndTakeOverFromAKilledNode(t *testing.T) {
 // (SIGCONT), it writes no catalog row for the cameras it lost (its rows stay exactly as
 // they were) and stops them.
 func TestPausedNodeWritesNothingForTheCamerasItLost(t *testing.T) {
-	url, cfgs := nodeSetup(t, "3s", "a", "b")
-	a := startNodeProc(t, cfgs["a"], "a")
-	b := startNodeProc(t, cfgs["b"], "b")
-	waitNodes(t, 60*time.Second, "the nodes do not record the shared cameras 2/2", map[string]*serveProc{"a": a, "b": b}, func(v map[string]map[string]clusterCamera) bool {
-		return recordsShare(v, "a", 2) && recordsShare(v, "b", 2)
-	})
+	nodes := startTwoNodes(t, "3s", "", nil)
+	a, b, cat, url := nodes.a, nodes.b, nodes.cat, nodes.url
 	ctx := context.Background()
-	cat, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
 	time.Sleep(2 * time.Second)
 
 	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {

@@ -20,7 +20,22 @@ import (
 // what the last sweeps did, short enough for one screen. Totals cover the whole -since.
 const recentDeletions = 20
 
-const retentionUsage = "usage: townwatch retention status|confirm -config FILE"
+const retentionUsage = "usage: townwatch retention status|confirm -config FILE [-node NAME]"
+
+// retentionNodeUsage is the -node flag of retention status and confirm.
+const retentionNodeUsage = "the recorder node whose hold to show or confirm (its serve -node NAME): each node's retention has its own"
+
+// onNode makes cat the catalog of recorder node name ("" = a single node), whose
+// retention hold the command reads and confirms.
+func onNode(cat *catalog.Catalog, name string) error {
+	if name == "" {
+		return nil
+	}
+	if err := cat.SetNode(name); err != nil {
+		return fmt.Errorf("-node %s: %w", name, err)
+	}
+	return nil
+}
 
 func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -44,6 +59,7 @@ func runRetentionStatus(ctx context.Context, args []string, stdout, stderr io.Wr
 	fs := newFlagSet("retention status", stderr)
 	cfgPath := fs.String("config", "", "configuration file (required)")
 	sinceArg := fs.String("since", "24h", "how far back to summarise deletions, e.g. 24h or 7d")
+	node := fs.String("node", "", retentionNodeUsage)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -62,6 +78,10 @@ func runRetentionStatus(ctx context.Context, args []string, stdout, stderr io.Wr
 		return exitFailure
 	}
 	defer cat.Close()
+	if err := onNode(cat, *node); err != nil {
+		fmt.Fprintf(stderr, "retention status: %v\n", err)
+		return exitUsage
+	}
 	if err := printRetentionStatus(ctx, stdout, cfg, cat, time.Now(), since.Std()); err != nil {
 		fmt.Fprintf(stderr, "retention status: %v\n", err)
 		return exitFailure
@@ -182,6 +202,7 @@ func printRetentionStatus(ctx context.Context, w io.Writer, cfg *configs.Config,
 func runRetentionConfirm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("retention confirm", stderr)
 	cfgPath := fs.String("config", "", "configuration file (required)")
+	node := fs.String("node", "", retentionNodeUsage)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -196,6 +217,10 @@ func runRetentionConfirm(ctx context.Context, args []string, stdout, stderr io.W
 	}
 	defer ca.Close()
 	cat := ca.cat
+	if err := onNode(cat, *node); err != nil {
+		fmt.Fprintf(stderr, "retention confirm: %v\n", err)
+		return exitUsage
+	}
 	hold, held, err := cat.RetentionHold(ctx)
 	switch {
 	case err != nil:

@@ -359,7 +359,7 @@ func (sys *system) run(ctx context.Context) error {
 	// Each camera runs as a unit under its own context below ctx, so that a reload can
 	// start, restart or stop one while the others record on.
 	sys.reloads.start(ctx)
-	defer sys.reloads.stop()
+	defer sys.stopCameras()
 	g.Go(func() error { return sys.reloads.watch(ctx) })
 	for _, run := range sys.extra {
 		g.Go(func() error { return run(ctx) })
@@ -373,6 +373,18 @@ func (sys *system) run(ctx context.Context) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// stopCameras ends the recording when run ends: every camera's recorder stops, closing
+// its segment in the catalog, and then, on a node, the leases are handed over so that
+// another node records the cameras within one lease round instead of after the TTL. In
+// that order: a lease released while its recorder still writes would refuse the
+// recorder's last writes and set that footage aside.
+func (sys *system) stopCameras() {
+	sys.reloads.stop()
+	if sys.cluster != nil {
+		sys.cluster.handOver(sys.log)
+	}
 }
 
 // supervised runs one component under supervise.Run, counting its restarts.

@@ -9,7 +9,7 @@ import (
 
 // copyTables are every table of the schema, in an order that puts each referenced row
 // (cameras, users, cases) before the rows that reference it.
-var copyTables = []string{"cameras", "users", "sessions", "segments", "locks", "deletions", "retention_hold",
+var copyTables = []string{"cameras", "users", "sessions", "segments", "locks", "deletions", "retention_holds",
 	"events", "audit", "exports", "motion_grid", "cases", "bookmarks", "nodes", "camera_leases"}
 
 // idTables are the copyTables whose id the database hands out (AUTOINCREMENT, identity).

@@ -286,7 +286,35 @@ CREATE TABLE camera_leases (
 );
 ALTER TABLE segments ADD COLUMN node TEXT NOT NULL DEFAULT '';
 `,
+	// 8: the mass-deletion guard's hold is per node (retention_holds.node, '' on a single
+	// node): a node's retention weighs only its own disk, so a hold raised by one node's
+	// sweep must not stop retention on the others. A hold from before, which stopped every
+	// node, is kept for the single node and for every node known so far, so nothing it held
+	// is deleted before someone confirms it where it applies.
+	`
+CREATE TABLE retention_holds (
+	node          TEXT    PRIMARY KEY,
+	since_ns      INTEGER NOT NULL,
+	reason        TEXT    NOT NULL,
+	planned_bytes INTEGER NOT NULL,
+	total_bytes   INTEGER NOT NULL,
+	confirmed_ns  INTEGER, -- NULL: not confirmed yet
+	forced        INTEGER NOT NULL DEFAULT 0
+);
+` + copyLegacyHold + `
+DROP TABLE retention_hold;
+`,
 }
+
+// copyLegacyHold is migration 8's copy of the one cluster-wide hold to every node, the
+// same SQL on both backends.
+const copyLegacyHold = `
+INSERT INTO retention_holds (node, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
+SELECT '', since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced FROM retention_hold;
+INSERT INTO retention_holds (node, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
+SELECT n.name, h.since_ns, h.reason, h.planned_bytes, h.total_bytes, h.confirmed_ns, h.forced
+FROM retention_hold h CROSS JOIN nodes n WHERE n.name <> '';
+`
 
 // migrate applies the migrations the database has not seen, each in its own transaction
 // together with its schema_migrations row, so a crash leaves the schema at a whole

@@ -246,4 +246,18 @@ CREATE TABLE camera_leases (
 CREATE INDEX camera_leases_node ON camera_leases (node);
 ALTER TABLE segments ADD COLUMN node TEXT NOT NULL DEFAULT '';
 `,
+	// 8: the retention hold per node; see migrate.go.
+	`
+CREATE TABLE retention_holds (
+	node          TEXT    PRIMARY KEY,
+	since_ns      BIGINT  NOT NULL,
+	reason        TEXT    NOT NULL,
+	planned_bytes BIGINT  NOT NULL,
+	total_bytes   BIGINT  NOT NULL,
+	confirmed_ns  BIGINT,
+	forced        INTEGER NOT NULL DEFAULT 0
+);
+` + copyLegacyHold + `
+DROP TABLE retention_hold;
+`,
 }

@@ -44,7 +44,9 @@ ORDER BY s.start_ns, s.id LIMIT $2`, args...))
 
 // RetentionHold is the state of retention's mass-deletion guard: when one pass would
 // delete more than it should (a clock jump, a misconfigured quota), retention stops and
-// waits for an operator to confirm.
+// waits for an operator to confirm. Each recorder node has its own (the Catalog's node,
+// SetNode): its retention weighs only its own disk, so one node's hold must not stop the
+// others.
 type RetentionHold struct {
 	Since                    time.Time
 	Reason                   string
@@ -55,12 +57,12 @@ type RetentionHold struct {
 	Forced bool
 }
 
-// RetentionHold returns the hold and true, or false when there is none.
+// RetentionHold returns this node's hold and true, or false when there is none.
 func (c *Catalog) RetentionHold(ctx context.Context) (RetentionHold, bool, error) {
 	var h RetentionHold
 	var since int64
 	var confirmed sql.NullInt64
-	err := c.r.QueryRowContext(ctx, `SELECT since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced FROM retention_hold WHERE id = 1`).
+	err := c.r.QueryRowContext(ctx, `SELECT since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced FROM retention_holds WHERE node = $1`, c.node).
 		Scan(&since, &h.Reason, &h.PlannedBytes, &h.TotalBytes, &confirmed, &h.Forced)
 	if errors.Is(err, sql.ErrNoRows) {
 		return RetentionHold{}, false, nil
@@ -72,7 +74,7 @@ func (c *Catalog) RetentionHold(ctx context.Context) (RetentionHold, bool, error
 	return h, true, nil
 }
 
-// SetRetentionHold creates or replaces the hold. h.Confirmed is ignored and the stored
+// SetRetentionHold creates or replaces this node's hold. h.Confirmed is ignored and the stored
 // hold is unconfirmed: a confirmation approves the plan the operator was shown, so a
 // new plan needs a new one. Retention must therefore not call this again for a plan that
 // has been confirmed.
@@ -95,23 +97,23 @@ func (c *Catalog) setRetentionHold(ctx context.Context, h RetentionHold) error {
 		return fmt.Errorf("planned bytes (%d) and total bytes (%d) must not be negative", h.PlannedBytes, h.TotalBytes)
 	}
 	return c.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO retention_hold (id, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
-VALUES (1, $1, $2, $3, $4, NULL, $5)
-ON CONFLICT (id) DO UPDATE SET since_ns = excluded.since_ns, reason = excluded.reason,
+		_, err := tx.ExecContext(ctx, `INSERT INTO retention_holds (node, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
+VALUES ($6, $1, $2, $3, $4, NULL, $5)
+ON CONFLICT (node) DO UPDATE SET since_ns = excluded.since_ns, reason = excluded.reason,
 	planned_bytes = excluded.planned_bytes, total_bytes = excluded.total_bytes, confirmed_ns = NULL,
 	forced = excluded.forced`,
-			since, h.Reason, h.PlannedBytes, h.TotalBytes, boolInt(h.Forced))
+			since, h.Reason, h.PlannedBytes, h.TotalBytes, boolInt(h.Forced), c.node)
 		return err
 	})
 }
 
-// ConfirmRetention records an operator's confirmation of the hold at `at`; without a hold
+// ConfirmRetention records an operator's confirmation of this node's hold at `at`; without a hold
 // it wraps ErrNotFound.
 func (c *Catalog) ConfirmRetention(ctx context.Context, at time.Time) error {
 	atNS, err := nanos("at", at)
 	if err == nil {
 		err = c.write(ctx, func(tx *sql.Tx) error {
-			return execFound(ctx, tx, `UPDATE retention_hold SET confirmed_ns = $1 WHERE id = 1`, atNS)
+			return execFound(ctx, tx, `UPDATE retention_holds SET confirmed_ns = $1 WHERE node = $2`, atNS, c.node)
 		})
 	}
 	if err != nil {
@@ -120,10 +122,10 @@ func (c *Catalog) ConfirmRetention(ctx context.Context, at time.Time) error {
 	return nil
 }
 
-// ClearRetentionHold removes the hold, if any.
+// ClearRetentionHold removes this node's hold, if any.
 func (c *Catalog) ClearRetentionHold(ctx context.Context) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM retention_hold WHERE id = 1`)
+		_, err := tx.ExecContext(ctx, `DELETE FROM retention_holds WHERE node = $1`, c.node)
 		return err
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -332,5 +333,117 @@ func TestNewestDeletions(t *testing.T) {
 	}
 	if got, err := c.NewestDeletions(ctx, m(0)); err != nil || len(got) != 0 {
 		t.Errorf("NewestDeletions without reasons = %v, %v; want none", got, err)
+	}
+}
+
+// Each recorder node has its own mass-deletion hold: a hold one node's retention raises,
+// confirms or clears is not the other's (on SQLite, the one node's hold is its own).
+func TestRetentionHoldIsPerNode(t *testing.T) {
+	ctx := context.Background()
+	a, target := openTest(t)
+	hA := RetentionHold{Since: at(1), Reason: "a's sweep would delete 80%", PlannedBytes: 800, TotalBytes: 1000}
+	if backend != "postgres" {
+		if err := a.SetNode("a"); err == nil {
+			t.Fatal("SetNode on a SQLite catalog succeeded; a SQLite catalog has one node")
+		}
+		if err := a.SetRetentionHold(ctx, hA); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := a.RetentionHold(ctx); err != nil || !ok || got != hA {
+			t.Errorf("RetentionHold = %+v %v (err %v), want %+v", got, ok, err, hA)
+		}
+		return
+	}
+	// Two nodes sharing the PostgreSQL catalog; a is the first one's name.
+	b, err := Open(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	single, err := Open(ctx, target) // no node: a single-node installation's view
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { single.Close() })
+	if err := errors.Join(a.SetNode("a"), b.SetNode("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetRetentionHold(ctx, hA); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := b.RetentionHold(ctx); ok || err != nil {
+		t.Errorf("b sees a hold (%v, %v) after a's retention raised one; want none: b's retention goes on", ok, err)
+	}
+	wantErr(t, b.ConfirmRetention(ctx, at(time.Minute)), ErrNotFound, "catalog: confirm retention: not found")
+	hB := RetentionHold{Since: at(2), Reason: "b's sweep would delete 90%", PlannedBytes: 90, TotalBytes: 100}
+	if err := b.SetRetentionHold(ctx, hB); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ConfirmRetention(ctx, at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	wantA := hA
+	wantA.Confirmed = at(time.Minute)
+	if got, ok, err := a.RetentionHold(ctx); err != nil || !ok || got != wantA {
+		t.Errorf("a's hold = %+v %v (err %v), want %+v", got, ok, err, wantA)
+	}
+	if got, ok, err := b.RetentionHold(ctx); err != nil || !ok || got != hB {
+		t.Errorf("b's hold after a's confirmation = %+v %v (err %v), want %+v, unconfirmed", got, ok, err, hB)
+	}
+	if err := a.ClearRetentionHold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := b.RetentionHold(ctx); err != nil || !ok || got != hB {
+		t.Errorf("b's hold after a cleared its own = %+v %v (err %v), want %+v", got, ok, err, hB)
+	}
+	if _, ok, err := single.RetentionHold(ctx); ok || err != nil {
+		t.Errorf("the catalog without a node sees a hold (%v, %v); the nodes' holds are theirs", ok, err)
+	}
+}
+
+// A catalog from before the per-node hold keeps its one hold for the single node and for
+// every node known then: a hold that stopped every node's retention is lifted only where
+// someone confirms it.
+func TestMigrationKeepsTheHoldForEveryNode(t *testing.T) {
+	ctx := context.Background()
+	target := newTarget(t)
+	schema := testMigrations()
+	orig := *schema
+	t.Cleanup(func() { *schema = orig })
+	*schema = orig[:7]
+	c, err := Open(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written as version 7 wrote them.
+	if _, err := c.w.ExecContext(ctx, `INSERT INTO retention_hold (id, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
+VALUES (1, $1, 'old sweep would delete 70%', 700, 1000, NULL, 1)`, at(1).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.w.ExecContext(ctx, `INSERT INTO nodes (name, advertise, heartbeat) VALUES ('a', 'http://a', '2026-01-01T00:00:00Z'), ('b', 'http://b', '2026-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	*schema = orig
+	want := RetentionHold{Since: at(1), Reason: "old sweep would delete 70%", PlannedBytes: 700, TotalBytes: 1000, Forced: true}
+	nodes := []string{""}
+	if backend == "postgres" {
+		nodes = append(nodes, "a", "b")
+	}
+	for _, node := range nodes {
+		c, err := Open(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if node != "" {
+			if err := c.SetNode(node); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, ok, err := c.RetentionHold(ctx); err != nil || !ok || got != want {
+			t.Errorf("node %q after the upgrade: hold %+v %v (err %v), want %+v", node, got, ok, err, want)
+		}
+		c.Close()
 	}
 }

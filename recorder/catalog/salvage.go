@@ -144,7 +144,7 @@ func checkError(path string, err error) error {
 // row (cameras, users) before the rows that reference it. Segments are not among them:
 // the recorder rebuilds them from the files themselves (recorder.Recover adopts every
 // file with its own size and SHA-256), which is truer than any row of a damaged file.
-var salvageTables = []string{"cameras", "users", "sessions", "locks", "retention_hold", "events", "deletions", "audit"}
+var salvageTables = []string{"cameras", "users", "sessions", "locks", "retention_holds", "events", "deletions", "audit"}
 
 // TableSalvage says what Salvage could read of one table.
 type TableSalvage struct {

@@ -140,8 +140,9 @@ func (m *Manager) RenewFailures() uint64 { return m.renewFailures.Load() }
 // Lost counts leases that ended without this node giving them up: expired or taken.
 func (m *Manager) Lost() uint64 { return m.lost.Load() }
 
-// Run renews and claims leases every Interval until ctx ends. It returns nil then; the
-// leases are left to expire (the node's cameras stop with the process).
+// Run renews and claims leases every Interval until ctx ends. It returns nil then, still
+// holding its leases: a node stopping cleanly stops its cameras and then calls Release,
+// one that dies lets them run out.
 func (m *Manager) Run(ctx context.Context) error {
 	t := time.NewTicker(m.Interval())
 	defer t.Stop()
@@ -242,6 +243,49 @@ WHERE node = $1 AND expires_at > clock_timestamp() RETURNING camera, epoch`, m.o
 		m.opt.Log.Info("camera lease given up for another node's fair share", "camera", cam.id, "epoch", cam.epoch)
 	}
 	return m.refreshHolders(ctx)
+}
+
+// Release hands this node's cameras over on a clean stop: it ends every lease the node
+// holds and marks the node as gone, so that the other nodes claim the cameras at their
+// next round (within one Interval) instead of after the TTL. Without the second step the
+// others would still count this node as live for up to a TTL, and their fair share would
+// leave its cameras unclaimed.
+//
+// Call it after Run has returned (no round may claim again) and after every camera has
+// stopped, its recorder having closed its segment in the catalog: a lease released while
+// its recorder still writes would refuse that recorder's last writes (the fence), and the
+// footage they index would be set aside instead of closing the segment. Release returns
+// the number of leases it ended.
+func (m *Manager) Release(ctx context.Context) (int, error) {
+	held := m.Held()
+	tx, err := m.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: release: %w", err)
+	}
+	defer tx.Rollback()
+	for cam, epoch := range held {
+		// Only the lease of this holding: one already lost is not ended again.
+		if _, err := tx.ExecContext(ctx, `UPDATE camera_leases SET expires_at = clock_timestamp()
+WHERE camera = $1 AND node = $2 AND epoch = $3 AND expires_at > clock_timestamp()`, cam, m.opt.Node, epoch); err != nil {
+			return 0, fmt.Errorf("cluster: release %s: %w", cam, err)
+		}
+	}
+	// A heartbeat one TTL old: not live for anyone's fair share from now on. The row
+	// stays, so other nodes still find this node's URL for the footage on its disk.
+	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET heartbeat = clock_timestamp() - make_interval(secs => $2) WHERE name = $1`,
+		m.opt.Node, m.opt.TTL.Seconds()); err != nil {
+		return 0, fmt.Errorf("cluster: release: leave the live nodes: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("cluster: release: %w", err)
+	}
+	m.mu.Lock()
+	m.held = map[string]int64{}
+	m.mu.Unlock()
+	for cam, epoch := range held {
+		m.opt.Log.Info("camera lease handed over: this node stops", "camera", cam, "epoch", epoch)
+	}
+	return len(held), nil
 }
 
 type lease struct {

@@ -50,8 +50,13 @@ func (n *node) current() map[string]int64 {
 // startNode runs a Manager for name until the test ends or kill.
 func startNode(t *testing.T, url, name string, cams []Camera) *node {
 	t.Helper()
+	return startNodeTTL(t, url, name, cams, testTTL)
+}
+
+func startNodeTTL(t *testing.T, url, name string, cams []Camera, ttl time.Duration) *node {
+	t.Helper()
 	n := &node{done: make(chan struct{})}
-	m, err := New(url, Options{Node: name, Advertise: "http://" + name, TTL: testTTL,
+	m, err := New(url, Options{Node: name, Advertise: "http://" + name, TTL: ttl,
 		Cameras: func() []Camera { return cams },
 		Changed: func(held map[string]int64) {
 			n.mu.Lock()
@@ -212,5 +217,58 @@ func TestFencedWriteRefusedAfterTakeover(t *testing.T) {
 	}
 	if _, err := catA.CreateSegment(fenced, seg(3)); !errors.Is(err, catalog.ErrFenced) {
 		t.Fatalf("write with the first epoch after a claimed again: err = %v, want ErrFenced", err)
+	}
+}
+
+// A node that stops cleanly releases its leases and leaves the live nodes: the other node
+// claims its cameras at its next round, long before the leases would have run out, under
+// new epochs; the released holding's fence passes no more.
+func TestCleanStopHandsCamerasOver(t *testing.T) {
+	// A long TTL makes the handover tell from an expiry: a lease renewed at most one
+	// interval before the stop runs out no sooner than TTL - interval (20 s) after it,
+	// while a released one is claimed within one interval (10 s).
+	const ttl = 30 * time.Second
+	url := newCatalog(t)
+	ctx := context.Background()
+	cams := cameras(4)
+	a := startNodeTTL(t, url, "a", cams, ttl)
+	waitFor(t, 2*ttl, "a alone did not claim the 4 cameras", func() bool { return len(a.current()) == 4 })
+	b := startNodeTTL(t, url, "b", cams, ttl)
+	waitFor(t, 3*ttl, "the nodes did not split 4 cameras 2/2", func() bool {
+		return len(a.current()) == 2 && len(b.current()) == 2
+	})
+	before := a.current()
+
+	a.kill() // Run ends; the cameras would stop here
+	stopped := time.Now()
+	n, err := a.m.Release(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("Release = %d, %v; want the 2 leases a held", n, err)
+	}
+	waitFor(t, ttl, "b did not take a's released cameras", func() bool { return len(b.current()) == 4 })
+	took := time.Since(stopped)
+	t.Logf("handover took %s (TTL %s, renewal every %s)", took.Round(10*time.Millisecond), ttl, b.m.Interval())
+	if took >= ttl-b.m.Interval() {
+		t.Errorf("b took a's cameras %s after a stopped: no sooner than the leases could have run out (%s), so nothing was handed over",
+			took, ttl-b.m.Interval())
+	}
+	catA, err := catalog.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer catA.Close()
+	if err := catA.SetNode("a"); err != nil {
+		t.Fatal(err)
+	}
+	for cam, epoch := range before {
+		if got := b.current()[cam]; got <= epoch {
+			t.Errorf("camera %s went from a (epoch %d) to b at epoch %d: the epoch must grow", cam, epoch, got)
+		}
+		fenced := catalog.WithFence(ctx, catalog.Fence{Camera: cam, Epoch: epoch})
+		_, err := catA.CreateSegment(fenced, catalog.Segment{Camera: cam, Stream: "main", Start: time.Now().UTC(),
+			Path: "recordings/" + cam + "/late.mp4", Codec: "H264"})
+		if !errors.Is(err, catalog.ErrFenced) {
+			t.Errorf("camera %s: a write under a's released lease: err = %v, want ErrFenced", cam, err)
+		}
 	}
 }

@@ -3,54 +3,28 @@
 // socket directory of its own, started on first use and stopped when the test binary
 // ends. Each caller gets a fresh, empty database, so tests never see each other's rows.
 //
-// Use it from TestMain, so the server is stopped even when tests fail:
+// The server is package pgserver's; the shared one is discarded (no shutdown checkpoint)
+// when the test binary ends. Use it from TestMain, so the server is stopped even when tests fail:
 //
 //	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m.Run)) }
 //
 // and call URL(t) in a test. When the server cannot start (PostgreSQL not installed:
 // run make deps), URL fails the test with the reason; it never skips.
-//
-// PostgreSQL refuses to run as root, so as root the binaries run as the postgres user
-// (runuser), which owns the temporary directory.
 package pgtest
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/townwatch/townwatch/recorder/catalog/pgserver"
 )
-
-// BinDir is where Debian's postgresql-15 package puts initdb, pg_ctl and postgres.
-// PGTEST_BINDIR overrides it (another version or distribution).
-var BinDir = "/usr/lib/postgresql/15/bin"
-
-// Server is a running throwaway cluster.
-type Server struct {
-	dir  string // data, socket and log live under it; removed by Stop
-	port int
-	// asUser is the account the binaries run as ("" = this process's own).
-	asUser string
-	admin  *sql.DB // the postgres database, for CREATE DATABASE
-	nextDB atomic.Int64
-}
 
 var (
 	once     sync.Once
-	shared   *Server
+	shared   *pgserver.Server
 	startErr error
 )
 
@@ -59,7 +33,7 @@ var (
 func Main(run func() int) int {
 	code := run()
 	if shared != nil {
-		if err := shared.Stop(); err != nil {
+		if err := shared.Discard(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 			if code == 0 {
 				code = 1
@@ -73,7 +47,7 @@ func Main(run func() int) int {
 // starting the server on first use. It fails t if the server cannot be started.
 func URL(t testing.TB) string {
 	t.Helper()
-	once.Do(func() { shared, startErr = Start() })
+	once.Do(func() { shared, startErr = pgserver.Start() })
 	if startErr != nil {
 		t.Fatalf("pgtest: PostgreSQL is needed for this test and could not be started (make deps installs postgresql-15): %v", startErr)
 	}
@@ -82,157 +56,4 @@ func URL(t testing.TB) string {
 		t.Fatalf("pgtest: %v", err)
 	}
 	return u
-}
-
-// Start makes and starts a new cluster. Its settings are PostgreSQL's defaults (fsync
-// and synchronous_commit on), so that what tests and benchmarks measure is what a
-// production server does.
-func Start() (*Server, error) {
-	if d := os.Getenv("PGTEST_BINDIR"); d != "" {
-		BinDir = d
-	}
-	for _, b := range []string{"initdb", "pg_ctl", "postgres"} {
-		if _, err := os.Stat(filepath.Join(BinDir, b)); err != nil {
-			return nil, fmt.Errorf("%s not found in %s: %w", b, BinDir, err)
-		}
-	}
-	s := &Server{}
-	var err error
-	if s.dir, err = os.MkdirTemp("", "pgtest-"); err != nil {
-		return nil, err
-	}
-	if os.Geteuid() == 0 {
-		if err := s.giveToPostgres(); err != nil {
-			os.RemoveAll(s.dir)
-			return nil, err
-		}
-	}
-	for _, d := range []string{"data", "sock"} {
-		// Made by the account that runs the server: initdb wants to create data itself
-		// or find it empty and owned by it.
-		if out, err := s.run("mkdir", "-m", "0700", filepath.Join(s.dir, d)); err != nil {
-			os.RemoveAll(s.dir)
-			return nil, fmt.Errorf("mkdir %s: %v: %s", d, err, out)
-		}
-	}
-	if out, err := s.run(filepath.Join(BinDir, "initdb"), "-D", s.data(), "-U", "postgres",
-		"--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"); err != nil {
-		os.RemoveAll(s.dir)
-		return nil, fmt.Errorf("initdb: %v: %s", err, out)
-	}
-	// The port is probed free and then handed to the server; another process taking it
-	// in between makes pg_ctl fail, and a second attempt gets another port.
-	for attempt := 1; ; attempt++ {
-		if s.port, err = freePort(); err != nil {
-			return nil, err
-		}
-		err = s.startServer()
-		if err == nil || attempt == 3 {
-			break
-		}
-	}
-	if err != nil {
-		os.RemoveAll(s.dir)
-		return nil, err
-	}
-	if s.admin, err = sql.Open("pgx", s.url("postgres")); err == nil {
-		err = s.admin.Ping()
-	}
-	if err != nil {
-		s.Stop()
-		return nil, fmt.Errorf("connect to the new server: %w", err)
-	}
-	return s, nil
-}
-
-func (s *Server) data() string { return filepath.Join(s.dir, "data") }
-
-func (s *Server) startServer() error {
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s -c max_connections=200",
-		s.port, filepath.Join(s.dir, "sock"))
-	out, err := s.run(filepath.Join(BinDir, "pg_ctl"), "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"),
-		"-o", opts, "-w", "-t", "60", "start")
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-		return fmt.Errorf("pg_ctl start on 127.0.0.1:%d: %v: %s; server log: %s", s.port, err, out, tail(log))
-	}
-	return nil
-}
-
-// NewDatabase creates an empty database and returns its URL.
-func (s *Server) NewDatabase(ctx context.Context) (string, error) {
-	name := fmt.Sprintf("t%d", s.nextDB.Add(1))
-	// template0 with the C collation (what initdb --no-locale gave the cluster): text
-	// sorts by bytes, as it does in SQLite.
-	if _, err := s.admin.ExecContext(ctx, `CREATE DATABASE `+name+` TEMPLATE template0`); err != nil {
-		return "", fmt.Errorf("create database %s: %w", name, err)
-	}
-	return s.url(name), nil
-}
-
-// Stop shuts the server down and removes its files. Immediate mode skips the shutdown
-// checkpoint: the data is thrown away, and after a long suite on a busy machine that
-// checkpoint (every test's database) can outlast pg_ctl's wait.
-func (s *Server) Stop() error {
-	if s.admin != nil {
-		s.admin.Close()
-	}
-	out, err := s.run(filepath.Join(BinDir, "pg_ctl"), "-D", s.data(), "-m", "immediate", "-w", "stop")
-	if err != nil {
-		err = fmt.Errorf("pg_ctl stop: %v: %s", err, out)
-	}
-	return errors.Join(err, os.RemoveAll(s.dir))
-}
-
-func (s *Server) url(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
-}
-
-// run runs a command as the server's account and returns its combined output.
-func (s *Server) run(name string, args ...string) ([]byte, error) {
-	if s.asUser != "" {
-		args = append([]string{"-u", s.asUser, "--", name}, args...)
-		name = "runuser"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = s.dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.Bytes(), err
-}
-
-// giveToPostgres makes the postgres account the server's, owning the temporary directory
-// (MkdirTemp made it 0700 and root's).
-func (s *Server) giveToPostgres() error {
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return fmt.Errorf("running as root, and there is no postgres user to run the server as: %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := os.Chown(s.dir, uid, gid); err != nil {
-		return err
-	}
-	s.asUser = "postgres"
-	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func tail(b []byte) string {
-	const n = 2000
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
