@@ -25,6 +25,10 @@ type Storage struct {
 	thumbMu sync.Mutex
 	// archive is the archive tier (nil: none); set once by SetArchive before use.
 	archive ArchiveTier
+	// peers reaches the other nodes' disks, self is this node (SetPeers; nil, "": one
+	// node, or a process that does not reach the others).
+	peers PeerNodes
+	self  string
 }
 
 // ArchiveTier is where the bytes of archived segments are (recorder/archive): an object
