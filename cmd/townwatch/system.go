@@ -272,7 +272,7 @@ func (sys *system) playback(log *slog.Logger) *viewer.Playback {
 		frames = nil
 	}
 	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Frames: frames, Log: log,
-		OpenFile: sys.storage.Open, OpenMedia: sys.storage.OpenMedia, OpenSegment: sys.openSegment, Thumbnails: sys.storage.Thumbnails}
+		OpenFile: sys.storage.OpenSegment, OpenMedia: sys.storage.OpenMedia, OpenSegment: sys.openSegment, Thumbnails: sys.storage.SegmentThumbnails}
 }
 
 // openSegment is the segment camera's recorder is writing, if any.
