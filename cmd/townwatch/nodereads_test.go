@@ -122,6 +122,26 @@ func exportThrough(t *testing.T, c *http.Client, base, camera string, from, to t
 	return out, ""
 }
 
+// startPinnedPair starts nodes a and b of nodeSetup's configurations once the officer
+// straznik (granted only the camera pinned to a) is in the shared catalog, waits until a
+// records the pinned camera as b sees it, and opens the shared catalog for the test.
+func startPinnedPair(t *testing.T, pgURL string, cfgs map[string]string) (a, b *serveProc, cat *catalog.Catalog) {
+	t.Helper()
+	addAccount(t, cfgs["a"], "straznik", "officer", "-cameras", "pinned")
+	a = startNodeProc(t, cfgs["a"], "a")
+	b = startNodeProc(t, cfgs["b"], "b")
+	waitNodes(t, 60*time.Second, "the pinned camera is not recorded on a", map[string]*serveProc{"a": a, "b": b}, func(v map[string]map[string]clusterCamera) bool {
+		ha, _ := holders(v["b"])
+		return ha["pinned"] == "a"
+	})
+	cat, err := catalog.Open(context.Background(), pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	return a, b, cat
+}
+
 // sameExport fails the test unless two exports of one range hold the same clip, cut from
 // the same segments with the same digests.
 func sameExport(t *testing.T, what string, got, want exportBundle) {
@@ -143,19 +163,9 @@ func TestAnyNodeExportsFootageOnAnotherNodesDiskAndInTheArchive(t *testing.T) {
 	// Nothing is due for an hour: the footage stays on a's disk until phase 2.
 	withArchive(t, cfgs["a"], s3, "1h")
 	withArchive(t, cfgs["b"], s3, "1h")
-	addAccount(t, cfgs["a"], "straznik", "officer", "-cameras", "pinned")
-	a := startNodeProc(t, cfgs["a"], "a")
-	b := startNodeProc(t, cfgs["b"], "b")
-	waitNodes(t, 60*time.Second, "the pinned camera is not recorded on a", map[string]*serveProc{"a": a, "b": b}, func(v map[string]map[string]clusterCamera) bool {
-		ha, _ := holders(v["b"])
-		return ha["pinned"] == "a"
-	})
+	a, b, cat := startPinnedPair(t, pgURL, cfgs)
 	ctx := context.Background()
-	cat, err := catalog.Open(ctx, pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
+	var err error
 
 	// Two consecutive closed segments of the camera pinned to a.
 	var s1, s2 catalog.Segment
