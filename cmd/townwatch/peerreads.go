@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/cluster"
@@ -23,10 +25,16 @@ func attachPeers(cfg *configs.Config, st *recorder.Storage, node string) (close 
 	if err != nil {
 		return nil, err
 	}
+	// The same trust as serve -node: the node token goes only to a node the cluster's CA
+	// vouches for (node.ca_file).
+	roots, err := cfg.Node.CAPool()
+	if err != nil {
+		return nil, fmt.Errorf("node.ca_file: %w", err)
+	}
 	nodes, err := cluster.New(cfg.Catalog.URL, cluster.Options{Node: node})
 	if err != nil {
 		return nil, err
 	}
-	st.SetPeers(node, &viewer.Peers{Self: node, Token: token, Advertise: nodes.Advertise})
+	st.SetPeers(node, &viewer.Peers{Self: node, Token: token, Advertise: nodes.Advertise, Client: viewer.PeerClient(roots)})
 	return func() { nodes.Close() }, nil
 }
