@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,6 +143,11 @@ func startPinnedPair(t *testing.T, pgURL string, cfgs map[string]string) (a, b *
 	return a, b, cat
 }
 
+// thumbsQuery is the scrub-preview index of the pinned camera over [from, to).
+func thumbsQuery(from, to time.Time) string {
+	return "api/cameras/pinned/thumbs?from=" + url.QueryEscape(from.UTC().Format(time.RFC3339Nano)) + "&to=" + url.QueryEscape(to.UTC().Format(time.RFC3339Nano))
+}
+
 // sameExport fails the test unless two exports of one range hold the same clip, cut from
 // the same segments with the same digests.
 func sameExport(t *testing.T, what string, got, want exportBundle) {
@@ -256,19 +262,32 @@ func TestAnyNodeExportsFootageOnAnotherNodesDiskAndInTheArchive(t *testing.T) {
 	if stillB := fetch(t, officerB, b.base+still, "", http.StatusOK); !bytes.Equal(stillA, stillB) || len(stillA) < 1000 {
 		t.Errorf("still through b: %d bytes; a's still: %d bytes; want the same JPEG", len(stillB), len(stillA))
 	}
-	thumbs := "api/cameras/pinned/thumbs?from=" + url.QueryEscape(rfc(s1.Start)) + "&to=" + url.QueryEscape(rfc(s2.End))
-	var thA, thB thumbsAnswer
-	decodeJSON(t, httpGet(t, officerA, a.base+thumbs), &thA)
-	decodeJSON(t, httpGet(t, officerB, b.base+thumbs), &thB)
-	if len(thA.Segments) == 0 {
-		t.Errorf("a has no scrub previews of its own footage: nothing to compare\n%s", tailLines(a.stderr.String(), 20))
-	} else if ja, jb := fmt.Sprint(thA), fmt.Sprint(thB); ja != jb {
-		t.Errorf("scrub preview index through b: %s\non a: %s", jb, ja)
-	} else {
-		sprite := thA.Segments[0].Sprite[1:]
-		if sa, sb := fetch(t, officerA, a.base+sprite, "", http.StatusOK), fetch(t, officerB, b.base+sprite, "", http.StatusOK); !bytes.Equal(sa, sb) {
-			t.Errorf("sprite through b: %d bytes, differs from a's (%d bytes)", len(sb), len(sa))
+	// Scrub previews: the first closed segment of a's with previews (the motion worker
+	// makes them; a loaded machine may have restarted it meanwhile, so it is waited for).
+	var preview thumbsSegment
+	for deadline := time.Now().Add(90 * time.Second); preview.ID == 0; time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no closed segment of the pinned camera with scrub previews on a within 90 s\n%s", tailLines(a.stderr.String(), 20))
 		}
+		var th thumbsAnswer
+		decodeJSON(t, httpGet(t, officerA, a.base+thumbsQuery(s1.Start, time.Now())), &th)
+		for _, ts := range th.Segments {
+			if row, err := cat.Segment(ctx, ts.ID); err == nil && !row.Open && row.Node == "a" {
+				preview = ts
+				break
+			}
+		}
+	}
+	var thB thumbsAnswer
+	decodeJSON(t, httpGet(t, officerB, b.base+thumbsQuery(preview.Start, preview.End)), &thB)
+	if i := slices.IndexFunc(thB.Segments, func(ts thumbsSegment) bool { return ts.ID == preview.ID }); i < 0 {
+		t.Errorf("scrub preview index through b lacks segment %d: %+v", preview.ID, thB)
+	} else if got, want := fmt.Sprint(thB.Segments[i]), fmt.Sprint(preview); got != want {
+		t.Errorf("scrub previews of segment %d through b: %s\non a: %s", preview.ID, got, want)
+	}
+	sprite := preview.Sprite[1:]
+	if sa, sb := fetch(t, officerA, a.base+sprite, "", http.StatusOK), fetch(t, officerB, b.base+sprite, "", http.StatusOK); !bytes.Equal(sa, sb) {
+		t.Errorf("sprite through b: %d bytes, differs from a's (%d bytes)", len(sb), len(sa))
 	}
 	if strings.Contains(b.stderr.String(), nodeToken) || strings.Contains(a.stderr.String(), nodeToken) {
 		t.Error("a node's log holds the node token")
