@@ -165,7 +165,7 @@ func (x *exporter) holeTolerance() time.Duration {
 
 // segment checks one segment against the catalog and exports its part of the range.
 func (x *exporter) segment(ctx context.Context, seg catalog.Segment) error {
-	f, err := x.st.Open(seg.Path)
+	f, err := x.st.OpenSegment(ctx, seg)
 	if err != nil {
 		return x.errorf("segment %s: %w", seg.Path, err)
 	}

@@ -25,6 +25,10 @@ type Storage struct {
 	thumbMu sync.Mutex
 	// archive is the archive tier (nil: none); set once by SetArchive before use.
 	archive ArchiveTier
+	// peers reaches the other nodes' disks, self is this node (SetPeers; nil, "": one
+	// node, or a process that does not reach the others).
+	peers PeerNodes
+	self  string
 }
 
 // ArchiveTier is where the bytes of archived segments are (recorder/archive): an object
@@ -142,10 +146,11 @@ func (s *Storage) open(rel string, write bool) (*os.File, error) {
 	return s.root.OpenFile(rel, flag, 0)
 }
 
-// Open opens a segment file for reading (export, playback, verification). A segment whose
-// local file is gone is read from the archive tier, if there is one: the archive job
-// removes the local file only after the object was verified and the row marked, so a
-// file missing here is either archived or deleted, and the archive says which.
+// Open opens a file of the storage by its path (event snapshots). A segment whose local
+// file is gone is read from the archive tier, if there is one: the archive job removes
+// the local file only after the object was verified and the row marked, so a file missing
+// here is either archived or deleted, and the archive says which. Readers of a segment
+// whose row they hold use OpenSegment, which also reaches other nodes' disks.
 func (s *Storage) Open(rel string) (*os.File, error) {
 	f, err := s.open(rel, false)
 	if errors.Is(err, fs.ErrNotExist) && s.archive != nil {

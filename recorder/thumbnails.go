@@ -45,10 +45,7 @@ func (s *Storage) AppendThumbnail(segment string, at time.Time, jpeg []byte) err
 	if len(jpeg) == 0 || len(jpeg) > maxThumbnailBytes {
 		return fmt.Errorf("thumbnail of %s at %s: %d bytes; want 1..%d", segment, at.UTC().Format(time.RFC3339Nano), len(jpeg), maxThumbnailBytes)
 	}
-	rec := make([]byte, thumbnailHeader, thumbnailHeader+len(jpeg))
-	binary.BigEndian.PutUint64(rec, uint64(at.UnixNano()))
-	binary.BigEndian.PutUint32(rec[8:], uint32(len(jpeg)))
-	rec = append(rec, jpeg...)
+	rec := appendThumbnailRecord(make([]byte, 0, thumbnailHeader+len(jpeg)), at, jpeg)
 	// Held with remove's: the segment cannot be removed between the check that it exists
 	// and the write, which would leave a thumbnails file no deletion ever removes.
 	s.thumbMu.Lock()
@@ -64,6 +61,10 @@ func (s *Storage) AppendThumbnail(segment string, at time.Time, jpeg []byte) err
 	return errors.Join(err, f.Close())
 }
 
+// maxThumbnailsFile bounds what is read of one sidecar: an hour's segment with a
+// thumbnail every 2 s is about 11 MiB.
+const maxThumbnailsFile = 64 << 20
+
 // Thumbnails reads the thumbnails of the segment at segment, oldest first. A segment
 // without any has none (no error). A torn last record (a crash while appending) is
 // ignored; a record that cannot be one (a length beyond maxThumbnailBytes) ends the
@@ -78,16 +79,38 @@ func (s *Storage) Thumbnails(segment string) ([]Thumbnail, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 64<<20))
+	data, err := io.ReadAll(io.LimitReader(f, maxThumbnailsFile))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
+	return parseThumbnails(data, rel)
+}
+
+// EncodeThumbnails lays thumbnails out as the records of a sidecar file: how a node sends
+// another node the thumbnails of a segment on its disk (SegmentThumbnails reads them).
+func EncodeThumbnails(thumbs []Thumbnail) []byte {
+	var out []byte
+	for _, th := range thumbs {
+		out = appendThumbnailRecord(out, th.At, th.JPEG)
+	}
+	return out
+}
+
+// appendThumbnailRecord appends one sidecar record to buf.
+func appendThumbnailRecord(buf []byte, at time.Time, jpeg []byte) []byte {
+	buf = binary.BigEndian.AppendUint64(buf, uint64(at.UnixNano()))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(jpeg)))
+	return append(buf, jpeg...)
+}
+
+// parseThumbnails reads the records of a sidecar; name says where it came from in errors.
+func parseThumbnails(data []byte, name string) ([]Thumbnail, error) {
 	var out []Thumbnail
 	for off := 0; len(data)-off >= thumbnailHeader; {
 		at := int64(binary.BigEndian.Uint64(data[off:]))
 		n := int(binary.BigEndian.Uint32(data[off+8:]))
 		if n == 0 || n > maxThumbnailBytes {
-			return out, fmt.Errorf("%s: record at byte %d claims %d bytes; not a thumbnails file past that point", rel, off, n)
+			return out, fmt.Errorf("%s: record at byte %d claims %d bytes; not a thumbnails file past that point", name, off, n)
 		}
 		end := off + thumbnailHeader + n
 		if end > len(data) {
@@ -95,7 +118,7 @@ func (s *Storage) Thumbnails(segment string) ([]Thumbnail, error) {
 		}
 		jpg := data[off+thumbnailHeader : end]
 		if !bytes.HasPrefix(jpg, []byte{0xff, 0xd8}) {
-			return out, fmt.Errorf("%s: record at byte %d is not a JPEG", rel, off)
+			return out, fmt.Errorf("%s: record at byte %d is not a JPEG", name, off)
 		}
 		out = append(out, Thumbnail{At: time.Unix(0, at).UTC(), JPEG: jpg})
 		off = end

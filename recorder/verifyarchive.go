@@ -34,7 +34,10 @@ type ArchiveReport struct {
 	Unchained int   // closed before the catalog kept the chain: bytes checked, link not
 	Open      int   // still being written: not checked
 	Deleted   int   // known from the deletion log: their links checked
-	Problems  []ArchiveProblem
+	// Remote of Checked were read from another node's disk (serve -node); Unreached are
+	// on another node that could not be read, each also listed in Problems.
+	Remote, Unreached int
+	Problems          []ArchiveProblem
 }
 
 // VerifyArchive re-hashes every closed segment of camera ("" for all) and walks each
@@ -96,13 +99,16 @@ func VerifyArchive(ctx context.Context, st *Storage, cat *catalog.Catalog, camer
 				rep.Open++
 				continue
 			default:
-				if what, err := checkSegmentBytes(st, s); err != nil {
+				unreached := rep.Unreached
+				if what, err := checkSegmentBytes(ctx, st, s, &rep); err != nil {
 					return rep, err
 				} else if what != "" {
 					rep.Problems = append(rep.Problems, ArchiveProblem{s, what})
 				}
-				rep.Checked++
-				rep.Bytes += s.Bytes
+				if rep.Unreached == unreached { // re-hashed, here or through its node
+					rep.Checked++
+					rep.Bytes += s.Bytes
+				}
 			}
 			if !s.Chained {
 				rep.Unchained++
@@ -163,16 +169,27 @@ func short(sum string) string {
 }
 
 // checkSegmentBytes re-hashes a closed segment's file; it returns what differs from the
-// row, or "" when the file is exactly what was recorded.
-func checkSegmentBytes(st *Storage, s catalog.Segment) (string, error) {
-	f, err := st.Open(s.Path)
-	if errors.Is(err, fs.ErrNotExist) {
+// row, or "" when the file is exactly what was recorded. A segment on another node's disk
+// is read through that node (OpenSegment checks it on the way); one that cannot be read
+// there is a problem naming the node, never skipped in silence.
+func checkSegmentBytes(ctx context.Context, st *Storage, s catalog.Segment, rep *ArchiveReport) (string, error) {
+	f, err := st.OpenSegment(ctx, s)
+	var remote *PeerReadError
+	switch {
+	case errors.As(err, &remote) && errors.Is(err, errNotAsRecorded):
+		return fmt.Sprintf("on node %q: %v", remote.Node, remote.Err), nil
+	case errors.As(err, &remote):
+		rep.Unreached++
+		return fmt.Sprintf("not checked: it is on the disk of node %q, which could not be read: %v", remote.Node, remote.Err), nil
+	case errors.Is(err, fs.ErrNotExist):
 		return "the file is missing", nil
-	}
-	if err != nil {
+	case err != nil:
 		return "", err
 	}
 	defer f.Close()
+	if st.peers != nil && OnAnotherNode(s, st.self) {
+		rep.Remote++
+	}
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {

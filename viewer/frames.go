@@ -143,9 +143,9 @@ func (s *Server) handleFrame(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "t: camera "+quote(camera)+" has no recording at "+t.UTC().Format(time.RFC3339Nano))
 		return
 	}
-	f, err := pb.OpenFile(seg.Path)
+	f, err := pb.OpenFile(r.Context(), *seg)
 	if err != nil {
-		pb.fail(w, "frame", err)
+		pb.failRead(w, "frame", err)
 		return
 	}
 	defer f.Close()

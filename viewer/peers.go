@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
 )
 
@@ -108,7 +110,7 @@ func nodeMediaPath(id int64) string {
 // elsewhere reports whether seg's bytes must come from its owner node: the file is on
 // another node's disk and not in the archive (which every node reads itself).
 func (p *Peers) elsewhere(seg catalog.Segment) bool {
-	return p != nil && seg.Node != "" && seg.Node != p.Self && seg.Archived.IsZero()
+	return p != nil && recorder.OnAnotherNode(seg, p.Self)
 }
 
 // proxyHeaders are the answer headers of the owner passed on to the client: what Range
@@ -121,18 +123,12 @@ var proxyHeaders = []string{"Content-Type", "Content-Length", "Content-Range", "
 // committed): the owner trusts this node, not the client.
 func (pb *Playback) proxyMedia(w http.ResponseWriter, r *http.Request, seg catalog.Segment) {
 	p := pb.peers
-	base, err := p.Advertise(r.Context(), seg.Node)
-	if err != nil || base == "" {
+	// GET or HEAD, as the client asked (a GET route answers both).
+	req, err := p.nodeRequest(r.Context(), r.Method, seg.Node, nodeMediaPath(seg.ID))
+	if err != nil {
 		p.count(seg.Node, 0, true)
 		pb.log().Error("playback: the owner node of a segment is unknown", "segment", seg.ID, "node", seg.Node, "err", err)
 		writeError(w, http.StatusBadGateway, "segment "+strconv.FormatInt(seg.ID, 10)+" is on node "+quote(seg.Node)+", whose address is unknown; see the server log")
-		return
-	}
-	// GET or HEAD, as the client asked (a GET route answers both).
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimSuffix(base, "/")+nodeMediaPath(seg.ID), nil)
-	if err != nil {
-		p.count(seg.Node, 0, true)
-		pb.fail(w, "request to node "+quote(seg.Node), err)
 		return
 	}
 	for _, h := range []string{"Range", "If-Range", "If-None-Match"} {
@@ -140,7 +136,6 @@ func (pb *Playback) proxyMedia(w http.ResponseWriter, r *http.Request, seg catal
 			req.Header.Set(h, v)
 		}
 	}
-	req.Header.Set(NodeTokenHeader, p.Token)
 	resp, err := p.client().Do(req)
 	if err != nil {
 		p.count(seg.Node, 0, true)
@@ -173,31 +168,57 @@ func (pb *Playback) proxyMedia(w http.ResponseWriter, r *http.Request, seg catal
 	p.count(seg.Node, n, err != nil && r.Context().Err() == nil)
 }
 
+// nodeRequest is a request for path on node's routes, with the node token; it fails when
+// node's address is unknown (the nodes table has none).
+func (p *Peers) nodeRequest(ctx context.Context, method, node, path string) (*http.Request, error) {
+	base, err := p.Advertise(ctx, node)
+	if err != nil {
+		return nil, fmt.Errorf("its address cannot be read: %w", err)
+	}
+	if base == "" {
+		return nil, errors.New("its address is unknown (it is not in the nodes table)")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(NodeTokenHeader, p.Token)
+	return req, nil
+}
+
 // handleNodeMedia serves another node a segment file of this node's disk (the route
 // GET /api/node/segments/{id}/media, action node: the guard has checked the node token).
 // No playback session: the asking node checked its client's and audited it.
 func (pb *Playback) handleNodeMedia(w http.ResponseWriter, r *http.Request) {
+	if seg, ok := pb.nodeSegment(w, r); ok {
+		pb.serveMedia(w, r, seg)
+	}
+}
+
+// nodeSegment is the segment a node route names, if its file is on this node's disk; ok
+// is false when it has answered (404, 410, 500).
+func (pb *Playback) nodeSegment(w http.ResponseWriter, r *http.Request) (catalog.Segment, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		writeError(w, http.StatusNotFound, "unknown segment "+quote(r.PathValue("id")))
-		return
+		return catalog.Segment{}, false
 	}
 	seg, err := pb.Store.Segment(r.Context(), id)
 	if errors.Is(err, catalog.ErrNotFound) {
 		pb.gone(w, r, id)
-		return
+		return seg, false
 	}
 	if err != nil {
 		pb.fail(w, "segment", err)
-		return
+		return seg, false
 	}
 	// Only this disk's files: a segment of a third node is not asked here, and answering
 	// it by asking on would let two nodes bounce a request between them.
 	if seg.Node != pb.peers.Self {
 		writeError(w, http.StatusNotFound, "segment "+quote(r.PathValue("id"))+" is not on this node")
-		return
+		return seg, false
 	}
-	pb.serveMedia(w, r, seg)
+	return seg, true
 }
 
 // liveElsewhere wraps the WHEP offer handler: a camera whose lease another node holds is

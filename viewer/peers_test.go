@@ -29,31 +29,32 @@ func TestNodeRouteTakesOnlyTheNodeToken(t *testing.T) {
 	h := rig.server.Handler()
 	rig.fx.addUser(t, "velitel", []access.Role{access.Supervisor, access.Admin}, true)
 	session := login(t, h, "velitel")
-	const path = "/api/node/segments/" + segmentNamesti + "/media"
-	ask := func(mod func(*http.Request)) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodGet, path, nil)
-		mod(req)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec
-	}
-	for name, mod := range map[string]func(*http.Request){
-		"no token":          func(*http.Request) {},
-		"wrong token":       func(r *http.Request) { r.Header.Set(NodeTokenHeader, "rig-node-token-0123456789abcdeX") },
-		"a prefix of it":    func(r *http.Request) { r.Header.Set(NodeTokenHeader, rigNodeToken[:10]) },
-		"token as a bearer": func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+rigNodeToken) },
-		"token in the URL":  func(r *http.Request) { r.URL.RawQuery = "token=" + rigNodeToken },
-		"user session":      func(r *http.Request) { r.AddCookie(session) },
-	} {
-		if rec := ask(mod); rec.Code != http.StatusUnauthorized || strings.Contains(rec.Body.String(), rigNodeToken) {
-			t.Errorf("%s: %d %s; want 401 without the token", name, rec.Code, rec.Body)
+	for _, path := range []string{"/api/node/segments/" + segmentNamesti + "/media", "/api/node/segments/" + segmentNamesti + "/thumbs"} {
+		ask := func(mod func(*http.Request)) *httptest.ResponseRecorder {
+			req := httptest.NewRequest(http.MethodGet, path, nil)
+			mod(req)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec
 		}
-	}
-	// With the token the guard lets it through: the rig's segment is on no node's disk,
-	// which the handler (not the guard) answers.
-	rec := ask(func(r *http.Request) { r.Header.Set(NodeTokenHeader, rigNodeToken) })
-	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "not on this node") {
-		t.Errorf("with the node token: %d %s; want the handler's 404 (not on this node)", rec.Code, rec.Body)
+		for name, mod := range map[string]func(*http.Request){
+			"no token":          func(*http.Request) {},
+			"wrong token":       func(r *http.Request) { r.Header.Set(NodeTokenHeader, "rig-node-token-0123456789abcdeX") },
+			"a prefix of it":    func(r *http.Request) { r.Header.Set(NodeTokenHeader, rigNodeToken[:10]) },
+			"token as a bearer": func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+rigNodeToken) },
+			"token in the URL":  func(r *http.Request) { r.URL.RawQuery = "token=" + rigNodeToken },
+			"user session":      func(r *http.Request) { r.AddCookie(session) },
+		} {
+			if rec := ask(mod); rec.Code != http.StatusUnauthorized || strings.Contains(rec.Body.String(), rigNodeToken) {
+				t.Errorf("%s, %s: %d %s; want 401 without the token", path, name, rec.Code, rec.Body)
+			}
+		}
+		// With the token the guard lets it through: the rig's segment is on no node's
+		// disk, which the handler (not the guard) answers.
+		rec := ask(func(r *http.Request) { r.Header.Set(NodeTokenHeader, rigNodeToken) })
+		if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "not on this node") {
+			t.Errorf("%s with the node token: %d %s; want the handler's 404 (not on this node)", path, rec.Code, rec.Body)
+		}
 	}
 
 	for _, rt := range rig.server.table() {

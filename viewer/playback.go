@@ -46,16 +46,17 @@ type Playback struct {
 	// OpenSegment returns the segment a camera's recorder is writing (Writer.OpenSegment):
 	// its fragments are in the catalog only once it closes.
 	OpenSegment func(camera string) (recorder.OpenSegment, bool)
-	// OpenFile opens a segment file by its storage path (recorder.Storage.Open): the
-	// whole segment, for stills.
-	OpenFile func(rel string) (*os.File, error)
+	// OpenFile opens the whole of a segment, for stills (recorder.Storage.OpenSegment:
+	// this disk, the archive, or the disk of the node that recorded it).
+	OpenFile func(ctx context.Context, seg catalog.Segment) (*os.File, error)
 	// OpenMedia opens a segment for the range reads of media requests
 	// (recorder.Storage.OpenMedia: an archived segment is read range by range from the
 	// bucket, not fetched whole); nil: OpenFile.
 	OpenMedia func(ctx context.Context, rel string) (recorder.MediaReader, error)
-	// Thumbnails reads a segment's scrub-preview thumbnails by its storage path
-	// (recorder.Storage.Thumbnails); nil: none are served.
-	Thumbnails func(segment string) ([]recorder.Thumbnail, error)
+	// Thumbnails reads a segment's scrub-preview thumbnails, from this disk or the disk
+	// of the node that recorded it (recorder.Storage.SegmentThumbnails); nil: none are
+	// served.
+	Thumbnails func(ctx context.Context, seg catalog.Segment) ([]recorder.Thumbnail, error)
 	// Bookmarks keeps officers' bookmarks and cases.
 	Bookmarks BookmarkStore
 	// Frames decodes stills; nil answers frame.jpg with 503.
@@ -417,7 +418,7 @@ func (pb *Playback) serveMedia(w http.ResponseWriter, r *http.Request, seg catal
 			size = open.Bytes
 		}
 	}
-	f, err := pb.openMedia(r.Context(), seg.Path)
+	f, err := pb.openMedia(r.Context(), seg)
 	if errors.Is(err, os.ErrNotExist) {
 		pb.gone(w, r, id) // deleted between the row and the file
 		return
@@ -442,11 +443,11 @@ func (pb *Playback) serveMedia(w http.ResponseWriter, r *http.Request, seg catal
 }
 
 // openMedia opens a segment for range reads: OpenMedia, or OpenFile without one.
-func (pb *Playback) openMedia(ctx context.Context, rel string) (recorder.MediaReader, error) {
+func (pb *Playback) openMedia(ctx context.Context, seg catalog.Segment) (recorder.MediaReader, error) {
 	if pb.OpenMedia != nil {
-		return pb.OpenMedia(ctx, rel)
+		return pb.OpenMedia(ctx, seg.Path)
 	}
-	return pb.OpenFile(rel)
+	return pb.OpenFile(ctx, seg)
 }
 
 // pathSegment is the segment a /api/segments/{id}/... request names (the guard resolved

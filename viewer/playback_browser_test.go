@@ -89,7 +89,7 @@ func servePlayback(tb testing.TB, arch *archive) *playbackRig {
 	for _, id := range arch.cameras {
 		cams = append(cams, Camera{ID: id, Name: "Kamera " + id, Main: fixedStatus{Camera: id, Stream: "main", State: ingest.StateStreaming}})
 	}
-	pb := &Playback{Store: arch.catalog, OpenFile: st.Open, Thumbnails: st.Thumbnails}
+	pb := &Playback{Store: arch.catalog, OpenFile: st.OpenSegment, Thumbnails: st.SegmentThumbnails}
 	events := &Events{Store: arch.catalog, OpenSnapshot: os.DirFS(arch.dir).Open}
 	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Metrics: http.NotFoundHandler(), Playback: pb, Events: events, Access: fx.opts})
 	if err != nil {

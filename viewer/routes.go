@@ -137,8 +137,12 @@ func (s *Server) table() []route {
 			route{pattern: "GET /api/segments/{id}/thumbs.jpg", action: access.ActionPlayback, camera: byID("segment", pb.segmentCamera), handler: pb.handleSprite},
 		)
 		if s.opt.Peers != nil {
-			// Another node fetching this disk's footage for its client (Peers.proxyMedia).
-			rt = append(rt, route{pattern: "GET /api/node/segments/{id}/media", action: access.ActionNode, handler: pb.handleNodeMedia})
+			// Another node fetching this disk's footage for its client (Peers.proxyMedia,
+			// and whole segments for exports and stills, Peers.FetchSegment) and its
+			// scrub previews (Peers.FetchThumbnails).
+			rt = append(rt,
+				route{pattern: "GET /api/node/segments/{id}/media", action: access.ActionNode, handler: pb.handleNodeMedia},
+				route{pattern: "GET /api/node/segments/{id}/thumbs", action: access.ActionNode, handler: pb.handleNodeThumbs})
 		}
 	}
 	if ex := s.opt.Exports; ex != nil {

@@ -117,7 +117,7 @@ func newRouteRig(t *testing.T) *routeRig {
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "townwatch_up 1") }),
 		Events:  &Events{Store: fx.cat, OpenSnapshot: snapshots.Open},
 		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat,
-			OpenFile: func(string) (*os.File, error) { return nil, os.ErrNotExist }},
+			OpenFile: func(context.Context, catalog.Segment) (*os.File, error) { return nil, os.ErrNotExist }},
 		Exports:       &Exports{Manager: newExportJobs(t, fx.cat)},
 		ConfigStatus:  func() any { return map[string]bool{"success": true} },
 		ConfigCameras: newConfigStore(t),

@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -68,7 +69,7 @@ func (pb *Playback) handleThumbs(w http.ResponseWriter, r *http.Request) {
 		if s.Stream != "main" {
 			continue
 		}
-		thumbs := pb.thumbnails(s)
+		thumbs := pb.thumbnails(r.Context(), s)
 		if len(thumbs) == 0 {
 			continue
 		}
@@ -89,14 +90,15 @@ func (pb *Playback) handleThumbs(w http.ResponseWriter, r *http.Request) {
 }
 
 // thumbnails reads a segment's thumbnails; a damaged file yields what precedes the damage
-// (logged): previews are a convenience, never a reason to fail a request.
-func (pb *Playback) thumbnails(s catalog.Segment) []recorder.Thumbnail {
+// (logged), and so does another node that cannot be asked for them: previews are a
+// convenience, never a reason to fail a request.
+func (pb *Playback) thumbnails(ctx context.Context, s catalog.Segment) []recorder.Thumbnail {
 	if pb.Thumbnails == nil {
 		return nil
 	}
-	thumbs, err := pb.Thumbnails(s.Path)
+	thumbs, err := pb.Thumbnails(ctx, s)
 	if err != nil {
-		pb.log().Warn("playback: reading thumbnails", "segment", s.Path, "err", err)
+		pb.log().Warn("playback: reading thumbnails", "segment", s.Path, "node", s.Node, "err", err)
 	}
 	return thumbs
 }
@@ -111,7 +113,7 @@ func (pb *Playback) handleSprite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := seg.ID
-	thumbs := pb.thumbnails(seg)
+	thumbs := pb.thumbnails(r.Context(), seg)
 	if len(thumbs) == 0 {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("segment %d has no thumbnails", id))
 		return

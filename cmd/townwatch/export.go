@@ -21,6 +21,7 @@ import (
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet("export", stderr)
 	cfgPath := fs.String("config", "", "configuration file (required)")
+	node := fs.String("node", "", "this node's name, on one of several nodes (serve -node): footage still on the other nodes' disks is read through them")
 	camera := fs.String("camera", "", "camera id (required)")
 	fromArg := fs.String("from", "", "start of the range, RFC 3339, e.g. 2025-03-14T09:00:00+01:00 (required)")
 	toArg := fs.String("to", "", "end of the range, RFC 3339 (required)")
@@ -111,6 +112,12 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) (co
 	} else if tier != nil {
 		defer tier.Close()
 	}
+	closePeers, err := attachPeers(cfg, st, *node)
+	if err != nil {
+		fmt.Fprintf(stderr, "export: %v\n", err)
+		return exitFailure
+	}
+	defer closePeers()
 
 	res, err := exportToFile(ctx, st, cat, *camera, from, to, *outPath, stderr)
 	switch {

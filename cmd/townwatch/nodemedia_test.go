@@ -53,20 +53,9 @@ func nodeGet(t *testing.T, c *http.Client, url string, headers map[string]string
 func TestAnyNodePlaysBackFootageOnAnotherNodesDisk(t *testing.T) {
 	url, cfgs := nodeSetup(t, "", "a", "b")
 	// An officer granted only the camera pinned to a, in the shared catalog.
-	addAccount(t, cfgs["a"], "straznik", "officer", "-cameras", "pinned")
-	a := startNodeProc(t, cfgs["a"], "a")
-	b := startNodeProc(t, cfgs["b"], "b")
+	a, b, cat := startPinnedPair(t, url, cfgs)
 	officer := loginClient(t, b.base, "straznik", accountPassword)
-	waitNodes(t, 60*time.Second, "the pinned camera is not recorded on a", map[string]*serveProc{"a": a, "b": b}, func(v map[string]map[string]clusterCamera) bool {
-		ha, _ := holders(v["b"])
-		return ha["pinned"] == "a"
-	})
 	ctx := context.Background()
-	cat, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
 
 	// A closed segment of the camera pinned to a: on a's disk, not archived (no archive).
 	var seg catalog.Segment

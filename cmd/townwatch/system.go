@@ -118,6 +118,9 @@ func openNode(ctx context.Context, cfg *configs.Config, node string, log *slog.L
 		if err := sys.joinCluster(cfg, node); err != nil {
 			return nil, err
 		}
+		// Exports, stills, scrub previews and verification read footage still on
+		// another node's disk through that node (its node routes).
+		sys.storage.SetPeers(node, sys.cluster.peers)
 	}
 	recovered, err := recorder.Recover(ctx, sys.storage, sys.catalog, log.With("component", "recovery"))
 	if err != nil {
@@ -272,7 +275,7 @@ func (sys *system) playback(log *slog.Logger) *viewer.Playback {
 		frames = nil
 	}
 	return &viewer.Playback{Store: sys.catalog, Bookmarks: sys.catalog, Frames: frames, Log: log,
-		OpenFile: sys.storage.Open, OpenMedia: sys.storage.OpenMedia, OpenSegment: sys.openSegment, Thumbnails: sys.storage.Thumbnails}
+		OpenFile: sys.storage.OpenSegment, OpenMedia: sys.storage.OpenMedia, OpenSegment: sys.openSegment, Thumbnails: sys.storage.SegmentThumbnails}
 }
 
 // openSegment is the segment camera's recorder is writing, if any.

@@ -22,14 +22,17 @@ import (
 
 // thumbsAnswer is the part of /api/cameras/{id}/thumbs the player reads.
 type thumbsAnswer struct {
-	Segments []struct {
-		ID            int64
-		Start, End    time.Time
-		Sprite        string
-		Columns       int
-		Width, Height int
-		Times         []time.Time
-	}
+	Segments []thumbsSegment
+}
+
+// thumbsSegment is one segment's previews in thumbsAnswer.
+type thumbsSegment struct {
+	ID            int64
+	Start, End    time.Time
+	Sprite        string
+	Columns       int
+	Width, Height int
+	Times         []time.Time
 }
 
 // An officer scrubbing recorded footage sees, for a moment of the recording, a small

@@ -16,6 +16,7 @@ import (
 func runVerifyArchive(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify-archive", stderr)
 	cfgPath := fs.String("config", "", "configuration file (required)")
+	node := fs.String("node", "", "this node's name, on one of several nodes (serve -node): footage still on the other nodes' disks is read through them")
 	camera := fs.String("camera", "", "check only this camera (default: all)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -43,6 +44,12 @@ func runVerifyArchive(ctx context.Context, args []string, stdout, stderr io.Writ
 	} else if tier != nil {
 		defer tier.Close()
 	}
+	closePeers, err := attachPeers(cfg, st, *node)
+	if err != nil {
+		fmt.Fprintf(stderr, "verify-archive: %v\n", err)
+		return exitFailure
+	}
+	defer closePeers()
 	// Re-hashing a large archive takes minutes: say how far it is, every few seconds.
 	var lastReport time.Time
 	progress := func(done, total int) {
@@ -61,6 +68,12 @@ func runVerifyArchive(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(stdout, "%d segments (%s) re-hashed, %d deleted ones linked through the deletion log, %d still being written, %d recorded before the hash chain existed (link not checked).\n",
 		rep.Checked, sizeString(rep.Bytes), rep.Deleted, rep.Open, rep.Unchained)
+	if rep.Remote > 0 {
+		fmt.Fprintf(stdout, "%d of them were read from other nodes' disks.\n", rep.Remote)
+	}
+	if rep.Unreached > 0 {
+		fmt.Fprintf(stdout, "%d segment(s) on other nodes' disks could not be read and were NOT checked (listed above); run with -node, or on their node.\n", rep.Unreached)
+	}
 	if len(rep.Problems) > 0 {
 		fmt.Fprintf(stdout, "%d problem(s): the recordings above are not what was recorded.\n", len(rep.Problems))
 		return exitFailure
