@@ -176,6 +176,13 @@ func (k *KeyframeThumbnails) consume(ctx context.Context, st *ingest.Stream) {
 	}
 }
 
+// keyframeDecoders bounds the keyframe decoders open at once across all cameras of the
+// process. Cameras started together have their keyframes, and so their thumbnails, due at
+// the same moments: without a bound, 16 such cameras opened 16 decoders at once every 10 s
+// (and the C allocator kept what they had used). A thumbnail waits at most a few decodes
+// of about 15 ms each, well within its Reader's queue.
+var keyframeDecoders = make(chan struct{}, 2)
+
 // process decodes u if it is a due keyframe and makes its thumbnail. Each keyframe gets a
 // decoder of its own, closed at once: a keyframe needs no earlier picture, and a decoder
 // kept open between keyframes 10 s apart held its picture buffers all the while, about
@@ -185,6 +192,8 @@ func (k *KeyframeThumbnails) process(codec ingest.Codec, u *ingest.Unit) {
 	if u.Track == nil || u.Track.Kind != ingest.KindVideo || !u.Key || !k.thumbs.due(u.Wall, false) {
 		return
 	}
+	keyframeDecoders <- struct{}{}
+	defer func() { <-keyframeDecoders }()
 	dec, err := decode.New(codec, 0)
 	if err != nil {
 		k.log.Warn("thumbnails: open decoder", "err", err)
