@@ -8,7 +8,6 @@ import (
 
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
-	"github.com/townwatch/townwatch/motion/decode"
 )
 
 // checkThumbnail fails unless th is a JPEG ThumbnailWidth wide with the clip's 16:9 shape.
@@ -93,18 +92,13 @@ func TestKeyframeThumbnails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := decode.New(ingest.CodecH264, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
 	defer k.thumbs.close()
 	keyframes := map[time.Time]bool{}
 	for _, u := range units {
 		if u.Key {
 			keyframes[u.Wall] = true
 		}
-		k.process(dec, u)
+		k.process(ingest.CodecH264, u)
 	}
 	clip := units[len(units)-1].Wall.Sub(units[0].Wall)
 	if want := int(clip/ThumbnailEvery) + 1; len(thumbs) != want {
@@ -116,7 +110,7 @@ func TestKeyframeThumbnails(t *testing.T) {
 			t.Errorf("thumbnail %d at %v; want the keyframe at %v", i, th.Wall, epoch.Add(time.Duration(i)*ThumbnailEvery))
 		}
 	}
-	if got := dec.Stats().Decoded; got != uint64(len(thumbs)) {
+	if got := k.decoded; got != uint64(len(thumbs)) {
 		t.Errorf("%d pictures decoded for %d thumbnails; only the due keyframes should be", got, len(thumbs))
 	}
 }

@@ -1,6 +1,9 @@
 package recorder
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"slices"
+)
 
 // sample is one media sample of a fragment. Video samples keep the unit's NAL units as
 // they are (shared, immutable) and are written length-prefixed straight into the fragment
@@ -59,9 +62,16 @@ const (
 // scanner, export and every player read.
 func appendFragment(dst []byte, seq uint32, tracks []fragmentTrack) []byte {
 	moofSize := boxHeader + mfhdSize
+	mdatSize := boxHeader
 	for _, t := range tracks {
 		moofSize += boxHeader + tfhdSize + tfdtSize + trunHeader + len(t.samples)*4*entryFields(t.samples)
+		for _, s := range t.samples {
+			mdatSize += s.size()
+		}
 	}
+	// One allocation at most, of the fragment's size: growing dst by appending would
+	// allocate it several times over (the buffers are shared and dropped by the GC's pool).
+	dst = slices.Grow(dst, moofSize+mdatSize)
 	dst = appendBoxHeader(dst, moofSize, "moof")
 	dst = appendBoxHeader(dst, mfhdSize, "mfhd")
 	dst = binary.BigEndian.AppendUint32(dst, 0)
@@ -99,8 +109,7 @@ func appendFragment(dst []byte, seq uint32, tracks []fragmentTrack) []byte {
 			}
 		}
 	}
-	mdatSize := dataOffset - moofSize // header + payloads
-	dst = appendBoxHeader(dst, mdatSize, "mdat")
+	dst = appendBoxHeader(dst, mdatSize, "mdat") // = dataOffset - moofSize: header + payloads
 	for _, t := range tracks {
 		for _, s := range t.samples {
 			if s.nalus == nil {

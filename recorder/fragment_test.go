@@ -89,3 +89,22 @@ func BenchmarkAppendFragment(b *testing.B) {
 		buf = appendFragment(buf[:0], 1, []fragmentTrack{ft})
 	}
 }
+
+// A fragment is assembled in one allocation of its own size when the buffer has no room
+// (one the shared pool dropped) and in none when it has: regrowing a buffer by doubling
+// would allocate it several times over, for every fragment of every camera.
+func TestAppendFragmentAllocatesAtMostOnce(t *testing.T) {
+	ft := fragmentTrack{id: 1}
+	for i := range 25 { // one second of a 4 Mbit/s 25 fps camera
+		ft.samples = append(ft.samples, &sample{duration: 3600, nonSync: i > 0, nalus: [][]byte{make([]byte, 20000)}})
+	}
+	tracks := []fragmentTrack{ft}
+	var frag []byte
+	// One, or two under the race detector, whose instrumentation allocates as well.
+	if n := testing.AllocsPerRun(10, func() { frag = appendFragment(nil, 1, tracks) }); n > 2 {
+		t.Errorf("into an empty buffer: %v allocations, want 1", n)
+	}
+	if n := testing.AllocsPerRun(10, func() { frag = appendFragment(frag[:0], 1, tracks) }); n != 0 {
+		t.Errorf("into a buffer with room: %v allocations, want 0", n)
+	}
+}

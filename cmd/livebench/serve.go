@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/internal/memlimit"
 	"github.com/townwatch/townwatch/viewer/live"
 )
 
@@ -57,6 +59,12 @@ func serve(rtspURL string, stdout io.Writer, stdin io.Reader) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	// Memory as townwatch serve runs it (cmd/townwatch/serve.go): no heap profile
+	// sampling, and the soft memory limit following the live heap.
+	runtime.MemProfileRate = 0
+	if memlimit.Managed() {
+		wg.Go(func() { memlimit.Run(ctx) })
+	}
 	wg.Go(func() { src.Run(ctx) })
 	runErr := make(chan error, 1)
 	wg.Go(func() { runErr <- m.Run(ctx) })

@@ -1,0 +1,94 @@
+package memlimit
+
+import (
+	"context"
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+const mib = 1 << 20
+
+func TestLimit(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		u    Usage
+		want int64
+	}{
+		// Recording 16 cameras: about 13 MiB live, 9 MiB of stacks and GC metadata.
+		{"16 cameras", Usage{Live: 13 * mib, GCPercent: 100, NonHeap: 9 * mib}, (26 + 9 + 24) * mib},
+		{"GOGC=50 allows less growth", Usage{Live: 100 * mib, GCPercent: 50, NonHeap: 10 * mib}, (150 + 10 + 24) * mib},
+		{"start-up: the floor", Usage{Live: 1 * mib, GCPercent: 100, NonHeap: 4 * mib}, Floor},
+		{"huge: no overflow", Usage{Live: math.MaxUint64 / 2, GCPercent: 100}, math.MaxInt64},
+	} {
+		if got := Limit(c.u); got != c.want {
+			t.Errorf("%s: Limit(%+v) = %d MiB, want %d MiB", c.name, c.u, got/mib, c.want/mib)
+		}
+	}
+}
+
+func TestManagedUnlessTheOperatorSetsTheRuntime(t *testing.T) {
+	for _, v := range []string{"GOMEMLIMIT", "GOGC"} {
+		t.Setenv(v, "") // restores the variable after the test
+		os.Unsetenv(v)
+	}
+	if !Managed() {
+		t.Error("Managed() = false with neither GOMEMLIMIT nor GOGC set, want true")
+	}
+	for _, c := range []struct {
+		env, val string
+		want     bool
+	}{{"GOMEMLIMIT", "200MiB", false}, {"GOGC", "80", false}} {
+		t.Run(c.env, func(t *testing.T) {
+			t.Setenv(c.env, c.val)
+			if got := Managed(); got != c.want {
+				t.Errorf("with %s=%s: Managed() = %v, want %v", c.env, c.val, got, c.want)
+			}
+		})
+	}
+}
+
+// The limit set follows the live heap both ways, never below what GOGC lets the heap
+// grow to (a limit below the live data would make the collector run back to back), and
+// is lifted when Run ends.
+func TestRunFollowsTheLiveHeap(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { Run(ctx); close(done) }()
+
+		const held = 64 * mib
+		live := make([]byte, held)
+		for i := range live { // touched, as video is
+			live[i] = byte(i)
+		}
+		runtime.GC() // the live-heap figure is the last collection's
+		time.Sleep(Interval)
+		synctest.Wait()
+		gogc := Read().GCPercent
+		withData := debug.SetMemoryLimit(-1)
+		if min := int64(float64(held) * (1 + float64(gogc)/100)); withData < min {
+			t.Errorf("limit with %d MiB live = %d MiB, below the %d MiB GOGC=%d allows", held/mib, withData/mib, min/mib, gogc)
+		}
+		runtime.KeepAlive(live)
+
+		live = nil
+		runtime.GC()
+		time.Sleep(Interval)
+		synctest.Wait()
+		if after := debug.SetMemoryLimit(-1); after >= withData-held {
+			t.Errorf("limit after the %d MiB were freed = %d MiB, want below %d MiB", held/mib, after/mib, (withData-held)/mib)
+		}
+
+		cancel()
+		<-done
+		if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+			t.Errorf("limit after Run ended = %d, want none (MaxInt64)", l)
+		}
+	})
+}
