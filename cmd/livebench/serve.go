@@ -19,7 +19,7 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
-	"github.com/townwatch/townwatch/internal/memlimit"
+	"github.com/townwatch/townwatch/cmd/internal/memlimit"
 	"github.com/townwatch/townwatch/viewer/live"
 )
 

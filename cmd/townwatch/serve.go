@@ -7,7 +7,7 @@ import (
 	"runtime"
 
 	"github.com/townwatch/townwatch/configs"
-	"github.com/townwatch/townwatch/internal/memlimit"
+	"github.com/townwatch/townwatch/cmd/internal/memlimit"
 )
 
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
