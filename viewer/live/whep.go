@@ -14,8 +14,9 @@ import (
 )
 
 const (
-	// maxOfferBytes bounds an SDP offer. A browser's offer with audio and video is 4-8 KiB.
-	maxOfferBytes = 64 << 10
+	// MaxOfferBytes bounds an SDP offer (here, and on a node that relays one to another).
+	// A browser's offer with audio and video is 4-8 KiB.
+	MaxOfferBytes = 64 << 10
 	// gatherTimeout bounds ICE gathering for the non-trickle answer. Host candidates are
 	// ready in milliseconds; STUN servers, when configured, get this long.
 	gatherTimeout = 5 * time.Second
@@ -80,10 +81,10 @@ func (m *Manager) HandleOffer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOfferBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxOfferBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			http.Error(w, fmt.Sprintf("SDP offer larger than %d bytes", maxOfferBytes), http.StatusRequestEntityTooLarge)
+			http.Error(w, fmt.Sprintf("SDP offer larger than %d bytes", MaxOfferBytes), http.StatusRequestEntityTooLarge)
 			return
 		}
 		http.Error(w, "reading the SDP offer: "+err.Error(), http.StatusBadRequest)
