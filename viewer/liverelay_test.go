@@ -87,7 +87,8 @@ func (h *fakeHolder) sent() []string {
 // to the holder's node route with the node token, this node's name and the viewer's;
 // the holder's answer comes back with a Location on this node, whose PATCH and DELETE
 // go to the holder's session. One live.start row before the offer left, one live.stop
-// row at the end; a holder that does not answer gives 502 naming it.
+// row at the end, also when the holder ended it or the account was disabled; a holder
+// that does not answer gives 502 naming it.
 func TestLiveOfferForACameraHeldElsewhereIsRelayed(t *testing.T) {
 	rig := newRouteRig(t)
 	h := rig.server.Handler()
@@ -168,6 +169,24 @@ func TestLiveOfferForACameraHeldElsewhereIsRelayed(t *testing.T) {
 		t.Errorf("live.stop rows after the holder ended the session: %+v; want a second naming the holder's reason", stops)
 	}
 
+	// The viewer's account disabled (by the CLI, say): the sweep ends the view on the
+	// holder and names why.
+	if rec := do("POST", "/api/cameras/most/whep", "application/sdp", "v=0\r\n"); rec.Code != http.StatusCreated {
+		t.Fatalf("third offer: %d %s", rec.Code, rec.Body)
+	}
+	if err := rig.fx.cat.SetDisabled(context.Background(), "dispecer", true, rig.fx.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rig.server.sweepLive(context.Background())
+	stops = rig.fx.auditRows(t, access.AuditLiveStop)
+	if sent := holder.sent(); len(stops) != 3 || !strings.Contains(string(stops[2].Details), "account disabled") || sent[len(sent)-1] != "DELETE /api/node/cameras/most/whep/REMOTE1" {
+		t.Errorf("after the account was disabled: stop rows %+v, the holder's last request %q; want the view ended there naming it", stops, sent[len(sent)-1])
+	}
+	if err := rig.fx.cat.SetDisabled(context.Background(), "dispecer", false, rig.fx.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	user = withCookie(h, login(t, h, "dispecer"))
+
 	// A holder that does not answer: 502 naming it, and the view never started.
 	holder.srv.Close()
 	rec = do("POST", "/api/cameras/most/whep", "application/sdp", "v=0\r\n")
@@ -176,11 +195,11 @@ func TestLiveOfferForACameraHeldElsewhereIsRelayed(t *testing.T) {
 		t.Errorf("offer with the holder down: %d %s; want 502 naming uzel-b", rec.Code, rec.Body)
 	}
 	stops = rig.fx.auditRows(t, access.AuditLiveStop)
-	if len(stops) != 3 || !strings.Contains(string(stops[2].Details), "not started") {
-		t.Errorf("live.stop rows after the holder was down: %+v; want a third saying it never started", stops)
+	if len(stops) != 4 || !strings.Contains(string(stops[3].Details), "not started") {
+		t.Errorf("live.stop rows after the holder was down: %+v; want a fourth saying it never started", stops)
 	}
 	got := rig.server.opt.Peers.Relayed()["uzel-b"]
-	if want := (RelayStats{Sessions: 2, Open: 0, Failures: 1}); got != want {
+	if want := (RelayStats{Sessions: 3, Open: 0, Failures: 1}); got != want {
 		t.Errorf("relay counters for uzel-b: %+v, want %+v", got, want)
 	}
 
