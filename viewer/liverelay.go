@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/viewer/access"
 	"github.com/townwatch/townwatch/viewer/live"
 )
@@ -65,6 +66,10 @@ type liveRelays struct {
 	// other nodes ended here (kept relayOrphanAfter, for the asking node's next listing).
 	listed map[string]time.Time
 	ended  map[string]relayEnd
+
+	// Asking side: what each holder last said of its cameras' streams (withHolderStatus).
+	statusMu sync.Mutex
+	statuses map[string]*remoteStatuses
 }
 
 // relay is one live view this node relays to the holder of its camera.
@@ -89,7 +94,7 @@ type nodeLiveList struct {
 }
 
 func newLiveRelays() *liveRelays {
-	return &liveRelays{out: map[string]*relay{}, listed: map[string]time.Time{}, ended: map[string]relayEnd{}}
+	return &liveRelays{out: map[string]*relay{}, listed: map[string]time.Time{}, ended: map[string]relayEnd{}, statuses: map[string]*remoteStatuses{}}
 }
 
 // take removes a relayed session and reports whether it was there: whoever takes it
@@ -559,4 +564,96 @@ func (p *Peers) countRelay(node string, ev relayEvent) {
 	case relayFailed:
 		s.Failures++
 	}
+}
+
+// The wall starts a camera's live view only once /api/cameras says its stream is up. A
+// node that does not hold a camera does not pull its stream, so for such a camera it
+// shows the stream's state as its holder sees it, asked on nodeCamerasPath (node token)
+// at most every remoteStatusFresh per holder. Without that the wall would wait forever
+// on a camera held elsewhere, and its relayed view would never start.
+const (
+	nodeCamerasPath     = "/api/node/cameras"
+	remoteStatusFresh   = 2 * time.Second
+	remoteStatusTimeout = 2 * time.Second
+)
+
+// streamStatus is a camera's stream states on its holder.
+type streamStatus struct {
+	Main ingest.Status  `json:"main"`
+	Sub  *ingest.Status `json:"sub,omitempty"`
+}
+
+// remoteStatuses is what one holder last said of its cameras (cams nil: it did not answer).
+type remoteStatuses struct {
+	at   time.Time
+	cams map[string]streamStatus
+}
+
+// handleNodeCameras answers another node (GET /api/node/cameras, node token) with the
+// stream states of the cameras this node holds.
+func (s *Server) handleNodeCameras(w http.ResponseWriter, _ *http.Request) {
+	p := s.opt.Peers
+	out := map[string]streamStatus{}
+	for _, c := range s.opt.Cameras.Cameras() {
+		if node, _ := p.Holder(c.ID); node != p.Self {
+			continue
+		}
+		st := streamStatus{Main: c.Main.Status()}
+		if c.Sub != nil {
+			sub := c.Sub.Status()
+			st.Sub = &sub
+		}
+		out[c.ID] = st
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// withHolderStatus replaces the stream states of cam, when another node holds it, with
+// that node's; they stay this node's when the holder does not answer.
+func (s *Server) withHolderStatus(ctx context.Context, cam *cameraJSON) {
+	p := s.opt.Peers
+	if p == nil || p.Holder == nil {
+		return
+	}
+	node, base := p.Holder(cam.ID)
+	if node == "" || node == p.Self || base == "" {
+		return
+	}
+	lr := s.relays
+	lr.statusMu.Lock()
+	defer lr.statusMu.Unlock()
+	e := lr.statuses[node]
+	if e == nil || time.Since(e.at) > remoteStatusFresh {
+		e = &remoteStatuses{at: time.Now()}
+		cams, err := s.fetchHolderStatus(ctx, base)
+		if err != nil {
+			s.log.Warn("reading the stream states of the cameras another node holds", "node", node, "err", err)
+		}
+		e.cams = cams
+		lr.statuses[node] = e
+	}
+	if st, ok := e.cams[cam.ID]; ok {
+		cam.Status, cam.Sub = st.Main, st.Sub
+	}
+}
+
+func (s *Server) fetchHolderStatus(ctx context.Context, base string) (map[string]streamStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, remoteStatusTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+nodeCamerasPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.nodeHeaders(req, nil)
+	resp, err := s.opt.Peers.client().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, errors.New("answered " + resp.Status)
+	}
+	var cams map[string]streamStatus
+	err = json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&cams)
+	return cams, err
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/viewer/access"
 )
 
@@ -66,6 +67,8 @@ func (h *fakeHolder) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodDelete && r.URL.Path == "/api/node/cameras/most/whep/REMOTE1":
 		delete(h.open, "REMOTE1")
 		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodGet && r.URL.Path == "/api/node/cameras":
+		writeJSON(w, http.StatusOK, map[string]streamStatus{"most": {Main: ingest.Status{Camera: "most", Stream: "main", State: ingest.StateStreaming, Width: 1920}}})
 	case r.Method == http.MethodGet && r.URL.Path == "/api/node/live":
 		list := nodeLiveList{Open: []string{}, Ended: h.ended}
 		for id := range h.open {
@@ -111,6 +114,11 @@ func TestLiveOfferForACameraHeldElsewhereIsRelayed(t *testing.T) {
 		return rec
 	}
 
+	// The wall waits for a camera's stream to be up: for most, the holder says so.
+	if rec := do("GET", "/api/cameras/most", "", ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"width":1920`) {
+		t.Errorf("/api/cameras/most: %d %s; want the holder's stream state", rec.Code, rec.Body)
+	}
+
 	rec := do("POST", "/api/cameras/most/whep", "application/sdp", "v=0\r\no=browser-offer\r\n")
 	location := rec.Header().Get("Location")
 	if rec.Code != http.StatusCreated || rec.Body.String() != "v=0\r\no=holder-answer\r\n" || !strings.HasPrefix(location, "/api/cameras/most/whep/") ||
@@ -146,7 +154,7 @@ func TestLiveOfferForACameraHeldElsewhereIsRelayed(t *testing.T) {
 		t.Errorf("DELETE: %d %s, want 204", rec.Code, rec.Body)
 	}
 	sent := holder.sent()
-	if want := []string{"POST /api/node/cameras/most/whep", "PATCH /api/node/cameras/most/whep/REMOTE1", "DELETE /api/node/cameras/most/whep/REMOTE1"}; strings.Join(sent, "|") != strings.Join(want, "|") {
+	if want := []string{"GET /api/node/cameras", "POST /api/node/cameras/most/whep", "PATCH /api/node/cameras/most/whep/REMOTE1", "DELETE /api/node/cameras/most/whep/REMOTE1"}; strings.Join(sent, "|") != strings.Join(want, "|") {
 		t.Errorf("the holder got %q, want %q", sent, want)
 	}
 	stops := rig.fx.auditRows(t, access.AuditLiveStop)

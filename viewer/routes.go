@@ -123,6 +123,10 @@ func (s *Server) table() []route {
 			rt = append(rt, route{pattern: "GET " + nodeLivePath, action: access.ActionNode, handler: s.handleNodeLive})
 		}
 	}
+	if s.opt.Peers != nil {
+		// The stream states of the cameras this node holds, for the other nodes' walls.
+		rt = append(rt, route{pattern: "GET " + nodeCamerasPath, action: access.ActionNode, handler: s.handleNodeCameras})
+	}
 	if s.opt.Events != nil {
 		rt = append(rt,
 			route{pattern: "GET /search", action: access.ActionEvents, handler: s.handleSearchPage},
