@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/townwatch/townwatch/recorder/catalog"
@@ -86,12 +87,13 @@ func iceUDPPort(t *testing.T, p *serveProc) string {
 // A dispatcher logged in on node b watches live a camera recorded by node a: b checks and
 // audits the offer and relays it to a, a answers from its own feed with its own ICE
 // candidates, and the video flows from a to the client. One live.start row (b's); a
-// refuses its node route without the token; logging out on b ends the session on a, with
-// b's live.stop row naming the logout. With a killed, an offer for its camera gives 502
+// refuses its node route without the token; b's wall in Chromium decodes a's camera;
+// logging out on b ends the session on a, with b's live.stop row naming the logout. With a killed, an offer for its camera gives 502
 // naming a; once b holds a moved camera, its live view is b's own.
 func TestLiveViewIsRelayedToTheNodeHoldingTheCamera(t *testing.T) {
 	url, cfgs := nodeSetup(t, "", "a", "b")
 	addAccount(t, cfgs["a"], "dispecer", "dispatcher", "-cameras", "all")
+	addAccount(t, cfgs["a"], "operator", "dispatcher", "-cameras", "pinned") // the wall in Chromium
 	a := startNodeProc(t, cfgs["a"], "a")
 	b := startNodeProc(t, cfgs["b"], "b")
 	procs := map[string]*serveProc{"a": a, "b": b}
@@ -137,7 +139,7 @@ func TestLiveViewIsRelayedToTheNodeHoldingTheCamera(t *testing.T) {
 		t.Errorf("b's open relayed sessions to a: %v, want 1", got)
 	}
 	liveRows := func(action string) []catalog.AuditEntry {
-		rows, err := cat.AuditEntries(ctx, catalog.AuditQuery{From: since, To: time.Now().Add(time.Hour), Action: action, Limit: catalog.MaxAuditLimit})
+		rows, err := cat.AuditEntries(ctx, catalog.AuditQuery{From: since, To: time.Now().Add(time.Hour), Actor: "dispecer", Action: action, Limit: catalog.MaxAuditLimit})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,12 +173,46 @@ func TestLiveViewIsRelayedToTheNodeHoldingTheCamera(t *testing.T) {
 		t.Errorf("a's node route with dispecer's session: %d %s, want 401", status, body)
 	}
 
-	// Logging out on b ends the view on a.
-	if status, _, body := e2eDo(t, dispecer, "POST", b.base+"api/logout", "application/json", "{}"); status != http.StatusNoContent {
-		t.Fatalf("logout on b: %d %s", status, body)
-	}
 	sessionsOn := func(p *serveProc) float64 {
 		return metricValue(p.client, p.base, regexp.MustCompile(`townwatch_webrtc_sessions\{camera="pinned"\} (\S+)`))
+	}
+
+	// The wall on b in Chromium, its JavaScript as for a local camera: the pinned camera's
+	// tile decodes a's video. Its user's logout ends that view on a, and only that one.
+	wall := loginClient(t, b.base, "operator", accountPassword)
+	pg := openAdminPage(t, b.base, wall)
+	pg.do(chromedp.Navigate(b.base))
+	for deadline := time.Now().Add(45 * time.Second); !evalJS[bool](pg, `window.townwatch !== undefined && window.townwatch.tiles().then(ts => ts.some(t => t.id === "pinned" && t.state === "live" && t.framesDecoded > 0 && t.videoWidth > 0))`); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pinned camera's tile on b's wall does not decode a's video within 45 s; tiles: %s\n%s\n---\n%s",
+				evalJS[string](pg, `window.townwatch ? window.townwatch.tiles().then(ts => JSON.stringify(ts)) : "no wall"`),
+				tailLines(b.stderr.String(), 20), tailLines(a.stderr.String(), 20))
+		}
+	}
+	if got := sessionsOn(a); got != 2 {
+		t.Errorf("sessions of pinned on a with the wall open: %v, want 2 (the client's and the wall's)", got)
+	}
+	if status, _, body := e2eDo(t, wall, "POST", b.base+"api/logout", "application/json", "{}"); status != http.StatusNoContent {
+		t.Fatalf("the wall user's logout on b: %d %s", status, body)
+	}
+	waitFor(t, 5*time.Second, "the wall's session on a did not end after its user's logout on b", func() bool { return sessionsOn(a) == 1 }, a, b)
+	rows, err := cat.AuditEntries(ctx, catalog.AuditQuery{From: since, To: time.Now().Add(time.Hour), Actor: "operator", Camera: "pinned", Limit: catalog.MaxAuditLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, r := range rows {
+		if strings.HasPrefix(r.Action, "live.") {
+			actions = append(actions, r.Action)
+		}
+	}
+	if strings.Join(actions, ",") != "live.start,live.stop" {
+		t.Errorf("the wall user's live rows: %v, want one live.start and one live.stop", actions)
+	}
+
+	// Logging out on b ends the client's view on a.
+	if status, _, body := e2eDo(t, dispecer, "POST", b.base+"api/logout", "application/json", "{}"); status != http.StatusNoContent {
+		t.Fatalf("logout on b: %d %s", status, body)
 	}
 	waitFor(t, 5*time.Second, "the session on a did not end after the logout on b", func() bool { return sessionsOn(a) == 0 }, a, b)
 	waitFor(t, 10*time.Second, "the client's connection did not close", func() bool {
