@@ -136,7 +136,9 @@ func (s *Server) handleCameras(w http.ResponseWriter, r *http.Request) {
 	out := []cameraJSON{}
 	for _, c := range s.opt.Cameras.Cameras() {
 		if visible(c.ID) {
-			out = append(out, s.cameraJSON(c))
+			cam := s.cameraJSON(c)
+			s.withHolderStatus(r.Context(), &cam)
+			out = append(out, cam)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -146,7 +148,9 @@ func (s *Server) handleCameras(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if c, ok := s.cameras.find(id); ok {
-		writeJSON(w, http.StatusOK, s.cameraJSON(c))
+		cam := s.cameraJSON(c)
+		s.withHolderStatus(r.Context(), &cam)
+		writeJSON(w, http.StatusOK, cam)
 		return
 	}
 	// Removed by a reload between the guard and here.

@@ -30,6 +30,7 @@ type liveViewer struct {
 	roles   []string
 	session string
 	client  string
+	holder  string // the node a relayed view is watched on ("" here)
 }
 
 // liveAudit ties live view to the access log: a row before every session (Admit), a row
@@ -46,6 +47,9 @@ func (la *liveAudit) hooks() live.Hooks {
 			if p := principalFrom(r.Context()); p != nil {
 				return p.Session
 			}
+			if node := askingNode(r.Context()); node != "" {
+				return relayOwner(node) // a view another node relays to this one
+			}
 			return ""
 		},
 		Admit: la.admit,
@@ -54,15 +58,35 @@ func (la *liveAudit) hooks() live.Hooks {
 }
 
 // admit writes the live.start row; live calls it before anything about the session is
-// answered, so the row is committed before the first byte of video can leave.
+// answered, so the row is committed before the first byte of video can leave. A session
+// this node serves for another node gets no row here: that node wrote it, with its
+// viewer's name and address, before it passed the offer on.
 func (la *liveAudit) admit(r *http.Request, info live.SessionInfo) error {
+	if node, ok := relayedHere(info.Owner); ok {
+		la.s.log.Info("live session served for another node", "camera", info.Camera, "stream", info.Stream, "session", info.ID,
+			"node", node, "user", r.Header.Get(NodeViewerHeader))
+		la.mu.Lock()
+		la.viewers[info.ID] = liveViewer{actor: r.Header.Get(NodeViewerHeader), client: la.s.auth.clientAddr(r)}
+		la.mu.Unlock()
+		return nil
+	}
+	return la.start(r, info, "")
+}
+
+// start writes the live.start row of a view of this node's camera or, with holder, of a
+// view this node relays to the holder of the camera.
+func (la *liveAudit) start(r *http.Request, info live.SessionInfo, holder string) error {
 	p := principalFrom(r.Context())
-	details, _ := json.Marshal(map[string]string{"stream": info.Stream, "live_session": info.ID})
+	d := map[string]string{"stream": info.Stream, "live_session": info.ID}
+	if holder != "" {
+		d["node"] = holder
+	}
+	details, _ := json.Marshal(d)
 	if err := la.s.appendAudit(r, p, catalog.AuditEntry{Action: access.AuditLiveStart, Camera: info.Camera, Details: details}); err != nil {
 		la.s.log.Error("audit: recording a live view", "camera", info.Camera, "err", err)
 		return errors.New("the access log cannot be written")
 	}
-	v := liveViewer{client: la.s.auth.clientAddr(r)}
+	v := liveViewer{client: la.s.auth.clientAddr(r), holder: holder}
 	if p != nil {
 		v.actor, v.roles, v.session = p.Name, access.RoleStrings(p.Roles), access.SessionLabel(p.Session)
 	}
@@ -72,20 +96,31 @@ func (la *liveAudit) admit(r *http.Request, info live.SessionInfo) error {
 	return nil
 }
 
-// onEnd writes the live.stop row with how long the view lasted and why it ended.
+// onEnd writes the live.stop row with how long the view lasted and why it ended; for a
+// session served for another node it keeps the reason for that node, which writes the row.
 func (la *liveAudit) onEnd(info live.SessionInfo, ended time.Time, reason string) {
 	la.mu.Lock()
 	v := la.viewers[info.ID]
 	delete(la.viewers, info.ID)
 	la.mu.Unlock()
+	if node, ok := relayedHere(info.Owner); ok {
+		la.s.log.Info("live session served for another node ended", "camera", info.Camera, "session", info.ID,
+			"node", node, "user", v.actor, "reason", reason)
+		la.s.relays.noteEnded(info.ID, node, reason)
+		return
+	}
 	// A browser whose login ended (the account disabled, say) closes its views itself as
 	// soon as its next request is refused, often before the sweep comes round: the row
 	// then names the end of the login too, not only the closed connection.
 	if vd := la.s.judgeOwner(context.Background(), info.Owner, v.actor, la.s.auth.now(), false); vd.reason != "" && !strings.Contains(reason, vd.reason) {
 		reason += " (the login had ended: " + vd.reason + ")"
 	}
-	details, _ := json.Marshal(map[string]any{"stream": info.Stream, "live_session": info.ID,
-		"duration_s": ended.Sub(info.Started).Seconds(), "reason": reason})
+	d := map[string]any{"stream": info.Stream, "live_session": info.ID,
+		"duration_s": ended.Sub(info.Started).Seconds(), "reason": reason}
+	if v.holder != "" {
+		d["node"] = v.holder
+	}
+	details, _ := json.Marshal(d)
 	e := catalog.AuditEntry{Time: la.s.auth.now(), Actor: v.actor, Roles: v.roles, Session: v.session, Client: v.client,
 		Action: access.AuditLiveStop, Camera: info.Camera, Outcome: catalog.AuditOK, Details: details}
 	if e.Actor == "" {
@@ -98,7 +133,8 @@ func (la *liveAudit) onEnd(info live.SessionInfo, ended time.Time, reason string
 	}
 }
 
-// closeLive closes every live view whose owner (login session hash) matches.
+// closeLive closes every live view whose owner (login session hash) matches, those this
+// node relays to other nodes included.
 func (s *Server) closeLive(match func(owner string) bool, reason string) {
 	if s.opt.Live == nil {
 		return
@@ -106,6 +142,11 @@ func (s *Server) closeLive(match func(owner string) bool, reason string) {
 	for _, v := range s.opt.Live.Sessions("") {
 		if match(v.Owner) {
 			s.opt.Live.Close(v.ID, reason)
+		}
+	}
+	for _, rl := range s.relays.all() {
+		if match(rl.info.Owner) {
+			s.endRelay(rl.info.ID, reason)
 		}
 	}
 }
@@ -120,12 +161,24 @@ func (s *Server) sweepLive(ctx context.Context) {
 	}
 	now := s.auth.now()
 	seen := map[string]ownerVerdict{}
-	for _, v := range s.opt.Live.Sessions("") {
-		vd, ok := seen[v.Owner]
+	judge := func(owner, actor string) ownerVerdict {
+		vd, ok := seen[owner]
 		if !ok {
-			vd = s.judgeOwner(ctx, v.Owner, s.liveViews.actor(v.ID), now, true)
-			seen[v.Owner] = vd
+			vd = s.judgeOwner(ctx, owner, actor, now, true)
+			seen[owner] = vd
 		}
+		return vd
+	}
+	for _, v := range s.opt.Live.Sessions("") {
+		if node, ok := relayedHere(v.Owner); ok {
+			// The node that relays it judges its viewer; this node only ends the views
+			// of a node that stopped doing so.
+			if s.relays.orphaned(node, v.Started, time.Now()) {
+				s.opt.Live.Close(v.ID, "node "+quote(node)+", which relays it, stopped checking its viewer's access")
+			}
+			continue
+		}
+		vd := judge(v.Owner, s.liveViews.actor(v.ID))
 		if vd.unknown {
 			continue
 		}
@@ -136,6 +189,9 @@ func (s *Server) sweepLive(ctx context.Context) {
 		if reason != "" {
 			s.opt.Live.Close(v.ID, reason)
 		}
+	}
+	if s.opt.Peers != nil {
+		s.sweepRelays(ctx, judge)
 	}
 }
 

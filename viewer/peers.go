@@ -37,6 +37,7 @@ type Peers struct {
 
 	mu      sync.Mutex
 	proxied map[string]*ProxyStats // by owner node
+	relayed map[string]*RelayStats // by holder node
 }
 
 // ProxyStats counts the media requests this node passed on to one owner node.
@@ -221,11 +222,11 @@ func (pb *Playback) nodeSegment(w http.ResponseWriter, r *http.Request) (catalog
 	return seg, true
 }
 
-// liveElsewhere wraps the WHEP offer handler: a camera whose lease another node holds is
-// answered with 409 naming that node and its URL, because only the holder pulls the
+// liveElsewhere wraps the WHEP offer handler: an offer for a camera whose lease another
+// node holds is relayed to that node (relayOffer), because only the holder pulls the
 // camera's stream. No redirect: the wall's fetch would follow a 307 to another origin
 // without the session cookie and without CORS, which townwatch never answers, so it
-// could only fail, and less clearly (docs/nodes.md).
+// could only fail (docs/nodes.md). A camera nobody holds, or this node, is served here.
 func (s *Server) liveElsewhere(next http.HandlerFunc) http.HandlerFunc {
 	p := s.opt.Peers
 	if p == nil || p.Holder == nil {
@@ -237,10 +238,7 @@ func (s *Server) liveElsewhere(next http.HandlerFunc) http.HandlerFunc {
 			next(w, r)
 			return
 		}
-		writeJSON(w, http.StatusConflict, liveElsewhereJSON{
-			Error: "camera " + quote(r.PathValue("id")) + " is recorded by node " + quote(node) + ": watch it live there",
-			Node:  node, Advertise: advertise,
-		})
+		s.relayOffer(w, r, node, advertise)
 	}
 }
 

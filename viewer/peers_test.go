@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"math/big"
 	"net"
 	"net/http"
@@ -69,31 +68,6 @@ func TestNodeRouteTakesOnlyTheNodeToken(t *testing.T) {
 		if status, body := requestRoute(withToken, rt, "namesti"); status != http.StatusUnauthorized && status != http.StatusSeeOther {
 			t.Errorf("%s with the node token: %d %s; want 401 (or the login page)", rt.pattern, status, body)
 		}
-	}
-}
-
-// Live view of a camera another node holds is answered with that node's name and URL;
-// a camera this node holds goes on to the WHEP handler.
-func TestLiveViewOfACameraHeldElsewhereNamesItsNode(t *testing.T) {
-	rig := newRouteRig(t)
-	h := rig.server.Handler()
-	rig.fx.addUser(t, "dispecer", []access.Role{access.Dispatcher}, true)
-	user := withCookie(h, login(t, h, "dispecer"))
-	offer := func(camera string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, "/api/cameras/"+camera+"/whep", strings.NewReader("v=0\r\n"))
-		req.Header.Set("Content-Type", "application/sdp")
-		rec := httptest.NewRecorder()
-		user.ServeHTTP(rec, req)
-		return rec
-	}
-	rec := offer("most")
-	var answer liveElsewhereJSON
-	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Code != http.StatusConflict ||
-		answer.Node != "uzel-b" || answer.Advertise != "https://uzel-b.example.cz:8443" || !strings.Contains(answer.Error, "uzel-b") {
-		t.Errorf("offer for most (held by uzel-b): %d %s; want 409 naming uzel-b and its URL", rec.Code, rec.Body)
-	}
-	if rec := offer("namesti"); rec.Code == http.StatusConflict {
-		t.Errorf("offer for namesti (held here): %d %s; want the WHEP handler's answer", rec.Code, rec.Body)
 	}
 }
 

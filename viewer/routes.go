@@ -104,9 +104,28 @@ func (s *Server) table() []route {
 			h := lr.Handler
 			if strings.HasPrefix(lr.Pattern, "POST ") {
 				h = s.liveElsewhere(h) // a new viewer of a camera held by another node
+			} else {
+				h = s.relayedSession(h) // a session relayed to another node
 			}
 			rt = append(rt, route{pattern: lr.Pattern, action: access.ActionLive, camera: s.knownCamera(pathCamera), handler: h})
+			if s.opt.Peers != nil {
+				// The same routes for another node relaying its viewers' live views here
+				// (liverelay.go): the node token instead of a session.
+				method, pattern, _ := strings.Cut(lr.Pattern, " ")
+				h := lr.Handler
+				if method == http.MethodPost {
+					h = s.heldHere(h)
+				}
+				rt = append(rt, route{pattern: method + " " + nodeLivePrefix + pattern[len("/api"):], action: access.ActionNode, handler: h})
+			}
 		}
+		if s.opt.Peers != nil {
+			rt = append(rt, route{pattern: "GET " + nodeLivePath, action: access.ActionNode, handler: s.handleNodeLive})
+		}
+	}
+	if s.opt.Peers != nil {
+		// The stream states of the cameras this node holds, for the other nodes' walls.
+		rt = append(rt, route{pattern: "GET " + nodeCamerasPath, action: access.ActionNode, handler: s.handleNodeCameras})
 	}
 	if s.opt.Events != nil {
 		rt = append(rt,
@@ -188,7 +207,15 @@ type ctxKey int
 const (
 	principalKey ctxKey = iota
 	actionKey
+	askingNodeKey
 )
+
+// askingNode is the node a node route's request comes from (NodeNameHeader), "" on any
+// other route: only the node token's holder can claim a name.
+func askingNode(ctx context.Context) string {
+	n, _ := ctx.Value(askingNodeKey).(string)
+	return n
+}
 
 // principalFrom is the account a guarded request runs as; nil on public routes.
 func principalFrom(ctx context.Context) *access.Principal {
@@ -233,6 +260,9 @@ func (s *Server) guard(rt route) http.Handler {
 					"client", s.auth.clientAddr(r), "token_sent", r.Header.Get(NodeTokenHeader) != "")
 				writeError(w, http.StatusUnauthorized, "node token required ("+NodeTokenHeader+")")
 				return
+			}
+			if n := r.Header.Get(NodeNameHeader); n != "" {
+				r = r.WithContext(context.WithValue(r.Context(), askingNodeKey, n))
 			}
 			rt.handler(w, r)
 			return

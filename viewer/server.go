@@ -113,8 +113,9 @@ type Options struct {
 	// (a rebuilt or failing catalog); /healthz shows them. Public: no camera ids, no paths.
 	Degraded func() []string
 	// Peers are the other recorder nodes (serve -node): media on their disks is fetched
-	// from them, live view of their cameras is refused naming them, and they fetch this
-	// disk's media on the node route. nil on a single node: no node route exists.
+	// from them, live view of their cameras is relayed to them, and they fetch this
+	// disk's media and relay their live views on the node routes. nil on a single node:
+	// no node route exists.
 	Peers *Peers
 	Log   *slog.Logger // nil discards
 }
@@ -137,6 +138,7 @@ type Server struct {
 	auth      *auth
 	snapshots snapshotViews
 	liveViews *liveAudit // nil without a live manager
+	relays    *liveRelays
 	throttled throttledLogins
 	mux       *http.ServeMux
 	handler   http.Handler // mux behind the cross-origin and host checks
@@ -168,7 +170,7 @@ func New(opt Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opt: opt, log: log, static: static, cameras: cameraSet{opt.Cameras}, auth: a,
-		snapshots: snapshotViews{open: map[snapshotKey]*snapshotAgg{}}, mux: http.NewServeMux(), ready: make(chan struct{})}
+		snapshots: snapshotViews{open: map[snapshotKey]*snapshotAgg{}}, relays: newLiveRelays(), mux: http.NewServeMux(), ready: make(chan struct{})}
 	if opt.Events != nil {
 		opt.Events.cameras = s.cameras
 	}

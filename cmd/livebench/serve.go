@@ -17,9 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/townwatch/townwatch/cmd/internal/memlimit"
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
-	"github.com/townwatch/townwatch/cmd/internal/memlimit"
 	"github.com/townwatch/townwatch/viewer/live"
 )
 

@@ -21,7 +21,7 @@ type nodeCluster struct {
 	name string
 	mgr  *cluster.Manager
 	// peers is the HTTP side, with the node token (node.token_file): media from the other
-	// nodes' disks, theirs from this one, live view of cameras held elsewhere.
+	// nodes' disks, theirs from this one, live views relayed to the camera's holder.
 	peers *viewer.Peers
 }
 
@@ -223,11 +223,13 @@ func (nc *nodeCluster) metrics(sys *system) []prometheus.Collector {
 }
 
 // proxyCollector exports, per owner node, the media requests and bytes this node fetched
-// from the other nodes' disks for its clients (viewer.Peers.Proxied), labelled like the
-// lease metrics with this node's name.
+// from the other nodes' disks for its clients (viewer.Peers.Proxied), and per holder node
+// the live views it relayed to the node holding the camera (viewer.Peers.Relayed),
+// labelled like the lease metrics with this node's name.
 type proxyCollector struct {
-	peers                     *viewer.Peers
-	requests, bytes, failures *prometheus.Desc
+	peers                                 *viewer.Peers
+	requests, bytes, failures             *prometheus.Desc
+	relayed, relayedOpen, relayedFailures *prometheus.Desc
 }
 
 func newProxyCollector(nc *nodeCluster) proxyCollector {
@@ -239,11 +241,17 @@ func newProxyCollector(nc *nodeCluster) proxyCollector {
 			"Bytes of footage this node fetched from another node's disk for its clients, by that node.", []string{"owner"}, labels),
 		failures: prometheus.NewDesc("townwatch_node_proxied_failures_total",
 			"Media requests to another node that failed (unknown address, no answer, refused, cut off), by that node.", []string{"owner"}, labels),
+		relayed: prometheus.NewDesc("townwatch_node_relayed_live_sessions_total",
+			"Live views of this node's users relayed to the node holding the camera (its answer taken), by that node.", []string{"holder"}, labels),
+		relayedOpen: prometheus.NewDesc("townwatch_node_relayed_live_sessions",
+			"Live views this node relays to the node holding the camera, open now, by that node.", []string{"holder"}, labels),
+		relayedFailures: prometheus.NewDesc("townwatch_node_relayed_live_failures_total",
+			"Live offers relayed to the node holding the camera that did not start (no answer, refused, or its refusal passed on), by that node.", []string{"holder"}, labels),
 	}
 }
 
 func (c proxyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.bytes, c.failures} {
+	for _, d := range []*prometheus.Desc{c.requests, c.bytes, c.failures, c.relayed, c.relayedOpen, c.relayedFailures} {
 		ch <- d
 	}
 }
@@ -253,5 +261,10 @@ func (c proxyCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(st.Requests), owner)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(st.Bytes), owner)
 		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(st.Failures), owner)
+	}
+	for holder, st := range c.peers.Relayed() {
+		ch <- prometheus.MustNewConstMetric(c.relayed, prometheus.CounterValue, float64(st.Sessions), holder)
+		ch <- prometheus.MustNewConstMetric(c.relayedOpen, prometheus.GaugeValue, float64(st.Open), holder)
+		ch <- prometheus.MustNewConstMetric(c.relayedFailures, prometheus.CounterValue, float64(st.Failures), holder)
 	}
 }

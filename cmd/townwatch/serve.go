@@ -6,8 +6,8 @@ import (
 	"io"
 	"runtime"
 
-	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/cmd/internal/memlimit"
+	"github.com/townwatch/townwatch/configs"
 )
 
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {

@@ -56,7 +56,7 @@ func TestBadRequestsGetAClearErrorAndChangeNothing(t *testing.T) {
 		{"sub without sub", base + "cam/whep?stream=sub", "application/sdp", offer, 404, "camera cam has no sub stream"},
 		{"bad stream", base + "cam/whep?stream=hd", "application/sdp", offer, 400, `stream "hd": want main or sub`},
 		{"offline camera", base + "dark/whep", "application/sdp", offer, 503, "camera dark stream main is offline"},
-		{"too large", base + "cam/whep", "application/sdp", strings.Repeat("a", maxOfferBytes+1), 413, "larger than"},
+		{"too large", base + "cam/whep", "application/sdp", strings.Repeat("a", MaxOfferBytes+1), 413, "larger than"},
 		{"per-camera cap", base + "cam/whep", "application/sdp", offer, 429, "webrtc.max_viewers_per_camera is 1"},
 	} {
 		status, body, hdr := post(t, tc.url, tc.ctype, tc.body)

@@ -14,8 +14,9 @@ import (
 )
 
 const (
-	// maxOfferBytes bounds an SDP offer. A browser's offer with audio and video is 4-8 KiB.
-	maxOfferBytes = 64 << 10
+	// MaxOfferBytes bounds an SDP offer (here, and on a node that relays one to another).
+	// A browser's offer with audio and video is 4-8 KiB.
+	MaxOfferBytes = 64 << 10
 	// gatherTimeout bounds ICE gathering for the non-trickle answer. Host candidates are
 	// ready in milliseconds; STUN servers, when configured, get this long.
 	gatherTimeout = 5 * time.Second
@@ -75,23 +76,15 @@ func (m *Manager) HandleOffer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("unknown camera %q", camID), http.StatusNotFound)
 		return
 	}
-	stream := r.URL.Query().Get("stream")
-	switch {
-	case stream == "" && cam.cfg.HasSub:
-		stream = ingest.StreamSub
-	case stream == "":
-		stream = ingest.StreamMain
-	case stream == ingest.StreamSub && !cam.cfg.HasSub:
-		http.Error(w, fmt.Sprintf("camera %s has no sub stream; use stream=main", camID), http.StatusNotFound)
-		return
-	case stream != ingest.StreamMain && stream != ingest.StreamSub:
-		http.Error(w, fmt.Sprintf("stream %q: want main or sub", stream), http.StatusBadRequest)
+	stream, status, err := cam.stream(r.URL.Query().Get("stream"))
+	if err != nil {
+		http.Error(w, err.Error(), status)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOfferBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxOfferBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			http.Error(w, fmt.Sprintf("SDP offer larger than %d bytes", maxOfferBytes), http.StatusRequestEntityTooLarge)
+			http.Error(w, fmt.Sprintf("SDP offer larger than %d bytes", MaxOfferBytes), http.StatusRequestEntityTooLarge)
 			return
 		}
 		http.Error(w, "reading the SDP offer: "+err.Error(), http.StatusBadRequest)
@@ -150,6 +143,33 @@ func (m *Manager) HandleOffer(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", "/api/cameras/"+camID+"/whep/"+s.id)
 	w.WriteHeader(http.StatusCreated)
 	io.WriteString(w, answer)
+}
+
+// Stream names the stream an offer for camera with ?stream=asked would watch: asked, or
+// the camera's default (its sub stream when it has one). An unknown camera, a stream it
+// lacks or a name that is no stream is an error with the HTTP status the offer would get.
+// The access layer uses it to log a session it relays to another node before that node
+// answers.
+func (m *Manager) Stream(camera, asked string) (string, int, error) {
+	cam := m.camera(camera)
+	if cam == nil {
+		return "", http.StatusNotFound, fmt.Errorf("unknown camera %q", camera)
+	}
+	return cam.stream(asked)
+}
+
+func (c *cameraState) stream(asked string) (string, int, error) {
+	switch {
+	case asked == "" && c.cfg.HasSub:
+		return ingest.StreamSub, 0, nil
+	case asked == "":
+		return ingest.StreamMain, 0, nil
+	case asked == ingest.StreamSub && !c.cfg.HasSub:
+		return "", http.StatusNotFound, fmt.Errorf("camera %s has no sub stream; use stream=main", c.cfg.ID)
+	case asked != ingest.StreamMain && asked != ingest.StreamSub:
+		return "", http.StatusBadRequest, fmt.Errorf("stream %q: want main or sub", asked)
+	}
+	return asked, 0, nil
 }
 
 // notOffered explains a codec the browser cannot take, naming the way out.

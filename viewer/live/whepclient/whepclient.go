@@ -64,6 +64,12 @@ type Hooks struct {
 // Exchange creates pc's offer, waits for its candidates, posts it to url and applies the
 // answer. It returns the session's Location; a refusal is an *Error.
 func Exchange(pc *webrtc.PeerConnection, url string, hooks Hooks) (string, error) {
+	return ExchangeWith(http.DefaultClient, pc, url, hooks)
+}
+
+// ExchangeWith is Exchange posting with client c: a logged-in client (cookie jar) for a
+// server behind its access control.
+func ExchangeWith(c *http.Client, pc *webrtc.PeerConnection, url string, hooks Hooks) (string, error) {
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		return "", err
@@ -80,7 +86,7 @@ func Exchange(pc *webrtc.PeerConnection, url string, hooks Hooks) (string, error
 	if hooks.Posting != nil {
 		hooks.Posting()
 	}
-	resp, err := http.Post(url, "application/sdp", strings.NewReader(sdp))
+	resp, err := c.Post(url, "application/sdp", strings.NewReader(sdp))
 	if err != nil {
 		return "", err
 	}
