@@ -27,6 +27,8 @@ const KEEP_AHEAD_S = 120;
 // on is read again, at most every LIVE_REFRESH_MS.
 const LIVE_LEAD_MS = 3000;
 const LIVE_REFRESH_MS = 1000;
+// MAX_TRACES: how many seeks' step timelines a tile keeps (see traces).
+const MAX_TRACES = 500;
 
 let inFlight = 0;
 const waiting = [];
@@ -61,12 +63,19 @@ function release() {
 }
 
 // fetchRange fetches bytes [offset, offset+length) of a segment. A 410 rejects with
-// {status: 410, deletion} (the segment was deleted after its playlist was read).
-async function fetchRange(url, offset, length, { signal, urgent }) {
+// {status: 410, deletion} (the segment was deleted after its playlist was read). mark
+// notes the request's steps in the seek's trace.
+async function fetchRange(url, offset, length, { signal, urgent, mark }) {
   await acquire(urgent, signal);
   try {
+    mark("sent");
     const res = await fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal });
-    if (res.status === 206) return await res.arrayBuffer();
+    mark("answered");
+    if (res.status === 206) {
+      const data = await res.arrayBuffer();
+      mark("received");
+      return data;
+    }
     if (res.status === 401) toLogin();
     const body = await res.json().catch(() => null);
     throw Object.assign(new Error(`HTTP ${res.status}`), { status: res.status, deletion: body });
@@ -105,6 +114,12 @@ export class PlaybackTile {
     this.seekKind = null; // how the last seek was served: buffered | cold | gap
     this.tail = null; // {seg, i}: the last fragment appended since the seek
     this.liveAt = -Infinity; // performance.now() of the last live edge read
+    // traces: the last seeks' timelines, {gen, target, kind, steps: [[what, ms since the
+    // seek]]}: requests sent, answered and received, appends done, currentTime set,
+    // 'seeked', the first frame presented at the target. The seek benchmark reads them
+    // (window.townwatch.traces()) to say where a seek's time goes.
+    this.traces = [];
+    this.trace = null; // the current seek's
     this.el = this.#build();
     this.opened = this.#open();
     this.#watchFrames();
@@ -138,12 +153,24 @@ export class PlaybackTile {
   #watchFrames() {
     const onFrame = (_now, meta) => {
       this.presented = this.day.start + Math.round(meta.mediaTime * 1000);
+      const tr = this.trace;
+      if (tr && !tr.framed && Math.abs(this.presented - tr.target) <= 1.5 * this.frameDuration(tr.target)) {
+        tr.framed = true;
+        this.#mark(tr.gen, "frame");
+      }
       this.el.dataset.presented = String(this.presented);
       this.el.querySelector(".pb-time").textContent = timeText(new Date(this.presented), true);
       this.onFrame?.(this);
       this.video.requestVideoFrameCallback(onFrame);
     };
     this.video.requestVideoFrameCallback(onFrame);
+    this.video.addEventListener("seeked", () => this.#mark(this.gen, "seeked"));
+  }
+
+  // #mark notes step what of seek generation gen in that seek's trace.
+  #mark(gen, what) {
+    const tr = this.trace;
+    if (tr && tr.gen === gen) tr.steps.push([what, Math.round(performance.now() - tr.at)]);
   }
 
   render() {
@@ -243,6 +270,9 @@ export class PlaybackTile {
   // appending its segment's init first, and the element waits there for the frames.
   seek(w) {
     const gen = ++this.gen;
+    this.trace = { gen, target: w, kind: null, at: performance.now(), framed: false, steps: [] };
+    this.traces.push(this.trace);
+    if (this.traces.length > MAX_TRACES) this.traces.shift();
     this.#seek(gen, w).catch((err) => this.#failed(gen, err));
   }
 
@@ -263,8 +293,9 @@ export class PlaybackTile {
     // of the buffered range it lands in, if any.
     this.appended = this.appended.filter(([a, b]) => range && a >= range[0] - 0.01 && b <= range[1] + 0.01);
     if (range) {
-      this.seekKind = "buffered";
+      this.seekKind = this.trace.kind = "buffered";
       this.video.currentTime = s;
+      this.#mark(gen, "time");
       this.seekingTo = null;
       const cursor = await this.#fragmentAt(this.day.start + range[1] * 1000 + 1);
       if (gen !== this.gen) return;
@@ -272,7 +303,9 @@ export class PlaybackTile {
       this.pump();
       return;
     }
+    this.#mark(gen, "playlist");
     await this.playlist(w);
+    this.#mark(gen, "playlist done");
     if (gen !== this.gen) return;
     this.seekingTo = null;
     const seg = this.segmentAt(w);
@@ -281,14 +314,15 @@ export class PlaybackTile {
       const cursor = await this.#fragmentAt(w);
       if (gen !== this.gen) return;
       this.cursor = cursor;
-      this.seekKind = "gap";
+      this.seekKind = this.trace.kind = "gap";
       this.setState("gap");
     } else {
       let i = 0;
       seg.frags.forEach((f, j) => f.keyframe !== null && f.keyframe <= w && (i = j));
       this.cursor = { seg, i };
-      this.seekKind = "cold";
+      this.seekKind = this.trace.kind = "cold";
       this.video.currentTime = s;
+      this.#mark(gen, "time");
     }
     this.pump(true);
   }
@@ -336,16 +370,18 @@ export class PlaybackTile {
         const { seg, i } = this.cursor;
         try {
           if (this.initOf !== seg && seg.init) {
-            const init = fetchRange(seg.url, seg.init.offset, seg.init.length, { signal, urgent });
-            this.#prefetch(seg, i, signal, urgent); // in parallel with the init
+            const init = fetchRange(seg.url, seg.init.offset, seg.init.length, { signal, urgent, mark: (step) => this.#mark(gen, `${step} init`) });
+            this.#prefetch(gen, seg, i, signal, urgent); // in parallel with the init
             await this.#append(gen, seg, await init, true);
             if (gen !== this.gen) return;
+            this.#mark(gen, "appended init");
           }
-          const data = this.#take(seg, i, signal, urgent);
+          const data = this.#take(gen, seg, i, signal, urgent);
           const next = await this.#next(seg, i);
-          if (next && gen === this.gen) this.#prefetch(next.seg, next.i, signal, false); // one more in flight
+          if (next && gen === this.gen) this.#prefetch(gen, next.seg, next.i, signal, false); // one more in flight
           await this.#append(gen, seg, await data, !seg.init);
           if (gen !== this.gen) return;
+          this.#mark(gen, `appended ${seg.id}:${i}`);
           this.initOf = seg;
           this.tail = { seg, i };
           const f = seg.frags[i];
@@ -392,18 +428,18 @@ export class PlaybackTile {
   }
 
   // #prefetch starts fetching fragment i of seg, for #take to pick up.
-  #prefetch(seg, i, signal, urgent) {
+  #prefetch(gen, seg, i, signal, urgent) {
     const key = `${seg.id}:${i}`;
     if (this.pending.has(key)) return;
     const f = seg.frags[i];
-    const p = fetchRange(seg.url, f.offset, f.length, { signal, urgent });
+    const p = fetchRange(seg.url, f.offset, f.length, { signal, urgent, mark: (step) => this.#mark(gen, `${step} ${key}`) });
     p.catch(() => {}); // a prefetch dropped by a seek must not be an unhandled rejection
     this.pending.set(key, p);
   }
 
   // #take is fragment i of seg: the prefetch under way, or a new request.
-  #take(seg, i, signal, urgent) {
-    this.#prefetch(seg, i, signal, urgent);
+  #take(gen, seg, i, signal, urgent) {
+    this.#prefetch(gen, seg, i, signal, urgent);
     const key = `${seg.id}:${i}`;
     const p = this.pending.get(key);
     this.pending.delete(key);
