@@ -243,7 +243,7 @@ function tick() {
   const leader = clock.playing ? tiles.find((tile) => tile.healthy(w)) : undefined;
   if (leader) clock.set((w = leader.position()));
   // No shown camera has a recording here: go on where the next one starts.
-  if (clock.playing && !tiles.some((tile) => tile.hasRecording(w) || tile.seekingTo !== null)) {
+  if (clock.playing && !tiles.some((tile) => tile.hasRecording(w) || tile.seekingTo !== null || !tile.knows(w))) {
     const next = Math.min(...tiles.map((tile) => tile.nextRecording(w) ?? Infinity));
     if (next < Infinity) {
       seekAll(next);
