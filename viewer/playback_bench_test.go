@@ -266,7 +266,9 @@ func breakdown(perTile [][]seekTrace) seekSteps {
 					what, _ := st[0].(string)
 					ms, _ := st[1].(float64)
 					ms += tr.At - t0
-					if verb, obj, ok := strings.Cut(what, " "); ok && strings.Contains(obj, ":") { // "segment:fragment"
+					if verb, obj, ok := strings.Cut(what, " "); ok && strings.HasSuffix(obj, ":init") {
+						what = verb + " init"
+					} else if ok && strings.Contains(obj, ":") { // "segment:fragment"
 						if frags[obj] == "" {
 							frags[obj] = fmt.Sprintf("frag%d", len(frags)+1)
 						}

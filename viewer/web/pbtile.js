@@ -406,7 +406,7 @@ export class PlaybackTile {
     this.feeding = gen;
     const signal = this.abort.signal;
     try {
-      while (gen === this.gen && this.cursor && this.#ahead() < AHEAD_S * Math.max(1, this.rate) && !this.#holding(gen)) {
+      while (gen === this.gen && this.cursor && this.#ahead() < AHEAD_S * Math.max(1, this.rate) && !this.#holds(gen, this.cursor)) {
         const { seg, i } = this.cursor;
         try {
           if (this.initOf !== seg && seg.init) {
@@ -421,7 +421,8 @@ export class PlaybackTile {
           // segment's end that may mean reading the next hour of playlist, which the
           // append must not wait for.
           const later = this.#next(seg, i);
-          later.then((next) => next && gen === this.gen && this.#prefetch(gen, next.seg, next.i, signal, false), () => {}); // one more in flight
+          // One more in flight, unless the seek holds it back.
+          later.then((next) => next && gen === this.gen && !this.#holds(gen, next) && this.#prefetch(gen, next.seg, next.i, signal, false), () => {});
           await this.#append(gen, seg, await data, !seg.init);
           this.#mark(gen, `appended ${seg.id}:${i}`);
           // From here on the seek's frame is the browser's to decode.
@@ -453,13 +454,13 @@ export class PlaybackTile {
     }
   }
 
-  // #holding: the feeder of seek generation gen waits, because that seek's frame is not on
-  // screen yet and more than a second past its target is appended already (HOLD_MS).
-  // A seek into a hole has no frame to wait for.
-  #holding(gen) {
+  // #holds: fragment {seg, i} waits, because the frame of seek generation gen is not on
+  // screen yet and the fragment begins more than a second past its target (HOLD_MS). A
+  // seek into a hole has no frame to wait for.
+  #holds(gen, { seg, i }) {
     const tr = this.trace;
     if (!tr || tr.gen !== gen || tr.framed || (tr.kind !== "cold" && tr.kind !== "buffered")) return false;
-    if (this.cursor.seg.frags[this.cursor.i].time <= tr.target + 1000) return false;
+    if (seg.frags[i].time <= tr.target + 1000) return false;
     const left = HOLD_MS - (performance.now() - tr.at);
     if (left <= 0) return false;
     clearTimeout(this.holdTimer);
