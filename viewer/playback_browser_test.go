@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	_ "time/tzdata" // Europe/Prague on a machine without zoneinfo
@@ -495,4 +498,73 @@ func TestPlaybackFollowsTheLiveEdge(t *testing.T) {
 	}
 	waitJS[float64](p, "the picture in the segment recorded meanwhile", 15*time.Second, `window.townwatch.state().tiles[0].presented ?? 0`,
 		func(v float64) bool { return v >= float64(edge.Add(3*time.Second).UnixMilli()) })
+}
+
+// Four tiles seeking over and over, faster than a seek completes (a drag along the
+// timeline): the page never has more than 4 media requests in flight (counted by a proxy
+// in front of the server that answers each after 150 ms, as a slow link would, not by the
+// page), and the seeks come down to the last one, whose frame every tile shows.
+func TestPlaybackSeekStormStaysWithinFourRequests(t *testing.T) {
+	zone := pragueZone(t)
+	from := time.Date(2026, 11, 23, 10, 0, 0, 0, zone)
+	cams := []string{"a", "b", "c", "d"}
+	rig := newPlaybackRig(t, archivetest.Spec{Cameras: cams, From: from, Duration: 10 * time.Minute})
+	target, err := url.Parse(rig.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	inFlight, most, media := 0, 0, 0
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/media") {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		inFlight++
+		media++
+		most = max(most, inFlight)
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+		}()
+		// A slow link: requests overlap, so a page asking for more at once would show.
+		time.Sleep(150 * time.Millisecond)
+		proxy.ServeHTTP(w, r)
+	})
+	front := httptest.NewServer(counted)
+	t.Cleanup(front.Close)
+	front2 := *rig
+	front2.url = front.URL + "/"
+	p := front2.openPlayer(t, "camera="+strings.Join(cams, ",")+"&t="+from.Add(time.Minute).UTC().Format(time.RFC3339))
+	p.startPlayback("kontrola synchronního přehrávání")
+	eval[bool](p, `(window.townwatch.pause(), true)`)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	var last time.Time
+	for range 12 {
+		last = from.Add(time.Duration(rnd.Int64N(int64(9 * time.Minute))))
+		eval[bool](p, fmt.Sprintf(`(window.townwatch.seek(%d), true)`, last.UnixMilli()))
+		time.Sleep(60 * time.Millisecond)
+	}
+	want := float64(last.UnixMilli())
+	waitJS[playerState](p, "every tile at the last seek's frame", 30*time.Second, `window.townwatch.state()`, func(s playerState) bool {
+		for _, id := range cams {
+			if _, shown := s.tile(id); shown < want-frameMs || shown > want+frameMs {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d media requests, at most %d in flight", media, most)
+	if most > 4 {
+		t.Errorf("%d media requests were in flight at once, want at most 4", most)
+	}
+	if media == 0 {
+		t.Error("no media request went through the proxy")
+	}
 }
