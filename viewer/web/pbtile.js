@@ -17,6 +17,11 @@ const MAX_IN_FLIGHT = 4;
 const WINDOW_MS = 3600e3;
 // AHEAD_S of recorded video is kept buffered ahead of the picture (times the speed).
 const AHEAD_S = 6;
+// After a seek, what lies more than a second past the target is fetched only once the
+// target's frame is on screen, or HOLD_MS after the seek: until then the decoder, going
+// from the keyframe to the target, needs all the CPU it can get (four 1080p tiles share
+// two cores), and a second past the target is more than it needs to output its frame.
+const HOLD_MS = 1500;
 // The buffer keeps this much behind the picture (a step back stays instant) and drops
 // what lies far ahead of it (left by an earlier seek).
 const KEEP_BEHIND_S = 30;
@@ -27,12 +32,15 @@ const KEEP_AHEAD_S = 120;
 // on is read again, at most every LIVE_REFRESH_MS.
 const LIVE_LEAD_MS = 3000;
 const LIVE_REFRESH_MS = 1000;
+// MAX_TRACES: how many seeks' step timelines a tile keeps (see traces).
+const MAX_TRACES = 500;
 
 let inFlight = 0;
 const waiting = [];
 
-// acquire waits for one of the page's media request slots; urgent requests (the first
-// fragments after a seek) go to the front of the queue.
+// acquire waits for one of the page's media request slots. Urgent requests (what a seek
+// needs for its first frame) go before the others but after earlier urgent ones: the
+// tiles of one seek are served in turn, and a tile's init before its fragments.
 function acquire(urgent, signal) {
   return new Promise((resolve, reject) => {
     if (inFlight < MAX_IN_FLIGHT) {
@@ -40,9 +48,9 @@ function acquire(urgent, signal) {
       resolve();
       return;
     }
-    const entry = { resolve };
-    if (urgent) waiting.unshift(entry);
-    else waiting.push(entry);
+    const entry = { resolve, urgent };
+    const at = urgent ? waiting.findIndex((e) => !e.urgent) : -1;
+    waiting.splice(at < 0 ? waiting.length : at, 0, entry);
     signal.addEventListener("abort", () => {
       const i = waiting.indexOf(entry);
       if (i >= 0) waiting.splice(i, 1);
@@ -61,12 +69,19 @@ function release() {
 }
 
 // fetchRange fetches bytes [offset, offset+length) of a segment. A 410 rejects with
-// {status: 410, deletion} (the segment was deleted after its playlist was read).
-async function fetchRange(url, offset, length, { signal, urgent }) {
+// {status: 410, deletion} (the segment was deleted after its playlist was read). mark
+// notes the request's steps in the seek's trace.
+async function fetchRange(url, offset, length, { signal, urgent, mark }) {
   await acquire(urgent, signal);
   try {
+    mark("sent");
     const res = await fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal });
-    if (res.status === 206) return await res.arrayBuffer();
+    mark("answered");
+    if (res.status === 206) {
+      const data = await res.arrayBuffer();
+      mark("received");
+      return data;
+    }
     if (res.status === 401) toLogin();
     const body = await res.json().catch(() => null);
     throw Object.assign(new Error(`HTTP ${res.status}`), { status: res.status, deletion: body });
@@ -90,6 +105,7 @@ export class PlaybackTile {
     this.onLost = onLost;
     this.segments = []; // loaded playlist segments, by start
     this.windows = new Map(); // window index → promise of its playlist
+    this.known = new Set(); // window indexes whose playlist is merged in
     this.deleted = []; // [{start, end}] of segments that answered 410
     this.gen = 0; // seek generation: work of an older seek stops at its next step
     this.feeding = -1; // generation whose feeder runs
@@ -105,6 +121,13 @@ export class PlaybackTile {
     this.seekKind = null; // how the last seek was served: buffered | cold | gap
     this.tail = null; // {seg, i}: the last fragment appended since the seek
     this.liveAt = -Infinity; // performance.now() of the last live edge read
+    // traces: the last seeks' timelines, {gen, target, kind, at, framed, steps: [[what,
+    // ms since at]]}: requests sent, answered and received, appends done, currentTime set,
+    // 'seeked', the first frame presented at the target. The seek benchmark reads them
+    // (window.townwatch.traces()) to say where a seek's time goes.
+    this.traces = [];
+    this.trace = null; // the current seek's; its frame ends the feeder's hold (HOLD_MS)
+    this.holdTimer = 0;
     this.el = this.#build();
     this.opened = this.#open();
     this.#watchFrames();
@@ -138,12 +161,25 @@ export class PlaybackTile {
   #watchFrames() {
     const onFrame = (_now, meta) => {
       this.presented = this.day.start + Math.round(meta.mediaTime * 1000);
+      const tr = this.trace;
+      if (tr && !tr.framed && Math.abs(this.presented - tr.target) <= 1.5 * this.frameDuration(tr.target)) {
+        tr.framed = true;
+        this.#mark(tr.gen, "frame");
+        this.pump(); // the feeder may have held for this frame
+      }
       this.el.dataset.presented = String(this.presented);
       this.el.querySelector(".pb-time").textContent = timeText(new Date(this.presented), true);
       this.onFrame?.(this);
       this.video.requestVideoFrameCallback(onFrame);
     };
     this.video.requestVideoFrameCallback(onFrame);
+    this.video.addEventListener("seeked", () => this.#mark(this.gen, "seeked"));
+  }
+
+  // #mark notes step what of seek generation gen in that seek's trace.
+  #mark(gen, what) {
+    const tr = this.trace;
+    if (tr && tr.gen === gen) tr.steps.push([what, Math.round(performance.now() - tr.at)]);
   }
 
   render() {
@@ -166,15 +202,40 @@ export class PlaybackTile {
   // playlist loads the hour of playlist holding wall time w (once) and merges it in. What
   // was still being recorded then is read again by #followLive.
   playlist(w) {
-    const idx = Math.floor((w - this.day.start) / WINDOW_MS);
+    const idx = this.#window(w);
     const from = this.day.start + idx * WINDOW_MS;
     if (idx < 0 || from >= this.day.end) return Promise.resolve();
     if (!this.windows.has(idx)) {
       const p = this.#read(from, Math.min(from + WINDOW_MS, this.day.end));
-      p.catch(() => this.windows.delete(idx)); // asked again on the next need
+      // A failed read is asked again on the next need.
+      p.then(() => this.known.add(idx), () => this.windows.delete(idx));
       this.windows.set(idx, p);
     }
     return this.windows.get(idx);
+  }
+
+  #window(w) {
+    return Math.floor((w - this.day.start) / WINDOW_MS);
+  }
+
+  // knows is whether the playlist of w's hour is loaded: only then does "no segment at w"
+  // mean a hole in the recording, not a segment not read yet.
+  knows(w) {
+    return this.known.has(this.#window(w));
+  }
+
+  // #locate reads what a seek to w needs of the playlist. Without w's hour it reads the
+  // segment at w alone (a few KiB: the hour's ~670 KiB of fragment index takes the browser
+  // tens of ms to parse, four tiles' worth on one thread), and the feeder loads the hour
+  // once the seek's first fragment is in. In a hole the hour is awaited: the recording
+  // after the hole is looked for in it.
+  async #locate(w) {
+    if (this.knows(w)) return;
+    if (!this.windows.has(this.#window(w))) {
+      await this.#read(w, w + 1);
+      if (this.segmentAt(w)) return;
+    }
+    await this.playlist(w);
   }
 
   // #read fetches the playlist of [from, to) and merges it in.
@@ -243,6 +304,9 @@ export class PlaybackTile {
   // appending its segment's init first, and the element waits there for the frames.
   seek(w) {
     const gen = ++this.gen;
+    this.trace = { gen, target: w, kind: null, at: performance.now(), framed: false, steps: [] };
+    this.traces.push(this.trace);
+    if (this.traces.length > MAX_TRACES) this.traces.shift();
     this.#seek(gen, w).catch((err) => this.#failed(gen, err));
   }
 
@@ -263,8 +327,9 @@ export class PlaybackTile {
     // of the buffered range it lands in, if any.
     this.appended = this.appended.filter(([a, b]) => range && a >= range[0] - 0.01 && b <= range[1] + 0.01);
     if (range) {
-      this.seekKind = "buffered";
+      this.seekKind = this.trace.kind = "buffered";
       this.video.currentTime = s;
+      this.#mark(gen, "time");
       this.seekingTo = null;
       const cursor = await this.#fragmentAt(this.day.start + range[1] * 1000 + 1);
       if (gen !== this.gen) return;
@@ -272,7 +337,9 @@ export class PlaybackTile {
       this.pump();
       return;
     }
-    await this.playlist(w);
+    this.#mark(gen, "playlist");
+    await this.#locate(w);
+    this.#mark(gen, "playlist done");
     if (gen !== this.gen) return;
     this.seekingTo = null;
     const seg = this.segmentAt(w);
@@ -281,14 +348,21 @@ export class PlaybackTile {
       const cursor = await this.#fragmentAt(w);
       if (gen !== this.gen) return;
       this.cursor = cursor;
-      this.seekKind = "gap";
+      this.seekKind = this.trace.kind = "gap";
       this.setState("gap");
     } else {
       let i = 0;
       seg.frags.forEach((f, j) => f.keyframe !== null && f.keyframe <= w && (i = j));
       this.cursor = { seg, i };
-      this.seekKind = "cold";
+      this.seekKind = this.trace.kind = "cold";
       this.video.currentTime = s;
+      this.#mark(gen, "time");
+      // What the first frame needs is asked for at once, all in parallel and before any
+      // other tile's prefetch: the init (unless appended last), the fragment with the
+      // keyframe and those after it up to the target's.
+      const signal = this.abort.signal;
+      if (seg.init && this.initOf !== seg) this.#prefetch(gen, seg, "init", signal, true);
+      for (let j = i; j < seg.frags.length && seg.frags[j].time <= w; j++) this.#prefetch(gen, seg, j, signal, true);
     }
     this.pump(true);
   }
@@ -332,25 +406,37 @@ export class PlaybackTile {
     this.feeding = gen;
     const signal = this.abort.signal;
     try {
-      while (gen === this.gen && this.cursor && this.#ahead() < AHEAD_S * Math.max(1, this.rate)) {
+      while (gen === this.gen && this.cursor && this.#ahead() < AHEAD_S * Math.max(1, this.rate) && !this.#holds(gen, this.cursor)) {
         const { seg, i } = this.cursor;
         try {
           if (this.initOf !== seg && seg.init) {
-            const init = fetchRange(seg.url, seg.init.offset, seg.init.length, { signal, urgent });
-            this.#prefetch(seg, i, signal, urgent); // in parallel with the init
+            const init = this.#take(gen, seg, "init", signal, urgent);
+            this.#prefetch(gen, seg, i, signal, urgent); // in parallel with the init
             await this.#append(gen, seg, await init, true);
             if (gen !== this.gen) return;
+            this.#mark(gen, "appended init");
           }
-          const data = this.#take(seg, i, signal, urgent);
-          const next = await this.#next(seg, i);
-          if (next && gen === this.gen) this.#prefetch(next.seg, next.i, signal, false); // one more in flight
+          const data = this.#take(gen, seg, i, signal, urgent);
+          // The next fragment is looked up while this one is fetched and appended: at a
+          // segment's end that may mean reading the next hour of playlist, which the
+          // append must not wait for.
+          const later = this.#next(seg, i);
+          // One more in flight, unless the seek holds it back.
+          later.then((next) => next && gen === this.gen && !this.#holds(gen, next) && this.#prefetch(gen, next.seg, next.i, signal, false), () => {});
           await this.#append(gen, seg, await data, !seg.init);
+          this.#mark(gen, `appended ${seg.id}:${i}`);
+          // From here on the seek's frame is the browser's to decode.
+          if (this.trace?.gen === gen && seg.frags[i].time <= this.trace.target && this.trace.target < seg.frags[i].end) this.#mark(gen, "target appended");
+          const next = await later;
           if (gen !== this.gen) return;
           this.initOf = seg;
           this.tail = { seg, i };
           const f = seg.frags[i];
           this.appended.push([(f.time - this.day.start) / 1000, (f.end - this.day.start) / 1000]);
           this.cursor = next;
+          // The seek's first fragment is in: now the rest of its hour of playlist (a
+          // cold seek read only the segment at its target).
+          if (urgent) this.playlist(f.time).catch(() => {});
           urgent = false;
         } catch (err) {
           if (gen !== this.gen || err.name === "AbortError") return;
@@ -366,6 +452,20 @@ export class PlaybackTile {
     } finally {
       if (this.feeding === gen) this.feeding = -1;
     }
+  }
+
+  // #holds: fragment {seg, i} waits, because the frame of seek generation gen is not on
+  // screen yet and the fragment begins more than a second past its target (HOLD_MS). A
+  // seek into a hole has no frame to wait for.
+  #holds(gen, { seg, i }) {
+    const tr = this.trace;
+    if (!tr || tr.gen !== gen || tr.framed || (tr.kind !== "cold" && tr.kind !== "buffered")) return false;
+    if (seg.frags[i].time <= tr.target + 1000) return false;
+    const left = HOLD_MS - (performance.now() - tr.at);
+    if (left <= 0) return false;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(() => this.pump(), left);
+    return true;
   }
 
   // #failed takes an error of seek generation gen: a lost playback session is the page's
@@ -391,19 +491,20 @@ export class PlaybackTile {
     this.video.load();
   }
 
-  // #prefetch starts fetching fragment i of seg, for #take to pick up.
-  #prefetch(seg, i, signal, urgent) {
+  // #prefetch starts fetching fragment i of seg (or its init, i = "init"), for #take to
+  // pick up.
+  #prefetch(gen, seg, i, signal, urgent) {
     const key = `${seg.id}:${i}`;
     if (this.pending.has(key)) return;
-    const f = seg.frags[i];
-    const p = fetchRange(seg.url, f.offset, f.length, { signal, urgent });
+    const f = i === "init" ? seg.init : seg.frags[i];
+    const p = fetchRange(seg.url, f.offset, f.length, { signal, urgent, mark: (step) => this.#mark(gen, `${step} ${key}`) });
     p.catch(() => {}); // a prefetch dropped by a seek must not be an unhandled rejection
     this.pending.set(key, p);
   }
 
-  // #take is fragment i of seg: the prefetch under way, or a new request.
-  #take(seg, i, signal, urgent) {
-    this.#prefetch(seg, i, signal, urgent);
+  // #take is fragment i of seg (or its init): the prefetch under way, or a new request.
+  #take(gen, seg, i, signal, urgent) {
+    this.#prefetch(gen, seg, i, signal, urgent);
     const key = `${seg.id}:${i}`;
     const p = this.pending.get(key);
     this.pending.delete(key);
@@ -503,7 +604,7 @@ export class PlaybackTile {
     this.#followLive(w);
     if (!this.hasRecording(w)) {
       const deleted = this.deleted.some((d) => d.start <= w && w < d.end);
-      this.setState(deleted ? "deleted" : "gap");
+      this.setState(deleted ? "deleted" : this.knows(w) ? "gap" : "loading");
       if (!this.video.paused) this.video.pause();
       this.pump();
       return;

@@ -243,7 +243,7 @@ function tick() {
   const leader = clock.playing ? tiles.find((tile) => tile.healthy(w)) : undefined;
   if (leader) clock.set((w = leader.position()));
   // No shown camera has a recording here: go on where the next one starts.
-  if (clock.playing && !tiles.some((tile) => tile.hasRecording(w) || tile.seekingTo !== null)) {
+  if (clock.playing && !tiles.some((tile) => tile.hasRecording(w) || tile.seekingTo !== null || !tile.knows(w))) {
     const next = Math.min(...tiles.map((tile) => tile.nextRecording(w) ?? Infinity));
     if (next < Infinity) {
       seekAll(next);
@@ -342,6 +342,8 @@ for (const button of document.querySelectorAll("[data-lang]")) {
 // benchmark use it; handy in the devtools console). It does what the controls do.
 //   state()  → {phase, playing, rate, clock, presented, tiles: [{id, state, presented}]}
 //   seeks    measured seeks {target, presented, ms (seek → frame on screen), kind, camera}
+//   traces() each tile's last seeks, step by step: [{id, traces: [{target, kind, at
+//             (performance.now()), steps: [[what, ms since at]]}]}] (see PlaybackTile.traces)
 //   seek(ms), play(), pause(), step(±1), setRate(r)
 //   view(start, span)  shows that part of the timeline; viewRange() → {start, span};
 //             kindAt(id, ms) what it shows there
@@ -357,6 +359,7 @@ window.townwatch = {
     tiles: tiles.map((tile) => ({ id: tile.id, state: tile.el.dataset.state, presented: tile.presented })),
   }),
   seeks,
+  traces: () => tiles.map((tile) => ({ id: tile.id, traces: tile.traces.map(({ target, kind, at, steps }) => ({ target, kind, at, steps })) })),
   seek: (w) => seekAll(w),
   play: () => setPlaying(true),
   pause: () => setPlaying(false),
