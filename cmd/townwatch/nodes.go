@@ -236,11 +236,11 @@ func newProxyCollector(nc *nodeCluster) proxyCollector {
 	labels := prometheus.Labels{"node": nc.name}
 	return proxyCollector{peers: nc.peers,
 		requests: prometheus.NewDesc("townwatch_node_proxied_requests_total",
-			"Media requests this node passed on to the node whose disk holds the segment, by that node.", []string{"owner"}, labels),
+			"Reads of footage on another node's disk (playback ranges, whole segments for exports, stills and verify-archive, scrub previews) this node made through that node, by that node.", []string{"owner"}, labels),
 		bytes: prometheus.NewDesc("townwatch_node_proxied_bytes_total",
 			"Bytes of footage this node fetched from another node's disk for its clients, by that node.", []string{"owner"}, labels),
 		failures: prometheus.NewDesc("townwatch_node_proxied_failures_total",
-			"Media requests to another node that failed (unknown address, no answer, refused, cut off), by that node.", []string{"owner"}, labels),
+			"Reads of footage on another node's disk that failed (unknown address, no answer, refused, cut off, bytes not matching the catalog), by that node.", []string{"owner"}, labels),
 		relayed: prometheus.NewDesc("townwatch_node_relayed_live_sessions_total",
 			"Live views of this node's users relayed to the node holding the camera (its answer taken), by that node.", []string{"holder"}, labels),
 		relayedOpen: prometheus.NewDesc("townwatch_node_relayed_live_sessions",
