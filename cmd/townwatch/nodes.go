@@ -240,7 +240,7 @@ func newProxyCollector(nc *nodeCluster) proxyCollector {
 		bytes: prometheus.NewDesc("townwatch_node_proxied_bytes_total",
 			"Bytes of footage this node fetched from another node's disk for its clients, by that node.", []string{"owner"}, labels),
 		failures: prometheus.NewDesc("townwatch_node_proxied_failures_total",
-			"Reads of footage on another node's disk that failed (unknown address, no answer, refused, cut off, bytes not matching the catalog), by that node.", []string{"owner"}, labels),
+			"Reads of footage on another node's disk that failed (unknown address, no answer, refused, cut off), by that node.", []string{"owner"}, labels),
 		relayed: prometheus.NewDesc("townwatch_node_relayed_live_sessions_total",
 			"Live views of this node's users relayed to the node holding the camera (its answer taken), by that node.", []string{"holder"}, labels),
 		relayedOpen: prometheus.NewDesc("townwatch_node_relayed_live_sessions",
