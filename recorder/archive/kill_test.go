@@ -71,7 +71,8 @@ func runChild(dir, s3Addr string) error {
 // ends with every segment archived, no local copies, and one object per row.
 func TestArchiveSurvivesKills(t *testing.T) {
 	fx := newFixture(t, 2*time.Minute) // 30 segments, about 66 MB
-	kills := 25
+	// 50 kills, as issue 12 checks it.
+	kills := 50
 	if testing.Short() {
 		kills = 5
 	}
@@ -93,7 +94,15 @@ func TestArchiveSurvivesKills(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(window))))
+		// A random moment within window, but at the latest once one or two more segments
+		// are archived than before this run: otherwise, on a fast machine, the first run
+		// that gets past start-up archives every segment at once and the later kills
+		// find no work.
+		deadline := time.Now().Add(time.Duration(rng.Int64N(int64(window))))
+		enough := fx.archivedCount(t) + 1 + rng.IntN(2)
+		for time.Now().Before(deadline) && fx.archivedCount(t) < enough {
+			time.Sleep(5 * time.Millisecond)
+		}
 		cmd.Process.Kill()
 		if err := cmd.Wait(); err != nil && cmd.ProcessState.ExitCode() > 0 {
 			t.Fatalf("kill %d: the archiving process failed before it was killed: %s", i, out.String())
@@ -115,6 +124,22 @@ func TestArchiveSurvivesKills(t *testing.T) {
 		fx.checkArchived(t, s)
 	}
 	fx.checkBucketMatchesCatalog(t)
+}
+
+// archivedCount is how many of the fixture's segments the catalog says are archived.
+func (fx *fixture) archivedCount(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for _, s := range fx.segs {
+		row, err := fx.cat.Segment(context.Background(), s.ID)
+		if err != nil {
+			t.Fatalf("segment %d: %v", s.ID, err)
+		}
+		if !row.Archived.IsZero() {
+			n++
+		}
+	}
+	return n
 }
 
 // checkOnePlaceEach asserts the archive's invariant for every segment of the fixture and
