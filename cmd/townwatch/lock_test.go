@@ -231,14 +231,7 @@ func TestRetentionConfirmOnANode(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	if err := cat.SetNode("a"); err != nil {
-		t.Fatal(err)
-	}
+	cat := openNodeCatalog(t, url, "a")
 	if err := cat.SetRetentionHold(ctx, catalog.RetentionHold{Since: lockT0, Reason: "a's sweep would delete 9.0 MiB of 10.0 MiB recorded",
 		PlannedBytes: 9 << 20, TotalBytes: 10 << 20}); err != nil {
 		t.Fatal(err)

@@ -22,14 +22,7 @@ import (
 func TestMotionWritesOnANodeAreFencedByTheCamerasLease(t *testing.T) {
 	url := pgtest.URL(t)
 	ctx := context.Background()
-	cat, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	if err := cat.SetNode("a"); err != nil {
-		t.Fatal(err)
-	}
+	cat := openNodeCatalog(t, url, "a")
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
@@ -107,4 +100,19 @@ func TestMotionWritesOnANodeAreFencedByTheCamerasLease(t *testing.T) {
 	if _, err := cat.Event(ctx, third.ID); err == nil {
 		t.Errorf("an unstarted unit's event was stored")
 	}
+}
+
+// openNodeCatalog opens the shared catalog at url as node's would be opened by serve -node
+// (its writes marked as that node's and fenced by its leases), closed when the test ends.
+func openNodeCatalog(t *testing.T, url, node string) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.SetNode(node); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -85,6 +85,21 @@ func (n *node) kill() {
 }
 
 // waitFor polls cond until it holds or limit passes, and returns how long it took.
+// openAsNode opens the catalog at url as node's recorder would (its writes fenced and
+// marked as that node's), closed when the test ends.
+func openAsNode(t *testing.T, url, node string) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.SetNode(node); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -169,14 +184,7 @@ func TestFencedWriteRefusedAfterTakeover(t *testing.T) {
 	waitFor(t, 10*testTTL, "a did not claim gate", func() bool { return len(a.current()) == 1 })
 	epoch := a.current()["gate"]
 
-	catA, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer catA.Close()
-	if err := catA.SetNode("a"); err != nil {
-		t.Fatal(err)
-	}
+	catA := openAsNode(t, url, "a")
 	fenced := catalog.WithFence(ctx, catalog.Fence{Camera: "gate", Epoch: epoch})
 	start := time.Now().UTC()
 	seg := func(i int) catalog.Segment {
@@ -252,14 +260,7 @@ func TestCleanStopHandsCamerasOver(t *testing.T) {
 		t.Errorf("b took a's cameras %s after a stopped: no sooner than the leases could have run out (%s), so nothing was handed over",
 			took, ttl-b.m.Interval())
 	}
-	catA, err := catalog.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer catA.Close()
-	if err := catA.SetNode("a"); err != nil {
-		t.Fatal(err)
-	}
+	catA := openAsNode(t, url, "a")
 	for cam, epoch := range before {
 		if got := b.current()[cam]; got <= epoch {
 			t.Errorf("camera %s went from a (epoch %d) to b at epoch %d: the epoch must grow", cam, epoch, got)
