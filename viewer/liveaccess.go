@@ -182,17 +182,21 @@ func (s *Server) sweepLive(ctx context.Context) {
 		if vd.unknown {
 			continue
 		}
-		reason := vd.reason
-		if reason == "" && !access.Allowed(vd.p, access.ActionLive, v.Camera) {
-			reason = "access to the camera was withdrawn"
-		}
-		if reason != "" {
+		if reason := vd.endReason(v.Camera); reason != "" {
 			s.opt.Live.Close(v.ID, reason)
 		}
 	}
 	if s.opt.Peers != nil {
 		s.sweepRelays(ctx, judge)
 	}
+}
+
+// endReason is why a view of camera by this verdict's owner ends now, "" when it goes on.
+func (vd ownerVerdict) endReason(camera string) string {
+	if vd.reason == "" && !access.Allowed(vd.p, access.ActionLive, camera) {
+		return "access to the camera was withdrawn"
+	}
+	return vd.reason
 }
 
 // ownerVerdict is what the sweep found of a login session: the account as it is now, or

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/townwatch/townwatch/ingest"
-	"github.com/townwatch/townwatch/viewer/access"
 	"github.com/townwatch/townwatch/viewer/live"
 )
 
@@ -78,7 +77,12 @@ type relay struct {
 	holder string           // the node answering it
 	base   string           // the holder's node.advertise
 	remote string           // the session's id on the holder
-	seen   time.Time        // when the holder last listed it as open
+	seen   time.Time        // when the holder last listed it as open (the sweep's goroutine only)
+	// ending is why this node ended the view, once it has asked the holder to end it and
+	// the holder has not confirmed yet (guarded by liveRelays.mu). Until it confirms, the
+	// video may still flow: the relay stays listed, the sweep asks again, and the stop
+	// row is written only then, so the access log never says a view stopped that did not.
+	ending string
 }
 
 type relayEnd struct {
@@ -117,6 +121,25 @@ func (lr *liveRelays) lookup(camera, id, owner string) *relay {
 		return nil
 	}
 	return rl
+}
+
+// markEnding records why the view is being ended and returns the relay (nil when it is
+// gone already); the reason first given is kept.
+func (lr *liveRelays) markEnding(id, reason string) *relay {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	rl := lr.out[id]
+	if rl != nil && rl.ending == "" {
+		rl.ending = reason
+	}
+	return rl
+}
+
+// endingReason is why rl is being ended, "" while it is not.
+func (lr *liveRelays) endingReason(rl *relay) string {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return rl.ending
 }
 
 func (lr *liveRelays) all() []*relay {
@@ -334,24 +357,50 @@ func (c cancelOnClose) Close() error {
 
 // endRelay ends relayed session id on its holder (DELETE there, which returns once the
 // holder has released it) and writes its stop row with reason. A holder that does not
-// answer cannot keep the view going for long without this node: it ends the views of an
-// asking node that stops listing them (relayOrphanAfter).
+// confirm keeps the relay, marked as ending: the sweep asks it again, and writes the stop
+// row once the holder confirms or no longer lists the session. A holder that does not
+// answer at all cannot keep the view going for long without this node either: it ends the
+// views of an asking node that stops listing them (relayOrphanAfter).
 func (s *Server) endRelay(id, reason string) {
-	rl, ok := s.relays.take(id)
-	if !ok {
+	rl := s.relays.markEnding(id, reason)
+	if rl == nil {
 		return
 	}
+	if err := s.deleteOnHolder(rl); err != nil {
+		s.log.Warn("live relay: the holder did not end a session; asking again at the next sweep", "session", id, "node", rl.holder, "err", err)
+		return
+	}
+	if rl, ok := s.relays.take(id); ok {
+		s.finishRelay(rl, reason)
+	}
+}
+
+// deleteOnHolder asks rl's holder to end the session: nil once it has (204) or never had
+// it (404).
+func (s *Server) deleteOnHolder(rl *relay) error {
 	resp, err := s.toHolder(context.Background(), rl, http.MethodDelete, "", nil, nil)
-	switch {
-	case err != nil:
-		s.log.Warn("live relay: ending a session on its holder", "session", id, "node", rl.holder, "err", err)
-	default:
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
-			s.log.Warn("live relay: the holder did not end a session", "session", id, "node", rl.holder, "status", resp.StatusCode)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
+		return errors.New("answered " + resp.Status)
+	}
+	return nil
+}
+
+// endAllRelays ends every relayed view when this node stops: each gets one attempt on its
+// holder and its stop row, since nobody will sweep after this (a holder that missed the
+// DELETE ends the views when this node stops listing them, relayOrphanAfter).
+func (s *Server) endAllRelays(reason string) {
+	for _, rl := range s.relays.all() {
+		if err := s.deleteOnHolder(rl); err != nil {
+			s.log.Warn("live relay: ending a session on its holder at shutdown", "session", rl.info.ID, "node", rl.holder, "err", err)
+		}
+		if rl, ok := s.relays.take(rl.info.ID); ok {
+			s.finishRelay(rl, reason)
 		}
 	}
-	s.finishRelay(rl, reason)
 }
 
 // finishRelay writes the stop row of a relayed session that has ended.
@@ -368,19 +417,21 @@ func (s *Server) finishRelay(rl *relay, reason string) {
 func (s *Server) sweepRelays(ctx context.Context, judge func(owner, actor string) ownerVerdict) {
 	byHolder := map[string][]*relay{}
 	for _, rl := range s.relays.all() {
-		vd := judge(rl.info.Owner, s.liveViews.actor(rl.info.ID))
-		if vd.unknown {
-			continue
-		}
-		reason := vd.reason
-		if reason == "" && !access.Allowed(vd.p, access.ActionLive, rl.info.Camera) {
-			reason = "access to the camera was withdrawn"
+		// Every relay still here is listed, even one whose viewer the catalog cannot judge
+		// now: the listing is the holder's sign that this node still checks its viewers,
+		// and a catalog outage must not cut dispatch off through the holder's orphan rule.
+		byHolder[rl.holder] = append(byHolder[rl.holder], rl)
+		reason := s.relays.endingReason(rl) // the holder has not confirmed the end yet: ask again
+		if reason == "" {
+			vd := judge(rl.info.Owner, s.liveViews.actor(rl.info.ID))
+			if vd.unknown {
+				continue
+			}
+			reason = vd.endReason(rl.info.Camera)
 		}
 		if reason != "" {
 			s.endRelay(rl.info.ID, reason)
-			continue
 		}
-		byHolder[rl.holder] = append(byHolder[rl.holder], rl)
 	}
 	for holder, rls := range byHolder {
 		list, err := s.listRelayed(ctx, rls[0].base)
@@ -402,17 +453,18 @@ func (s *Server) sweepRelays(ctx context.Context, judge func(owner, actor string
 		}
 		for _, rl := range rls {
 			if open[rl.remote] {
-				s.relays.mu.Lock()
 				rl.seen = now
-				s.relays.mu.Unlock()
 				continue
 			}
-			why := list.Ended[rl.remote]
-			if why == "" {
-				why = "the session is gone"
+			why := "ended on node " + quote(holder) + ": " + list.Ended[rl.remote]
+			if list.Ended[rl.remote] == "" {
+				why = "ended on node " + quote(holder) + ": the session is gone"
+			}
+			if ending := s.relays.endingReason(rl); ending != "" {
+				why = ending // this node ended it; the holder has now let it go
 			}
 			if rl, ok := s.relays.take(rl.info.ID); ok {
-				s.finishRelay(rl, "ended on node "+quote(holder)+": "+why)
+				s.finishRelay(rl, why)
 			}
 		}
 	}

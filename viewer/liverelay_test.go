@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,7 @@ type fakeHolder struct {
 	open        map[string]bool   // sessions "open" on the holder
 	ended       map[string]string // why the others ended
 	patchStatus int
+	deleteFails bool // the holder answers a DELETE with 500 and keeps the session
 }
 
 func newFakeHolder(t *testing.T, fx *accessFixture) *fakeHolder {
@@ -65,6 +67,10 @@ func (h *fakeHolder) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "DELETE")
 		http.Error(w, "trickle ICE is not supported", http.StatusMethodNotAllowed)
 	case r.Method == http.MethodDelete && r.URL.Path == "/api/node/cameras/most/whep/REMOTE1":
+		if h.deleteFails {
+			http.Error(w, "busy", http.StatusInternalServerError)
+			return
+		}
 		delete(h.open, "REMOTE1")
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodGet && r.URL.Path == "/api/node/cameras":
@@ -185,10 +191,27 @@ func TestLiveOfferForACameraHeldElsewhereIsRelayed(t *testing.T) {
 	if err := rig.fx.cat.SetDisabled(context.Background(), "dispecer", true, rig.fx.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// The holder fails the first DELETE: the video may still flow, so no stop row yet, and
+	// the next sweep asks again.
+	holder.mu.Lock()
+	holder.deleteFails = true
+	holder.mu.Unlock()
+	rig.server.sweepLive(context.Background())
+	if stops = rig.fx.auditRows(t, access.AuditLiveStop); len(stops) != 2 {
+		t.Errorf("after a DELETE the holder refused: %d stop rows, want still 2 (the view is not known to have stopped)", len(stops))
+	}
+	holder.mu.Lock()
+	holder.deleteFails = false
+	holder.mu.Unlock()
+	before := len(holder.sent())
 	rig.server.sweepLive(context.Background())
 	stops = rig.fx.auditRows(t, access.AuditLiveStop)
-	if sent := holder.sent(); len(stops) != 3 || !strings.Contains(string(stops[2].Details), "account disabled") || sent[len(sent)-1] != "DELETE /api/node/cameras/most/whep/REMOTE1" {
-		t.Errorf("after the account was disabled: stop rows %+v, the holder's last request %q; want the view ended there naming it", stops, sent[len(sent)-1])
+	if sent := holder.sent()[before:]; len(stops) != 3 || !strings.Contains(string(stops[2].Details), "account disabled") || !slices.Contains(sent, "DELETE /api/node/cameras/most/whep/REMOTE1") {
+		t.Errorf("after the account was disabled: stop rows %+v, the holder got %q; want the view ended there naming it", stops, sent)
+	}
+	rig.server.sweepLive(context.Background())
+	if n := len(rig.fx.auditRows(t, access.AuditLiveStop)); n != 3 {
+		t.Errorf("%d stop rows after one more sweep, want 3: one per view", n)
 	}
 	if err := rig.fx.cat.SetDisabled(context.Background(), "dispecer", false, rig.fx.clock.Now()); err != nil {
 		t.Fatal(err)

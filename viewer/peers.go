@@ -79,11 +79,17 @@ func (p *Peers) count(node string, bytes int64, failed bool) {
 // an owner that does not answer. roots are the authorities trusted for the other nodes'
 // HTTPS certificates (node.ca_file); nil: the system's.
 func PeerClient(roots *x509.CertPool) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		ResponseHeaderTimeout: 15 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-	}}
+	return &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			ResponseHeaderTimeout: 15 * time.Second,
+			IdleConnTimeout:       90 * time.Second,
+		},
+		// Never followed: the node token would go along to wherever a redirect points (Go
+		// drops only Authorization and cookies on a redirect to another host). A node
+		// answering with one is misconfigured, and the request fails naming its status.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 var systemRootsPeerClient = PeerClient(nil)

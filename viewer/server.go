@@ -270,5 +270,8 @@ func (s *Server) Run(ctx context.Context) error {
 		srv.Close()
 	}
 	<-served
+	if s.opt.Peers != nil {
+		s.endAllRelays("server stopping")
+	}
 	return nil
 }
