@@ -49,7 +49,7 @@ func (sys *system) joinCluster(cfg *configs.Config, name string) error {
 		return err
 	}
 	peers := &viewer.Peers{Self: name, Token: token, Advertise: mgr.Advertise, Holder: func(camera string) (string, string) {
-		h := mgr.Holders()[camera]
+		h := mgr.Holder(camera)
 		return h.Node, h.Advertise
 	}, Client: viewer.PeerClient(roots)}
 	sys.cluster = &nodeCluster{name: name, mgr: mgr, peers: peers}
@@ -71,6 +71,18 @@ func (sys *system) leaseCameras() []cluster.Camera {
 // handOverTimeout bounds the lease release on a clean stop: a database that does not
 // answer by then gets the leases back by their expiry, as after a crash.
 const handOverTimeout = 10 * time.Second
+
+// renewForStop gives the held leases one more TTL before the cameras stop, so that their
+// recorders close their segments under them (see cluster.Manager.RenewForStop). A catalog
+// that does not answer leaves the leases as they are: a recorder whose lease runs out
+// meanwhile sets its last footage aside under fenced/, as after a pause.
+func (nc *nodeCluster) renewForStop(log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), handOverTimeout)
+	defer cancel()
+	if err := nc.mgr.RenewForStop(ctx); err != nil {
+		log.Warn("camera leases not renewed for the stop: a recorder still closing when its lease runs out sets that footage aside", "err", err)
+	}
+}
 
 // handOver releases this node's leases once its cameras have stopped (system.stopCameras;
 // the lease rounds ended with run), so the other nodes claim them at their next round.
@@ -193,7 +205,7 @@ func (sys *system) peers() *viewer.Peers {
 
 // holder is the node holding camera id's lease now, for the API ("" while none does).
 func (sys *system) holder(id string) string {
-	return sys.cluster.mgr.Holders()[id].Node
+	return sys.cluster.mgr.Holder(id).Node
 }
 
 // metrics are the node's lease counters, labelled with its name.

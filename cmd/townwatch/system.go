@@ -378,12 +378,16 @@ func (sys *system) run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// stopCameras ends the recording when run ends: every camera's recorder stops, closing
-// its segment in the catalog, and then, on a node, the leases are handed over so that
-// another node records the cameras within one lease round instead of after the TTL. In
-// that order: a lease released while its recorder still writes would refuse the
-// recorder's last writes and set that footage aside.
+// stopCameras ends the recording when run ends: on a node the held leases first get one
+// more TTL (the rounds have ended, and the rest of the shutdown took part of one), then
+// every camera's recorder stops, closing its segment in the catalog, and then the leases
+// are handed over so that another node records the cameras within one lease round instead
+// of after the TTL. In that order: a lease released (or run out) while its recorder still
+// writes would refuse the recorder's last writes and set that footage aside.
 func (sys *system) stopCameras() {
+	if sys.cluster != nil {
+		sys.cluster.renewForStop(sys.log)
+	}
 	sys.reloads.stop()
 	if sys.cluster != nil {
 		sys.cluster.handOver(sys.log)

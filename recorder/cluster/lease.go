@@ -114,12 +114,12 @@ func (m *Manager) Held() map[string]int64 {
 	return maps.Clone(m.held)
 }
 
-// Holders returns every camera's current holder as of the last round (cameras nobody
-// holds are absent).
-func (m *Manager) Holders() map[string]Holder {
+// Holder returns camera's current holder as of the last round (zero while nobody holds
+// it). The API asks it per camera and per request, so it copies nothing.
+func (m *Manager) Holder(camera string) Holder {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return maps.Clone(m.holders)
+	return m.holders[camera]
 }
 
 // Advertise is node's URL as it last advertised it in the nodes table ("" and no error
@@ -193,15 +193,13 @@ func (m *Manager) round(ctx context.Context) error {
 	// starts late), and one that cannot finish gives up while the leases still hold.
 	ctx, cancel := context.WithTimeout(ctx, m.opt.TTL/2)
 	defer cancel()
-	ttl := m.opt.TTL.Seconds()
 	if _, err := m.db.ExecContext(ctx, `INSERT INTO nodes (name, advertise, heartbeat) VALUES ($1, $2, clock_timestamp())
 ON CONFLICT (name) DO UPDATE SET advertise = excluded.advertise, heartbeat = excluded.heartbeat`, m.opt.Node, m.opt.Advertise); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
 	// Renew only what has not run out: a lease that expired, even if nobody took it, is
 	// lost; the camera may be claimed again, under a new epoch, like any free camera.
-	renewed, err := m.leases(ctx, `UPDATE camera_leases SET expires_at = clock_timestamp() + make_interval(secs => $2)
-WHERE node = $1 AND expires_at > clock_timestamp() RETURNING camera, epoch`, m.opt.Node, ttl)
+	renewed, err := m.renew(ctx)
 	if err != nil {
 		return fmt.Errorf("renew: %w", err)
 	}
@@ -245,35 +243,51 @@ WHERE node = $1 AND expires_at > clock_timestamp() RETURNING camera, epoch`, m.o
 	return m.refreshHolders(ctx)
 }
 
+// renew extends every lease of this node that has not run out by a TTL and returns them.
+// A lease that expired, even if nobody took it, is not renewed: it is lost.
+func (m *Manager) renew(ctx context.Context) (map[string]int64, error) {
+	return m.leases(ctx, `UPDATE camera_leases SET expires_at = clock_timestamp() + make_interval(secs => $2)
+WHERE node = $1 AND expires_at > clock_timestamp() RETURNING camera, epoch`, m.opt.Node, m.opt.TTL.Seconds())
+}
+
+// RenewForStop gives the leases this node still holds one more TTL, claiming nothing, when
+// it stops cleanly: Run has returned (the rounds ended with the process's context, and the
+// rest of the shutdown may have taken part of a TTL since), and the cameras' recorders
+// must still close their segments under their leases before Release. A write refused by
+// the fence there would set that footage aside instead of indexing it.
+func (m *Manager) RenewForStop(ctx context.Context) error {
+	if _, err := m.renew(ctx); err != nil {
+		return fmt.Errorf("cluster: renew for the stop: %w", err)
+	}
+	return nil
+}
+
 // Release hands this node's cameras over on a clean stop: it ends every lease the node
 // holds and marks the node as gone, so that the other nodes claim the cameras at their
 // next round (within one Interval) instead of after the TTL. Without the second step the
-// others would still count this node as live for up to a TTL, and their fair share would
-// leave its cameras unclaimed.
+// others would still count this node as live, and their fair share would leave its
+// cameras unclaimed.
 //
 // Call it after Run has returned (no round may claim again) and after every camera has
 // stopped, its recorder having closed its segment in the catalog: a lease released while
 // its recorder still writes would refuse that recorder's last writes (the fence), and the
-// footage they index would be set aside instead of closing the segment. Release returns
-// the number of leases it ended.
+// footage they index would be set aside instead of closing the segment. Every unexpired
+// lease of the node is ended, also one a round claimed just as it was cancelled (not in
+// Held yet). Release returns the number of leases it ended.
 func (m *Manager) Release(ctx context.Context) (int, error) {
-	held := m.Held()
 	tx, err := m.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("cluster: release: %w", err)
 	}
 	defer tx.Rollback()
-	for cam, epoch := range held {
-		// Only the lease of this holding: one already lost is not ended again.
-		if _, err := tx.ExecContext(ctx, `UPDATE camera_leases SET expires_at = clock_timestamp()
-WHERE camera = $1 AND node = $2 AND epoch = $3 AND expires_at > clock_timestamp()`, cam, m.opt.Node, epoch); err != nil {
-			return 0, fmt.Errorf("cluster: release %s: %w", cam, err)
-		}
+	ended, err := m.leasesTx(ctx, tx, `UPDATE camera_leases SET expires_at = clock_timestamp()
+WHERE node = $1 AND expires_at > clock_timestamp() RETURNING camera, epoch`, m.opt.Node)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: release: %w", err)
 	}
-	// A heartbeat one TTL old: not live for anyone's fair share from now on. The row
+	// Not live for anyone's fair share from now on, whatever TTL the others use. The row
 	// stays, so other nodes still find this node's URL for the footage on its disk.
-	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET heartbeat = clock_timestamp() - make_interval(secs => $2) WHERE name = $1`,
-		m.opt.Node, m.opt.TTL.Seconds()); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET heartbeat = '-infinity' WHERE name = $1`, m.opt.Node); err != nil {
 		return 0, fmt.Errorf("cluster: release: leave the live nodes: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -282,10 +296,10 @@ WHERE camera = $1 AND node = $2 AND epoch = $3 AND expires_at > clock_timestamp(
 	m.mu.Lock()
 	m.held = map[string]int64{}
 	m.mu.Unlock()
-	for cam, epoch := range held {
+	for cam, epoch := range ended {
 		m.opt.Log.Info("camera lease handed over: this node stops", "camera", cam, "epoch", epoch)
 	}
-	return len(held), nil
+	return len(ended), nil
 }
 
 type lease struct {

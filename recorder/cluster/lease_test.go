@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -84,7 +85,6 @@ func (n *node) kill() {
 	<-n.done
 }
 
-// waitFor polls cond until it holds or limit passes, and returns how long it took.
 // openAsNode opens the catalog at url as node's recorder would (its writes fenced and
 // marked as that node's), closed when the test ends.
 func openAsNode(t *testing.T, url, node string) *catalog.Catalog {
@@ -100,6 +100,7 @@ func openAsNode(t *testing.T, url, node string) *catalog.Catalog {
 	return c
 }
 
+// waitFor polls cond until it holds or limit passes, and returns how long it took.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -149,7 +150,7 @@ func TestTwoNodesShareThenOneTakesOverFromTheDead(t *testing.T) {
 	}
 	// The holders list is read at the end of the round that claimed.
 	waitFor(t, 2*b.m.Interval(), "the holders list does not show b at http://b for a moved camera", func() bool {
-		h := b.m.Holders()[moved]
+		h := b.m.Holder(moved)
 		return h.Node == "b" && h.Advertise == "http://b"
 	})
 }
@@ -271,5 +272,40 @@ func TestCleanStopHandsCamerasOver(t *testing.T) {
 		if !errors.Is(err, catalog.ErrFenced) {
 			t.Errorf("camera %s: a write under a's released lease: err = %v, want ErrFenced", cam, err)
 		}
+	}
+}
+
+// On a clean stop the lease rounds have ended before the cameras stop; RenewForStop gives
+// the held leases one more TTL, so a recorder closing its segment after the lease would
+// otherwise have run out still writes under it instead of being fenced.
+func TestRenewForStopKeepsTheLeasesForTheClosingWrites(t *testing.T) {
+	url := newCatalog(t)
+	ctx := context.Background()
+	a := startNode(t, url, "a", []Camera{{ID: "gate"}})
+	waitFor(t, 10*testTTL, "a did not claim gate", func() bool { return len(a.current()) == 1 })
+	epoch := a.current()["gate"]
+	a.kill() // the rounds end with the process's context
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var lastRound time.Time // when the lease runs out as the last round renewed it
+	if err := db.QueryRowContext(ctx, `SELECT expires_at FROM camera_leases WHERE camera = 'gate'`).Scan(&lastRound); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(testTTL / 2) // the rest of the shutdown takes part of a TTL
+	if err := a.m.RenewForStop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*testTTL, "the database clock did not pass the last round's expiry", func() bool {
+		var past bool
+		err := db.QueryRowContext(ctx, `SELECT clock_timestamp() > $1::timestamptz`, lastRound).Scan(&past)
+		return err == nil && past
+	})
+	catA := openAsNode(t, url, "a")
+	fenced := catalog.WithFence(ctx, catalog.Fence{Camera: "gate", Epoch: epoch})
+	if _, err := catA.CreateSegment(fenced, catalog.Segment{Camera: "gate", Stream: "main", Start: time.Now().UTC(), Path: "recordings/gate/x.mp4", Codec: "H264"}); err != nil {
+		t.Fatalf("a closing write after the last round's lease ran out, under the renewal: %v", err)
 	}
 }
