@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -232,9 +233,24 @@ func TestRetentionConfirmOnANode(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat := openNodeCatalog(t, url, "a")
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `INSERT INTO nodes (name, advertise, heartbeat) VALUES ('a', 'http://a', clock_timestamp()), ('b', 'http://b', clock_timestamp())`); err != nil {
+		t.Fatal(err)
+	}
 	if err := cat.SetRetentionHold(ctx, catalog.RetentionHold{Since: lockT0, Reason: "a's sweep would delete 9.0 MiB of 10.0 MiB recorded",
 		PlannedBytes: 9 << 20, TotalBytes: 10 << 20}); err != nil {
 		t.Fatal(err)
+	}
+	// Without -node, or naming a node that never joined, nothing is read or confirmed.
+	if code, _, stderr := lockRun("retention", "confirm", "-config", cfg); code != exitUsage || !strings.Contains(stderr, "-node: required, this catalog is shared by recorder nodes a, b") {
+		t.Errorf("confirm without -node on a cluster: exit %d, stderr %q; want 2 naming the nodes", code, stderr)
+	}
+	if code, _, stderr := lockRun("retention", "status", "-config", cfg, "-node", "c"); code != exitUsage || !strings.Contains(stderr, "-node c: no such recorder node in this catalog (its nodes: a, b)") {
+		t.Errorf("status -node c: exit %d, stderr %q; want 2 naming the nodes", code, stderr)
 	}
 	if code, stdout, stderr := lockRun("retention", "status", "-config", cfg, "-node", "b"); code != 0 || !strings.Contains(stdout, "Retention: running, no hold.") {
 		t.Errorf("status of node b: exit %d, stdout %q, stderr %q; want no hold (a's is a's)", code, stdout, stderr)

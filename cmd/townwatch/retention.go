@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,12 +28,21 @@ const retentionNodeUsage = "the recorder node whose hold to show or confirm (its
 
 // onNode makes cat the catalog of recorder node name ("" = a single node), whose
 // retention hold the command reads and confirms.
-func onNode(cat *catalog.Catalog, name string) error {
-	if name == "" {
-		return nil
+func onNode(ctx context.Context, cat *catalog.Catalog, name string) error {
+	if name != "" {
+		if err := cat.SetNode(name); err != nil {
+			return fmt.Errorf("-node %s: %w", name, err)
+		}
 	}
-	if err := cat.SetNode(name); err != nil {
-		return fmt.Errorf("-node %s: %w", name, err)
+	nodes, err := cat.NodeNames(ctx)
+	switch {
+	case err != nil:
+		return err
+	case name == "" && len(nodes) > 0:
+		// Each node has its own hold; the single node's is one nobody runs retention as.
+		return fmt.Errorf("-node: required, this catalog is shared by recorder nodes %s", strings.Join(nodes, ", "))
+	case name != "" && !slices.Contains(nodes, name):
+		return fmt.Errorf("-node %s: no such recorder node in this catalog (its nodes: %s)", name, strings.Join(nodes, ", "))
 	}
 	return nil
 }
@@ -78,7 +88,7 @@ func runRetentionStatus(ctx context.Context, args []string, stdout, stderr io.Wr
 		return exitFailure
 	}
 	defer cat.Close()
-	if err := onNode(cat, *node); err != nil {
+	if err := onNode(ctx, cat, *node); err != nil {
 		fmt.Fprintf(stderr, "retention status: %v\n", err)
 		return exitUsage
 	}
@@ -217,7 +227,7 @@ func runRetentionConfirm(ctx context.Context, args []string, stdout, stderr io.W
 	}
 	defer ca.Close()
 	cat := ca.cat
-	if err := onNode(cat, *node); err != nil {
+	if err := onNode(ctx, cat, *node); err != nil {
 		fmt.Fprintf(stderr, "retention confirm: %v\n", err)
 		return exitUsage
 	}
@@ -234,7 +244,7 @@ func runRetentionConfirm(ctx context.Context, args []string, stdout, stderr io.W
 		return exitOK
 	}
 	details, _ := json.Marshal(map[string]any{"hold_since": hold.Since, "hold_reason": hold.Reason,
-		"planned_bytes": hold.PlannedBytes, "total_bytes": hold.TotalBytes})
+		"planned_bytes": hold.PlannedBytes, "total_bytes": hold.TotalBytes, "node": cat.Node()})
 	if _, err := ca.record(ctx, catalog.AuditEntry{Action: access.AuditRetentionOK, Details: details}); err != nil {
 		fmt.Fprintf(stderr, "retention confirm: %v\n", err)
 		return exitFailure

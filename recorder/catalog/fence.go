@@ -53,6 +53,25 @@ func (c *Catalog) SetNode(name string) error {
 // Node is the name SetNode gave; "" for a single-node installation.
 func (c *Catalog) Node() string { return c.node }
 
+// NodeNames are the recorder nodes that ever joined this catalog (the nodes table), in
+// name order; none for a single-node installation.
+func (c *Catalog) NodeNames(ctx context.Context) ([]string, error) {
+	rows, err := c.r.QueryContext(ctx, `SELECT name FROM nodes WHERE name <> '' ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: nodes: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("catalog: nodes: %w", err)
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}
+
 // onThisNode is the condition that keeps a query on segments (named alias, "" for the
 // bare table) to the files on this node's disk, its argument appended to args; "" in a
 // single-node installation, where every file is local. What weighs a disk (retention's

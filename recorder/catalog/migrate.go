@@ -293,7 +293,7 @@ ALTER TABLE segments ADD COLUMN node TEXT NOT NULL DEFAULT '';
 	// is deleted before someone confirms it where it applies.
 	`
 CREATE TABLE retention_holds (
-	node          TEXT    PRIMARY KEY,
+	node          TEXT    NOT NULL PRIMARY KEY,
 	since_ns      INTEGER NOT NULL,
 	reason        TEXT    NOT NULL,
 	planned_bytes INTEGER NOT NULL,
@@ -306,13 +306,19 @@ DROP TABLE retention_hold;
 `,
 }
 
-// copyLegacyHold is migration 8's copy of the one cluster-wide hold to every node, the
-// same SQL on both backends.
+// copyLegacyHold is migration 8's copy of the one cluster-wide hold, the same SQL on both
+// backends: to the single node ('') when no recorder node ever joined, else to every node
+// that did (a '' row would be one nobody runs retention as, and confirming it would clear
+// nothing). A confirmation is not copied to the nodes: it approved one plan, weighed
+// against the disk of whichever node raised the hold, not each node's own, which its
+// operator confirms for that node (an unforced hold that is no longer needed lifts itself
+// at the node's next sweep).
 const copyLegacyHold = `
 INSERT INTO retention_holds (node, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
-SELECT '', since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced FROM retention_hold;
+SELECT '', since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced FROM retention_hold
+WHERE NOT EXISTS (SELECT 1 FROM nodes WHERE name <> '');
 INSERT INTO retention_holds (node, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
-SELECT n.name, h.since_ns, h.reason, h.planned_bytes, h.total_bytes, h.confirmed_ns, h.forced
+SELECT n.name, h.since_ns, h.reason, h.planned_bytes, h.total_bytes, NULL, h.forced
 FROM retention_hold h CROSS JOIN nodes n WHERE n.name <> '';
 `
 

@@ -416,20 +416,35 @@ func TestMigrationKeepsTheHoldForEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Written as version 7 wrote them.
+	// Confirmed already, on the node that raised it.
 	if _, err := c.w.ExecContext(ctx, `INSERT INTO retention_hold (id, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
-VALUES (1, $1, 'old sweep would delete 70%', 700, 1000, NULL, 1)`, at(1).UnixNano()); err != nil {
+VALUES (1, $1, 'old sweep would delete 70%', 700, 1000, $2, 1)`, at(1).UnixNano(), at(2).UnixNano()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.w.ExecContext(ctx, `INSERT INTO nodes (name, advertise, heartbeat) VALUES ('a', 'http://a', '2026-01-01T00:00:00Z'), ('b', 'http://b', '2026-01-01T00:00:00Z')`); err != nil {
-		t.Fatal(err)
+	if backend == "postgres" { // recorder nodes need PostgreSQL
+		if _, err := c.w.ExecContext(ctx, `INSERT INTO nodes (name, advertise, heartbeat) VALUES ('a', 'http://a', '2026-01-01T00:00:00Z'), ('b', 'http://b', '2026-01-01T00:00:00Z')`); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.Close()
 
 	*schema = orig
-	want := RetentionHold{Since: at(1), Reason: "old sweep would delete 70%", PlannedBytes: 700, TotalBytes: 1000, Forced: true}
+	// The single node keeps the hold as it was; each recorder node gets it unconfirmed
+	// (one confirmation approved one node's plan, not every node's), and no '' row is
+	// left on a cluster for nobody to clear.
+	want := RetentionHold{Since: at(1), Reason: "old sweep would delete 70%", PlannedBytes: 700, TotalBytes: 1000, Forced: true, Confirmed: at(2)}
 	nodes := []string{""}
 	if backend == "postgres" {
-		nodes = append(nodes, "a", "b")
+		nodes = []string{"a", "b"}
+		want.Confirmed = time.Time{}
+		c, err := Open(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok, err := c.RetentionHold(ctx); err != nil || ok {
+			t.Errorf("the cluster's '' row after the upgrade: %+v %v (err %v), want none", h, ok, err)
+		}
+		c.Close()
 	}
 	for _, node := range nodes {
 		c, err := Open(ctx, target)

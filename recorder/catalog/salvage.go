@@ -411,7 +411,17 @@ func salvageTable(ctx context.Context, old *sql.DB, c *Catalog, ts *TableSalvage
 	if err != nil {
 		return err
 	}
-	oldCols, err := columnsOf(ctx, old, ts.Table)
+	from := ts.Table
+	oldCols, err := columnsOf(ctx, old, from)
+	if err == nil && len(oldCols) == 0 && ts.Table == "retention_holds" {
+		// A catalog damaged before migration 8 keeps its hold in retention_hold (one
+		// row, of the single node: a salvaged file is SQLite). A forced hold among them
+		// holds back retention after evidence locks were lost; it must survive.
+		from = "retention_hold"
+		if oldCols, err = columnsOf(ctx, old, from); err == nil && len(oldCols) > 0 {
+			oldCols = append(oldCols, "node")
+		}
+	}
 	if err != nil {
 		ts.Unread = err.Error()
 		return nil
@@ -421,10 +431,15 @@ func salvageTable(ctx context.Context, old *sql.DB, c *Catalog, ts *TableSalvage
 		ts.Complete = true
 		return nil
 	}
-	var cols []string
+	var cols, selected []string
 	for _, col := range newCols {
 		if slices.Contains(oldCols, col) {
 			cols = append(cols, col)
+			if from == "retention_hold" && col == "node" {
+				selected = append(selected, "'' AS node")
+			} else {
+				selected = append(selected, col)
+			}
 		}
 	}
 	list := strings.Join(cols, ", ")
@@ -443,7 +458,7 @@ func salvageTable(ctx context.Context, old *sql.DB, c *Catalog, ts *TableSalvage
 			return err
 		}
 		defer ins.Close()
-		readErr := scanSkipping(ctx, old, ts.Table, list, len(cols), func(vals []any) error {
+		readErr := scanSkipping(ctx, old, from, strings.Join(selected, ", "), len(cols), func(vals []any) error {
 			if camera >= 0 {
 				if s, ok := vals[camera].(string); ok {
 					if err := ensureCamera(ctx, tx, s); err != nil {

@@ -345,3 +345,42 @@ func TestSalvageOfUnreadableFileLosesEverythingAndSaysSo(t *testing.T) {
 		t.Errorf("report of an unreadable file claims complete tables: %s", rep)
 	}
 }
+
+// A catalog damaged before migration 8 keeps its hold in the old one-row table: a forced
+// hold there (retention held after evidence locks were lost) must survive the rebuild,
+// or retention would delete footage again.
+func TestSalvageKeepsTheHoldOfACatalogFromBeforeMigration8(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	orig := migrations
+	migrations = orig[:7]
+	c, err := Open(ctx, path)
+	migrations = orig
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.w.ExecContext(ctx, `INSERT INTO retention_hold (id, since_ns, reason, planned_bytes, total_bytes, confirmed_ns, forced)
+VALUES (1, $1, 'catalog rebuilt: evidence locks may be lost', 0, 0, NULL, 1)`, at(0).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Open(ctx, filepath.Join(dir, "new.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	rep, err := Salvage(ctx, path, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Complete("retention_holds") {
+		t.Errorf("report: %s; want retention_holds complete", rep)
+	}
+	want := RetentionHold{Since: at(0), Reason: "catalog rebuilt: evidence locks may be lost", Forced: true}
+	if got, held, err := fresh.RetentionHold(ctx); err != nil || !held || got != want {
+		t.Errorf("hold after salvaging a version-7 catalog: %+v (held %v, err %v), want %+v", got, held, err, want)
+	}
+}
