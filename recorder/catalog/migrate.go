@@ -307,8 +307,8 @@ DROP TABLE retention_hold;
 }
 
 // copyLegacyHold is migration 8's copy of the one cluster-wide hold, the same SQL on both
-// backends: to the single node (”) when no recorder node ever joined, else to every node
-// that did (a ” row would be one nobody runs retention as, and confirming it would clear
+// backends: to the single node (node "") when no recorder node ever joined, else to every node
+// that did (a row for node "" would be one nobody runs retention as, and confirming it would clear
 // nothing). A confirmation is not copied to the nodes: it approved one plan, weighed
 // against the disk of whichever node raised the hold, not each node's own, which its
 // operator confirms for that node (an unforced hold that is no longer needed lifts itself
