@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/townwatch/townwatch/recorder/catalog"
 )
 
@@ -64,26 +66,27 @@ func (s *Storage) OpenSegment(ctx context.Context, seg catalog.Segment) (*os.Fil
 		return s.fetchFromPeer(ctx, seg)
 	}
 	f, err := s.open(seg.Path, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		switch {
-		case s.peers == nil && OnAnotherNode(seg, s.self):
-			// A process that does not know the other nodes (a command without -node):
-			// say where the footage is rather than that it is missing.
-			return nil, &PeerReadError{Node: seg.Node, Segment: seg.ID, Path: seg.Path,
-				Err: errors.New("not archived, and this process does not reach the other nodes (serve -node, or the command's -node flag)")}
-		case s.archive != nil:
-			return s.archive.OpenWhole(ctx, seg.Path)
-		}
+	if errors.Is(err, fs.ErrNotExist) && s.archive != nil {
+		// Archived since its row was read, or deleted: the archive says which.
+		f, err = s.archive.OpenWhole(ctx, seg.Path)
+	}
+	if errors.Is(err, fs.ErrNotExist) && s.peers == nil && OnAnotherNode(seg, s.self) {
+		// A process that does not know the other nodes (a command without -node): say
+		// where the footage is rather than that it is missing.
+		return nil, &PeerReadError{Node: seg.Node, Segment: seg.ID, Path: seg.Path,
+			Err: errors.New("not archived, and this process does not reach the other nodes (serve -node, or the command's -node flag)")}
 	}
 	return f, err
 }
 
-// fetchFromPeer copies seg from its owner node into an unlinked file under the storage
-// path, hashing as it goes: the bytes are streamed, never held in memory, and a closed
-// segment is used only if its size and SHA-256 are the catalog's, as for an archived one.
-// The file is unlinked at once, so it takes space only while the caller holds it open
-// and leaves nothing behind a crash. An open segment (being written on its node) has no
-// digest yet: its readers check it is at least as long as its row.
+// fetchFromPeer copies seg from its owner node into a nameless file in the storage
+// directory (O_TMPFILE: it takes space only while the caller holds it open, and a crash
+// leaves nothing behind), hashing as it goes: the bytes are streamed, never held in
+// memory, and a closed segment is used only if its size and SHA-256 are the catalog's, as
+// for an archived one; the node cannot make it longer than its row. An open segment
+// (being written on its node) has no digest yet: its readers check it is at least as long
+// as its row. Only what the node does is a PeerReadError; a failure of this disk (full,
+// say) is returned as itself, so it is not blamed on the node.
 func (s *Storage) fetchFromPeer(ctx context.Context, seg catalog.Segment) (f *os.File, err error) {
 	fail := func(err error) error {
 		return &PeerReadError{Node: seg.Node, Segment: seg.ID, Path: seg.Path, Err: err}
@@ -93,23 +96,27 @@ func (s *Storage) fetchFromPeer(ctx context.Context, seg catalog.Segment) (f *os
 		return nil, fail(err)
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp(s.dir, ".peer-segment-*")
+	tmp, err := anonymousFile(s.dir)
 	if err != nil {
-		return nil, fail(err)
-	}
-	if err := os.Remove(tmp.Name()); err != nil {
-		tmp.Close()
-		return nil, fail(err)
+		return nil, fmt.Errorf("segment %d from node %q: a file for it in %s: %w", seg.ID, seg.Node, s.dir, err)
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
 		}
 	}()
+	var body io.Reader = rc
+	if !seg.Open {
+		body = io.LimitReader(rc, seg.Bytes+1) // one byte more shows a longer file
+	}
+	peer := &peerReader{r: body}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), rc)
-	if err != nil {
-		return nil, fail(fmt.Errorf("fetching it: %w", err))
+	n, err := io.Copy(io.MultiWriter(tmp, h), peer)
+	switch {
+	case peer.err != nil:
+		return nil, fail(fmt.Errorf("fetching it: %w", peer.err))
+	case err != nil:
+		return nil, fmt.Errorf("segment %d from node %q: writing it to %s: %w", seg.ID, seg.Node, s.dir, err)
 	}
 	if !seg.Open {
 		if sum := hex.EncodeToString(h.Sum(nil)); n != seg.Bytes || sum != seg.SHA256 {
@@ -118,9 +125,23 @@ func (s *Storage) fetchFromPeer(ctx context.Context, seg catalog.Segment) (f *os
 		}
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return nil, fail(err)
+		return nil, err
 	}
 	return tmp, nil
+}
+
+// peerReader keeps the error of reading from the owner node apart from this disk's.
+type peerReader struct {
+	r   io.Reader
+	err error
+}
+
+func (p *peerReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if err != nil && err != io.EOF {
+		p.err = err
+	}
+	return n, err
 }
 
 // SegmentThumbnails reads seg's scrub-preview thumbnails: from this disk, or from the
@@ -141,4 +162,21 @@ func (s *Storage) SegmentThumbnails(ctx context.Context, seg catalog.Segment) ([
 		return nil, &PeerReadError{Node: seg.Node, Segment: seg.ID, Path: ThumbnailsPath(seg.Path), Err: err}
 	}
 	return parseThumbnails(data, "node "+seg.Node+": "+ThumbnailsPath(seg.Path))
+}
+
+// anonymousFile is a file in dir without a name: O_TMPFILE, or on a file system without
+// it (NFS, some older ones) a temporary file unlinked at once.
+func anonymousFile(dir string) (*os.File, error) {
+	f, err := os.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE, 0o600)
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) {
+		return f, err
+	}
+	if f, err = os.CreateTemp(dir, ".peer-segment-*"); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -81,6 +82,10 @@ func (p *Peers) count(node string, bytes int64, failed bool) {
 func PeerClient(roots *x509.CertPool) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
+			// A node that is switched off must fail a request in seconds, not after the
+			// system's connect timeout of about two minutes.
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   10 * time.Second,
 			TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 			ResponseHeaderTimeout: 15 * time.Second,
 			IdleConnTimeout:       90 * time.Second,
