@@ -10,9 +10,12 @@
 // limit cannot be right for every site, though: one below a large site's live data makes
 // the collector run back to back (up to half the CPU, which the recorders need). So the
 // limit is recomputed every second from the live heap the last collection measured: the
-// heap goal GOGC already allows (live × (1 + GOGC/100)), plus the runtime's memory outside
-// the heap, plus a fixed slack. It never asks the collector for more work than GOGC does,
-// only for the freed memory back sooner.
+// heap goal GOGC already allows ((live + scanned roots) × (1 + GOGC/100)), plus the
+// runtime's memory outside the heap's objects, plus a fixed slack, over the few per cent
+// the runtime keeps back from a limit. At the moment it is set, it asks the collector for
+// no more work than GOGC does, only for the freed memory back sooner
+// (TestLimitLeavesTheGOGCGoal). Between two updates it lags: live data that grows by more
+// than the slack within a second makes the collector work harder until the next one.
 //
 // An operator's own setting wins: with GOMEMLIMIT or GOGC in the environment the runtime
 // is left as the operator configured it (docs/architecture.md).
@@ -44,15 +47,24 @@ const (
 // Usage is what the limit is computed from, in bytes (runtime/metrics).
 type Usage struct {
 	Live      uint64 // live heap measured by the last collection (/gc/heap/live:bytes)
+	Roots     uint64 // stacks and globals the collector scans (/gc/scan/stack, /gc/scan/globals)
 	GCPercent uint64 // GOGC (/gc/gogc:percent)
-	NonHeap   uint64 // mapped memory outside the heap: stacks, GC metadata, buffers (total - released - heap)
+	// NonHeap is the mapped memory outside the heap's objects: stacks, GC metadata,
+	// buffers, and the heap's unused and free spans (total - released - objects), which
+	// the runtime counts against a memory limit before its heap goal.
+	NonHeap uint64
 }
 
-// Limit is the soft memory limit for u: live × (1 + GOGC/100) + NonHeap + Slack, at least
-// Floor.
+// limitHeadroom is the share of a memory limit the runtime leaves for its heap goal: it
+// keeps a few per cent back (3 % in Go 1.26's pacer). 0.95 stays clear of it.
+const limitHeadroom = 0.95
+
+// Limit is the soft memory limit for u: the heap goal GOGC allows, (Live + Roots) × (1 +
+// GOGC/100), plus NonHeap and Slack, over limitHeadroom; at least Floor. So the limit is
+// never the tighter of the two goals, and the collector does no more work than GOGC asks.
 func Limit(u Usage) int64 {
-	goal := float64(u.Live) * (1 + float64(u.GCPercent)/100)
-	l := goal + float64(u.NonHeap) + Slack
+	goal := float64(u.Live+u.Roots) * (1 + float64(u.GCPercent)/100)
+	l := (goal + float64(u.NonHeap) + Slack) / limitHeadroom
 	if l > math.MaxInt64/2 {
 		return math.MaxInt64
 	}
@@ -65,8 +77,8 @@ var sampleNames = []string{
 	"/memory/classes/total:bytes",
 	"/memory/classes/heap/released:bytes",
 	"/memory/classes/heap/objects:bytes",
-	"/memory/classes/heap/unused:bytes",
-	"/memory/classes/heap/free:bytes",
+	"/gc/scan/stack:bytes",
+	"/gc/scan/globals:bytes",
 }
 
 // Read reads the current Usage from the runtime.
@@ -82,12 +94,12 @@ func Read() Usage {
 		}
 		return s[i].Value.Uint64()
 	}
-	heap := v(3) + v(4) + v(5) + v(6)
+	heapInUse := v(3) + v(4)
 	var nonHeap uint64
-	if total := v(2); total > heap {
-		nonHeap = total - heap
+	if total := v(2); total > heapInUse {
+		nonHeap = total - heapInUse
 	}
-	return Usage{Live: v(0), GCPercent: v(1), NonHeap: nonHeap}
+	return Usage{Live: v(0), Roots: v(5) + v(6), GCPercent: v(1), NonHeap: nonHeap}
 }
 
 // Managed reports whether townwatch sets the limit: not when the operator set GOMEMLIMIT

@@ -6,12 +6,16 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"testing/synctest"
 	"time"
 )
 
 const mib = 1 << 20
+
+// withHeadroom is b over the share of a limit the runtime leaves for its heap goal.
+func withHeadroom(b int64) int64 { return int64(float64(b) / limitHeadroom) }
 
 func TestLimit(t *testing.T) {
 	for _, c := range []struct {
@@ -20,8 +24,8 @@ func TestLimit(t *testing.T) {
 		want int64
 	}{
 		// Recording 16 cameras: about 13 MiB live, 9 MiB of stacks and GC metadata.
-		{"16 cameras", Usage{Live: 13 * mib, GCPercent: 100, NonHeap: 9 * mib}, (26 + 9 + 24) * mib},
-		{"GOGC=50 allows less growth", Usage{Live: 100 * mib, GCPercent: 50, NonHeap: 10 * mib}, (150 + 10 + 24) * mib},
+		{"16 cameras", Usage{Live: 13 * mib, Roots: 1 * mib, GCPercent: 100, NonHeap: 9 * mib}, withHeadroom((28 + 9 + 24) * mib)},
+		{"GOGC=50 allows less growth", Usage{Live: 100 * mib, GCPercent: 50, NonHeap: 10 * mib}, withHeadroom((150 + 10 + 24) * mib)},
 		{"start-up: the floor", Usage{Live: 1 * mib, GCPercent: 100, NonHeap: 4 * mib}, Floor},
 		{"huge: no overflow", Usage{Live: math.MaxUint64 / 2, GCPercent: 100}, math.MaxInt64},
 	} {
@@ -72,6 +76,9 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 		synctest.Wait()
 		gogc := Read().GCPercent
 		withData := debug.SetMemoryLimit(-1)
+		if withData == math.MaxInt64 {
+			t.Fatal("Run set no limit")
+		}
 		if min := int64(float64(held) * (1 + float64(gogc)/100)); withData < min {
 			t.Errorf("limit with %d MiB live = %d MiB, below the %d MiB GOGC=%d allows", held/mib, withData/mib, min/mib, gogc)
 		}
@@ -91,4 +98,26 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 			t.Errorf("limit after Run ended = %d, want none (MaxInt64)", l)
 		}
 	})
+}
+
+// With a large site's live heap, the limit is not the tighter goal: the heap goal the
+// runtime works to is the one GOGC gives alone, so the collector does no more work.
+func TestLimitLeavesTheGOGCGoal(t *testing.T) {
+	defer debug.SetMemoryLimit(math.MaxInt64)
+	live := make([]byte, 512*mib)
+	goal := func() uint64 {
+		runtime.GC()
+		s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	byGOGC := goal()
+	debug.SetMemoryLimit(Limit(Read()))
+	withLimit := goal()
+	runtime.KeepAlive(live)
+	t.Logf("heap goal with 512 MiB live: %d MiB by GOGC, %d MiB under the limit", byGOGC/mib, withLimit/mib)
+	if withLimit < byGOGC {
+		t.Errorf("heap goal under the limit %d MiB < %d MiB by GOGC alone: the limit makes the collector work harder", withLimit/mib, byGOGC/mib)
+	}
 }
