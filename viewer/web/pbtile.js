@@ -34,6 +34,9 @@ const LIVE_LEAD_MS = 3000;
 const LIVE_REFRESH_MS = 1000;
 // MAX_TRACES: how many seeks' step timelines a tile keeps (see traces).
 const MAX_TRACES = 500;
+// Steps kept per seek trace: a cold seek of four fragments takes about 20, the rest is
+// the playback that follows.
+const MAX_TRACE_STEPS = 64;
 
 let inFlight = 0;
 const waiting = [];
@@ -176,10 +179,12 @@ export class PlaybackTile {
     this.video.addEventListener("seeked", () => this.#mark(this.gen, "seeked"));
   }
 
-  // #mark notes step what of seek generation gen in that seek's trace.
+  // #mark notes step what of seek generation gen in that seek's trace. Normal playback
+  // keeps the generation, so the trace stops at MAX_TRACE_STEPS rather than grow for as long
+  // as the tile plays; a seek's own steps come well before that.
   #mark(gen, what) {
     const tr = this.trace;
-    if (tr && tr.gen === gen) tr.steps.push([what, Math.round(performance.now() - tr.at)]);
+    if (tr && tr.gen === gen && tr.steps.length < MAX_TRACE_STEPS) tr.steps.push([what, Math.round(performance.now() - tr.at)]);
   }
 
   render() {
@@ -484,6 +489,7 @@ export class PlaybackTile {
   // the element lets go of its media source.
   stop() {
     this.gen++;
+    clearTimeout(this.holdTimer);
     this.cursor = null;
     this.abort.abort();
     URL.revokeObjectURL(this.video.src);
