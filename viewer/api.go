@@ -137,7 +137,7 @@ func (s *Server) handleCameras(w http.ResponseWriter, r *http.Request) {
 	for _, c := range s.opt.Cameras.Cameras() {
 		if visible(c.ID) {
 			cam := s.cameraJSON(c)
-			s.withHolderStatus(r.Context(), &cam)
+			s.withHolderStatus(&cam)
 			out = append(out, cam)
 		}
 	}
@@ -149,7 +149,7 @@ func (s *Server) handleCamera(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if c, ok := s.cameras.find(id); ok {
 		cam := s.cameraJSON(c)
-		s.withHolderStatus(r.Context(), &cam)
+		s.withHolderStatus(&cam)
 		writeJSON(w, http.StatusOK, cam)
 		return
 	}

@@ -46,6 +46,11 @@ const (
 	// relayTimeout bounds one signalling request to the holder: the offer waits for the
 	// holder's ICE gathering (at most 5 s there).
 	relayTimeout = 20 * time.Second
+	// relayCheckTimeout bounds the sweep's requests to a holder (its listing, a DELETE):
+	// they run one after another every sweep, and a few holders that do not answer must not
+	// stretch the sweep near relayOrphanAfter, past which the other holders would end this
+	// node's views.
+	relayCheckTimeout = 5 * time.Second
 	// nodeLivePrefix is where the holder serves the WHEP routes to other nodes: the same
 	// routes as the browser's, under /api/node.
 	nodeLivePrefix = "/api/node"
@@ -378,7 +383,9 @@ func (s *Server) endRelay(id, reason string) {
 // deleteOnHolder asks rl's holder to end the session: nil once it has (204) or never had
 // it (404).
 func (s *Server) deleteOnHolder(rl *relay) error {
-	resp, err := s.toHolder(context.Background(), rl, http.MethodDelete, "", nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), relayCheckTimeout)
+	defer cancel()
+	resp, err := s.toHolder(ctx, rl, http.MethodDelete, "", nil, nil)
 	if err != nil {
 		return err
 	}
@@ -473,7 +480,7 @@ func (s *Server) sweepRelays(ctx context.Context, judge func(owner, actor string
 // listRelayed asks the holder at base for the sessions it serves for this node.
 func (s *Server) listRelayed(ctx context.Context, base string) (nodeLiveList, error) {
 	var list nodeLiveList
-	ctx, cancel := context.WithTimeout(ctx, relayTimeout)
+	ctx, cancel := context.WithTimeout(ctx, relayCheckTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+nodeLivePath, nil)
 	if err != nil {
@@ -637,8 +644,9 @@ type streamStatus struct {
 
 // remoteStatuses is what one holder last said of its cameras (cams nil: it did not answer).
 type remoteStatuses struct {
-	at   time.Time
-	cams map[string]streamStatus
+	at         time.Time
+	cams       map[string]streamStatus
+	refreshing bool // a request to the holder is under way
 }
 
 // handleNodeCameras answers another node (GET /api/node/cameras, node token) with the
@@ -662,7 +670,7 @@ func (s *Server) handleNodeCameras(w http.ResponseWriter, _ *http.Request) {
 
 // withHolderStatus replaces the stream states of cam, when another node holds it, with
 // that node's; they stay this node's when the holder does not answer.
-func (s *Server) withHolderStatus(ctx context.Context, cam *cameraJSON) {
+func (s *Server) withHolderStatus(cam *cameraJSON) {
 	p := s.opt.Peers
 	if p == nil || p.Holder == nil {
 		return
@@ -673,20 +681,37 @@ func (s *Server) withHolderStatus(ctx context.Context, cam *cameraJSON) {
 	}
 	lr := s.relays
 	lr.statusMu.Lock()
-	defer lr.statusMu.Unlock()
 	e := lr.statuses[node]
-	if e == nil || time.Since(e.at) > remoteStatusFresh {
-		e = &remoteStatuses{at: time.Now()}
-		cams, err := s.fetchHolderStatus(ctx, base)
-		if err != nil {
-			s.log.Warn("reading the stream states of the cameras another node holds", "node", node, "err", err)
-		}
-		e.cams = cams
+	if e == nil {
+		e = &remoteStatuses{}
 		lr.statuses[node] = e
 	}
-	if st, ok := e.cams[cam.ID]; ok {
+	if !e.refreshing && time.Since(e.at) > remoteStatusFresh {
+		// Asked in the background: a camera list never waits on another node (one that
+		// is down would hold every wall poll for the timeout), and one request's end
+		// does not cut the refresh short for the others.
+		e.refreshing = true
+		go s.refreshHolderStatus(node, base, e)
+	}
+	st, ok := e.cams[cam.ID]
+	lr.statusMu.Unlock()
+	if ok {
 		cam.Status, cam.Sub = st.Main, st.Sub
 	}
+}
+
+// refreshHolderStatus reads what holder node at base says of its cameras' streams into e.
+// A holder that does not answer leaves no states: its cameras show as unknown, not as
+// they last were.
+func (s *Server) refreshHolderStatus(node, base string, e *remoteStatuses) {
+	cams, err := s.fetchHolderStatus(context.Background(), base)
+	if err != nil {
+		s.log.Warn("reading the stream states of the cameras another node holds", "node", node, "err", err)
+	}
+	lr := s.relays
+	lr.statusMu.Lock()
+	e.cams, e.at, e.refreshing = cams, time.Now(), false
+	lr.statusMu.Unlock()
 }
 
 func (s *Server) fetchHolderStatus(ctx context.Context, base string) (map[string]streamStatus, error) {
