@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -223,9 +222,15 @@ func (s *Server) relayOffer(w http.ResponseWriter, r *http.Request, holder, base
 		return
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, live.MaxOfferBytes))
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, live.MaxOfferBytes))
 	text := strings.TrimSpace(string(body))
 	switch {
+	case resp.StatusCode == http.StatusCreated && readErr != nil:
+		// A cut-off answer is not one the browser can use; the session the holder made
+		// ends there when nothing uses it.
+		s.log.Error("live relay: the holder's answer was cut off", "camera", camera, "node", holder, "err", readErr)
+		fail(http.StatusBadGateway, "node "+quote(holder)+" answered, cut off: "+readErr.Error(), "camera "+quote(camera)+" is recorded by node "+quote(holder)+", whose answer was unusable; see the server log")
+		return
 	case resp.StatusCode == http.StatusCreated:
 	case resp.StatusCode == http.StatusConflict:
 		// The lease moved between this node's look-up and the holder's: the wall's retry
@@ -249,8 +254,14 @@ func (s *Server) relayOffer(w http.ResponseWriter, r *http.Request, holder, base
 			"camera "+quote(camera)+" is recorded by node "+quote(holder)+", which refused the offer; see the server log")
 		return
 	}
-	remote := path.Base(resp.Header.Get("Location"))
-	if remote == "." || remote == "/" {
+	// The session's id on the holder, from its URL there (…/cameras/{camera}/whep/{id}):
+	// anything else would leave this node unable to end the session there.
+	loc, marker := resp.Header.Get("Location"), "/cameras/"+url.PathEscape(camera)+"/whep/"
+	remote := ""
+	if i := strings.LastIndex(loc, marker); i >= 0 {
+		remote = loc[i+len(marker):]
+	}
+	if remote == "" || strings.ContainsAny(remote, "/?#") {
 		// Without its id the session could not be ended there: end it by not using it.
 		s.log.Error("live relay: the holder's answer has no session Location", "camera", camera, "node", holder)
 		fail(http.StatusBadGateway, "node "+quote(holder)+" answered without a session", "camera "+quote(camera)+" is recorded by node "+quote(holder)+", whose answer was unusable; see the server log")
