@@ -23,11 +23,14 @@ const (
 	// queue, instead of megabytes of stale video piling up in the kernel (seconds of delay).
 	tcpSendBuffer = 256 << 10
 	// nackHistory is how many sent video packets per viewer are kept to answer NACKs:
-	// 0.6 s of a 4 Mbit/s stream (0.3 s at 8 Mbit/s), several retransmission round trips
-	// of a LAN or Wi-Fi. pion copies each into a buffer of its own (about 1.6 KB), so
-	// this is most of what a viewer costs: 512 was 0.8 MB per viewer, 13 MB of heap for
-	// 16 viewers. An older loss is not repaired; the browser asks for a keyframe.
-	nackHistory = 256
+	// 1.2 s of a 4 Mbit/s stream (0.6 s at 8 Mbit/s), several retransmission round trips
+	// of a LAN or Wi-Fi even on a loaded box. pion copies each into a buffer of its own
+	// (about 1.6 KB), so this is most of what a viewer costs: 0.8 MB per viewer. 256 was
+	// tried to save memory, and a clean-clone test run then saw a fast viewer's frame
+	// broken while another viewer stalled (TestStalledViewerDropsOnlyItsOwnPackets): one
+	// 1080p keyframe alone is well over 100 packets. An older loss is not repaired; the
+	// browser asks for a keyframe.
+	nackHistory = 512
 	// ICE consent: a viewer that sends nothing (no STUN, no RTCP) for iceDisconnected is
 	// disconnected, and for iceFailed is failed and its session closed; keep-alives every
 	// iceKeepalive keep NAT bindings open.
