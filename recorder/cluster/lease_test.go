@@ -18,6 +18,10 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m.Run)) }
 
 // testTTL is short so the tests run in seconds (the protocol is the same at 10 s), and
 // long enough that a loaded test machine still renews in time.
+//
+// The tests run in parallel: each has its own database and its own Managers, and they
+// spend their time waiting for lease rounds and expiries, not working; the margins of
+// their bounds are whole renewal intervals (seconds), not what a busy CPU could eat.
 const testTTL = 3 * time.Second
 
 // newCatalog makes a fresh PostgreSQL catalog (its migrations make the lease tables).
@@ -122,6 +126,7 @@ func cameras(n int) []Camera {
 }
 
 func TestTwoNodesShareThenOneTakesOverFromTheDead(t *testing.T) {
+	t.Parallel()
 	url := newCatalog(t)
 	cams := cameras(4)
 	a := startNode(t, url, "a", cams)
@@ -156,6 +161,7 @@ func TestTwoNodesShareThenOneTakesOverFromTheDead(t *testing.T) {
 }
 
 func TestPinnedCameraGoesOnlyToItsNode(t *testing.T) {
+	t.Parallel()
 	url := newCatalog(t)
 	cams := []Camera{{ID: "gate", Node: "a"}, {ID: "square"}, {ID: "bridge"}}
 	b := startNode(t, url, "b", cams)
@@ -178,6 +184,7 @@ func TestPinnedCameraGoesOnlyToItsNode(t *testing.T) {
 // A node that stopped renewing (paused, cut off) and still believes it holds a camera
 // writes nothing to the catalog for it once another node has taken it.
 func TestFencedWriteRefusedAfterTakeover(t *testing.T) {
+	t.Parallel()
 	url := newCatalog(t)
 	ctx := context.Background()
 	cams := []Camera{{ID: "gate"}}
@@ -233,6 +240,7 @@ func TestFencedWriteRefusedAfterTakeover(t *testing.T) {
 // claims its cameras at its next round, long before the leases would have run out, under
 // new epochs; the released holding's fence passes no more.
 func TestCleanStopHandsCamerasOver(t *testing.T) {
+	t.Parallel()
 	// A long TTL makes the handover tell from an expiry: a lease renewed at most one
 	// interval before the stop runs out no sooner than TTL - interval (20 s) after it,
 	// while a released one is claimed within one interval (10 s).
@@ -279,6 +287,7 @@ func TestCleanStopHandsCamerasOver(t *testing.T) {
 // the held leases one more TTL, so a recorder closing its segment after the lease would
 // otherwise have run out still writes under it instead of being fenced.
 func TestRenewForStopKeepsTheLeasesForTheClosingWrites(t *testing.T) {
+	t.Parallel()
 	url := newCatalog(t)
 	ctx := context.Background()
 	a := startNode(t, url, "a", []Camera{{ID: "gate"}})
