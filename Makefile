@@ -86,12 +86,12 @@ vet:
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 
-## test: install deps, vet, run every test with the race detector, then the motion tests
-## again with gocv's Mat counting (-tags matprofile), which fail if any Mat is left open,
-## then the alerting rules' unit tests (promtool)
+## test: install deps, vet, run every test with the race detector and gocv's Mat counting
+## (-tags matprofile: the motion tests fail if any Mat is left open; one run does both, where
+## a second run of the motion package used to wait after all the others), then the alerting
+## rules' unit tests (promtool)
 test: deps vet
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -tags customenv,matprofile -count=1 -timeout $(TEST_TIMEOUT) ./motion/...
+	$(GO) test -race -tags customenv,matprofile -count=1 -timeout $(TEST_TIMEOUT) ./...
 	promtool test rules configs/prometheus/townwatch-rules.test.yml
 
 ## bench: run the benchmarks (figures are reported, never asserted): the Go benchmarks, then the
