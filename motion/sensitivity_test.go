@@ -185,11 +185,19 @@ func runClipCase(t testing.TB, c clipCase) clipResult {
 // names others): every walk of the distant pedestrian and every move of the car raises an
 // event starting within 1 s (2 s with keyframes only) of it, and no clip raises an event
 // outside true motion. The table it logs is the one in docs/motion-detection.md.
+//
+// The clips are decoded and analysed in parallel subtests (each its own analyser on its
+// own frames): on two cores that halves the longest test of the package. They run after
+// this function returns, so the table is logged by a cleanup, which waits for them all.
 func TestSensitivityClips(t *testing.T) {
-	var table strings.Builder
-	fmt.Fprintf(&table, "| clip | footage | detected | time inside events | false events |\n|---|---|---|---|---|\n")
-	for _, c := range sensitivityClips {
+	rows := make([]string, len(sensitivityClips))
+	t.Cleanup(func() {
+		t.Logf("default settings (sensitivity %d, min_area %g %%):\n| clip | footage | detected | time inside events | false events |\n|---|---|---|---|---|\n%s",
+			configs.DefaultSensitivity, configs.DefaultMinArea, strings.Join(rows, ""))
+	})
+	for i, c := range sensitivityClips {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			r := runClipCase(t, c)
 			detected, inside := "—", "—"
 			if r.crossings > 0 {
@@ -201,8 +209,7 @@ func TestSensitivityClips(t *testing.T) {
 			if r.falseEvents != 0 {
 				t.Errorf("%d false events", r.falseEvents)
 			}
-			fmt.Fprintf(&table, "| %s | %v | %s | %s | %d |\n", c.name, r.footage.Round(time.Second), detected, inside, r.falseEvents)
+			rows[i] = fmt.Sprintf("| %s | %v | %s | %s | %d |\n", c.name, r.footage.Round(time.Second), detected, inside, r.falseEvents)
 		})
 	}
-	t.Logf("default settings (sensitivity %d, min_area %g %%):\n%s", configs.DefaultSensitivity, configs.DefaultMinArea, table.String())
 }
