@@ -44,6 +44,11 @@ type fixture struct {
 	bytes []byte // the template's bytes: what every segment holds
 }
 
+// newFixture makes a fixture of its own for each test: storage, catalog and S3 server.
+// That is what lets the tests run in parallel (they wait on S3 round trips and on the
+// archiving processes TestArchiveSurvivesKills starts and kills). The two that stop their
+// S3 server and start it again on the same port do not: while it is down, a server of
+// another test could be given that port.
 func newFixture(t testing.TB, length time.Duration) *fixture {
 	t.Helper()
 	ctx := context.Background()
@@ -151,6 +156,7 @@ func export(t testing.TB, fx *fixture, from, to time.Time) []byte {
 // the one made before archiving, and playback's range reads of an archived segment give
 // the recorded bytes.
 func TestArchiveMovesDueSegments(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t, 2*time.Minute) // 30 segments
 	before := export(t, fx, t0.Add(10*time.Second), t0.Add(110*time.Second))
 	// Due: the segments that ended more than `after` (30 min) ago; the clock makes it
@@ -199,6 +205,7 @@ func TestArchiveMovesDueSegments(t *testing.T) {
 // the read-back) is not trusted: the local file stays, the row stays local, the failure
 // is counted. The next pass uploads again and succeeds.
 func TestArchiveRefusesCorruptedReadBack(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t, 8*time.Second)
 	fx.job.afterPut = func(key string) {
 		f, err := os.OpenFile(fx.s3.ObjectFile(bucketName, key), os.O_WRONLY, 0)
@@ -236,6 +243,7 @@ func TestArchiveRefusesCorruptedReadBack(t *testing.T) {
 // and a new job and recorder.Recover bring each to the same end state, with nothing lost
 // or duplicated.
 func TestArchiveCrashStatesRecover(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t, 12*time.Second)
 	ctx := context.Background()
 	put, marked, untouched := fx.segs[0], fx.segs[1], fx.segs[2]
@@ -312,6 +320,7 @@ func TestArchiveStoreDown(t *testing.T) {
 
 // A 30 MiB object goes up as a multipart upload and reads back byte-exact.
 func TestBucketMultipartReadsBackExact(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t, 4*time.Second)
 	data := make([]byte, 30<<20)
 	for i := range data {
@@ -344,6 +353,7 @@ func TestBucketMultipartReadsBackExact(t *testing.T) {
 // its bound: an older copy is evicted for a newer one, and a reader that still holds the
 // evicted copy open reads it to the end.
 func TestCacheStaysWithinItsBound(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t, 12*time.Second)
 	ctx := context.Background()
 	if rep := fx.job.Pass(ctx); rep.Err != nil || rep.Archived != 3 {

@@ -70,6 +70,7 @@ func runChild(dir, s3Addr string) error {
 // local file, an archived row has an object with its SHA-256. A last uninterrupted run
 // ends with every segment archived, no local copies, and one object per row.
 func TestArchiveSurvivesKills(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t, 2*time.Minute) // 30 segments, about 66 MB
 	// 50 kills, as issue 12 checks it.
 	kills := 50

@@ -19,6 +19,7 @@ import (
 // object; a locked one survives the sweep that deletes its neighbours; the bucket holds
 // one object per archived row afterwards.
 func TestRetentionDeletesArchivedFootage(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t, 20*time.Second) // 5 segments
 	ctx := context.Background()
 	if rep := fx.job.Pass(ctx); rep.Err != nil || rep.Archived != 5 {
