@@ -27,7 +27,6 @@ import (
 // process never stops. Last the worker is stopped (SIGSTOP): a worker that no longer
 // reads its input is killed and restarted the same way.
 func TestAPanickingComponentRestartsAlone(t *testing.T) {
-	t.Parallel()
 	cam := startSimcam(t, simcam.CameraSpec{Path: "motion", Clip: simcam.ClipMotion}, simcam.CameraSpec{Path: "static", Clip: simcam.ClipStatic})
 	dir := t.TempDir()
 	yaml := "storage:\n  path: " + strconv.Quote(filepath.Join(dir, "storage")) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
