@@ -130,7 +130,6 @@ func TestAddRemoveCyclesLeaveNothingBehind(t *testing.T) {
 // process runs throughout) and the event on the camera that stayed goes on, ending only
 // when its motion does, after the reloads.
 func TestReloadKeepsOtherCamerasMotionGoing(t *testing.T) {
-	t.Parallel()
 	cam := startSimcam(t, simcam.CameraSpec{Path: "ulice", Clip: simcam.ClipMotion}, simcam.CameraSpec{Path: "comes", Clip: simcam.ClipStatic})
 	dir := t.TempDir()
 	head := "storage:\n  path: " + strconv.Quote(filepath.Join(dir, "storage")) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +

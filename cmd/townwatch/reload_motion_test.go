@@ -15,7 +15,6 @@ import (
 // redrawing its zone while its event goes on keeps the event (same id) and the worker
 // process; the event ends when its motion does, naming the new zone.
 func TestReloadReconfiguresMotionInPlace(t *testing.T) {
-	t.Parallel()
 	cam := startSimcam(t, simcam.CameraSpec{Path: "ulice", Clip: simcam.ClipMotion})
 	dir := t.TempDir()
 	whole := "[[0, 0], [1, 0], [1, 1], [0, 1]]"
