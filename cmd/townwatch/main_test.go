@@ -30,7 +30,8 @@ import (
 // process and count its goroutines or measure its heap (reload_cycle_test.go), the
 // supervise test, which gives its motion worker 20 s to analyse after each start, the two
 // motion reload tests, whose event must end after the reloads by the analysed frames'
-// time, the connection flood, which must not starve the others, and the two node handover
+// time, the crawling camera clock test, which wants footage on disk within about a
+// second, the connection flood, which must not starve the others, and the two node handover
 // tests, which time the failover, do not: go test runs them one at a time before the
 // parallel ones start.
 var binary string
