@@ -31,6 +31,7 @@ import (
 // what happens to the footage. One browser and one page for the whole walk: Chromium's
 // start is most of this test's time.
 func TestAdminPageAddsACameraLiveOnTheWall(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	const password = "h3slo@#:kamera"
 	sim := startSimcam(t, simcam.CameraSpec{Path: "c1", Clip: simcam.ClipStatic},

@@ -22,6 +22,7 @@ import (
 // officer plays it back as before (whole and by Range, byte-identical to what was on the
 // disk); export and verify-archive, other processes, read it too; the metrics show it.
 func TestServeArchivesAndPlaysBackArchivedFootage(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Start(t)
 	dir := t.TempDir()
 	access, secret, err := s3test.KeyFiles(dir)

@@ -37,6 +37,7 @@ func demoTempDir(t *testing.T) string {
 // recording it, shared between a and b; Ctrl+C (SIGINT to the terminal's process group)
 // stops it cleanly, and then no process, listener or temporary directory of it is left.
 func TestDemoClusterRunsAndCleansUp(t *testing.T) {
+	t.Parallel()
 	tmp := demoTempDir(t)
 	cmd := exec.Command(binary, "demo-cluster", "-http-a", "127.0.0.1:0", "-http-b", "127.0.0.1:0", "-simcam", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
@@ -172,6 +173,7 @@ func TestDemoClusterRunsAndCleansUp(t *testing.T) {
 
 // A demo cluster that cannot start a part says which and why, and leaves nothing behind.
 func TestDemoClusterSaysWhatCannotStart(t *testing.T) {
+	t.Parallel()
 	tmp := demoTempDir(t)
 	cmd := exec.Command(binary, "demo-cluster", "-http-a", "127.0.0.1:0", "-http-b", "127.0.0.1:0", "-simcam", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "PGTEST_BINDIR="+filepath.Join(tmp, "no-postgresql"))
@@ -190,6 +192,7 @@ func TestDemoClusterSaysWhatCannotStart(t *testing.T) {
 // Flags that would put the demo off loopback, or leave it without cameras, are refused
 // before anything starts, naming the flag.
 func TestDemoClusterRejectsBadFlags(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string

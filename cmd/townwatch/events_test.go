@@ -18,6 +18,7 @@ import (
 // its start with its picture, completed on its end. An end that brings no new picture
 // keeps the start's, and an end whose start was never stored is stored whole.
 func TestEventSinkStoresEventsAndKeepsTheirSnapshot(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	st, err := recorder.OpenStorage(dir)
 	if err != nil {

@@ -31,7 +31,6 @@ func metricOf(page, name, camera string) float64 {
 // memory and nothing on disk. Now footage reaches the disk on the wall clock: what was
 // received is durable within about a second throughout, and a SIGKILL loses at most 2 s.
 func TestCrawlingCameraClockKeepsFootageOnDisk(t *testing.T) {
-	t.Parallel()
 	camAddr := "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
 	dir := t.TempDir()
 	storage := filepath.Join(dir, "storage")

@@ -91,6 +91,7 @@ func iceUDPPort(t *testing.T, p *serveProc) string {
 // logging out on b ends the session on a, with b's live.stop row naming the logout. With a killed, an offer for its camera gives 502
 // naming a; once b holds a moved camera, its live view is b's own.
 func TestLiveViewIsRelayedToTheNodeHoldingTheCamera(t *testing.T) {
+	t.Parallel()
 	url, cfgs := nodeSetup(t, "", "a", "b")
 	addAccount(t, cfgs["a"], "dispecer", "dispatcher", "-cameras", "all")
 	addAccount(t, cfgs["a"], "operator", "dispatcher", "-cameras", "pinned") // the wall in Chromium

@@ -220,6 +220,7 @@ func TestLockRefusesStorageWithoutCatalog(t *testing.T) {
 // hold: retention status and confirm take the node (-node), and confirm one node's hold
 // only. -node on a single box's SQLite catalog is refused, naming the flag.
 func TestRetentionConfirmOnANode(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	url := pgtest.URL(t)

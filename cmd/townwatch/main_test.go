@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,12 +27,26 @@ import (
 //
 // The tests that run it (each with its own storage, simulated cameras and ports) mostly
 // wait on real-time video, so they call t.Parallel. Tests that run the server in this
-// process and count its goroutines or its process-wide metrics (reload_cycle_test.go,
-// supervise_test.go), and the connection flood, which must not starve the others, do
-// not: go test runs them one at a time before the parallel ones start.
+// process and count its goroutines or measure its heap (reload_cycle_test.go), the
+// supervise test, which gives its motion worker 20 s to analyse after each start, the two
+// motion reload tests, whose event must end after the reloads by the analysed frames'
+// time, the crawling camera clock test, which wants footage on disk within about a
+// second, the connection flood, which must not starve the others, and the two node handover
+// tests, which time the failover, do not: go test runs them one at a time before the
+// parallel ones start.
 var binary string
 
+// e2eParallel is how many parallel tests of this package run at once unless -parallel is
+// given. go test's default is GOMAXPROCS (2 on CI), but these tests spend most of their
+// time waiting on real-time video, timers and child processes, so two at a time left the
+// CPU mostly idle; see docs/testing.md for the measurement behind the figure.
+const e2eParallel = 4
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if !flagSet("test.parallel") {
+		flag.Set("test.parallel", strconv.Itoa(e2eParallel))
+	}
 	dir, err := os.MkdirTemp("", "townwatch-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -46,6 +62,13 @@ func TestMain(m *testing.M) {
 	code := pgtest.Main(m.Run) // stops the PostgreSQL server the catalog migrate test starts
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// flagSet reports whether the command line set the flag called name.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // runBinary runs townwatch to completion and returns its exit status and output.

@@ -20,6 +20,7 @@ import (
 // lease, frames in flight) is refused by the catalog, so an officer never finds events of
 // one moment from two nodes, or from a node that no longer watched the camera.
 func TestMotionWritesOnANodeAreFencedByTheCamerasLease(t *testing.T) {
+	t.Parallel()
 	url := pgtest.URL(t)
 	ctx := context.Background()
 	cat := openNodeCatalog(t, url, "a")

@@ -50,6 +50,7 @@ func nodeGet(t *testing.T, c *http.Client, url string, headers map[string]string
 // file's. a's node route takes the node token and nothing else; the node token opens no
 // user route; live view of a's camera on b is relayed to a.
 func TestAnyNodePlaysBackFootageOnAnotherNodesDisk(t *testing.T) {
+	t.Parallel()
 	url, cfgs := nodeSetup(t, "", "a", "b")
 	// An officer granted only the camera pinned to a, in the shared catalog.
 	a, b, cat := startPinnedPair(t, url, cfgs)

@@ -164,6 +164,7 @@ func sameExport(t *testing.T, what string, got, want exportBundle) {
 // with a hole). Once a has archived the footage, b's export reads the bucket and is still
 // the same.
 func TestAnyNodeExportsFootageOnAnotherNodesDiskAndInTheArchive(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Start(t)
 	pgURL, cfgs := nodeSetup(t, "", "a", "b")
 	// Nothing is due for an hour: the footage stays on a's disk until phase 2.

@@ -386,6 +386,7 @@ func TestCleanStopHandsCamerasToTheOtherNode(t *testing.T) {
 // (SIGCONT), it writes no catalog row for the cameras it lost (its rows stay exactly as
 // they were) and stops them.
 func TestPausedNodeWritesNothingForTheCamerasItLost(t *testing.T) {
+	t.Parallel()
 	nodes := startTwoNodes(t, "3s", "", nil)
 	a, b, cat, url := nodes.a, nodes.b, nodes.cat, nodes.url
 	ctx := context.Background()

@@ -16,6 +16,7 @@ import (
 // while staying in the running configuration (retention keeps its footage by its own
 // record.retention) and the other camera is not touched.
 func TestDisabledCameraDoesNotRun(t *testing.T) {
+	t.Parallel()
 	cam := startSimcam(t, simcam.CameraSpec{Path: "stays", Clip: simcam.ClipStatic}, simcam.CameraSpec{Path: "toggled", Clip: simcam.ClipStatic})
 	dir := t.TempDir()
 	config := func(disabled bool) *configs.Config {

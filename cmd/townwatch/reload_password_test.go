@@ -14,6 +14,7 @@ import (
 // (SIGHUP, an API write) still restarts that camera with the new password, and only it.
 // The same password written again (with a newline, which is trimmed) restarts nothing.
 func TestPasswordFileRewriteRestartsThatCamera(t *testing.T) {
+	t.Parallel()
 	const password = "tajne:heslo@1"
 	cam := startSimcam(t, simcam.CameraSpec{Path: "stays", Clip: simcam.ClipStatic},
 		simcam.CameraSpec{Path: "locked", Clip: simcam.ClipStatic, Username: "admin", Password: password})
