@@ -5,7 +5,8 @@
 // box, zones hit and a JPEG snapshot) through a callback. Storing events is the caller's.
 // It also makes the scrub-preview thumbnails (thumbnail.go): 240 px JPEGs of analysed frames
 // every 10 s (2 s during an event), and, with KeyframeThumbnails, of one main-stream keyframe
-// every 10 s for a camera without motion detection.
+// every 10 s for a camera without motion detection, decoded on still decoders the cameras
+// share (at most two, kept while any KeyframeThumbnails runs).
 //
 // # Detection
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/jpeg"
 	"log/slog"
+	"sync"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -135,6 +136,8 @@ func NewKeyframeThumbnails(camera, stream string, hub *ingest.Hub, log *slog.Log
 
 // Run makes thumbnails until ctx is done, across reconnects; it returns nil then.
 func (k *KeyframeThumbnails) Run(ctx context.Context) error {
+	stillDecoders.join()
+	defer stillDecoders.leave()
 	defer k.thumbs.close()
 	for {
 		st, err := k.hub.Wait(ctx, k.camera, k.stream)
@@ -176,38 +179,105 @@ func (k *KeyframeThumbnails) consume(ctx context.Context, st *ingest.Stream) {
 	}
 }
 
-// keyframeDecoders bounds the keyframe decoders open at once across all cameras of the
-// process. Cameras started together have their keyframes, and so their thumbnails, due at
-// the same moments: without a bound, 16 such cameras opened 16 decoders at once every 10 s
-// (and the C allocator kept what they had used). A thumbnail waits at most a few decodes
-// of about 15 ms each, well within its Reader's queue.
-var keyframeDecoders = make(chan struct{}, 2)
+// stillDecoders are the keyframe decoders of the process, lent in turn to every camera's
+// KeyframeThumbnails. At most two exist: a decoder kept per camera held its picture buffers
+// between keyframes 10 s apart, about 12 MB per 1080p camera (190 MB of the worker's memory
+// with 16 cameras), and cameras started together have their keyframes, and so their
+// thumbnails, due at the same moments. A thumbnail waits at most a few decodes of about
+// 10 ms each, well within its Reader's queue. They are kept and lent rather than opened per
+// keyframe: a fresh decoder allocates and zeroes its tables and picture pools, which cost
+// about as much CPU as decoding the 1080p keyframe itself (decode.NewStill).
+var stillDecoders = newDecoderPool(2)
 
-// process decodes u if it is a due keyframe and makes its thumbnail. Each keyframe gets a
-// decoder of its own, closed at once: a keyframe needs no earlier picture, and a decoder
-// kept open between keyframes 10 s apart held its picture buffers all the while, about
-// 12 MB per 1080p camera (190 MB of the worker's memory with 16 cameras); opening one
-// costs well under a millisecond.
+// decoderPool lends still decoders, at most cap(lent) at once. A returned decoder is kept
+// for the next keyframe, of any camera, while a KeyframeThumbnails runs (join, leave);
+// the most recently returned is lent first, so a second decoder is opened only when two
+// keyframes are decoded at the same moment.
+type decoderPool struct {
+	lent  chan struct{} // a token per decoder lent
+	mu    sync.Mutex
+	free  []*decode.Decoder // open and not lent
+	users int               // running KeyframeThumbnails
+}
+
+func newDecoderPool(n int) *decoderPool { return &decoderPool{lent: make(chan struct{}, n)} }
+
+// get waits until fewer than cap(lent) decoders are lent and returns one for codec: a kept
+// one, or one opened anew. The caller gives it back with put.
+func (p *decoderPool) get(codec ingest.Codec) (*decode.Decoder, error) {
+	p.lent <- struct{}{}
+	p.mu.Lock()
+	var dec *decode.Decoder
+	if n := len(p.free); n > 0 {
+		dec, p.free = p.free[n-1], p.free[:n-1]
+	}
+	p.mu.Unlock()
+	if dec != nil && dec.Codec() == codec {
+		return dec, nil
+	}
+	if dec != nil {
+		dec.Close()
+	}
+	dec, err := decode.NewStill(codec)
+	if err != nil {
+		<-p.lent
+		return nil, err
+	}
+	return dec, nil
+}
+
+// put takes back a decoder get lent: kept while a KeyframeThumbnails runs, else closed.
+func (p *decoderPool) put(dec *decode.Decoder) {
+	p.mu.Lock()
+	if p.users > 0 {
+		p.free = append(p.free, dec)
+	} else {
+		dec.Close()
+	}
+	p.mu.Unlock()
+	<-p.lent
+}
+
+func (p *decoderPool) join() {
+	p.mu.Lock()
+	p.users++
+	p.mu.Unlock()
+}
+
+// leave closes the kept decoders when no KeyframeThumbnails runs any more: a worker whose
+// cameras all have motion analysis again keeps none.
+func (p *decoderPool) leave() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.users--; p.users > 0 {
+		return
+	}
+	for _, dec := range p.free {
+		dec.Close()
+	}
+	p.free = nil
+}
+
+// process decodes u if it is a due keyframe and makes its thumbnail.
 func (k *KeyframeThumbnails) process(codec ingest.Codec, u *ingest.Unit) {
 	if u.Track == nil || u.Track.Kind != ingest.KindVideo || !u.Key || !k.thumbs.due(u.Wall, false) {
 		return
 	}
-	keyframeDecoders <- struct{}{}
-	defer func() { <-keyframeDecoders }()
-	dec, err := decode.New(codec, 0)
+	dec, err := stillDecoders.get(codec)
 	if err != nil {
 		k.log.Warn("thumbnails: open decoder", "err", err)
 		return
 	}
-	defer dec.Close()
-	// analyse false: no gray picture is needed, only the decoder's own.
+	defer stillDecoders.put(dec)
+	before := dec.Stats().Decoded
 	if _, err := dec.Decode(u, false, nil); err != nil {
 		k.log.Debug("thumbnails: decode", "err", err)
 		return
 	}
-	k.decoded += dec.Stats().Decoded
-	if dec.Stats().Decoded == 0 {
-		return // no picture came out (it cannot for a keyframe with low delay, but be sure)
+	n := dec.Stats().Decoded - before
+	k.decoded += n
+	if n == 0 {
+		return // no picture came out: the last one is another keyframe's, maybe another camera's
 	}
 	k.thumbs.take(dec, u.Wall)
 }

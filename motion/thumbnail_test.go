@@ -2,12 +2,18 @@ package motion
 
 import (
 	"bytes"
+	"context"
+	"image"
 	"image/jpeg"
+	"os/exec"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/motion/internal/testclip"
 )
 
 // checkThumbnail fails unless th is a JPEG ThumbnailWidth wide with the clip's 16:9 shape.
@@ -93,6 +99,8 @@ func TestKeyframeThumbnails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.thumbs.close()
+	stillDecoders.join() // what Run does: the last to leave closes the decoders
+	defer stillDecoders.leave()
 	keyframes := map[time.Time]bool{}
 	for _, u := range units {
 		if u.Key {
@@ -113,4 +121,177 @@ func TestKeyframeThumbnails(t *testing.T) {
 	if got := k.decoded; got != uint64(len(thumbs)) {
 		t.Errorf("%d pictures decoded for %d thumbnails; only the due keyframes should be", got, len(thumbs))
 	}
+}
+
+// hdShortClipArgs: the first 21 s of hdClipArgs (keyframes at 0, 2, ... 20 s, so
+// thumbnails at 0, 10 and 20 s), quicker to make for a test.
+var hdShortClipArgs = slices.Concat(hdClipArgs[:2], []string{"-frames:v", "525"}, hdClipArgs[2:])
+
+// A keyframe thumbnail of a 1080p main stream shows its keyframe as ffmpeg shows it:
+// against ffmpeg's own full decode of the same keyframe, area-scaled to 240 px, it
+// differs by a few levels per colour channel (JPEG, and the loop filter the thumbnail's
+// decode skips). A black, garbled, shifted or colour-swapped picture differs by tens.
+func TestKeyframeThumbnailsLookLikeTheKeyframe(t *testing.T) {
+	path := testclip.Make(t, hdShortClipArgs...)
+	units := loadLoops(t, path, simcam.FrameRate, 1)
+	var thumbs []Thumbnail
+	k, err := NewKeyframeThumbnails("namesti", "main", ingest.NewHub(), nil, func(th Thumbnail) { thumbs = append(thumbs, th) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.thumbs.close()
+	stillDecoders.join()
+	defer stillDecoders.leave()
+	for _, u := range units {
+		k.process(ingest.CodecH264, u)
+	}
+	if len(thumbs) != 3 {
+		t.Fatalf("%d thumbnails of 21 s; want 3 (0, 10, 20 s)", len(thumbs))
+	}
+	const w, h = ThumbnailWidth, 136
+	keys := ffmpegKeyframesRGB(t, path, w, h)
+	for _, th := range thumbs {
+		checkThumbnail(t, th)
+		i := int(th.Wall.Sub(epoch) / (2 * time.Second)) // keyframe i of the clip
+		img, err := jpeg.Decode(bytes.NewReader(th.JPEG))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mad := rgbDiff(img, keys[i])
+		t.Logf("thumbnail at %v: %.2f levels from ffmpeg's picture", th.Wall.Sub(epoch), mad)
+		if mad > maxThumbnailDiff {
+			t.Errorf("thumbnail at %v differs from ffmpeg's picture of its keyframe by %.2f levels on average; want at most %v", th.Wall, mad, maxThumbnailDiff)
+		}
+	}
+}
+
+// maxThumbnailDiff bounds the mean absolute difference of a thumbnail from ffmpeg's
+// rendering of its picture, in levels of 255 per colour channel.
+const maxThumbnailDiff = 4.0
+
+// ffmpegKeyframesRGB returns ffmpeg's full decode of each keyframe of path, scaled to w×h
+// with swscale's area filter, as packed RGB.
+func ffmpegKeyframesRGB(tb testing.TB, path string, w, h int) [][]byte {
+	tb.Helper()
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-skip_frame", "nokey", "-i", path,
+		"-vf", "scale="+strconv.Itoa(w)+":"+strconv.Itoa(h)+":flags=area", "-fps_mode", "passthrough",
+		"-pix_fmt", "rgb24", "-f", "rawvideo", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || len(out) == 0 || len(out)%(w*h*3) != 0 {
+		tb.Fatalf("ffmpeg keyframes: %d bytes, %v\n%s", len(out), err, stderr.Bytes())
+	}
+	var frames [][]byte
+	for len(out) > 0 {
+		frames, out = append(frames, out[:w*h*3]), out[w*h*3:]
+	}
+	return frames
+}
+
+// rgbDiff is the mean absolute difference between img and packed RGB ref of its size.
+func rgbDiff(img image.Image, ref []byte) float64 {
+	b := img.Bounds()
+	sum := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			p := ref[3*((y-b.Min.Y)*b.Dx()+x-b.Min.X):]
+			for c, v := range []uint32{r >> 8, g >> 8, bl >> 8} {
+				d := int(v) - int(p[c])
+				sum += max(d, -d)
+			}
+		}
+	}
+	return float64(sum) / float64(3*b.Dx()*b.Dy())
+}
+
+// Cameras without motion analysis share the keyframe decoders: two cameras with the same
+// encoder settings (so nothing restarts the decoder between them) taking turns on one
+// decoder each get thumbnails of their own pictures, never of the other's.
+func TestKeyframeThumbnailsShareDecoders(t *testing.T) {
+	defer func(p *decoderPool) { stillDecoders = p }(stillDecoders)
+	stillDecoders = newDecoderPool(1)
+	stillDecoders.join()
+	defer stillDecoders.leave()
+	const w, h = ThumbnailWidth, 136
+	var cams [2]struct {
+		k      *KeyframeThumbnails
+		units  []*ingest.Unit
+		keys   [][]byte
+		thumbs []Thumbnail
+	}
+	for i, vf := range []string{"null", "vflip"} { // the second camera is upside down
+		path := testclip.Make(t, "-i", bundledClip(simcam.ClipMotion), "-frames:v", "525", "-vf", vf, "-c:v", "libx264",
+			"-preset", "veryfast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-f", "h264")
+		c := &cams[i]
+		c.units = loadLoops(t, path, simcam.FrameRate, 1)
+		c.keys = ffmpegKeyframesRGB(t, path, w, h)
+		var err error
+		c.k, err = NewKeyframeThumbnails("cam"+strconv.Itoa(i), "main", ingest.NewHub(), nil, func(th Thumbnail) { c.thumbs = append(c.thumbs, th) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.k.thumbs.close()
+	}
+	for j := range cams[0].units {
+		for i := range cams {
+			cams[i].k.process(ingest.CodecH264, cams[i].units[j])
+		}
+	}
+	for i, c := range cams {
+		if len(c.thumbs) != 3 {
+			t.Fatalf("camera %d: %d thumbnails of 21 s; want 3", i, len(c.thumbs))
+		}
+		for _, th := range c.thumbs {
+			img, err := jpeg.Decode(bytes.NewReader(th.JPEG))
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := int(th.Wall.Sub(epoch) / (2 * time.Second))
+			own, other := rgbDiff(img, c.keys[k]), rgbDiff(img, cams[1-i].keys[k])
+			if own > maxThumbnailDiff || other < 4*own {
+				t.Errorf("camera %d: thumbnail at %v differs from its own keyframe by %.2f levels and from the other camera's by %.2f; want its own picture", i, th.Wall, own, other)
+			}
+		}
+	}
+}
+
+// The shared keyframe decoders are closed when the last camera's KeyframeThumbnails
+// stops, so a worker whose cameras all have motion analysis again keeps none.
+func TestKeyframeDecodersClosedWithTheLastCamera(t *testing.T) {
+	units := loadLoops(t, bundledClip(simcam.ClipStatic), simcam.FrameRate, 1)[:25]
+	hub := ingest.NewHub()
+	st := hub.Start("dvur", "main", []*ingest.Track{units[0].Track})
+	defer st.End(nil)
+	thumbs := make(chan Thumbnail, 1)
+	k, err := NewKeyframeThumbnails("dvur", "main", hub, nil, func(th Thumbnail) { thumbs <- th })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	waitUntil(t, "the thumbnailer to attach to the stream", func() bool { return st.Readers() == 1 })
+	for _, u := range units {
+		st.Publish(u)
+	}
+	<-thumbs
+	if n := openStillDecoders(); n != 1 {
+		t.Errorf("%d keyframe decoders open while a camera makes thumbnails; want 1", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := openStillDecoders(); n != 0 {
+		t.Errorf("%d keyframe decoders open after the last camera stopped; want none", n)
+	}
+}
+
+// openStillDecoders counts the shared keyframe decoders kept open.
+func openStillDecoders() int {
+	stillDecoders.mu.Lock()
+	defer stillDecoders.mu.Unlock()
+	return len(stillDecoders.free)
 }

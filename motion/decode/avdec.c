@@ -108,6 +108,23 @@ int tw_logged(tw_decoder *d) { return d->logged; }
 
 const char *tw_last_log(tw_decoder *d) { return d->msg; }
 
+// receive collects every picture the decoder has ready, counting good ones (the last is kept)
+// and corrupt ones (dropped). It returns what avcodec_receive_frame last returned.
+static int receive(tw_decoder *d, int *pictures, int *corrupt) {
+	for (;;) {
+		int err = avcodec_receive_frame(d->ctx, d->frame);
+		if (err < 0) return err;
+		if ((d->frame->flags & AV_FRAME_FLAG_CORRUPT) || d->frame->decode_error_flags) {
+			(*corrupt)++;
+			av_frame_unref(d->frame);
+			continue;
+		}
+		(*pictures)++;
+		av_frame_unref(d->last);
+		av_frame_move_ref(d->last, d->frame);
+	}
+}
+
 // tw_decode sends the packet tw_packet prepared and collects every picture that comes out.
 // It returns a negative AVERROR, or 0 with the number of good pictures (the last one is kept)
 // and of pictures the decoder marked corrupt (dropped); d->logged counts error messages.
@@ -118,21 +135,20 @@ int tw_decode(tw_decoder *d, int64_t pts, int skip, int *pictures, int *corrupt)
 	d->msg[0] = 0;
 	if (!d->ctx) return AVERROR(EINVAL);
 	d->ctx->skip_frame = (skip & TW_SKIP_NONREF) ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+	d->ctx->skip_loop_filter = (skip & TW_STILL) ? AVDISCARD_ALL : AVDISCARD_DEFAULT;
 	d->pkt->pts = d->pkt->dts = pts;
 	tw_current = d;
 	int err = avcodec_send_packet(d->ctx, d->pkt);
 	av_packet_unref(d->pkt);
-	while (err >= 0) {
-		err = avcodec_receive_frame(d->ctx, d->frame);
-		if (err < 0) break;
-		if ((d->frame->flags & AV_FRAME_FLAG_CORRUPT) || d->frame->decode_error_flags) {
-			(*corrupt)++;
-			av_frame_unref(d->frame);
-			continue;
-		}
-		(*pictures)++;
-		av_frame_unref(d->last);
-		av_frame_move_ref(d->last, d->frame);
+	if (err >= 0) err = receive(d, pictures, corrupt);
+	if (err == AVERROR(EAGAIN) && (skip & TW_STILL) && *pictures == 0) {
+		// The stream reorders, so the decoder held the picture back: draining ends the
+		// stream for the codec and lets it out; flushing makes the codec ready for the next
+		// one, keeping what a fresh context would allocate and zero again.
+		err = avcodec_send_packet(d->ctx, NULL);
+		if (err >= 0) err = receive(d, pictures, corrupt);
+		avcodec_flush_buffers(d->ctx);
+		if (err == AVERROR_EOF) err = 0;
 	}
 	tw_current = NULL;
 	return err == AVERROR(EAGAIN) ? 0 : err;
@@ -188,11 +204,11 @@ int tw_gray(tw_decoder *d, uint8_t *dst, int dw, int dh, int dstride, int flags)
 
 // tw_bgr converts the last picture to packed BGR (OpenCV's order), honouring the stream's
 // signalled range and matrix so snapshots show true colours.
-int tw_bgr(tw_decoder *d, uint8_t *dst, int dw, int dh, int dstride) {
+int tw_bgr(tw_decoder *d, uint8_t *dst, int dw, int dh, int dstride, int flags) {
 	AVFrame *f = d->last;
 	if (!f->data[0]) return AVERROR(EINVAL);
 	d->bgr = sws_getCachedContext(d->bgr, f->width, f->height, f->format, dw, dh, AV_PIX_FMT_BGR24,
-	                              SWS_BILINEAR, NULL, NULL, NULL);
+	                              flags, NULL, NULL, NULL);
 	if (!d->bgr) return AVERROR(EINVAL);
 	int *inv, srcRange, *table, dstRange, bri, con, sat;
 	if (sws_getColorspaceDetails(d->bgr, &inv, &srcRange, &table, &dstRange, &bri, &con, &sat) >= 0) {

@@ -5,9 +5,13 @@
 
 typedef struct tw_decoder tw_decoder;
 
-// Options for tw_decode: how much of the decoder's work an unanalysed picture may skip.
+// Options for tw_decode: how much of the decoder's work a picture may skip.
 enum {
 	TW_SKIP_NONREF = 1,     // drop pictures no other picture references (skip_frame NONREF)
+	// A keyframe decoded on its own to be shown small: no loop filter (deblocking, H.265's
+	// SAO), and its picture comes out now whatever the stream's reordering delay (if the
+	// decoder holds it back, it is drained and flushed).
+	TW_STILL = 2,
 };
 
 void tw_init_log(void);
@@ -21,4 +25,4 @@ int tw_reset(tw_decoder *d);
 int tw_delay(tw_decoder *d);
 int tw_picture_size(tw_decoder *d, int *w, int *h);
 int tw_gray(tw_decoder *d, uint8_t *dst, int dw, int dh, int dstride, int flags);
-int tw_bgr(tw_decoder *d, uint8_t *dst, int dw, int dh, int dstride);
+int tw_bgr(tw_decoder *d, uint8_t *dst, int dw, int dh, int dstride, int flags);

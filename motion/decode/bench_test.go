@@ -44,6 +44,42 @@ func BenchmarkScale(b *testing.B) {
 	}
 }
 
+// BenchmarkSnapshot measures the colour scalers on a 1080p keyframe scaled to a 240 px
+// thumbnail, reporting CPU ns per picture and the mean abs diff from ffmpeg's rendering of
+// the same picture (mad_vs_ffmpeg, levels per colour channel).
+func BenchmarkSnapshot(b *testing.B) {
+	path := testclip.Make(b, hdArgs...)
+	const w, h = 240, 136
+	ref := ffmpegBGR(b, path, 0, w, h)
+	key := load(b, path, ingest.CodecH264, 25)[0]
+	for _, s := range []struct {
+		name  string
+		flags scaler
+	}{{"fast_bilinear", fastBilinear}, {"bilinear", bilinear}, {"area", area}} {
+		b.Run(s.name, func(b *testing.B) {
+			d := newDecoder(b, ingest.CodecH264, 0)
+			m := newMat(b)
+			if _, err := d.Decode(key, false, nil); err != nil {
+				b.Fatal(err)
+			}
+			start := cpuTime(b)
+			for b.Loop() {
+				if err := d.snapshot(w, m, s.flags); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime(b)-start).Nanoseconds())/float64(b.N), "cpu_ns/op")
+			got, _ := m.DataPtrUint8()
+			sum := 0
+			for i, v := range ref {
+				d := int(got[i]) - int(v)
+				sum += max(d, -d)
+			}
+			b.ReportMetric(float64(sum)/float64(len(ref)), "mad_vs_ffmpeg")
+		})
+	}
+}
+
 // cpuTime is the CPU time (user + system) the process has used: what a camera costs the box,
 // including cgo and the garbage collector.
 func cpuTime(tb testing.TB) time.Duration {

@@ -152,6 +152,63 @@ func TestBFrames(t *testing.T) {
 	}
 }
 
+// TestStill feeds one still decoder the keyframes of two streams in turn, as the scrub
+// thumbnails of two cameras share one: every keyframe yields its own picture at once, bit
+// for bit as ffmpeg decodes it without the loop filter, also from a stream with B-frames,
+// whose pictures a decoder holds back otherwise. A unit that is no keyframe is refused.
+func TestStill(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fps  int
+		args []string
+	}{
+		{"no reordering", 15, subArgs},
+		{"B-frames", 25, bframesArgs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkMats(t)
+			d, err := NewStill(ingest.CodecH264)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(d.Close)
+			// The same encoder settings, so the same parameter sets: the decoder is not
+			// restarted between the streams. The second is upside down.
+			var refs [2][][]byte
+			var units [2][]*ingest.Unit
+			for i, args := range [][]string{tc.args, slices.Concat(tc.args[:2], []string{"-vf", "vflip"}, tc.args[2:])} {
+				path := testclip.Make(t, args...)
+				for _, u := range load(t, path, ingest.CodecH264, tc.fps) {
+					if u.Key {
+						units[i] = append(units[i], u)
+					}
+				}
+				refs[i] = reference(t, path, 320, 180, "-skip_loop_filter", "all", "-skip_frame", "nokey")
+				if len(refs[i]) != len(units[i]) || len(units[i]) < 3 {
+					t.Fatalf("stream %d: %d keyframes, ffmpeg decoded %d", i, len(units[i]), len(refs[i]))
+				}
+			}
+			m := newMat(t)
+			for k := range min(len(units[0]), len(units[1])) {
+				for i := range units {
+					decoded := d.Stats().Decoded
+					ok, err := d.Decode(units[i][k], true, m)
+					if err != nil || !ok || d.Stats().Decoded != decoded+1 {
+						t.Fatalf("stream %d keyframe %d: picture %v (%d pictures), error %v; want its picture at once", i, k, ok, d.Stats().Decoded-decoded, err)
+					}
+					if mad := meanAbsDiff(t, *m, refs[i][k]); mad > maxMAD {
+						t.Fatalf("stream %d keyframe %d: mean abs diff from ffmpeg's decode %.2f > %.1f", i, k, mad, maxMAD)
+					}
+				}
+			}
+			nonKey := load(t, testclip.Make(t, tc.args...), ingest.CodecH264, tc.fps)[1]
+			if _, err := d.Decode(nonKey, true, m); err == nil || !strings.Contains(err.Error(), "keyframes only") {
+				t.Errorf("a unit that is no keyframe: %v, want it refused", err)
+			}
+		})
+	}
+}
+
 func TestResolutionChange(t *testing.T) {
 	checkMats(t)
 	small := testclip.Make(t, "-f", "lavfi", "-i", "testsrc2=size=480x360:rate=25", "-frames:v", "60",
