@@ -8,14 +8,15 @@ import (
 
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // checkThumbnail fails unless th is a JPEG ThumbnailWidth wide with the clip's 16:9 shape.
-func checkThumbnail(t *testing.T, th Thumbnail) {
+func checkThumbnail(t *testing.T, th report.Thumbnail) {
 	t.Helper()
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(th.JPEG))
-	if err != nil || cfg.Width != ThumbnailWidth || cfg.Height != 136 {
-		t.Fatalf("thumbnail at %v: %dx%d, %v; want a %dx136 JPEG", th.Wall, cfg.Width, cfg.Height, err, ThumbnailWidth)
+	if err != nil || cfg.Width != report.ThumbnailWidth || cfg.Height != 136 {
+		t.Fatalf("thumbnail at %v: %dx%d, %v; want a %dx136 JPEG", th.Wall, cfg.Width, cfg.Height, err, report.ThumbnailWidth)
 	}
 	if len(th.JPEG) > 16<<10 {
 		t.Errorf("thumbnail at %v has %d bytes; a 240 px preview should stay far below 16 KiB", th.Wall, len(th.JPEG))
@@ -30,14 +31,14 @@ func TestAnalyzerThumbnailCadence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var thumbs []Thumbnail
+	var thumbs []report.Thumbnail
 	var during []bool // whether an event was going on when thumbs[i] was taken
 	var seen []int    // event notifications before thumbs[i]
 	var active bool
 	events := 0
 	a := newAnalyzer(p, ingest.NewHub(), nil, Options{
-		OnEvent: func(ev Event) { active = ev.End.IsZero(); events++ },
-		OnThumbnail: func(th Thumbnail) {
+		OnEvent: func(ev report.Event) { active = ev.End.IsZero(); events++ },
+		OnThumbnail: func(th report.Thumbnail) {
 			thumbs = append(thumbs, th)
 			during = append(during, active)
 			seen = append(seen, events)
@@ -87,8 +88,8 @@ func TestAnalyzerThumbnailCadence(t *testing.T) {
 // nothing else is decoded.
 func TestKeyframeThumbnails(t *testing.T) {
 	units := loadLoops(t, bundledClip(simcam.ClipStatic), simcam.FrameRate, 1)
-	var thumbs []Thumbnail
-	k, err := NewKeyframeThumbnails("dvur", "main", ingest.NewHub(), nil, func(th Thumbnail) { thumbs = append(thumbs, th) })
+	var thumbs []report.Thumbnail
+	k, err := NewKeyframeThumbnails("dvur", "main", ingest.NewHub(), nil, func(th report.Thumbnail) { thumbs = append(thumbs, th) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,13 +102,13 @@ func TestKeyframeThumbnails(t *testing.T) {
 		k.process(ingest.CodecH264, u)
 	}
 	clip := units[len(units)-1].Wall.Sub(units[0].Wall)
-	if want := int(clip/ThumbnailEvery) + 1; len(thumbs) != want {
+	if want := int(clip/report.ThumbnailEvery) + 1; len(thumbs) != want {
 		t.Fatalf("%d thumbnails over %v; want %d, one per 10 s", len(thumbs), clip, want)
 	}
 	for i, th := range thumbs {
 		checkThumbnail(t, th)
-		if !keyframes[th.Wall] || !th.Wall.Equal(epoch.Add(time.Duration(i)*ThumbnailEvery)) {
-			t.Errorf("thumbnail %d at %v; want the keyframe at %v", i, th.Wall, epoch.Add(time.Duration(i)*ThumbnailEvery))
+		if !keyframes[th.Wall] || !th.Wall.Equal(epoch.Add(time.Duration(i)*report.ThumbnailEvery)) {
+			t.Errorf("thumbnail %d at %v; want the keyframe at %v", i, th.Wall, epoch.Add(time.Duration(i)*report.ThumbnailEvery))
 		}
 	}
 	if got := k.decoded; got != uint64(len(thumbs)) {
