@@ -116,11 +116,11 @@ func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids f
 		log: log.With("component", "motion"), base: map[string]report.Stats{}, current: map[string]report.Stats{},
 		active: map[string]report.Event{}, lastAt: map[string]time.Time{}}
 	p.listed, p.signalListed = context.WithCancel(context.Background())
-	self, err := os.Executable()
+	program, err := motionWorkerProgram()
 	if err != nil {
-		return nil, fmt.Errorf("motion: finding townwatch's own binary for the worker: %w", err)
+		return nil, err
 	}
-	p.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, self, motionWorkerCommand) }
+	p.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, program, motionWorkerCommand) }
 	p.inputBound = workerInputBound
 	return p, nil
 }

@@ -80,3 +80,9 @@ type workerAnalysis struct {
 	Camera string
 	Took   time.Duration
 }
+
+// sumStats adds up the counters of a and b; Active is left out (the server tracks events).
+func sumStats(a, b report.Stats) report.Stats {
+	return report.Stats{DecodedFrames: a.DecodedFrames + b.DecodedFrames, AnalyzedFrames: a.AnalyzedFrames + b.AnalyzedFrames,
+		DecodeErrors: a.DecodeErrors + b.DecodeErrors, Events: a.Events + b.Events}
+}

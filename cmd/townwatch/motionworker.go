@@ -1,3 +1,5 @@
+//go:build cgo
+
 package main
 
 import (
@@ -20,9 +22,9 @@ import (
 // workerStatsEvery is how often the worker reports its counters.
 const workerStatsEvery = time.Second
 
-// motionWorkerCommand is the hidden subcommand the server runs itself as to host motion
-// detection (see motionPool).
-const motionWorkerCommand = "motion-worker"
+// hostsMotionWorker: built with cgo, this townwatch links libavcodec and OpenCV and runs
+// its motion worker itself (see motionWorkerProgram).
+const hostsMotionWorker = true
 
 // runMotionWorker hosts motion detection for the server that started it: the decoders
 // (libavcodec) and the detector (OpenCV) are C code, and a crash there ends only this
@@ -222,12 +224,6 @@ func (w *workerSide) stats() map[string]report.Stats {
 		stats[a.Camera()] = sumStats(stats[a.Camera()], a.Stats())
 	}
 	return stats
-}
-
-// sumStats adds up the counters of a and b; Active is left out (the server tracks events).
-func sumStats(a, b report.Stats) report.Stats {
-	return report.Stats{DecodedFrames: a.DecodedFrames + b.DecodedFrames, AnalyzedFrames: a.AnalyzedFrames + b.AnalyzedFrames,
-		DecodeErrors: a.DecodeErrors + b.DecodeErrors, Events: a.Events + b.Events}
 }
 
 type workerStream struct {
