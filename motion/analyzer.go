@@ -13,6 +13,7 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/motion/decode"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // readerQueue is the motion Reader's queue: 2 s of a 15-25 fps sub stream. Deeper would
@@ -28,26 +29,17 @@ const fpsSlack = 0.1
 type Options struct {
 	// OnEvent is called from the analyser's goroutine when an event starts (End zero) and
 	// when it ends. It must not block long: frames queue up meanwhile and are dropped.
-	OnEvent func(Event)
+	OnEvent func(report.Event)
 	// ObserveAnalysis, if set, receives the time each analysed frame took (detection,
 	// event tracking and snapshots; decoding excluded), for a histogram.
 	ObserveAnalysis func(time.Duration)
 	// OnGridMinute, if set, receives each camera-minute in which anything moved, when the
 	// next minute's first frame is analysed or the stream ends (see GridMinute).
-	OnGridMinute func(GridMinute)
+	OnGridMinute func(report.GridMinute)
 	// OnThumbnail, if set, receives a scrub-preview thumbnail of an analysed frame every
 	// ThumbnailEvery, every ThumbnailEveryInEvent while an event goes on. It runs on the
 	// analyser's goroutine and must not block.
-	OnThumbnail func(Thumbnail)
-}
-
-// Stats are an Analyzer's counters since NewAnalyzer.
-type Stats struct {
-	DecodedFrames  uint64 // access units decoded (analysed or not)
-	AnalyzedFrames uint64 // frames the detector looked at
-	DecodeErrors   uint64 // access units the decoder rejected (corrupt, truncated)
-	Events         uint64 // events started
-	Active         bool   // an event is ongoing
+	OnThumbnail func(report.Thumbnail)
 }
 
 // Analyzer detects motion on one camera: it reads the camera's analysis stream from the
@@ -153,8 +145,8 @@ func (a *Analyzer) takeConfiguration() {
 }
 
 // Stats returns the counters; safe from any goroutine.
-func (a *Analyzer) Stats() Stats {
-	return Stats{
+func (a *Analyzer) Stats() report.Stats {
+	return report.Stats{
 		DecodedFrames:  a.decoded.Load(),
 		AnalyzedFrames: a.analyzed.Load(),
 		DecodeErrors:   a.decodeErrs.Load(),
@@ -302,7 +294,7 @@ func (a *Analyzer) process(u *ingest.Unit, gap bool) {
 }
 
 // emit counts and delivers an event notification.
-func (a *Analyzer) emit(ev Event) {
+func (a *Analyzer) emit(ev report.Event) {
 	if ev.End.IsZero() {
 		a.events.Add(1)
 		a.active.Store(true)

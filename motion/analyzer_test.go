@@ -14,6 +14,7 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // TestAnalyzerRunSimcam runs an Analyzer on a real camera: simcam loops a 10 s clip with
@@ -42,8 +43,8 @@ func TestAnalyzerRunSimcam(t *testing.T) {
 		c.Motion.Cooldown = configs.Duration(time.Second)
 	})
 	hub := ingest.NewHub()
-	events := make(chan Event, 16)
-	a, err := NewAnalyzer(cam, hub, nil, Options{OnEvent: func(ev Event) { events <- ev }})
+	events := make(chan report.Event, 16)
+	a, err := NewAnalyzer(cam, hub, nil, Options{OnEvent: func(ev report.Event) { events <- ev }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,14 +62,14 @@ func TestAnalyzerRunSimcam(t *testing.T) {
 		go func() { defer close(done); src.Run(srcCtx) }()
 		return func() { srcCancel(); <-done }
 	}
-	next := func(what string) Event {
+	next := func(what string) report.Event {
 		t.Helper()
 		select {
 		case ev := <-events:
 			return ev
 		case <-time.After(60 * time.Second):
 			t.Fatalf("no event %s within 60 s; stats %+v", what, a.Stats())
-			return Event{}
+			return report.Event{}
 		}
 	}
 
@@ -117,7 +118,7 @@ func TestAnalyzerRunSimcam(t *testing.T) {
 // TestNewAnalyzerRejectsBadSettings: each bad setting is reported with its YAML path.
 func TestNewAnalyzerRejectsBadSettings(t *testing.T) {
 	hub := ingest.NewHub()
-	ok := Options{OnEvent: func(Event) {}}
+	ok := Options{OnEvent: func(report.Event) {}}
 	cases := []struct {
 		name string
 		edit func(*configs.Camera)

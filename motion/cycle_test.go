@@ -11,6 +11,7 @@ import (
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/motion/internal/cmalloc"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // analyzerCycles is how many Analyzers TestAnalyzerCyclesLeaveNothingBehind starts and
@@ -56,7 +57,7 @@ func TestAnalyzerCyclesLeaveNothingBehind(t *testing.T) {
 	cycle := func(i int) {
 		t.Helper()
 		thumbs := 0
-		a, err := NewAnalyzer(cam, hub, nil, Options{OnEvent: func(Event) {}, OnThumbnail: func(Thumbnail) { thumbs++ }})
+		a, err := NewAnalyzer(cam, hub, nil, Options{OnEvent: func(report.Event) {}, OnThumbnail: func(report.Thumbnail) { thumbs++ }})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // Detector tuning. The sensitivity and min_area settings are the operator's; these are the
@@ -49,13 +51,13 @@ type polygon [][2]float64
 
 // detection is the detector's verdict on one analysed frame.
 type detection struct {
-	Moving bool    // at least min_area of the frame moved inside the zones
-	Score  float64 // moving share of the counted area (zones minus masks), 0..1
-	Box    Box     // bounding box of the moving regions, normalised; zero unless Moving
-	Zones  uint64  // bit i set: zone i was hit; zero unless Moving
+	Moving bool       // at least min_area of the frame moved inside the zones
+	Score  float64    // moving share of the counted area (zones minus masks), 0..1
+	Box    report.Box // bounding box of the moving regions, normalised; zero unless Moving
+	Zones  uint64     // bit i set: zone i was hit; zero unless Moving
 	// Grid is where anything moved (noise removed, masks applied, zones and min_area
 	// not): what the "when did something move here" search looks at.
-	Grid Grid
+	Grid report.Grid
 }
 
 // background turns a blurred gray frame into a binary foreground mask (255 = changed).
@@ -220,19 +222,19 @@ const gridCellShare = 8 // of 255
 
 // grid is the search grid of the opened foreground, outside the masks: each cell's share
 // of moving pixels, by area averaging, against gridCellShare.
-func (d *detector) grid() Grid {
+func (d *detector) grid() report.Grid {
 	src := d.opened
 	if !d.searchMask.Empty() {
 		gocv.BitwiseAnd(d.opened, d.searchMask, &d.scratch)
 		src = d.scratch
 	}
-	var g Grid
+	var g report.Grid
 	if gocv.CountNonZero(src) == 0 {
 		return g
 	}
-	gocv.Resize(src, &d.cells, image.Pt(GridSize, GridSize), 0, 0, gocv.InterpolationArea)
-	for y := range GridSize {
-		for x := range GridSize {
+	gocv.Resize(src, &d.cells, image.Pt(report.GridSize, report.GridSize), 0, 0, gocv.InterpolationArea)
+	for y := range report.GridSize {
+		for x := range report.GridSize {
 			if d.cells.GetUCharAt(y, x) >= gridCellShare {
 				g.Set(x, y)
 			}
@@ -274,7 +276,7 @@ func (d *detector) zonesHit(moving gocv.Mat, total int) uint64 {
 
 // box is the bounding box of every moving region. Contours are found only on moving
 // frames, the only per-frame allocation (inside OpenCV) of the detector.
-func (d *detector) box(moving gocv.Mat) Box {
+func (d *detector) box(moving gocv.Mat) report.Box {
 	contours := gocv.FindContours(moving, gocv.RetrievalExternal, gocv.ChainApproxSimple)
 	defer contours.Close()
 	var r image.Rectangle
@@ -282,7 +284,7 @@ func (d *detector) box(moving gocv.Mat) Box {
 		r = r.Union(gocv.BoundingRect(contours.At(i)))
 	}
 	w, h := float64(d.size.X), float64(d.size.Y)
-	return Box{X: float64(r.Min.X) / w, Y: float64(r.Min.Y) / h, W: float64(r.Dx()) / w, H: float64(r.Dy()) / h}
+	return report.Box{X: float64(r.Min.X) / w, Y: float64(r.Min.Y) / h, W: float64(r.Dx()) / w, H: float64(r.Dy()) / h}
 }
 
 // resize rasterises zones and masks for a new frame size and forgets the background.

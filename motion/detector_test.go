@@ -11,6 +11,7 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // TestMotionClipGroundTruth runs the bundled motion clip three times over (3 minutes of
@@ -44,7 +45,7 @@ func TestMotionClipGroundTruth(t *testing.T) {
 }
 
 // summarize shows events relative to epoch, for messages.
-func summarize(evs []Event) []string {
+func summarize(evs []report.Event) []string {
 	var s []string
 	for _, ev := range evs {
 		end := "open"

@@ -2,24 +2,9 @@ package motion
 
 import (
 	"time"
+
+	"github.com/townwatch/townwatch/motion/report"
 )
-
-// Box is a rectangle over the picture in coordinates normalised to 0..1, origin top left.
-type Box struct {
-	X, Y, W, H float64
-}
-
-// Event is one span of motion on one camera.
-type Event struct {
-	ID       string    // UUIDv7 carrying Start's millisecond
-	Camera   string    // camera id
-	Start    time.Time // wall time of the first moving frame, not of the confirmation
-	End      time.Time // wall time of the last moving frame; zero while the event is ongoing
-	Score    float64   // peak score: moving share of the counted area (zones minus masks), 0..1
-	Box      Box       // bounding box of the motion at the peak
-	Zones    []string  // zones hit, in configuration order; empty when no zones are configured
-	Snapshot []byte    // JPEG near the peak; set at the start and at the end notification
-}
 
 // Event confirmation and snapshot policy.
 const (
@@ -47,7 +32,7 @@ const (
 type tracker struct {
 	p       *params
 	confirm int
-	emit    func(Event)
+	emit    func(report.Event)
 	snap    func() []byte
 
 	// Before confirmation: the run of consecutive moving frames.
@@ -57,13 +42,13 @@ type tracker struct {
 	hits         uint64
 
 	active     bool
-	ev         Event
+	ev         report.Event
 	lastMotion time.Time
 	snapScore  float64
 	snapAt     time.Time
 }
 
-func newTracker(p *params, emit func(Event), snap func() []byte) *tracker {
+func newTracker(p *params, emit func(report.Event), snap func() []byte) *tracker {
 	t := &tracker{p: p, confirm: confirmFrames, emit: emit, snap: snap}
 	if p.keyframesOnly {
 		t.confirm = confirmKeyframes
@@ -112,7 +97,7 @@ func (t *tracker) start(at time.Time) {
 	t.active = true
 	t.pending = 0
 	t.lastMotion = at
-	t.ev = Event{
+	t.ev = report.Event{
 		ID:     newUUIDv7(t.pendingStart),
 		Camera: t.p.camera,
 		Start:  t.pendingStart,
@@ -157,6 +142,6 @@ func (t *tracker) end() {
 	t.active = false
 	t.ev.End = t.lastMotion
 	t.emit(t.ev)
-	t.ev = Event{}
+	t.ev = report.Event{}
 	t.snapScore, t.snapAt = 0, time.Time{}
 }

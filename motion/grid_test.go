@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/townwatch/townwatch/configs"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // movingSeconds returns, per second since epoch, whether any cell of area moved.
-func movingSeconds(grids []GridMinute, area *Grid) map[int]bool {
+func movingSeconds(grids []report.GridMinute, area *report.Grid) map[int]bool {
 	out := map[int]bool{}
 	for _, gm := range grids {
 		for s := range gm.Seconds {
@@ -21,8 +22,8 @@ func movingSeconds(grids []GridMinute, area *Grid) map[int]bool {
 	return out
 }
 
-func cells(x0, y0, x1, y1 int) *Grid {
-	var g Grid
+func cells(x0, y0, x1, y1 int) *report.Grid {
+	var g report.Grid
 	for y := y0; y <= y1; y++ {
 		for x := x0; x <= x1; x++ {
 			g.Set(x, y)

@@ -12,6 +12,7 @@ import (
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/motion/internal/testclip"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // epoch is the wall time of the first frame of every clip fed offline.
@@ -65,12 +66,12 @@ func loadLoops(t testing.TB, path string, fps, loops int) []*ingest.Unit {
 
 // run is what an analyser reported over a clip.
 type run struct {
-	starts, ends []Event
+	starts, ends []report.Event
 	// confirmed[i] is the wall time of the frame that confirmed starts[i].
 	confirmed []time.Time
-	stats     Stats
-	analysis  time.Duration // total of what ObserveAnalysis received
-	grids     []GridMinute  // what OnGridMinute received
+	stats     report.Stats
+	analysis  time.Duration       // total of what ObserveAnalysis received
+	grids     []report.GridMinute // what OnGridMinute received
 }
 
 // analyse feeds units through an analyser's offline core at full speed, as Run would
@@ -97,7 +98,7 @@ func analyseCalling(t testing.TB, cam configs.Camera, units []*ingest.Unit, gapB
 	}
 	var r run
 	var now time.Time
-	a := newAnalyzer(p, ingest.NewHub(), nil, Options{OnEvent: func(ev Event) {
+	a := newAnalyzer(p, ingest.NewHub(), nil, Options{OnEvent: func(ev report.Event) {
 		if ev.End.IsZero() {
 			r.starts = append(r.starts, ev)
 			r.confirmed = append(r.confirmed, now)
@@ -105,7 +106,7 @@ func analyseCalling(t testing.TB, cam configs.Camera, units []*ingest.Unit, gapB
 			r.ends = append(r.ends, ev)
 		}
 	}, ObserveAnalysis: func(d time.Duration) { r.analysis += d },
-		OnGridMinute: func(g GridMinute) { r.grids = append(r.grids, g) }})
+		OnGridMinute: func(g report.GridMinute) { r.grids = append(r.grids, g) }})
 	a.open()
 	if bg != nil {
 		a.det.close()
@@ -145,7 +146,7 @@ func motionTruth(loops int) []truth {
 // within 1 s of its start; an event is false when it starts outside every interval
 // (from 1 s before its start to cooldown after its end). latency holds, per found
 // interval, the confirmation time minus the true start.
-func score(r run, ts []truth, cooldown time.Duration) (found int, falseEvents []Event, latency []time.Duration) {
+func score(r run, ts []truth, cooldown time.Duration) (found int, falseEvents []report.Event, latency []time.Duration) {
 	for _, tr := range ts {
 		for i, ev := range r.starts {
 			if d := ev.Start.Sub(tr.start); d >= -time.Second && d <= time.Second {
@@ -171,7 +172,7 @@ func score(r run, ts []truth, cooldown time.Duration) (found int, falseEvents []
 
 // checkEvent asserts what every finished event must satisfy: a UUIDv7 id with its start's
 // millisecond, Start < End, a box inside the picture, a JPEG snapshot of the expected size.
-func checkEvent(t *testing.T, ev Event, camera string, snapshotSize image.Point) {
+func checkEvent(t *testing.T, ev report.Event, camera string, snapshotSize image.Point) {
 	t.Helper()
 	if !uuidV7Pattern.MatchString(ev.ID) {
 		t.Errorf("event id %q is not a UUIDv7", ev.ID)

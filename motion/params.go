@@ -8,6 +8,7 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // params is a camera's motion configuration, checked and in the form the analyser uses.
@@ -24,17 +25,6 @@ type params struct {
 	masks         []polygon
 }
 
-// AnalysedStream checks cam's motion settings and names the stream motion detection reads
-// (the sub stream when there is one): what a process that feeds an analyser elsewhere
-// must forward.
-func AnalysedStream(cam configs.Camera) (string, error) {
-	p, err := newParams(cam)
-	if err != nil {
-		return "", err
-	}
-	return p.stream, nil
-}
-
 // newParams checks cam's motion settings (configs.Parse has usually done so; a caller that
 // builds a Camera by hand gets the same kind of message) and resolves "auto".
 func newParams(cam configs.Camera) (*params, error) {
@@ -49,11 +39,8 @@ func newParams(cam configs.Camera) (*params, error) {
 	if !m.Enabled {
 		bad("enabled", "motion detection is off for this camera")
 	}
-	p := &params{camera: cam.ID, stream: ingest.StreamMain, width: m.Width, sensitivity: m.Sensitivity,
+	p := &params{camera: cam.ID, stream: report.AnalysedStream(cam), width: m.Width, sensitivity: m.Sensitivity,
 		minArea: m.MinArea, cooldown: time.Duration(m.Cooldown)}
-	if cam.Sub != nil {
-		p.stream = ingest.StreamSub
-	}
 	switch m.Analyze {
 	case configs.AnalyzeAuto, "":
 		// A sub stream is cheap to decode fully; a main stream costs 10-20 times more per

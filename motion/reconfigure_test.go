@@ -8,6 +8,7 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // TestReconfigureZonesMidEvent: zones changed while the left-half box moves (5-12 s of
@@ -76,7 +77,7 @@ func TestReconfigureZonesMidEvent(t *testing.T) {
 // TestReconfigureRefusesWhatChangesDecoding: the analysed stream, the frame selection and
 // the width need a new analyser; Reconfigure says so and keeps what runs.
 func TestReconfigureRefusesWhatChangesDecoding(t *testing.T) {
-	a, err := NewAnalyzer(testCamera(nil), ingest.NewHub(), nil, Options{OnEvent: func(Event) {}})
+	a, err := NewAnalyzer(testCamera(nil), ingest.NewHub(), nil, Options{OnEvent: func(report.Event) {}})
 	if err != nil {
 		t.Fatal(err)
 	}

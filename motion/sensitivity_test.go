@@ -9,6 +9,7 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/motion/internal/testclip"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // The sensitivity clips: what the default settings must find (a distant pedestrian) and
@@ -141,7 +142,7 @@ func runClipCase(t testing.TB, c clipCase) clipResult {
 			t.Fatalf("%s: analysed %d frames, %d keyframes in %d units: want only keyframes, one every 2 s", c.name, got, keyframes, len(units))
 		}
 	}
-	var falseEvents []Event
+	var falseEvents []report.Event
 	res.found, falseEvents, _ = score(r, ts, time.Duration(cam.Motion.Cooldown))
 	if cam.Sub == nil {
 		// Keyframes only (one every 2 s): a start cannot be seen within 1 s.

@@ -14,45 +14,27 @@ import (
 
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/motion/decode"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
-// Scrub-preview thumbnails: small JPEGs of pictures this package decodes anyway, for the
-// player's timeline. They are made from the decoder's last picture, scaled down by swscale
-// before encoding (a 240 px JPEG costs a fraction of a millisecond; a 1080p one tens).
-const (
-	// ThumbnailWidth is the thumbnails' width; the height keeps the aspect ratio.
-	ThumbnailWidth = 240
-	// ThumbnailEvery is the spacing of thumbnails while nothing moves, and of the keyframes
-	// decoded for a camera without motion analysis.
-	ThumbnailEvery = 10 * time.Second
-	// ThumbnailEveryInEvent is the spacing while an event is going on, when the picture
-	// changes and an officer scrubs for it.
-	ThumbnailEveryInEvent = 2 * time.Second
-	// thumbnailQuality is the JPEG quality: at 240 px, 70 keeps a car's shape and colour
-	// legible in about 6 KiB.
-	thumbnailQuality = 70
-)
-
-// Thumbnail is one scrub-preview picture: a JPEG ThumbnailWidth px wide of the frame
-// captured at Wall.
-type Thumbnail struct {
-	Camera string
-	Wall   time.Time
-	JPEG   []byte
-}
+// thumbnailQuality is the thumbnails' JPEG quality: at report.ThumbnailWidth (240 px), 70
+// keeps a car's shape and colour legible in about 6 KiB. They are made from the decoder's
+// last picture, scaled down by swscale before encoding (a 240 px JPEG costs a fraction of a
+// millisecond; a 1080p one tens).
+const thumbnailQuality = 70
 
 // thumbnailer makes a camera's thumbnails from its decoder's pictures at the cadence of
 // ThumbnailEvery (ThumbnailEveryInEvent while an event goes on). It is owned by one
 // goroutine.
 type thumbnailer struct {
 	camera string
-	emit   func(Thumbnail) // nil: no thumbnails
+	emit   func(report.Thumbnail) // nil: no thumbnails
 	log    *slog.Logger
 	bgr    gocv.Mat
 	last   time.Time // wall time of the last thumbnail; zero after a new stream
 }
 
-func newThumbnailer(camera string, emit func(Thumbnail), log *slog.Logger) *thumbnailer {
+func newThumbnailer(camera string, emit func(report.Thumbnail), log *slog.Logger) *thumbnailer {
 	return &thumbnailer{camera: camera, emit: emit, log: log, bgr: gocv.NewMat()}
 }
 
@@ -63,9 +45,9 @@ func (t *thumbnailer) due(wall time.Time, inEvent bool) bool {
 	if t.emit == nil {
 		return false
 	}
-	every := ThumbnailEvery
+	every := report.ThumbnailEvery
 	if inEvent {
-		every = ThumbnailEveryInEvent
+		every = report.ThumbnailEveryInEvent
 	}
 	return t.last.IsZero() || wall.Sub(t.last) >= time.Duration(float64(every)*(1-fpsSlack)) || wall.Before(t.last)
 }
@@ -79,11 +61,11 @@ func (t *thumbnailer) take(dec *decode.Decoder, wall time.Time) {
 		return
 	}
 	t.last = wall
-	t.emit(Thumbnail{Camera: t.camera, Wall: wall, JPEG: jpeg})
+	t.emit(report.Thumbnail{Camera: t.camera, Wall: wall, JPEG: jpeg})
 }
 
 func (t *thumbnailer) encode(dec *decode.Decoder) ([]byte, error) {
-	return encodeJPEG(dec, ThumbnailWidth, thumbnailQuality, &t.bgr)
+	return encodeJPEG(dec, report.ThumbnailWidth, thumbnailQuality, &t.bgr)
 }
 
 // encodeJPEG scales dec's last picture to width px in colour (into bgr, reused) and
@@ -124,7 +106,7 @@ type KeyframeThumbnails struct {
 
 // NewKeyframeThumbnails prepares thumbnails of camera's stream (usually "main") on hub.
 // It does no I/O and starts no goroutine.
-func NewKeyframeThumbnails(camera, stream string, hub *ingest.Hub, log *slog.Logger, emit func(Thumbnail)) (*KeyframeThumbnails, error) {
+func NewKeyframeThumbnails(camera, stream string, hub *ingest.Hub, log *slog.Logger, emit func(report.Thumbnail)) (*KeyframeThumbnails, error) {
 	if hub == nil || emit == nil {
 		return nil, fmt.Errorf("camera %s: thumbnails: a hub and an emit function are required", camera)
 	}

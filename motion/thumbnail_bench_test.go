@@ -8,6 +8,7 @@ import (
 	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/motion/decode"
 	"github.com/townwatch/townwatch/motion/internal/testclip"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // hdClipArgs: a 1080p 4 Mbit/s main stream with a keyframe every 2 s (the motion clip
@@ -44,7 +45,7 @@ func BenchmarkThumbnailCost(b *testing.B) {
 			if _, err := dec.Decode(units[0], false, nil); err != nil {
 				b.Fatal(err)
 			}
-			th := newThumbnailer("bench", func(Thumbnail) {}, nil)
+			th := newThumbnailer("bench", func(report.Thumbnail) {}, nil)
 			defer th.close()
 			var cpu time.Duration
 			for b.Loop() {
@@ -54,8 +55,8 @@ func BenchmarkThumbnailCost(b *testing.B) {
 			}
 			per := cpu.Seconds() / float64(b.N)
 			b.ReportMetric(per*1000, "ms/thumbnail")
-			b.ReportMetric(100*16*per/ThumbnailEvery.Seconds(), "%core_16cams_quiet")
-			b.ReportMetric(100*16*per/ThumbnailEveryInEvent.Seconds(), "%core_16cams_events")
+			b.ReportMetric(100*16*per/report.ThumbnailEvery.Seconds(), "%core_16cams_quiet")
+			b.ReportMetric(100*16*per/report.ThumbnailEveryInEvent.Seconds(), "%core_16cams_events")
 		})
 	}
 	b.Run("keyframes/1920x1080", func(b *testing.B) {
@@ -66,7 +67,7 @@ func BenchmarkThumbnailCost(b *testing.B) {
 		stillDecoders.join()
 		defer stillDecoders.leave()
 		for b.Loop() {
-			k, err := NewKeyframeThumbnails("bench", "main", ingest.NewHub(), nil, func(Thumbnail) { thumbs++ })
+			k, err := NewKeyframeThumbnails("bench", "main", ingest.NewHub(), nil, func(report.Thumbnail) { thumbs++ })
 			if err != nil {
 				b.Fatal(err)
 			}

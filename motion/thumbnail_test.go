@@ -14,14 +14,15 @@ import (
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/simcam"
 	"github.com/townwatch/townwatch/motion/internal/testclip"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // checkThumbnail fails unless th is a JPEG ThumbnailWidth wide with the clip's 16:9 shape.
-func checkThumbnail(t *testing.T, th Thumbnail) {
+func checkThumbnail(t *testing.T, th report.Thumbnail) {
 	t.Helper()
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(th.JPEG))
-	if err != nil || cfg.Width != ThumbnailWidth || cfg.Height != 136 {
-		t.Fatalf("thumbnail at %v: %dx%d, %v; want a %dx136 JPEG", th.Wall, cfg.Width, cfg.Height, err, ThumbnailWidth)
+	if err != nil || cfg.Width != report.ThumbnailWidth || cfg.Height != 136 {
+		t.Fatalf("thumbnail at %v: %dx%d, %v; want a %dx136 JPEG", th.Wall, cfg.Width, cfg.Height, err, report.ThumbnailWidth)
 	}
 	if len(th.JPEG) > 16<<10 {
 		t.Errorf("thumbnail at %v has %d bytes; a 240 px preview should stay far below 16 KiB", th.Wall, len(th.JPEG))
@@ -36,14 +37,14 @@ func TestAnalyzerThumbnailCadence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var thumbs []Thumbnail
+	var thumbs []report.Thumbnail
 	var during []bool // whether an event was going on when thumbs[i] was taken
 	var seen []int    // event notifications before thumbs[i]
 	var active bool
 	events := 0
 	a := newAnalyzer(p, ingest.NewHub(), nil, Options{
-		OnEvent: func(ev Event) { active = ev.End.IsZero(); events++ },
-		OnThumbnail: func(th Thumbnail) {
+		OnEvent: func(ev report.Event) { active = ev.End.IsZero(); events++ },
+		OnThumbnail: func(th report.Thumbnail) {
 			thumbs = append(thumbs, th)
 			during = append(during, active)
 			seen = append(seen, events)
@@ -93,8 +94,8 @@ func TestAnalyzerThumbnailCadence(t *testing.T) {
 // nothing else is decoded.
 func TestKeyframeThumbnails(t *testing.T) {
 	units := loadLoops(t, bundledClip(simcam.ClipStatic), simcam.FrameRate, 1)
-	var thumbs []Thumbnail
-	k, err := NewKeyframeThumbnails("dvur", "main", ingest.NewHub(), nil, func(th Thumbnail) { thumbs = append(thumbs, th) })
+	var thumbs []report.Thumbnail
+	k, err := NewKeyframeThumbnails("dvur", "main", ingest.NewHub(), nil, func(th report.Thumbnail) { thumbs = append(thumbs, th) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,13 +110,13 @@ func TestKeyframeThumbnails(t *testing.T) {
 		k.process(ingest.CodecH264, u)
 	}
 	clip := units[len(units)-1].Wall.Sub(units[0].Wall)
-	if want := int(clip/ThumbnailEvery) + 1; len(thumbs) != want {
+	if want := int(clip/report.ThumbnailEvery) + 1; len(thumbs) != want {
 		t.Fatalf("%d thumbnails over %v; want %d, one per 10 s", len(thumbs), clip, want)
 	}
 	for i, th := range thumbs {
 		checkThumbnail(t, th)
-		if !keyframes[th.Wall] || !th.Wall.Equal(epoch.Add(time.Duration(i)*ThumbnailEvery)) {
-			t.Errorf("thumbnail %d at %v; want the keyframe at %v", i, th.Wall, epoch.Add(time.Duration(i)*ThumbnailEvery))
+		if !keyframes[th.Wall] || !th.Wall.Equal(epoch.Add(time.Duration(i)*report.ThumbnailEvery)) {
+			t.Errorf("thumbnail %d at %v; want the keyframe at %v", i, th.Wall, epoch.Add(time.Duration(i)*report.ThumbnailEvery))
 		}
 	}
 	if got := k.decoded; got != uint64(len(thumbs)) {
@@ -134,8 +135,8 @@ var hdShortClipArgs = slices.Concat(hdClipArgs[:2], []string{"-frames:v", "525"}
 func TestKeyframeThumbnailsLookLikeTheKeyframe(t *testing.T) {
 	path := testclip.Make(t, hdShortClipArgs...)
 	units := loadLoops(t, path, simcam.FrameRate, 1)
-	var thumbs []Thumbnail
-	k, err := NewKeyframeThumbnails("namesti", "main", ingest.NewHub(), nil, func(th Thumbnail) { thumbs = append(thumbs, th) })
+	var thumbs []report.Thumbnail
+	k, err := NewKeyframeThumbnails("namesti", "main", ingest.NewHub(), nil, func(th report.Thumbnail) { thumbs = append(thumbs, th) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestKeyframeThumbnailsLookLikeTheKeyframe(t *testing.T) {
 	if len(thumbs) != 3 {
 		t.Fatalf("%d thumbnails of 21 s; want 3 (0, 10, 20 s)", len(thumbs))
 	}
-	const w, h = ThumbnailWidth, 136
+	const w, h = report.ThumbnailWidth, 136
 	keys := ffmpegKeyframesRGB(t, path, w, h)
 	for _, th := range thumbs {
 		checkThumbnail(t, th)
@@ -214,12 +215,12 @@ func TestKeyframeThumbnailsShareDecoders(t *testing.T) {
 	stillDecoders = newDecoderPool(1)
 	stillDecoders.join()
 	defer stillDecoders.leave()
-	const w, h = ThumbnailWidth, 136
+	const w, h = report.ThumbnailWidth, 136
 	var cams [2]struct {
 		k      *KeyframeThumbnails
 		units  []*ingest.Unit
 		keys   [][]byte
-		thumbs []Thumbnail
+		thumbs []report.Thumbnail
 	}
 	for i, vf := range []string{"null", "vflip"} { // the second camera is upside down
 		path := testclip.Make(t, "-i", bundledClip(simcam.ClipMotion), "-frames:v", "525", "-vf", vf, "-c:v", "libx264",
@@ -228,7 +229,7 @@ func TestKeyframeThumbnailsShareDecoders(t *testing.T) {
 		c.units = loadLoops(t, path, simcam.FrameRate, 1)
 		c.keys = ffmpegKeyframesRGB(t, path, w, h)
 		var err error
-		c.k, err = NewKeyframeThumbnails("cam"+strconv.Itoa(i), "main", ingest.NewHub(), nil, func(th Thumbnail) { c.thumbs = append(c.thumbs, th) })
+		c.k, err = NewKeyframeThumbnails("cam"+strconv.Itoa(i), "main", ingest.NewHub(), nil, func(th report.Thumbnail) { c.thumbs = append(c.thumbs, th) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,8 +265,8 @@ func TestKeyframeDecodersClosedWithTheLastCamera(t *testing.T) {
 	hub := ingest.NewHub()
 	st := hub.Start("dvur", "main", []*ingest.Track{units[0].Track})
 	defer st.End(nil)
-	thumbs := make(chan Thumbnail, 1)
-	k, err := NewKeyframeThumbnails("dvur", "main", hub, nil, func(th Thumbnail) { thumbs <- th })
+	thumbs := make(chan report.Thumbnail, 1)
+	k, err := NewKeyframeThumbnails("dvur", "main", hub, nil, func(th report.Thumbnail) { thumbs <- th })
 	if err != nil {
 		t.Fatal(err)
 	}

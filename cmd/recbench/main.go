@@ -176,7 +176,8 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]*r
 	return results, header, nil
 }
 
-// buildTownwatch builds ./cmd/townwatch of the module recbench runs in.
+// buildTownwatch builds ./cmd/townwatch of the module recbench runs in as make build does:
+// the server without cgo and, beside it, townwatch-motion with cgo for its motion worker.
 func buildTownwatch(ctx context.Context, work string, logf func(string, ...any)) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	gomod := strings.TrimSpace(string(out))
@@ -185,10 +186,13 @@ func buildTownwatch(ctx context.Context, work string, logf func(string, ...any))
 	}
 	bin := filepath.Join(work, "townwatch")
 	logf("building townwatch ...")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/townwatch")
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/townwatch: %w\n%s", err, out)
+	for _, b := range []struct{ out, cgo string }{{bin, "0"}, {filepath.Join(work, "townwatch-motion"), "1"}} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, "./cmd/townwatch")
+		cmd.Dir = filepath.Dir(gomod)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build ./cmd/townwatch (CGO_ENABLED=%s): %w\n%s", b.cgo, err, out)
+		}
 	}
 	return bin, nil
 }

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
 )
@@ -36,7 +36,7 @@ type eventSink struct {
 }
 
 // onEvent is motion.Options.OnEvent: called on an event's start (End zero) and end.
-func (s *eventSink) onEvent(e motion.Event) {
+func (s *eventSink) onEvent(e report.Event) {
 	if s.writer != nil {
 		if e.End.IsZero() {
 			s.writer.MotionStarted(e.Start)

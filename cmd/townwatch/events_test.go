@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
 )
@@ -35,7 +35,7 @@ func TestEventSinkStoresEventsAndKeepsTheirSnapshot(t *testing.T) {
 		writes: context.Background}
 
 	t0 := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
-	start := motion.Event{ID: "0192f5c4-0000-7000-8000-000000000001", Camera: "namesti", Start: t0, Score: 0.1,
+	start := report.Event{ID: "0192f5c4-0000-7000-8000-000000000001", Camera: "namesti", Start: t0, Score: 0.1,
 		Zones: []string{"vchod"}, Snapshot: []byte("jpeg at the start")}
 	sink.onEvent(start)
 	end := start
@@ -55,7 +55,7 @@ func TestEventSinkStoresEventsAndKeepsTheirSnapshot(t *testing.T) {
 	}
 
 	// The catalog missed a start (busy or full then): the end stores the whole event.
-	lost := motion.Event{ID: "0192f5c4-0000-7000-8000-000000000002", Camera: "namesti", Start: t0.Add(time.Minute),
+	lost := report.Event{ID: "0192f5c4-0000-7000-8000-000000000002", Camera: "namesti", Start: t0.Add(time.Minute),
 		End: t0.Add(70 * time.Second), Score: 0.2, Snapshot: []byte("peak")}
 	sink.onEvent(lost)
 	if got, err := cat.Event(ctx, lost.ID); err != nil || got.Snapshot != recorder.SnapshotPath("namesti", lost.ID) || !got.End.Equal(lost.End) {

@@ -3,13 +3,13 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // motionCollector exposes every analysed camera's motion detection at scrape time.
 type motionCollector struct {
 	cams  *cameraRegistry
-	stats func(camera string) motion.Stats
+	stats func(camera string) report.Stats
 }
 
 var (

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/townwatch/townwatch/configs"
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 	"github.com/townwatch/townwatch/recorder/catalog"
 	"github.com/townwatch/townwatch/recorder/catalog/pgtest"
 )
@@ -43,11 +43,11 @@ func TestMotionWritesOnANodeAreFencedByTheCamerasLease(t *testing.T) {
 	sys.cams.set([]*cameraUnit{unit})
 	sink := sys.eventSink(configs.Camera{ID: "namesti"}, nil)
 	t0 := time.Now().UTC().Truncate(time.Minute).Add(-time.Hour)
-	event := func(n int, start time.Time, end time.Time) motion.Event {
-		return motion.Event{ID: "0192f5c4-0000-7000-8000-00000000000" + string(rune('0'+n)), Camera: "namesti", Start: start, End: end, Score: 0.3}
+	event := func(n int, start time.Time, end time.Time) report.Event {
+		return report.Event{ID: "0192f5c4-0000-7000-8000-00000000000" + string(rune('0'+n)), Camera: "namesti", Start: start, End: end, Score: 0.3}
 	}
-	grid := func(minute time.Time) motion.GridMinute {
-		g := motion.GridMinute{Camera: "namesti", Start: minute}
+	grid := func(minute time.Time) report.GridMinute {
+		g := report.GridMinute{Camera: "namesti", Start: minute}
 		g.Seconds[7].Set(3, 4)
 		return g
 	}

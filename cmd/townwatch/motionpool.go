@@ -17,7 +17,7 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // motionReaderQueue is the queue of the reader that forwards a camera's analysed stream
@@ -30,7 +30,7 @@ const motionReaderQueue = 48
 // stands in for it in this one: it forwards each analysed camera's video, hands events to
 // the cameras' sinks and keeps the counters. The worker also makes every camera's
 // scrub-preview thumbnails: an analysed camera's from the frames it analyses, a camera
-// without motion detection's from one main-stream keyframe every motion.ThumbnailEvery,
+// without motion detection's from one main-stream keyframe every report.ThumbnailEvery,
 // the only units the pool forwards for it. The decoders and the detector are C code
 // (libavcodec, OpenCV); a crash inside them ends the worker, which is restarted alone,
 // while recording in this process goes on untouched.
@@ -44,8 +44,8 @@ const motionReaderQueue = 48
 type motionPool struct {
 	hub     *ingest.Hub
 	observe func(camera string, d time.Duration)
-	grids   func(motion.GridMinute) // stores the search grid
-	thumbs  func(motion.Thumbnail)  // receives thumbnails; must not block
+	grids   func(report.GridMinute) // stores the search grid
+	thumbs  func(report.Thumbnail)  // receives thumbnails; must not block
 	log     *slog.Logger
 	// command starts the worker; tests replace it.
 	command func(ctx context.Context) *exec.Cmd
@@ -57,11 +57,11 @@ type motionPool struct {
 	cams    []configs.Camera              // the analysed cameras
 	thumbed []string                      // the cameras forwarded for thumbnails only
 	routes  map[string]*route             // camera → how its video goes to the worker
-	sinks   map[string]func(motion.Event) // camera → where its events go
+	sinks   map[string]func(report.Event) // camera → where its events go
 	// pending holds a camera's sink from the last reload (nil: the camera was removed)
 	// while its old sink has an event going on: the end goes where the start went (the
 	// recorder that started recording for it, the sink that knows its snapshot).
-	pending map[string]func(motion.Event)
+	pending map[string]func(report.Event)
 	// listed is cancelled (and replaced) when a camera gets a new route or the lists
 	// become empty: idle forwarders look their camera up again, and the worker is started
 	// or stopped.
@@ -70,14 +70,14 @@ type motionPool struct {
 	conn         *workerConn             // the running worker, nil between workers
 	pid          int                     // the running worker's process id (0 between workers)
 	gen          int                     // counts workers started, so forwarders see a new one
-	base         map[string]motion.Stats // counters of workers that have ended
-	current      map[string]motion.Stats // the running worker's last report
-	active       map[string]motion.Event // ongoing events, ended here if the worker dies
+	base         map[string]report.Stats // counters of workers that have ended
+	current      map[string]report.Stats // the running worker's last report
+	active       map[string]report.Event // ongoing events, ended here if the worker dies
 	lastAt       map[string]time.Time    // wall time of each camera's last forwarded unit
 }
 
 // route is how a camera's video goes to the worker: which stream, and whether only a
-// keyframe every motion.ThumbnailEvery (a camera without motion detection). A reload that
+// keyframe every report.ThumbnailEvery (a camera without motion detection). A reload that
 // leaves both alone keeps the route, and so the camera's forwarding; otherwise ended is
 // cancelled, which ends the forwarding. A context rather than a channel, so a forwarder
 // can tie its own end to it (context.AfterFunc) without a goroutine per forwarding.
@@ -110,17 +110,17 @@ type workerConn struct {
 
 // newMotionPool makes a pool that analyses no camera yet (see setCameras); thumbs
 // receives the thumbnails.
-func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids func(motion.GridMinute), thumbs func(motion.Thumbnail), log *slog.Logger) (*motionPool, error) {
-	p := &motionPool{routes: map[string]*route{}, sinks: map[string]func(motion.Event){}, pending: map[string]func(motion.Event){},
+func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids func(report.GridMinute), thumbs func(report.Thumbnail), log *slog.Logger) (*motionPool, error) {
+	p := &motionPool{routes: map[string]*route{}, sinks: map[string]func(report.Event){}, pending: map[string]func(report.Event){},
 		hub: hub, observe: observe, grids: grids, thumbs: thumbs,
-		log: log.With("component", "motion"), base: map[string]motion.Stats{}, current: map[string]motion.Stats{},
-		active: map[string]motion.Event{}, lastAt: map[string]time.Time{}}
+		log: log.With("component", "motion"), base: map[string]report.Stats{}, current: map[string]report.Stats{},
+		active: map[string]report.Event{}, lastAt: map[string]time.Time{}}
 	p.listed, p.signalListed = context.WithCancel(context.Background())
-	self, err := os.Executable()
+	program, err := motionWorkerProgram()
 	if err != nil {
-		return nil, fmt.Errorf("motion: finding townwatch's own binary for the worker: %w", err)
+		return nil, err
 	}
-	p.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, self, motionWorkerCommand) }
+	p.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, program, motionWorkerCommand) }
 	p.inputBound = workerInputBound
 	return p, nil
 }
@@ -129,14 +129,10 @@ func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids f
 // and thumbed the cameras without motion detection that get thumbnails from keyframes.
 // The running worker is sent what differs from its lists (see cameraDelta); a camera
 // whose analysed stream changed is forwarded anew.
-func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks map[string]func(motion.Event)) error {
+func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks map[string]func(report.Event)) error {
 	routes := make(map[string]*route, len(cams)+len(thumbed))
 	for _, c := range cams {
-		stream, err := motion.AnalysedStream(c)
-		if err != nil {
-			return err
-		}
-		routes[c.ID] = &route{stream: stream}
+		routes[c.ID] = &route{stream: report.AnalysedStream(c)}
 	}
 	for _, id := range thumbed {
 		routes[id] = &route{stream: ingest.StreamMain, keyframesOnly: true}
@@ -186,7 +182,7 @@ func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks m
 // going on keeps its sink until that event ends (see pending). A camera removed keeps its
 // sink while its event goes on: the worker reports the end as it stops the analyser (or
 // endOrphans makes one), and the catalog must not keep an event open for ever.
-func (p *motionPool) setSinks(sinks map[string]func(motion.Event)) {
+func (p *motionPool) setSinks(sinks map[string]func(report.Event)) {
 	for cam := range p.sinks {
 		if _, going := p.active[cam]; going {
 			p.pending[cam] = sinks[cam] // nil when removed
@@ -256,7 +252,7 @@ func (p *motionPool) listedNow() (bool, <-chan struct{}) {
 }
 
 // Stats returns a camera's motion counters over every worker since start.
-func (p *motionPool) Stats(camera string) motion.Stats {
+func (p *motionPool) Stats(camera string) report.Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := sumStats(p.base[camera], p.current[camera])
@@ -404,7 +400,7 @@ func (p *motionPool) readWorker(r io.Reader) error {
 		for cam, st := range p.current {
 			p.base[cam] = sumStats(p.base[cam], st)
 		}
-		p.current = map[string]motion.Stats{}
+		p.current = map[string]report.Stats{}
 		p.mu.Unlock()
 	}()
 	for {
@@ -435,7 +431,7 @@ func (p *motionPool) readWorker(r io.Reader) error {
 }
 
 // deliver hands an event to its camera's sink and tracks whether one is going on.
-func (p *motionPool) deliver(camera string, ev motion.Event) {
+func (p *motionPool) deliver(camera string, ev report.Event) {
 	p.mu.Lock()
 	sink := p.sinks[camera]
 	if sink == nil {
@@ -465,7 +461,7 @@ func (p *motionPool) deliver(camera string, ev motion.Event) {
 // end is the last moment the worker was given footage of that camera.
 func (p *motionPool) endOrphans() {
 	p.mu.Lock()
-	var orphans []motion.Event
+	var orphans []report.Event
 	for cam, ev := range p.active {
 		ev.End = p.lastAt[cam]
 		if ev.End.Before(ev.Start) {
@@ -561,7 +557,7 @@ func (p *motionPool) forwardStream(ctx context.Context, st *ingest.Stream, keyfr
 			continue
 		}
 		if keyframesOnly {
-			if !u.Key || (!lastKey.IsZero() && u.Wall.After(lastKey) && u.Wall.Sub(lastKey) < motion.ThumbnailEvery*9/10) {
+			if !u.Key || (!lastKey.IsZero() && u.Wall.After(lastKey) && u.Wall.Sub(lastKey) < report.ThumbnailEvery*9/10) {
 				continue
 			}
 			lastKey = u.Wall

@@ -5,7 +5,7 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // The motion worker's protocol: two gob streams over the worker's stdin and stdout. The
@@ -15,7 +15,7 @@ import (
 // then its video units); the worker sends events, counters, analysis times and
 // scrub-preview thumbnails back. Only video crosses: motion detection reads nothing else.
 // Cameras without motion detection send only one main-stream keyframe every
-// motion.ThumbnailEvery, for thumbnails.
+// report.ThumbnailEvery, for thumbnails.
 
 // toWorker is one message from the server to the worker; exactly one field is set.
 type toWorker struct {
@@ -65,18 +65,24 @@ type wireUnit struct {
 // fromWorker is one message from the worker; exactly one field is set.
 type fromWorker struct {
 	Event    *workerEvent
-	Stats    map[string]motion.Stats // every camera's counters since the worker started
+	Stats    map[string]report.Stats // every camera's counters since the worker started
 	Analysis *workerAnalysis
-	Grid     *motion.GridMinute // a camera-minute of the motion search grid
-	Thumb    *motion.Thumbnail  // a scrub-preview thumbnail
+	Grid     *report.GridMinute // a camera-minute of the motion search grid
+	Thumb    *report.Thumbnail  // a scrub-preview thumbnail
 }
 
 type workerEvent struct {
 	Camera string
-	Event  motion.Event
+	Event  report.Event
 }
 
 type workerAnalysis struct {
 	Camera string
 	Took   time.Duration
+}
+
+// sumStats adds up the counters of a and b; Active is left out (the server tracks events).
+func sumStats(a, b report.Stats) report.Stats {
+	return report.Stats{DecodedFrames: a.DecodedFrames + b.DecodedFrames, AnalyzedFrames: a.AnalyzedFrames + b.AnalyzedFrames,
+		DecodeErrors: a.DecodeErrors + b.DecodeErrors, Events: a.Events + b.Events}
 }

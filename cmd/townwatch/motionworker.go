@@ -1,3 +1,5 @@
+//go:build cgo
+
 package main
 
 import (
@@ -14,14 +16,15 @@ import (
 
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 )
-
-// motionWorkerCommand is the hidden subcommand the server runs itself as to host motion
-// detection (see motionPool).
-const motionWorkerCommand = "motion-worker"
 
 // workerStatsEvery is how often the worker reports its counters.
 const workerStatsEvery = time.Second
+
+// hostsMotionWorker: built with cgo, this townwatch links libavcodec and OpenCV and runs
+// its motion worker itself (see motionWorkerProgram).
+const hostsMotionWorker = true
 
 // runMotionWorker hosts motion detection for the server that started it: the decoders
 // (libavcodec) and the detector (OpenCV) are C code, and a crash there ends only this
@@ -100,13 +103,13 @@ type workerSide struct {
 
 	statsMu   sync.Mutex
 	analysers map[*motion.Analyzer]bool // those running or stopping
-	retired   map[string]motion.Stats   // counters of analysers that have stopped, by camera
+	retired   map[string]report.Stats   // counters of analysers that have stopped, by camera
 }
 
 // newWorkerSide makes a worker with no camera yet that answers on out.
 func newWorkerSide(out io.Writer, log *slog.Logger) *workerSide {
 	return &workerSide{enc: gob.NewEncoder(out), hub: ingest.NewHub(), log: log, streams: map[string]*workerStream{},
-		cams: map[string]*workerCamera{}, analysers: map[*motion.Analyzer]bool{}, retired: map[string]motion.Stats{}}
+		cams: map[string]*workerCamera{}, analysers: map[*motion.Analyzer]bool{}, retired: map[string]report.Stats{}}
 }
 
 // workerCamera is one camera's analyser or keyframe thumbnailer.
@@ -144,26 +147,26 @@ func (w *workerSide) apply(ctx context.Context, ch *cameraDelta) {
 		case errors.Is(err, motion.ErrNotInPlace):
 			w.log.Info("motion analyser restarted for its new settings", "camera", cam.ID, "why", err)
 		default:
-			// The server checked these settings (motion.AnalysedStream) before sending
-			// them, so this is a bug; NewAnalyzer refuses them too and the analyser runs on
+			// The server's configuration passed configs.Config.Validate, which checks
+			// these settings, before they were sent, so this is a bug; NewAnalyzer refuses them too and the analyser runs on
 			// with its settings.
 			w.log.Error("motion analyser not reconfigured", "camera", cam.ID, "err", err)
 		}
 		starts = append(starts, cam)
 	}
-	thumb := func(th motion.Thumbnail) { w.send(fromWorker{Thumb: &th}) }
+	thumb := func(th report.Thumbnail) { w.send(fromWorker{Thumb: &th}) }
 	for _, cam := range starts {
 		a, err := motion.NewAnalyzer(cam, w.hub, w.log.With("camera", cam.ID), motion.Options{
-			OnEvent: func(ev motion.Event) { w.send(fromWorker{Event: &workerEvent{Camera: cam.ID, Event: ev}}) },
+			OnEvent: func(ev report.Event) { w.send(fromWorker{Event: &workerEvent{Camera: cam.ID, Event: ev}}) },
 			ObserveAnalysis: func(d time.Duration) {
 				w.send(fromWorker{Analysis: &workerAnalysis{Camera: cam.ID, Took: d}})
 			},
-			OnGridMinute: func(g motion.GridMinute) { w.send(fromWorker{Grid: &g}) },
+			OnGridMinute: func(g report.GridMinute) { w.send(fromWorker{Grid: &g}) },
 			OnThumbnail:  thumb,
 		})
 		if err != nil {
-			// The server checked these settings (motion.AnalysedStream) before sending them,
-			// so this is a bug; the other cameras go on.
+			// The server's configuration passed configs.Config.Validate, which checks
+			// these settings, before they were sent, so this is a bug; the other cameras go on.
 			w.log.Error("motion analyser not started", "camera", cam.ID, "err", err)
 			continue
 		}
@@ -213,7 +216,7 @@ func (w *workerSide) analyse(ctx context.Context, a *motion.Analyzer) {
 }
 
 // stats is every camera's counters since the worker started, over each analyser it had.
-func (w *workerSide) stats() map[string]motion.Stats {
+func (w *workerSide) stats() map[string]report.Stats {
 	w.statsMu.Lock()
 	defer w.statsMu.Unlock()
 	stats := maps.Clone(w.retired)
@@ -221,12 +224,6 @@ func (w *workerSide) stats() map[string]motion.Stats {
 		stats[a.Camera()] = sumStats(stats[a.Camera()], a.Stats())
 	}
 	return stats
-}
-
-// sumStats adds up the counters of a and b; Active is left out (the server tracks events).
-func sumStats(a, b motion.Stats) motion.Stats {
-	return motion.Stats{DecodedFrames: a.DecodedFrames + b.DecodedFrames, AnalyzedFrames: a.AnalyzedFrames + b.AnalyzedFrames,
-		DecodeErrors: a.DecodeErrors + b.DecodeErrors, Events: a.Events + b.Events}
 }
 
 type workerStream struct {

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/townwatch/townwatch/configs"
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 )
 
 // cameraChange is what a reload does to one camera.
@@ -334,10 +334,10 @@ func (sys *system) applyCameras(running context.Context, next *configs.Config) (
 
 // motionCameras are the running cameras with motion detection and their event sinks,
 // and the others, whose scrub-preview thumbnails the worker makes from keyframes.
-func (sys *system) motionCameras() ([]configs.Camera, []string, map[string]func(motion.Event)) {
+func (sys *system) motionCameras() ([]configs.Camera, []string, map[string]func(report.Event)) {
 	var cams []configs.Camera
 	var thumbed []string
-	sinks := map[string]func(motion.Event){}
+	sinks := map[string]func(report.Event){}
 	for _, u := range sys.cams.units() {
 		if c := u.config(); c.Motion.Enabled {
 			cams = append(cams, c)

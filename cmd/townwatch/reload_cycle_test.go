@@ -15,7 +15,7 @@ import (
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest/simcam"
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 	"github.com/townwatch/townwatch/recorder/catalog"
 )
 
@@ -178,7 +178,7 @@ func TestReloadKeepsOtherCamerasMotionGoing(t *testing.T) {
 }
 
 // ongoingMotionEvent is the camera's event going on, as the motion pool tracks it.
-func ongoingMotionEvent(sys *system, camera string) (motion.Event, bool) {
+func ongoingMotionEvent(sys *system, camera string) (report.Event, bool) {
 	sys.motion.mu.Lock()
 	defer sys.motion.mu.Unlock()
 	ev, ok := sys.motion.active[camera]
@@ -187,7 +187,7 @@ func ongoingMotionEvent(sys *system, camera string) (motion.Event, bool) {
 
 // waitMotionEvent waits for an event to go on on a camera playing the motion clip, whose
 // car drives for 8 s of every 30 s loop.
-func waitMotionEvent(t *testing.T, sys *system, camera string) motion.Event {
+func waitMotionEvent(t *testing.T, sys *system, camera string) report.Event {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if ev, ok := ongoingMotionEvent(sys, camera); ok {

@@ -19,7 +19,7 @@ import (
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/ingest/supervise"
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/archive"
 	"github.com/townwatch/townwatch/recorder/catalog"
@@ -288,7 +288,7 @@ func (sys *system) openSegment(camera string) (recorder.OpenSegment, bool) {
 
 // storeGridMinute keeps a camera-minute of the motion search grid. A failed write loses
 // that minute of search, never footage or events, so it is logged and recording goes on.
-func (sys *system) storeGridMinute(g motion.GridMinute) {
+func (sys *system) storeGridMinute(g report.GridMinute) {
 	m := catalog.GridMinute{Camera: g.Camera, Start: g.Start}
 	for s := range g.Seconds {
 		m.Seconds[s] = catalog.GridCells(g.Seconds[s])

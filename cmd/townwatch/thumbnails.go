@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/townwatch/townwatch/motion"
+	"github.com/townwatch/townwatch/motion/report"
 	"github.com/townwatch/townwatch/recorder"
 	"github.com/townwatch/townwatch/recorder/catalog"
 )
@@ -29,7 +29,7 @@ const placementDelay = time.Second
 
 // queuedThumbnail is a thumbnail and when it arrived.
 type queuedThumbnail struct {
-	motion.Thumbnail
+	report.Thumbnail
 	arrived time.Time
 }
 
@@ -55,7 +55,7 @@ func newThumbnailSink(st *recorder.Storage, cat *catalog.Catalog, open func(stri
 }
 
 // offer queues a thumbnail, or drops it when the queue is full. It never blocks.
-func (s *thumbnailSink) offer(th motion.Thumbnail) {
+func (s *thumbnailSink) offer(th report.Thumbnail) {
 	select {
 	case s.queue <- queuedThumbnail{th, time.Now()}:
 	default:
@@ -85,7 +85,7 @@ func (s *thumbnailSink) run(ctx context.Context) error {
 // their frame), else the catalog's segment covering it. A thumbnail of a moment nothing
 // records (motion-mode recording between events, a paused recorder) has no place and is
 // counted, not kept.
-func (s *thumbnailSink) store(th motion.Thumbnail) {
+func (s *thumbnailSink) store(th report.Thumbnail) {
 	seg, ok := s.segmentAt(th.Camera, th.Wall)
 	if !ok {
 		s.unplaced.Add(1)
