@@ -124,10 +124,12 @@ export class PlaybackTile {
     this.seekKind = null; // how the last seek was served: buffered | cold | gap
     this.tail = null; // {seg, i}: the last fragment appended since the seek
     this.liveAt = -Infinity; // performance.now() of the last live edge read
-    // traces: the last seeks' timelines, {gen, target, kind, at, framed, steps: [[what,
-    // ms since at]]}: requests sent, answered and received, appends done, currentTime set,
-    // 'seeked', the first frame presented at the target. The seek benchmark reads them
-    // (window.townwatch.traces()) to say where a seek's time goes.
+    // traces: the last seeks' timelines, {gen, target, kind, at, framed, from, keyframe,
+    // steps: [[what, ms since at]]}: requests sent, answered and received, appends done,
+    // media removed, currentTime set, 'seeked', the first frame presented at the target;
+    // from is the wall ms of the frame on screen before the seek, keyframe that of the
+    // keyframe the browser decodes from (its distance to the target is the decoding). The
+    // seek benchmark reads them (window.townwatch.traces()) to say where a seek's time goes.
     this.traces = [];
     this.trace = null; // the current seek's; its frame ends the feeder's hold (HOLD_MS)
     this.holdTimer = 0;
@@ -309,7 +311,7 @@ export class PlaybackTile {
   // appending its segment's init first, and the element waits there for the frames.
   seek(w) {
     const gen = ++this.gen;
-    this.trace = { gen, target: w, kind: null, at: performance.now(), framed: false, steps: [] };
+    this.trace = { gen, target: w, kind: null, at: performance.now(), framed: false, from: this.presented, keyframe: null, steps: [] };
     this.traces.push(this.trace);
     if (this.traces.length > MAX_TRACES) this.traces.shift();
     this.#seek(gen, w).catch((err) => this.#failed(gen, err));
@@ -333,6 +335,11 @@ export class PlaybackTile {
     this.appended = this.appended.filter(([a, b]) => range && a >= range[0] - 0.01 && b <= range[1] + 0.01);
     if (range) {
       this.seekKind = this.trace.kind = "buffered";
+      const seg = this.segmentAt(w);
+      if (seg) this.trace.keyframe = seg.frags[this.#keyframeFragment(seg, w)].keyframe;
+      // Work of the page still under way when the browser starts decoding.
+      if (this.sb?.updating) this.#mark(gen, "busy sb");
+      if (inFlight > 0) this.#mark(gen, "busy fetch");
       this.video.currentTime = s;
       this.#mark(gen, "time");
       this.seekingTo = null;
@@ -356,10 +363,10 @@ export class PlaybackTile {
       this.seekKind = this.trace.kind = "gap";
       this.setState("gap");
     } else {
-      let i = 0;
-      seg.frags.forEach((f, j) => f.keyframe !== null && f.keyframe <= w && (i = j));
+      const i = this.#keyframeFragment(seg, w);
       this.cursor = { seg, i };
       this.seekKind = this.trace.kind = "cold";
+      this.trace.keyframe = seg.frags[i].keyframe;
       this.video.currentTime = s;
       this.#mark(gen, "time");
       // What the first frame needs is asked for at once, all in parallel and before any
@@ -370,6 +377,15 @@ export class PlaybackTile {
       for (let j = i; j < seg.frags.length && seg.frags[j].time <= w; j++) this.#prefetch(gen, seg, j, signal, true);
     }
     this.pump(true);
+  }
+
+  // #keyframeFragment is the index of seg's last fragment whose keyframe is at or before
+  // wall time w: the browser decodes from there to show the frame at w (a segment starts
+  // with a keyframe).
+  #keyframeFragment(seg, w) {
+    let i = 0;
+    seg.frags.forEach((f, j) => f.keyframe !== null && f.keyframe <= w && (i = j));
+    return i;
   }
 
   // #bufferedAround is the buffered range holding media second s, when s is not in its
@@ -575,9 +591,17 @@ export class PlaybackTile {
     const b = this.video.buffered;
     for (let i = 0; i < b.length; i++) {
       const [start, end] = [b.start(i), b.end(i)];
-      if (start < lo) this.#op(() => (this.sb.remove(start, Math.min(end, lo)), true));
-      if (end > hi) this.#op(() => (this.sb.remove(Math.max(start, hi), end), true));
+      if (start < lo) this.#remove(start, Math.min(end, lo));
+      if (end > hi) this.#remove(Math.max(start, hi), end);
     }
+  }
+
+  // #remove drops media seconds [start, end) on the SourceBuffer's queue and notes it in
+  // the current seek's trace: a removal while the browser decodes a seek's frame shares
+  // the CPU with it.
+  #remove(start, end) {
+    const gen = this.gen;
+    this.#op(() => (this.sb.remove(start, end), true)).then(() => this.#mark(gen, "removed"), () => {});
   }
 
   // #followLive reads the playlist again from the last known segment on when the clock w
