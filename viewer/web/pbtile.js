@@ -475,17 +475,23 @@ export class PlaybackTile {
     }
   }
 
-  // #holds: fragment {seg, i} waits, because the frame of seek generation gen is not on
-  // screen yet and the fragment begins more than a second past its target (HOLD_MS). A
-  // seek into a hole has no frame to wait for.
+  // #awaitsFrame: the browser decodes toward the frame of seek generation gen, which is
+  // not on screen yet, for at most HOLD_MS after the seek. Work that can wait does (a
+  // seek into a hole has no frame to wait for).
+  #awaitsFrame(gen) {
+    const tr = this.trace;
+    return !!tr && tr.gen === gen && !tr.framed && (tr.kind === "cold" || tr.kind === "buffered") && performance.now() - tr.at < HOLD_MS;
+  }
+
+  // #holds: fragment {seg, i} waits for the frame of seek generation gen (#awaitsFrame),
+  // because the seek does not need it for that frame: a cold seek needs up to a second
+  // past its target, an in-buffer seek nothing (its frame is buffered; a fetch and an
+  // append would only take CPU from the decoder).
   #holds(gen, { seg, i }) {
     const tr = this.trace;
-    if (!tr || tr.gen !== gen || tr.framed || (tr.kind !== "cold" && tr.kind !== "buffered")) return false;
-    if (seg.frags[i].time <= tr.target + 1000) return false;
-    const left = HOLD_MS - (performance.now() - tr.at);
-    if (left <= 0) return false;
+    if (!this.#awaitsFrame(gen) || (tr.kind === "cold" && seg.frags[i].time <= tr.target + 1000)) return false;
     clearTimeout(this.holdTimer);
-    this.holdTimer = setTimeout(() => this.pump(), left);
+    this.holdTimer = setTimeout(() => this.pump(), HOLD_MS - (performance.now() - tr.at));
     return true;
   }
 
@@ -583,7 +589,8 @@ export class PlaybackTile {
   // evict drops buffered media far from the playback position, so a day of seeking does
   // not fill the browser's buffer quota.
   evict() {
-    if (!this.sb) return;
+    // Not while the browser decodes a seek's frame: it is left for the next round.
+    if (!this.sb || this.#awaitsFrame(this.gen)) return;
     const pos = this.video.currentTime;
     const lo = pos - KEEP_BEHIND_S;
     const hi = pos + KEEP_AHEAD_S * Math.max(1, this.rate);
