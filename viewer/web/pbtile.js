@@ -485,11 +485,14 @@ export class PlaybackTile {
 
   // #holds: fragment {seg, i} waits for the frame of seek generation gen (#awaitsFrame),
   // because the seek does not need it for that frame: a cold seek needs up to a second
-  // past its target, an in-buffer seek nothing (its frame is buffered; a fetch and an
-  // append would only take CPU from the decoder).
+  // past its target, a paused in-buffer seek nothing (its frame is buffered; a fetch and
+  // an append would only take CPU from the decoder). A playing element is fed the second
+  // after the target as after a cold seek: at 8× it would play through a short buffered
+  // range and stall before a frame counted as the target's.
   #holds(gen, { seg, i }) {
     const tr = this.trace;
-    if (!this.#awaitsFrame(gen) || (tr.kind === "cold" && seg.frags[i].time <= tr.target + 1000)) return false;
+    const needed = tr?.kind === "cold" || !this.video.paused;
+    if (!this.#awaitsFrame(gen) || (needed && seg.frags[i].time <= tr.target + 1000)) return false;
     clearTimeout(this.holdTimer);
     this.holdTimer = setTimeout(() => this.pump(), HOLD_MS - (performance.now() - tr.at));
     return true;
