@@ -158,6 +158,7 @@ func benchSeeks(b *testing.B, rig *playbackRig, cameras []string) {
 	}
 	steps := breakdown(all)
 	steps.log(b, len(cold))
+	logInBuffer(b, all[0])
 	if len(steps.all) > 0 {
 		b.ReportMetric(percentile(steps.all, 50), "all-tiles-p50-ms")
 		b.ReportMetric(percentile(steps.all, 95), "all-tiles-p95-ms")
@@ -222,10 +223,12 @@ func benchGET(b *testing.B, h http.Handler, url string) {
 
 // seekTrace is one tile's trace of a seek (PlaybackTile.traces in pbtile.js).
 type seekTrace struct {
-	Target float64 `json:"target"`
-	Kind   string  `json:"kind"`
-	At     float64 `json:"at"`
-	Steps  [][]any `json:"steps"` // [what, ms since At]
+	Target   float64  `json:"target"`
+	Kind     string   `json:"kind"`
+	At       float64  `json:"at"`
+	From     *float64 `json:"from"`     // the frame on screen before the seek
+	Keyframe *float64 `json:"keyframe"` // the keyframe the browser decodes from
+	Steps    [][]any  `json:"steps"`    // [what, ms since At]
 }
 
 // seekSteps is where the time of the cold seeks went, tile by tile: for each seek target,
@@ -314,4 +317,90 @@ func (s seekSteps) log(b *testing.B, seeks int) {
 		}
 		b.Logf("tile %d, step p50/p95 ms since the click (%d cold seeks):%s", j+1, seeks, line.String())
 	}
+}
+
+// logInBuffer writes where one tile's in-buffer seeks spent their time: the p50/p95 of
+// currentTime set, 'seeked' and the frame since the click; how many seeks had the page
+// fetching, appending or removing media before their frame was on screen (work that is
+// not the browser decoding); and the time to the frame by the target's distance from the
+// keyframe the browser decodes from (GOP 2 s: 0–2 s), split into seeks forward within
+// the GOP of the frame on screen and the others.
+func logInBuffer(b *testing.B, traces []seekTrace) {
+	steps := map[string][]float64{}
+	page := map[string]int{}
+	type bucket struct{ same, other []float64 }
+	var byDistance [5]bucket // by 0.5 s of distance; the last is 2 s or more
+	seen := map[float64]bool{}
+	n := 0
+	for _, tr := range traces {
+		// The first trace per target: a later one is the clock correcting a drift.
+		if tr.Kind != "buffered" || seen[tr.Target] {
+			continue
+		}
+		seen[tr.Target] = true
+		frame := -1.0
+		for _, st := range tr.Steps {
+			if what, _ := st[0].(string); what == "frame" {
+				frame, _ = st[1].(float64)
+			}
+		}
+		if frame < 0 {
+			continue
+		}
+		n++
+		counted := map[string]bool{}
+		for _, st := range tr.Steps {
+			what, _ := st[0].(string)
+			ms, _ := st[1].(float64)
+			switch verb, _, _ := strings.Cut(what, " "); {
+			case what == "time" || what == "seeked" || what == "frame":
+				if !counted[what] {
+					steps[what] = append(steps[what], ms)
+				}
+			case ms <= frame && (verb == "busy" || verb == "sent" || verb == "appended" || verb == "removed"):
+				if verb != "busy" {
+					what = verb
+				}
+				if !counted[what] {
+					page[what]++
+				}
+			}
+			counted[what] = true
+		}
+		if tr.Keyframe == nil {
+			continue
+		}
+		d := tr.Target - *tr.Keyframe
+		bk := &byDistance[min(len(byDistance)-1, int(d/500))]
+		if tr.From != nil && *tr.From >= *tr.Keyframe && *tr.From < tr.Target {
+			bk.same = append(bk.same, frame)
+		} else {
+			bk.other = append(bk.other, frame)
+		}
+	}
+	var line strings.Builder
+	for _, what := range []string{"time", "seeked", "frame"} {
+		if len(steps[what]) > 0 {
+			fmt.Fprintf(&line, "  %s %.0f/%.0f", what, percentile(steps[what], 50), percentile(steps[what], 95))
+		}
+	}
+	b.Logf("tile 1, in-buffer seeks, step p50/p95 ms since the click (%d seeks):%s", n, line.String())
+	b.Logf("tile 1, in-buffer seeks with the page at work before the frame: %v", page)
+	line.Reset()
+	for i, bk := range byDistance {
+		if len(bk.same)+len(bk.other) == 0 {
+			continue
+		}
+		fmt.Fprintf(&line, "  %.1f–%.1f s:", float64(i)/2, float64(i+1)/2)
+		for _, g := range []struct {
+			name  string
+			times []float64
+		}{{"forward in the GOP", bk.same}, {"other", bk.other}} {
+			if len(g.times) > 0 {
+				fmt.Fprintf(&line, " %s %d × %.0f/%.0f", g.name, len(g.times), percentile(g.times, 50), percentile(g.times, 95))
+			}
+		}
+	}
+	// One line: the benchmark's output keeps only its first lines.
+	b.Logf("tile 1, in-buffer seeks by the target's distance from its keyframe, seeks × frame p50/p95 ms:%s", line.String())
 }

@@ -124,10 +124,12 @@ export class PlaybackTile {
     this.seekKind = null; // how the last seek was served: buffered | cold | gap
     this.tail = null; // {seg, i}: the last fragment appended since the seek
     this.liveAt = -Infinity; // performance.now() of the last live edge read
-    // traces: the last seeks' timelines, {gen, target, kind, at, framed, steps: [[what,
-    // ms since at]]}: requests sent, answered and received, appends done, currentTime set,
-    // 'seeked', the first frame presented at the target. The seek benchmark reads them
-    // (window.townwatch.traces()) to say where a seek's time goes.
+    // traces: the last seeks' timelines, {gen, target, kind, at, framed, from, keyframe,
+    // steps: [[what, ms since at]]}: requests sent, answered and received, appends done,
+    // media removed, currentTime set, 'seeked', the first frame presented at the target;
+    // from is the wall ms of the frame on screen before the seek, keyframe that of the
+    // keyframe the browser decodes from (its distance to the target is the decoding). The
+    // seek benchmark reads them (window.townwatch.traces()) to say where a seek's time goes.
     this.traces = [];
     this.trace = null; // the current seek's; its frame ends the feeder's hold (HOLD_MS)
     this.holdTimer = 0;
@@ -309,7 +311,7 @@ export class PlaybackTile {
   // appending its segment's init first, and the element waits there for the frames.
   seek(w) {
     const gen = ++this.gen;
-    this.trace = { gen, target: w, kind: null, at: performance.now(), framed: false, steps: [] };
+    this.trace = { gen, target: w, kind: null, at: performance.now(), framed: false, from: this.presented, keyframe: null, steps: [] };
     this.traces.push(this.trace);
     if (this.traces.length > MAX_TRACES) this.traces.shift();
     this.#seek(gen, w).catch((err) => this.#failed(gen, err));
@@ -333,6 +335,11 @@ export class PlaybackTile {
     this.appended = this.appended.filter(([a, b]) => range && a >= range[0] - 0.01 && b <= range[1] + 0.01);
     if (range) {
       this.seekKind = this.trace.kind = "buffered";
+      const seg = this.segmentAt(w);
+      if (seg) this.trace.keyframe = seg.frags[this.#keyframeFragment(seg, w)].keyframe;
+      // Work of the page still under way when the browser starts decoding.
+      if (this.sb?.updating) this.#mark(gen, "busy sb");
+      if (inFlight > 0) this.#mark(gen, "busy fetch");
       this.video.currentTime = s;
       this.#mark(gen, "time");
       this.seekingTo = null;
@@ -356,10 +363,10 @@ export class PlaybackTile {
       this.seekKind = this.trace.kind = "gap";
       this.setState("gap");
     } else {
-      let i = 0;
-      seg.frags.forEach((f, j) => f.keyframe !== null && f.keyframe <= w && (i = j));
+      const i = this.#keyframeFragment(seg, w);
       this.cursor = { seg, i };
       this.seekKind = this.trace.kind = "cold";
+      this.trace.keyframe = seg.frags[i].keyframe;
       this.video.currentTime = s;
       this.#mark(gen, "time");
       // What the first frame needs is asked for at once, all in parallel and before any
@@ -370,6 +377,15 @@ export class PlaybackTile {
       for (let j = i; j < seg.frags.length && seg.frags[j].time <= w; j++) this.#prefetch(gen, seg, j, signal, true);
     }
     this.pump(true);
+  }
+
+  // #keyframeFragment is the index of seg's last fragment whose keyframe is at or before
+  // wall time w: the browser decodes from there to show the frame at w (a segment starts
+  // with a keyframe).
+  #keyframeFragment(seg, w) {
+    let i = 0;
+    seg.frags.forEach((f, j) => f.keyframe !== null && f.keyframe <= w && (i = j));
+    return i;
   }
 
   // #bufferedAround is the buffered range holding media second s, when s is not in its
@@ -459,17 +475,26 @@ export class PlaybackTile {
     }
   }
 
-  // #holds: fragment {seg, i} waits, because the frame of seek generation gen is not on
-  // screen yet and the fragment begins more than a second past its target (HOLD_MS). A
-  // seek into a hole has no frame to wait for.
+  // #awaitsFrame: the browser decodes toward the frame of seek generation gen, which is
+  // not on screen yet, for at most HOLD_MS after the seek. Work that can wait does (a
+  // seek into a hole has no frame to wait for).
+  #awaitsFrame(gen) {
+    const tr = this.trace;
+    return !!tr && tr.gen === gen && !tr.framed && (tr.kind === "cold" || tr.kind === "buffered") && performance.now() - tr.at < HOLD_MS;
+  }
+
+  // #holds: fragment {seg, i} waits for the frame of seek generation gen (#awaitsFrame),
+  // because the seek does not need it for that frame: a cold seek needs up to a second
+  // past its target, a paused in-buffer seek nothing (its frame is buffered; a fetch and
+  // an append would only take CPU from the decoder). A playing element is fed the second
+  // after the target as after a cold seek: at 8× it would play through a short buffered
+  // range and stall before a frame counted as the target's.
   #holds(gen, { seg, i }) {
     const tr = this.trace;
-    if (!tr || tr.gen !== gen || tr.framed || (tr.kind !== "cold" && tr.kind !== "buffered")) return false;
-    if (seg.frags[i].time <= tr.target + 1000) return false;
-    const left = HOLD_MS - (performance.now() - tr.at);
-    if (left <= 0) return false;
+    const needed = tr?.kind === "cold" || !this.video.paused;
+    if (!this.#awaitsFrame(gen) || (needed && seg.frags[i].time <= tr.target + 1000)) return false;
     clearTimeout(this.holdTimer);
-    this.holdTimer = setTimeout(() => this.pump(), left);
+    this.holdTimer = setTimeout(() => this.pump(), HOLD_MS - (performance.now() - tr.at));
     return true;
   }
 
@@ -567,7 +592,8 @@ export class PlaybackTile {
   // evict drops buffered media far from the playback position, so a day of seeking does
   // not fill the browser's buffer quota.
   evict() {
-    if (!this.sb) return;
+    // Not while the browser decodes a seek's frame: it is left for the next round.
+    if (!this.sb || this.#awaitsFrame(this.gen)) return;
     const pos = this.video.currentTime;
     const lo = pos - KEEP_BEHIND_S;
     const hi = pos + KEEP_AHEAD_S * Math.max(1, this.rate);
@@ -575,9 +601,17 @@ export class PlaybackTile {
     const b = this.video.buffered;
     for (let i = 0; i < b.length; i++) {
       const [start, end] = [b.start(i), b.end(i)];
-      if (start < lo) this.#op(() => (this.sb.remove(start, Math.min(end, lo)), true));
-      if (end > hi) this.#op(() => (this.sb.remove(Math.max(start, hi), end), true));
+      if (start < lo) this.#remove(start, Math.min(end, lo));
+      if (end > hi) this.#remove(Math.max(start, hi), end);
     }
+  }
+
+  // #remove drops media seconds [start, end) on the SourceBuffer's queue and notes it in
+  // the current seek's trace: a removal while the browser decodes a seek's frame shares
+  // the CPU with it.
+  #remove(start, end) {
+    const gen = this.gen;
+    this.#op(() => (this.sb.remove(start, end), true)).then(() => this.#mark(gen, "removed"), () => {});
   }
 
   // #followLive reads the playlist again from the last known segment on when the clock w

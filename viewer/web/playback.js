@@ -343,7 +343,8 @@ for (const button of document.querySelectorAll("[data-lang]")) {
 //   state()  → {phase, playing, rate, clock, presented, tiles: [{id, state, presented}]}
 //   seeks    measured seeks {target, presented, ms (seek → frame on screen), kind, camera}
 //   traces() each tile's last seeks, step by step: [{id, traces: [{target, kind, at
-//             (performance.now()), steps: [[what, ms since at]]}]}] (see PlaybackTile.traces)
+//             (performance.now()), from, keyframe, steps: [[what, ms since at]]}]}] (see
+//             PlaybackTile.traces)
 //   seek(ms), play(), pause(), step(±1), setRate(r)
 //   view(start, span)  shows that part of the timeline; viewRange() → {start, span};
 //             kindAt(id, ms) what it shows there
@@ -359,7 +360,7 @@ window.townwatch = {
     tiles: tiles.map((tile) => ({ id: tile.id, state: tile.el.dataset.state, presented: tile.presented })),
   }),
   seeks,
-  traces: () => tiles.map((tile) => ({ id: tile.id, traces: tile.traces.map(({ target, kind, at, steps }) => ({ target, kind, at, steps })) })),
+  traces: () => tiles.map((tile) => ({ id: tile.id, traces: tile.traces.map(({ target, kind, at, from, keyframe, steps }) => ({ target, kind, at, from, keyframe, steps })) })),
   seek: (w) => seekAll(w),
   play: () => setPlaying(true),
   pause: () => setPlaying(false),
