@@ -33,6 +33,7 @@ type benchConfig struct {
 type row struct {
 	n              int
 	cpuSec, rssMiB float64
+	peakRSSMiB     float64 // the server's peak since it started: viewer counts run in the order given
 	rxMbps         float64 // average per viewer
 	firstFrame     []time.Duration
 	received       uint64 // frames the Source published, whole run so far
@@ -207,6 +208,7 @@ func measure(ctx context.Context, base string, n int, bc benchConfig) (row, erro
 	}
 	r.cpuSec = b.CPUSeconds - a.CPUSeconds
 	r.rssMiB = float64(b.RSSBytes) / (1 << 20)
+	r.peakRSSMiB = float64(b.PeakRSSBytes) / (1 << 20)
 	if n > 0 {
 		r.rxMbps = float64(rx1-rx0) * 8 / bc.duration.Seconds() / 1e6 / float64(n)
 	}
@@ -281,7 +283,7 @@ func printReport(w io.Writer, rows []row, d time.Duration) {
 	base := rows[0] // no viewers
 	fmt.Fprintf(w, "\nlive view benchmark: one 1080p 25 fps ~4 Mbit/s H.264 camera, %v measured per viewer count, pion viewers over UDP on loopback\n\n", d)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	io.WriteString(tw, "viewers\tCPU s\t%core\tCPU-s/viewer-h\tadded CPU-s/viewer-h\tRSS MiB\tRSS/viewer MiB\tMbit/s/viewer\tfirst frame p50\tp95\tlive drops\trecorder frames\tsource frames\trecorder lost\t\n")
+	io.WriteString(tw, "viewers\tCPU s\t%core\tCPU-s/viewer-h\tadded CPU-s/viewer-h\tRSS MiB\tpeak RSS MiB\tRSS/viewer MiB\tMbit/s/viewer\tfirst frame p50\tp95\tlive drops\trecorder frames\tsource frames\trecorder lost\t\n")
 	for _, r := range rows {
 		perH, addH, rssPer, p50, p95 := "-", "-", "-", "-", "-"
 		if r.n > 0 {
@@ -295,12 +297,13 @@ func printReport(w io.Writer, rows []row, d time.Duration) {
 				p95 = r.firstFrame[(len(r.firstFrame)*95)/100].Round(time.Millisecond).String()
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%.2f\t%.1f\t%s\t%s\t%.1f\t%s\t%.2f\t%s\t%s\t%d\t%d\t%d\t%d\t\n", r.n, r.cpuSec, 100*r.cpuSec/d.Seconds(),
-			perH, addH, r.rssMiB, rssPer, r.rxMbps, p50, p95, r.dropped, r.recorded, r.received, r.recDrops)
+		fmt.Fprintf(tw, "%d\t%.2f\t%.1f\t%s\t%s\t%.1f\t%.1f\t%s\t%.2f\t%s\t%s\t%d\t%d\t%d\t%d\t\n", r.n, r.cpuSec, 100*r.cpuSec/d.Seconds(),
+			perH, addH, r.rssMiB, r.peakRSSMiB, rssPer, r.rxMbps, p50, p95, r.dropped, r.recorded, r.received, r.recDrops)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\n(CPU: the server process's user+system time over the window; CPU-s/viewer-h = CPU s / (viewers x hours), 'added' subtracts the\n"+
-		"no-viewer run (ingest + recorder stand-in); RSS/viewer = (RSS - RSS with no viewer) / viewers; first frame: offer posted to first\n"+
+		"no-viewer run (ingest + recorder stand-in); RSS: at the end of the window, peak RSS: the server's VmHWM since it started (so it\n"+
+		"covers the earlier, smaller viewer counts too); RSS/viewer = (RSS - RSS with no viewer) / viewers; first frame: offer posted to first\n"+
 		"complete frame, every viewer starts from the stream's latest keyframe; recorder lost: frames the recorder stand-in\n"+
 		"(the recorder's Hub queue) dropped, must be 0; recorder frames trail source frames only by the frames before it joined.)")
 }

@@ -31,6 +31,7 @@ const recorderQueue = 2048
 type serverStats struct {
 	CPUSeconds     float64          `json:"cpu_seconds"` // user+system of this process so far
 	RSSBytes       uint64           `json:"rss_bytes"`
+	PeakRSSBytes   uint64           `json:"peak_rss_bytes"`  // since the process started
 	ReceivedFrames uint64           `json:"received_frames"` // video units the Source published
 	RecorderFrames uint64           `json:"recorder_frames"` // video units the recorder stand-in read
 	RecorderDrops  uint64           `json:"recorder_dropped"`
@@ -81,7 +82,8 @@ func serve(rtspURL string, stdout io.Writer, stdin io.Reader) error {
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 		json.NewEncoder(w).Encode(serverStats{
 			CPUSeconds:     time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
-			RSSBytes:       rss(),
+			RSSBytes:       status("VmRSS:"),
+			PeakRSSBytes:   status("VmHWM:"),
 			ReceivedFrames: src.Status().ReceivedFrames,
 			RecorderFrames: recFrames.Load(),
 			RecorderDrops:  recorderDrops(hub),
@@ -131,14 +133,15 @@ func recordStandIn(ctx context.Context, hub *ingest.Hub, frames *atomic.Uint64) 
 	}
 }
 
-// rss is this process's resident set size (VmRSS).
-func rss() uint64 {
+// status is a size field of this process's /proc/self/status in bytes, such as its
+// resident set (VmRSS:) or the peak of it (VmHWM:); 0 if it cannot be read.
+func status(field string) uint64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
 			kb, _ := strconv.ParseUint(f[1], 10, 64)
 			return kb << 10
 		}

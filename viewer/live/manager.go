@@ -65,10 +65,11 @@ type Hooks struct {
 	// same owner can end the session and the owner's sessions can be found and closed when
 	// their access ends. nil: sessions have no owner.
 	Owner func(r *http.Request) string
-	// Admit is called once a session is admitted and before anything about it is
-	// answered, so before a byte of media can leave (the viewer needs the answer to
-	// connect). An error refuses the offer with 503 and ends the session: the access log
-	// must hold a row for every live view before it starts.
+	// Admit is called once a session is admitted, on a goroutine of its own while the
+	// answer is being made, and nothing about the session is answered before it returns,
+	// so no byte of media can leave before it (the viewer needs the answer to connect).
+	// An error refuses the offer with 503 and ends the session: the access log must hold
+	// a row for every live view before it starts.
 	Admit func(r *http.Request, s SessionInfo) error
 	// OnEnd is called once for every session Admit accepted, when it has ended.
 	OnEnd func(s SessionInfo, ended time.Time, reason string)

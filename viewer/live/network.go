@@ -24,12 +24,12 @@ const (
 	tcpSendBuffer = 256 << 10
 	// nackHistory is how many sent video packets per viewer are kept to answer NACKs:
 	// 1.2 s of a 4 Mbit/s stream (0.6 s at 8 Mbit/s), several retransmission round trips
-	// of a LAN or Wi-Fi even on a loaded box. pion copies each into a buffer of its own
-	// (about 1.6 KB), so this is most of what a viewer costs: 0.8 MB per viewer. 256 was
-	// tried to save memory, and a clean-clone test run then saw a fast viewer's frame
-	// broken while another viewer stalled (TestStalledViewerDropsOnlyItsOwnPackets): one
-	// 1080p keyframe alone is well over 100 packets. An older loss is not repaired; the
-	// browser asks for a keyframe.
+	// of a LAN or Wi-Fi even on a loaded box. 256 was tried, and a clean-clone test run
+	// then saw a fast viewer's frame broken while another viewer stalled
+	// (TestStalledViewerDropsOnlyItsOwnPackets): one 1080p keyframe alone is well over
+	// 100 packets. An older loss is not repaired; the browser asks for a keyframe. The
+	// history holds references, not copies (see newAPI), so its depth costs a viewer
+	// about 100 bytes a packet.
 	nackHistory = 512
 	// ICE consent: a viewer that sends nothing (no STUN, no RTCP) for iceDisconnected is
 	// disconnected, and for iceFailed is failed and its session closed; keep-alives every
@@ -171,7 +171,12 @@ func (m *Manager) newAPI(nw *iceNet) (*webrtc.API, error) {
 		}
 	}
 	ir := &interceptor.Registry{}
-	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(nackHistory))
+	// The NACK history keeps the header and payload each write was given instead of a
+	// copy of them (pion's default copies every packet into a pooled 1460-byte buffer:
+	// 0.75 MB per viewer, most of what a viewer cost). That is safe because a payload is
+	// the feed's packet, shared by every viewer and never modified once published (see
+	// frame), and writer.write makes a fresh header for every packet it writes.
+	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(nackHistory), nack.DisableCopy())
 	if err != nil {
 		return nil, err
 	}

@@ -299,15 +299,17 @@ type writer struct {
 func (w *writer) write(f *frame, ts uint32) bool {
 	b := w.b
 	for _, p := range f.pkts {
-		hdr := rtp.Header{Version: 2, Marker: p.Marker, PayloadType: b.pt, SequenceNumber: w.seq, Timestamp: ts, SSRC: b.ssrc}
-		n, err := b.ws.WriteRTP(&hdr, p.Payload)
+		// A new header for every packet, never one reused: the NACK history keeps a
+		// reference to it (and to p.Payload) to send the packet again (newAPI).
+		hdr := &rtp.Header{Version: 2, Marker: p.Marker, PayloadType: b.pt, SequenceNumber: w.seq, Timestamp: ts, SSRC: b.ssrc}
+		n, err := b.ws.WriteRTP(hdr, p.Payload)
 		for n == 0 && err == nil && !w.srtpUp {
 			select {
 			case <-b.done:
 				return false
 			case <-time.After(srtpPoll):
 			}
-			n, err = b.ws.WriteRTP(&hdr, p.Payload)
+			n, err = b.ws.WriteRTP(hdr, p.Payload)
 		}
 		if err != nil {
 			// The connection is closed or broken; the session notices through its state.

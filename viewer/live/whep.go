@@ -121,17 +121,25 @@ func (m *Manager) HandleOffer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	if m.opt.Hooks.Admit != nil {
-		if err := m.opt.Hooks.Admit(r, s.info()); err != nil {
-			// Not admitted means it never existed for the viewer: no OnEnd either.
-			s.abort("not admitted: " + err.Error())
-			m.log.Warn("live session refused by the access layer", "camera", camID, "session", s.id, "err", err)
-			http.Error(w, "live view unavailable: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
+	// The access layer's Admit (the access log's row, committed with an fsync) and the
+	// answer are made at the same time, but the answer is sent only once Admit has
+	// accepted: without it the viewer cannot connect, so no media leaves before the row.
+	admitted := make(chan error, 1)
+	if admit := m.opt.Hooks.Admit; admit != nil {
+		info := s.info()
+		go func() { admitted <- admit(r, info) }()
+	} else {
+		admitted <- nil
+	}
+	answer, status, err := s.negotiate(r, api, f, body, o)
+	if aerr := <-admitted; aerr != nil {
+		// Not admitted means it never existed for the viewer: no OnEnd either.
+		s.abort("not admitted: " + aerr.Error())
+		m.log.Warn("live session refused by the access layer", "camera", camID, "session", s.id, "err", aerr)
+		http.Error(w, "live view unavailable: "+aerr.Error(), http.StatusServiceUnavailable)
+		return
 	}
 	s.admitted = true
-	answer, status, err := s.negotiate(r, api, f, body, o)
 	if err != nil {
 		s.abort(err.Error())
 		http.Error(w, err.Error(), status)

@@ -4,7 +4,7 @@
 
 import { applyTexts, language, LANGUAGES, setLanguage, t, timeText } from "./i18n.js";
 import { initEvents, renderEventsTexts } from "./events.js";
-import { api, can, me, POLL_HEADER } from "./session.js";
+import { api, can, liveHinted, me, noteLive, POLL_HEADER } from "./session.js";
 import { Tile } from "./tile.js";
 import { prepare, unprepare } from "./whep.js";
 
@@ -27,9 +27,16 @@ const observer = new IntersectionObserver((entries) => {
   for (const entry of entries) tiles.get(entry.target.dataset.camera)?.setVisible(entry.isIntersecting);
 });
 
-async function poll() {
+// cameras asks for the camera list.
+function cameras() {
+  return api("api/cameras", { headers: POLL_HEADER });
+}
+
+// poll refreshes the camera list every POLL_MS; asked, if given, is the first request,
+// already on its way.
+async function poll(asked = null) {
   try {
-    const res = await api("api/cameras", { headers: POLL_HEADER });
+    const res = await (asked ?? cameras());
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     update(await res.json());
     document.body.dataset.server = "up";
@@ -197,11 +204,17 @@ window.townwatch = {
   LANGUAGES,
 };
 
-// The session check goes out first: the camera list (and so every picture) waits for it.
-// It is not asked in parallel: for an account without live view the list is a refused
-// request, which the access log would record on every page load. Meanwhile the browser
-// readies the first tile's peer connection (whep.js, prepare).
+// The session check goes out first, and the camera list (which every picture waits for)
+// with it only when this tab's last check allowed live view (a reload): for an account
+// without live view the list is a refused request, which the access log would record on
+// every page load, so otherwise the list waits for the check. Either way the list is used
+// only once the check allows live view. Meanwhile the browser readies the first tile's
+// peer connection (whep.js, prepare).
 const whoAnswer = me();
+const camerasEarly = liveHinted() ? cameras() : null;
+camerasEarly?.catch(() => {
+  // poll reports it, or the check refused live view and it is not used.
+});
 prepare();
 
 // A reload of an enlarged view starts on the wall: the history entry it left is stale.
@@ -218,8 +231,9 @@ document.getElementById("audit-link").hidden = !can(who, "audit");
 document.getElementById("admin-link").hidden = !can(who, "admin");
 playbackAllowed = can(who, "playback");
 liveAllowed = can(who, "live");
+noteLive(liveAllowed);
 // The camera list first, the events panel after: the pictures are what the page is for.
-if (liveAllowed) poll();
+if (liveAllowed) poll(camerasEarly);
 if (can(who, "events")) {
   document.getElementById("search-link").hidden = false;
   initEvents(

@@ -8,7 +8,34 @@ import { applyTexts, roleName, t } from "./i18n.js";
 // page's session alive (the server's idle expiry ignores them).
 export const POLL_HEADER = { "X-Townwatch-Poll": "1" };
 
+// LIVE_HINT (session storage, this tab only) remembers that the last session check of the
+// wall allowed live view, so that a reload can ask for the camera list beside the session
+// check instead of after it (app.js). Only a login that was allowed live view sets it, and
+// leaving for the login page or logging out forgets it: the next person at the same tab
+// does not send a camera list request their account would be refused (and logged).
+const LIVE_HINT = "townwatch.live";
+
+// liveHinted reports whether this tab's last session check allowed live view.
+export function liveHinted() {
+  try {
+    return sessionStorage.getItem(LIVE_HINT) === "1";
+  } catch {
+    return false; // storage disabled: ask in order
+  }
+}
+
+// noteLive keeps (allowed) or forgets the hint.
+export function noteLive(allowed) {
+  try {
+    if (allowed) sessionStorage.setItem(LIVE_HINT, "1");
+    else sessionStorage.removeItem(LIVE_HINT);
+  } catch {
+    // Storage disabled: the next load asks in order.
+  }
+}
+
 export function toLogin() {
+  noteLive(false);
   const next = location.pathname + location.search;
   location.assign(`login?next=${encodeURIComponent(next)}`);
 }
@@ -46,6 +73,7 @@ export function can(who, action) {
 }
 
 export async function logout() {
+  noteLive(false);
   try {
     await fetch("api/logout", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
   } finally {

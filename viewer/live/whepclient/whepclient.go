@@ -20,7 +20,9 @@ import (
 // API returns a pion API with the default codecs and interceptors that gathers loopback
 // candidates only, without mDNS, over UDP (or ICE-TCP when tcpOnly). patient stretches
 // ICE's timeouts so a client survives a long silence (a test that stalls its connection).
-func API(tcpOnly, patient bool) (*webrtc.API, error) {
+// tune, if given, changes further settings (a test that asks for packets it already has
+// turns SRTP replay protection off, or the copies would be dropped as replays).
+func API(tcpOnly, patient bool, tune ...func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -41,6 +43,9 @@ func API(tcpOnly, patient bool) (*webrtc.API, error) {
 		network = webrtc.NetworkTypeTCP4
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{network})
+	for _, f := range tune {
+		f(&se)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
