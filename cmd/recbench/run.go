@@ -153,7 +153,7 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	if err := os.WriteFile(cfgPath, []byte(configYAML(storage, port, api.tokenFile, urls)), 0o644); err != nil {
 		return nil, err
 	}
-	if err := addAccount(ctx, rc.bin, cfgPath, rc.work); err != nil {
+	if _, err := addAccount(ctx, rc.bin, cfgPath, rc.work, benchAccount, "-role", "supervisor"); err != nil {
 		return nil, err
 	}
 	serve, err := startChild("townwatch serve", rc.bin, []string{"serve", "-config", cfgPath, "-log-format", "json"},
@@ -231,15 +231,7 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	r.received, _ = final.sum(mReceivedFrames)
 	if rec, ok := final.sum(mRecordedFrames); ok {
 		r.recorded, r.recordedOK = rec, true
-		recv, recd := final.byCamera(mReceivedFrames), final.byCamera(mRecordedFrames)
-		for c, v := range recv {
-			if d := v - recd[c]; d != 0 {
-				if r.lossByCamera == nil {
-					r.lossByCamera = map[string]float64{}
-				}
-				r.lossByCamera[c] = d
-			}
-		}
+		r.lossByCamera = unrecorded(final)
 	} else {
 		r.notef("%s not exposed: frames recorded n/a", mRecordedFrames)
 	}
@@ -276,6 +268,22 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 		r.notef("townwatch logged %d errors, the first: %s", n, first)
 	}
 	return r, nil
+}
+
+// unrecorded maps each camera whose received and recorded frame totals differ in a scrape
+// taken after every recorder closed its segment to the difference (nil when none does).
+func unrecorded(final metrics) map[string]float64 {
+	var out map[string]float64
+	recd := final.byCamera(mRecordedFrames)
+	for c, v := range final.byCamera(mReceivedFrames) {
+		if d := v - recd[c]; d != 0 {
+			if out == nil {
+				out = map[string]float64{}
+			}
+			out[c] = d
+		}
+	}
+	return out
 }
 
 // delta is how much the total of metric name grew between two scrapes.
