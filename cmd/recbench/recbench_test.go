@@ -138,7 +138,7 @@ func TestFigures(t *testing.T) {
 func TestConfigYAMLAndNs(t *testing.T) {
 	y := configYAML("/tmp/x y/storage", 8080, "/tmp/x y/metrics.token", []string{"rtsp://127.0.0.1:1/cam1", "rtsp://127.0.0.1:1/cam2"})
 	for _, want := range []string{"  path: \"/tmp/x y/storage\"\n", "  listen: 127.0.0.1:8080\n",
-		"metrics:\n  token_file: \"/tmp/x y/metrics.token\"\n",
+		"metrics:\n  token_file: \"/tmp/x y/metrics.token\"\n", "webrtc: {udp_port: 0, tcp_port: 0}\n",
 		"  - id: cam2\n    main:\n      url: \"rtsp://127.0.0.1:1/cam2\"\n      transport: tcp\n    record:\n      mode: continuous\n"} {
 		if !strings.Contains(y, want) {
 			t.Errorf("config lacks %q:\n%s", want, y)

@@ -296,10 +296,13 @@ func delta(a, b metrics, name string) float64 {
 // configYAML is the townwatch configuration for one run: a camera per
 // simcam URL (cam1..camN), pulled over TCP as on a real network with a
 // mixed camera fleet, recorded continuously; /metrics readable with the
-// bearer token in tokenFile, as by a production Prometheus.
+// bearer token in tokenFile, as by a production Prometheus. The WebRTC media ports are
+// free ones, so that a run beside another townwatch (a test, a demo) does not fail on
+// the default 8189.
 func configYAML(storage string, httpPort int, tokenFile string, urls []string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# written by cmd/recbench\nstorage:\n  path: %s\nhttp:\n  listen: 127.0.0.1:%d\nmetrics:\n  token_file: %s\ncameras:\n",
+	fmt.Fprintf(&b, "# written by cmd/recbench\nstorage:\n  path: %s\nhttp:\n  listen: 127.0.0.1:%d\nmetrics:\n  token_file: %s\n"+
+		"webrtc: {udp_port: 0, tcp_port: 0}\ncameras:\n",
 		strconv.Quote(storage), httpPort, strconv.Quote(tokenFile))
 	for i, u := range urls {
 		fmt.Fprintf(&b, "  - id: cam%d\n    main:\n      url: %s\n      transport: tcp\n    record:\n      mode: continuous\n",
