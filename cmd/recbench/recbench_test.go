@@ -258,3 +258,14 @@ func TestUnrecorded(t *testing.T) {
 		t.Errorf("unrecorded = %v, want cam2 25", got)
 	}
 }
+
+func TestParsePPid(t *testing.T) {
+	if got, err := parsePPid([]byte("4242 (town (watch) x) S 17 4242 4242 0 -1\n")); err != nil || got != 17 {
+		t.Errorf("parsePPid = %d, %v; want 17", got, err)
+	}
+	for _, bad := range []string{"", "4242 (townwatch) S", "4242 (townwatch) S x"} {
+		if _, err := parsePPid([]byte(bad)); err == nil {
+			t.Errorf("parsePPid(%q): no error", bad)
+		}
+	}
+}
