@@ -20,7 +20,7 @@
 // recbench reads townwatch as a production Prometheus does: /metrics with
 // the bearer token of metrics.token_file, after making the account a fresh
 // install needs with `townwatch user add` (secrets in 0600 files, never on
-// a command line; it never logs in, see access.go).
+// a command line; the recording runs never log in, see access.go).
 // Figures that miss their target are reported, not failed: recbench exits
 // non-zero only when the harness itself fails (a build, ffmpeg, a process
 // that dies, a camera that never streams). It stops every process it
