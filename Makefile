@@ -107,13 +107,21 @@ test: deps vet
 ## serve for 60 s each, about 5 minutes; its ffmpeg clip is cached in ~/.cache/townwatch-bench).
 ## RECBENCH_FLAGS passes flags to it, e.g. RECBENCH_FLAGS='-n 16 -duration 120s'. Then the
 ## live-view benchmark (cmd/livebench: one 1080p camera to 1, 10 and 50 WebRTC viewers;
-## LIVEBENCH_FLAGS passes flags to it).
+## LIVEBENCH_FLAGS passes flags to it). Last the officers' load on a recording townwatch
+## (cmd/recbench -playload: 16 cameras recorded, 10 min alone, then 10 min with 4 headless
+## Chromium pages each playing 4 of them, then an export job of 1 h of footage: 20 min of
+## windows plus start-up and the export, so about 25 minutes; on a loaded host the pages
+## alone took 8 min to start; the first time a minute more to encode the archive's segment).
+## PLAYLOAD_FLAGS passes flags to it, e.g. PLAYLOAD_FLAGS='-duration 2m' for a 7-minute look
+## (the issue's check is 10 min).
 RECBENCH_FLAGS ?=
 LIVEBENCH_FLAGS ?=
+PLAYLOAD_FLAGS ?=
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 	$(GO) run ./cmd/recbench $(RECBENCH_FLAGS)
 	$(GO) run ./cmd/livebench $(LIVEBENCH_FLAGS)
+	$(GO) run ./cmd/recbench -playload $(PLAYLOAD_FLAGS)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

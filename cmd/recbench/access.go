@@ -17,9 +17,10 @@ import (
 // in as a production Prometheus does: it reads /metrics (and nothing else) with the bearer
 // token of metrics.token_file. Until an account exists townwatch answers everything but
 // /healthz with 503, the token notwithstanding, so each run first makes one with
-// `townwatch user add`, as the operator of a fresh install does. recbench never logs in
-// with it: a login costs the measured process an Argon2id check (19 MiB), which would
-// show in its peak RSS.
+// `townwatch user add`, as the operator of a fresh install does. The recording runs never
+// log in with it: a login costs the measured process an Argon2id check (19 MiB), which
+// would show in its peak RSS. The -playload run does (playload.go): it plays footage in
+// the browser as an officer and reports no peak RSS.
 
 // benchAccount is the account recbench makes in each run's fresh storage.
 const benchAccount = "recbench"
@@ -45,20 +46,23 @@ func newAccess(dir, base string) (*access, error) {
 	return a, nil
 }
 
-// addAccount makes benchAccount, a supervisor with a random password nobody keeps, with
-// `townwatch user add` and the password in a file, as an administrator on the host would.
-func addAccount(ctx context.Context, bin, cfgPath, dir string) error {
+// addAccount makes the account name with `townwatch user add` and the password in a file,
+// as an administrator on the host would: args give its role (and cameras). The password
+// is random; it is returned for a run that logs in with it (-playload) and otherwise
+// forgotten.
+func addAccount(ctx context.Context, bin, cfgPath, dir, name string, args ...string) (password string, err error) {
 	pwFile := filepath.Join(dir, "account.password")
-	if err := os.WriteFile(pwFile, []byte(rand.Text()+"\n"), 0o600); err != nil {
-		return err
+	password = rand.Text()
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		return "", err
 	}
 	defer os.Remove(pwFile)
-	out, err := exec.CommandContext(ctx, bin, "user", "add", "-config", cfgPath, "-name", benchAccount,
-		"-role", "supervisor", "-password-file", pwFile).CombinedOutput()
+	args = append([]string{"user", "add", "-config", cfgPath, "-name", name, "-password-file", pwFile}, args...)
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("townwatch user add %s: %w\n%s", benchAccount, err, out)
+		return "", fmt.Errorf("townwatch user add %s: %w\n%s", name, err, out)
 	}
-	return nil
+	return password, nil
 }
 
 // scrape reads townwatch's /metrics with the bearer token, as Prometheus does.

@@ -8,13 +8,19 @@
 // Usage (from the repository):
 //
 //	go run ./cmd/recbench [-n 1,4,16] [-duration 60s] [-warmup 10s] [-townwatch BIN] [-cache DIR] [-keep]
+//	go run ./cmd/recbench -playload [-n 16] [-duration 10m] [-page-warmup 30s] [-export-range 1h] [-profile FILE]
+//
+// With -playload it measures, instead, the load of officers on a recording townwatch
+// (the officer-workstation issue): 4 headless Chromium pages each playing 4 cameras'
+// recorded footage on /playback, and an evidence export job of an hour, against the same
+// recording without them (see playload.go).
 //
 // The clip is generated once with ffmpeg (before anything is timed) and
 // cached. Each N runs in its own pair of processes with fresh storage.
 // recbench reads townwatch as a production Prometheus does: /metrics with
 // the bearer token of metrics.token_file, after making the account a fresh
 // install needs with `townwatch user add` (secrets in 0600 files, never on
-// a command line; it never logs in, see access.go).
+// a command line; the recording runs never log in, see access.go).
 // Figures that miss their target are reported, not failed: recbench exits
 // non-zero only when the harness itself fails (a build, ffmpeg, a process
 // that dies, a camera that never streams). It stops every process it
@@ -40,6 +46,98 @@ import (
 
 	"github.com/townwatch/townwatch/cmd/internal/benchkit"
 )
+
+// playloadFlags are the flags of a -playload run.
+type playloadFlags struct {
+	n                            string
+	duration, warmup, pageWarmup time.Duration
+	exportRange                  time.Duration
+	profile, bin, cache          string
+	keep                         bool
+}
+
+// runPlayload is run for -playload: the same harness, one run.
+func runPlayload(ctx context.Context, f playloadFlags, stdout, stderr io.Writer) int {
+	ns, err := benchkit.ParseCounts(f.n, "camera")
+	switch {
+	case err != nil:
+	case len(ns) != 1:
+		err = errors.New("-playload: -n takes one camera count")
+	case f.duration <= 0 || f.warmup < 0 || f.pageWarmup < 0 || f.exportRange < time.Minute:
+		err = errors.New("-duration must be > 0, -warmup and -page-warmup >= 0, -export-range >= 1m")
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "recbench:", err)
+		return 2
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "recbench: "+format+"\n", args...)
+	}
+	work, err := os.MkdirTemp("", "recbench-playload-")
+	if err != nil {
+		fmt.Fprintln(stderr, "recbench:", err)
+		return 1
+	}
+	if f.keep {
+		defer logf("work directory kept: %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	pc := playloadConfig{n: ns[0], window: f.duration, warmup: f.warmup, pageWarmup: f.pageWarmup, exportRange: f.exportRange,
+		profile: f.profile, bin: f.bin, cache: f.cache, work: work, logf: logf}
+	if f.duration < 10*time.Minute {
+		logf("note: -duration %v is shorter than the 10 min the officer-workstation issue asks for", f.duration)
+	}
+	if pc.bin == "" {
+		if pc.bin, err = buildTownwatch(ctx, work, logf); err != nil {
+			logf("%v", err)
+			return 1
+		}
+	}
+	tck, err := clockTicks(ctx)
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	pc.tck = float64(tck)
+	load0 := loadAverage()
+	r, err := playload(ctx, pc)
+	if r != nil && len(r.windows) > 0 {
+		header := fmt.Sprintf("playback and export load: %d simulated cameras (clip %s %d fps, %sbit/s) recorded by townwatch serve; %v per window;\n"+
+			"host: %d CPUs, CLK_TCK %d; load average at the start %s, at the end %s",
+			pc.n, benchkit.ClipSize, benchkit.ClipFPS, benchkit.ClipBitrate, pc.window, runtime.NumCPU(), tck, load0, loadAverage())
+		printPlayload(stdout, pc, r, header)
+	}
+	if f.profile != "" && r != nil && len(r.windows) >= 2 {
+		// After the run: the first `go tool pprof` builds the tool, which must not load the
+		// measured machine.
+		out, perr := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", pc.bin, f.profile).Output()
+		if perr != nil {
+			logf("go tool pprof -top %s: %v", f.profile, perr)
+		} else {
+			fmt.Fprintf(stdout, "\nwhere townwatch serve's CPU goes while the pages play (%d s profile after the measured window, %s):\n%s",
+				pprofSeconds, f.profile, out)
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		logf("interrupted; every process it started is stopped")
+		return 130
+	case err != nil:
+		logf("%v", err)
+		return 1
+	}
+	return 0
+}
+
+// loadAverage is the first three fields of /proc/loadavg (what uptime prints), or "n/a".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "n/a"
+}
 
 // The target from the recorder issue: MediaMTX v1.20.1 recording the same
 // 16 streams as fMP4 used 11.8 % of one core and 88 MiB peak RSS;
@@ -74,11 +172,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cache := fs.String("cache", benchkit.DefaultCacheDir(), "directory where the generated clip is kept between runs")
 	count := fs.Int("count", 1, "runs per N; with more than one, the table adds each N's median (timings on a shared host are noisy)")
 	keep := fs.Bool("keep", false, "keep the work directory (configs, logs, recordings) and print its path")
+	playloadMode := fs.Bool("playload", false, "instead of the recording runs: the playback and export load run (one -n, default 16; -duration per window, default 10m)")
+	pageWarmup := fs.Duration("page-warmup", 30*time.Second, "-playload: time after every tile plays before measuring")
+	exportRange := fs.Duration("export-range", time.Hour, "-playload: length of the footage the export job bundles")
+	profile := fs.String("profile", "", "-playload: write a CPU profile of townwatch, taken while the pages play after the measured window, to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *playloadMode {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["n"] {
+			*nList = "16"
+		}
+		if !set["duration"] {
+			*duration = 10 * time.Minute
+		}
+		return runPlayload(ctx, playloadFlags{n: *nList, duration: *duration, warmup: *warmup, pageWarmup: *pageWarmup,
+			exportRange: *exportRange, profile: *profile, bin: *bin, cache: *cache, keep: *keep}, stdout, stderr)
 	}
 	ns, err := benchkit.ParseCounts(*nList, "stream")
 	if err == nil && (*duration <= 0 || *warmup < 0 || *count < 1) {

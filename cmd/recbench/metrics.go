@@ -1,7 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -135,4 +138,84 @@ func (m metrics) sumMatching(prefix, suffix string) float64 {
 		}
 	}
 	return total
+}
+
+// bucket is one cumulative bucket of a histogram: count observations were <= le.
+type bucket struct{ le, count float64 }
+
+// histogram returns the cumulative buckets (the name_bucket samples) of histogram name,
+// by le, the +Inf bucket last; nil when it is not exposed.
+func (m metrics) histogram(name string) []bucket {
+	var out []bucket
+	for _, s := range m {
+		if s.name != name+"_bucket" {
+			continue
+		}
+		le, err := strconv.ParseFloat(s.labels["le"], 64) // "+Inf" too
+		if err != nil {
+			continue
+		}
+		out = append(out, bucket{le: le, count: s.value})
+	}
+	slices.SortFunc(out, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	return out
+}
+
+// histogramDelta is the observations of histogram name made between scrapes a and b, as
+// cumulative buckets.
+func histogramDelta(a, b metrics, name string) []bucket {
+	before := a.histogram(name)
+	out := b.histogram(name)
+	for i := range out {
+		if i < len(before) && before[i].le == out[i].le {
+			out[i].count -= before[i].count
+		}
+	}
+	return out
+}
+
+// total is the number of observations in cumulative buckets.
+func total(bs []bucket) float64 {
+	if len(bs) == 0 {
+		return 0
+	}
+	return bs[len(bs)-1].count
+}
+
+// quantile estimates the q-quantile (0 < q <= 1) of cumulative buckets as Prometheus's
+// histogram_quantile does: linearly inside the bucket that holds it, from 0 for the
+// first; in the +Inf bucket it is the highest finite bound. NaN without observations.
+func quantile(bs []bucket, q float64) float64 {
+	n := total(bs)
+	if n == 0 {
+		return math.NaN()
+	}
+	rank := q * n
+	lowLE, lowCount := 0.0, 0.0
+	for _, b := range bs {
+		if b.count >= rank {
+			if math.IsInf(b.le, 1) {
+				return lowLE
+			}
+			return lowLE + (b.le-lowLE)*(rank-lowCount)/(b.count-lowCount)
+		}
+		lowLE, lowCount = b.le, b.count
+	}
+	return lowLE
+}
+
+// maxBound is the smallest bucket bound that holds every observation: the slowest one
+// took at most that long (+Inf when one fell beyond the last finite bound). NaN without
+// observations.
+func maxBound(bs []bucket) float64 {
+	n := total(bs)
+	if n == 0 {
+		return math.NaN()
+	}
+	for _, b := range bs {
+		if b.count >= n {
+			return b.le
+		}
+	}
+	return math.Inf(1)
 }

@@ -241,3 +241,46 @@ func dirBytes(dir string) (uint64, error) {
 	})
 	return total, err
 }
+
+// parsePPid reads the parent's pid (field 4) from the text of /proc/<pid>/stat.
+func parsePPid(b []byte) (int, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("proc stat: no ')' after the command name")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, errors.New("proc stat: no ppid")
+	}
+	return strconv.Atoi(f[1])
+}
+
+// childrenCPU is the CPU time so far of the running children of pid (townwatch's motion
+// worker, which also makes the scrub-preview thumbnails), summed. A child that exited
+// takes its time with it: compare two readings only while the same children run.
+func childrenCPU(pid int) (procCPU, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return procCPU{}, err
+	}
+	var sum procCPU
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		if ppid, err := parsePPid(b); err != nil || ppid != pid {
+			continue
+		}
+		c, err := parseProcStat(b)
+		if err != nil {
+			return procCPU{}, err
+		}
+		sum.utime += c.utime
+		sum.stime += c.stime
+	}
+	return sum, nil
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"maps"
 	"math"
 	"strings"
@@ -137,7 +138,7 @@ func TestFigures(t *testing.T) {
 func TestConfigYAMLAndNs(t *testing.T) {
 	y := configYAML("/tmp/x y/storage", 8080, "/tmp/x y/metrics.token", []string{"rtsp://127.0.0.1:1/cam1", "rtsp://127.0.0.1:1/cam2"})
 	for _, want := range []string{"  path: \"/tmp/x y/storage\"\n", "  listen: 127.0.0.1:8080\n",
-		"metrics:\n  token_file: \"/tmp/x y/metrics.token\"\n",
+		"metrics:\n  token_file: \"/tmp/x y/metrics.token\"\n", "webrtc: {udp_port: 0, tcp_port: 0}\n",
 		"  - id: cam2\n    main:\n      url: \"rtsp://127.0.0.1:1/cam2\"\n      transport: tcp\n    record:\n      mode: continuous\n"} {
 		if !strings.Contains(y, want) {
 			t.Errorf("config lacks %q:\n%s", want, y)
@@ -197,5 +198,74 @@ func TestReport(t *testing.T) {
 	}
 	if got := median([]float64{3, 1, 2}); got != 2 {
 		t.Errorf("median = %v, want 2", got)
+	}
+}
+
+// Two scrapes of the fragment-write histogram: between them 100 writes, 50 within 5 ms,
+// 49 more within 10 ms, one within 50 ms.
+func TestFragmentWriteQuantiles(t *testing.T) {
+	scrape := func(b5, b10, b50, inf float64) metrics {
+		m, err := parseMetrics(fmt.Sprintf(`# TYPE townwatch_fragment_write_seconds histogram
+townwatch_fragment_write_seconds_bucket{le="0.01"} %v
+townwatch_fragment_write_seconds_bucket{le="0.005"} %v
+townwatch_fragment_write_seconds_bucket{le="0.05"} %v
+townwatch_fragment_write_seconds_bucket{le="+Inf"} %v
+townwatch_fragment_write_seconds_sum 1.5
+townwatch_fragment_write_seconds_count %v
+`, b10, b5, b50, inf, inf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a := scrape(10, 10, 10, 10)
+	b := scrape(60, 109, 110, 110)
+	d := histogramDelta(a, b, "townwatch_fragment_write_seconds")
+	if len(d) != 4 || d[0].le != 0.005 || !math.IsInf(d[3].le, 1) || total(d) != 100 {
+		t.Fatalf("delta buckets %+v: want 4 by le, 100 writes", d)
+	}
+	for _, c := range []struct{ q, want float64 }{{0.5, 0.005}, {0.25, 0.0025}, {0.99, 0.01}, {0.995, 0.03}} {
+		if got := quantile(d, c.q); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("quantile(%v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if got := maxBound(d); got != 0.05 {
+		t.Errorf("slowest within %v, want 0.05", got)
+	}
+	// One write beyond the last bound: the slowest is unbounded, a quantile there is the
+	// highest finite bound.
+	e := histogramDelta(a, scrape(60, 109, 109, 110), "townwatch_fragment_write_seconds")
+	if got := maxBound(e); !math.IsInf(got, 1) {
+		t.Errorf("slowest within %v, want +Inf", got)
+	}
+	if got := quantile(e, 1); got != 0.05 {
+		t.Errorf("quantile(1) = %v, want 0.05", got)
+	}
+	if none := histogramDelta(a, a, "townwatch_fragment_write_seconds"); !math.IsNaN(quantile(none, 0.5)) || !math.IsNaN(maxBound(none)) {
+		t.Error("quantiles of no writes are not NaN")
+	}
+	if m := (metrics{}); m.histogram("townwatch_fragment_write_seconds") != nil {
+		t.Error("histogram of a scrape without it is not nil")
+	}
+}
+
+func TestUnrecorded(t *testing.T) {
+	m, err := parseMetrics(metricsText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := unrecorded(m); !maps.Equal(got, map[string]float64{"cam2": 25}) {
+		t.Errorf("unrecorded = %v, want cam2 25", got)
+	}
+}
+
+func TestParsePPid(t *testing.T) {
+	if got, err := parsePPid([]byte("4242 (town (watch) x) S 17 4242 4242 0 -1\n")); err != nil || got != 17 {
+		t.Errorf("parsePPid = %d, %v; want 17", got, err)
+	}
+	for _, bad := range []string{"", "4242 (townwatch) S", "4242 (townwatch) S x"} {
+		if _, err := parsePPid([]byte(bad)); err == nil {
+			t.Errorf("parsePPid(%q): no error", bad)
+		}
 	}
 }

@@ -153,7 +153,7 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	if err := os.WriteFile(cfgPath, []byte(configYAML(storage, port, api.tokenFile, urls)), 0o644); err != nil {
 		return nil, err
 	}
-	if err := addAccount(ctx, rc.bin, cfgPath, rc.work); err != nil {
+	if _, err := addAccount(ctx, rc.bin, cfgPath, rc.work, benchAccount, "-role", "supervisor"); err != nil {
 		return nil, err
 	}
 	serve, err := startChild("townwatch serve", rc.bin, []string{"serve", "-config", cfgPath, "-log-format", "json"},
@@ -231,15 +231,7 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	r.received, _ = final.sum(mReceivedFrames)
 	if rec, ok := final.sum(mRecordedFrames); ok {
 		r.recorded, r.recordedOK = rec, true
-		recv, recd := final.byCamera(mReceivedFrames), final.byCamera(mRecordedFrames)
-		for c, v := range recv {
-			if d := v - recd[c]; d != 0 {
-				if r.lossByCamera == nil {
-					r.lossByCamera = map[string]float64{}
-				}
-				r.lossByCamera[c] = d
-			}
-		}
+		r.lossByCamera = unrecorded(final)
 	} else {
 		r.notef("%s not exposed: frames recorded n/a", mRecordedFrames)
 	}
@@ -278,6 +270,22 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	return r, nil
 }
 
+// unrecorded maps each camera whose received and recorded frame totals differ in a scrape
+// taken after every recorder closed its segment to the difference (nil when none does).
+func unrecorded(final metrics) map[string]float64 {
+	var out map[string]float64
+	recd := final.byCamera(mRecordedFrames)
+	for c, v := range final.byCamera(mReceivedFrames) {
+		if d := v - recd[c]; d != 0 {
+			if out == nil {
+				out = map[string]float64{}
+			}
+			out[c] = d
+		}
+	}
+	return out
+}
+
 // delta is how much the total of metric name grew between two scrapes.
 func delta(a, b metrics, name string) float64 {
 	va, _ := a.sum(name)
@@ -288,10 +296,13 @@ func delta(a, b metrics, name string) float64 {
 // configYAML is the townwatch configuration for one run: a camera per
 // simcam URL (cam1..camN), pulled over TCP as on a real network with a
 // mixed camera fleet, recorded continuously; /metrics readable with the
-// bearer token in tokenFile, as by a production Prometheus.
+// bearer token in tokenFile, as by a production Prometheus. The WebRTC media ports are
+// free ones, so that a run beside another townwatch (a test, a demo) does not fail on
+// the default 8189.
 func configYAML(storage string, httpPort int, tokenFile string, urls []string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# written by cmd/recbench\nstorage:\n  path: %s\nhttp:\n  listen: 127.0.0.1:%d\nmetrics:\n  token_file: %s\ncameras:\n",
+	fmt.Fprintf(&b, "# written by cmd/recbench\nstorage:\n  path: %s\nhttp:\n  listen: 127.0.0.1:%d\nmetrics:\n  token_file: %s\n"+
+		"webrtc: {udp_port: 0, tcp_port: 0}\ncameras:\n",
 		strconv.Quote(storage), httpPort, strconv.Quote(tokenFile))
 	for i, u := range urls {
 		fmt.Fprintf(&b, "  - id: cam%d\n    main:\n      url: %s\n      transport: tcp\n    record:\n      mode: continuous\n",

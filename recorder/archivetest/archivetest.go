@@ -2,7 +2,7 @@
 // recordings folder as the recorder leaves them, hours of many cameras in seconds. One
 // template segment is encoded with ffmpeg; every segment of the archive is a hard link to
 // it (no disk cost) with a catalog row written from DescribeSegmentFile, so the player
-// reads real fMP4 through the real playback API. Only tests import it.
+// reads real fMP4 through the real playback API. Only tests and benchmarks import it.
 package archivetest
 
 import (
@@ -177,11 +177,15 @@ type Spec struct {
 	From     time.Time
 	Duration time.Duration
 	Outages  []Outage
+	// Copy writes every segment as a copy of the template instead of a hard link, for a
+	// benchmark whose reads must come from the disk: hard links are one file, read once
+	// and then served from the page cache.
+	Copy bool
 }
 
-// Build writes the archive: for every segment a hard link at recorder.SegmentPath and an
-// open-then-closed catalog row with the template's fragment index and digest. It returns
-// the catalog rows per camera, in time order.
+// Build writes the archive: for every segment a hard link (or a copy) at
+// recorder.SegmentPath and an open-then-closed catalog row with the template's fragment
+// index and digest. It returns the catalog rows per camera, in time order.
 func Build(ctx context.Context, s Spec) (map[string][]catalog.Segment, error) {
 	st, err := recorder.OpenStorage(s.Dir) // makes the folder as the recorder has it
 	if err != nil {
@@ -204,7 +208,7 @@ func Build(ctx context.Context, s Spec) (map[string][]catalog.Segment, error) {
 			}
 			seg := catalog.Segment{Camera: cam, Stream: "main", Start: at, Path: recorder.SegmentPath(cam, at),
 				Codec: tf.Codec, MIMECodecs: tf.MIMECodecs, Width: tf.Width, Height: tf.Height, Audio: tf.Audio, GapBefore: gap}
-			if err := link(s.Template.Path, filepath.Join(s.Dir, filepath.FromSlash(seg.Path))); err != nil {
+			if err := place(s.Template.Path, filepath.Join(s.Dir, filepath.FromSlash(seg.Path)), s.Copy); err != nil {
 				return nil, err
 			}
 			id, err := s.Catalog.CreateSegment(ctx, seg)
@@ -233,15 +237,17 @@ func camOutages(all []Outage, cam string) []Outage {
 	return out
 }
 
-// link hard-links the template to dst; across filesystems (EXDEV) it copies, which costs
-// the disk the link saves but still works.
-func link(src, dst string) error {
+// place hard-links the template to dst, or copies it when asked to; across filesystems
+// (EXDEV) it copies too, which costs the disk the link saves but still works.
+func place(src, dst string, copyFile bool) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
-	err := os.Link(src, dst)
-	if !errors.Is(err, syscall.EXDEV) {
-		return err
+	if !copyFile {
+		err := os.Link(src, dst)
+		if !errors.Is(err, syscall.EXDEV) {
+			return err
+		}
 	}
 	b, err := os.ReadFile(src)
 	if err != nil {

@@ -1,6 +1,7 @@
 package archivetest
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -90,5 +91,46 @@ func TestBuildArchiveWithOutage(t *testing.T) {
 	idx, err := cat.Fragments(t.Context(), []int64{segs["namesti"][3].ID})
 	if err != nil || len(idx[segs["namesti"][3].ID]) != len(tf.Fragments) {
 		t.Fatalf("fragment index in the catalog: %d entries, %v", len(idx[segs["namesti"][3].ID]), err)
+	}
+}
+
+// With Copy every segment is a file of its own (a benchmark reading it reads the disk,
+// not one cached file), byte for byte the template.
+func TestBuildArchiveCopies(t *testing.T) {
+	tpl, err := MakeTemplate(t.Context(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cat, err := catalog.Open(t.Context(), filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	segs, err := Build(t.Context(), Spec{Dir: dir, Catalog: cat, Template: tpl, Cameras: []string{"namesti"},
+		From: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), Duration: 3 * time.Minute, Copy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(tpl.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tplInfo, _ := os.Stat(tpl.Path)
+	if len(segs["namesti"]) != 3 {
+		t.Fatalf("%d segments, want 3", len(segs["namesti"]))
+	}
+	for _, s := range segs["namesti"] {
+		path := filepath.Join(dir, filepath.FromSlash(s.Path))
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if os.SameFile(info, tplInfo) {
+			t.Errorf("%s is a link to the template, want a copy", s.Path)
+		}
+		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes (%v), want the template's %d", s.Path, len(got), err, len(want))
+		}
 	}
 }
