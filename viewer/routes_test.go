@@ -1,15 +1,18 @@
 package viewer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -28,6 +31,25 @@ import (
 type routeRig struct {
 	server *Server
 	fx     *accessFixture
+	logs   *lockedLog // what the server logged
+}
+
+// lockedLog is a log sink that requests may write to while the test reads it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // The rig is node rigNode of a cluster, with node token rigNodeToken; its segments have
@@ -115,7 +137,9 @@ func newRouteRig(t *testing.T) *routeRig {
 	}
 	cams := []Camera{{ID: "namesti", Main: fixedStatus{State: ingest.StateStreaming}}, {ID: "most", Main: fixedStatus{State: ingest.StateStreaming}}}
 	snapshots := fstest.MapFS{"snapshots/namesti/a.jpg": {Data: []byte("\xff\xd8namesti")}, "snapshots/most/b.jpg": {Data: []byte("\xff\xd8most")}}
+	logs := &lockedLog{}
 	s, err := New(Options{Listen: "127.0.0.1:0", Cameras: StaticCameras(cams), Live: lm, Access: fx.opts,
+		Log:     slog.New(slog.NewTextHandler(logs, nil)),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "townwatch_up 1") }),
 		Events:  &Events{Store: fx.cat, OpenSnapshot: snapshots.Open},
 		Playback: &Playback{Store: fx.cat, Bookmarks: fx.cat,
@@ -133,7 +157,7 @@ func newRouteRig(t *testing.T) *routeRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &routeRig{server: s, fx: fx}
+	return &routeRig{server: s, fx: fx, logs: logs}
 }
 
 // pathParam fills a route pattern's wildcards: {id} with camera, {session} with a
@@ -426,4 +450,20 @@ func requestRoute(h http.Handler, rt route, camera string) (int, string) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.String()
+}
+
+// A browser that gives up on a request (the player aborts the fetches of a seek a newer one
+// replaced) is no server fault: the lookup the request made fails for its cancelled context,
+// and nothing is logged as an error.
+func TestCancelledRequestIsNotLoggedAsAnError(t *testing.T) {
+	rig := newRouteRig(t)
+	rig.fx.addUser(t, "strnad", []access.Role{access.Officer}, true)
+	h := withCookie(rig.server.Handler(), login(t, rig.server.Handler(), "strnad"))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/api/segments/"+segmentNamesti+"/media", nil)
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if logs := rig.logs.String(); strings.Contains(logs, "level=ERROR") {
+		t.Errorf("a cancelled request was logged as an error:\n%s", logs)
+	}
 }
