@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/jpeg"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -184,21 +185,30 @@ type decoderPool struct {
 
 func newDecoderPool(n int) *decoderPool { return &decoderPool{lent: make(chan struct{}, n)} }
 
-// get waits until fewer than cap(lent) decoders are lent and returns one for codec: a kept
-// one, or one opened anew. The caller gives it back with put.
+// get waits until fewer than cap(lent) decoders are lent and returns one for codec: the
+// kept one of that codec returned last, else one opened anew. Kept and lent decoders
+// together stay within cap(lent) (each holds a 1080p picture's tables, about 12 MiB): a
+// new one replaces the kept one returned first. The caller gives it back with put.
 func (p *decoderPool) get(codec ingest.Codec) (*decode.Decoder, error) {
 	p.lent <- struct{}{}
 	p.mu.Lock()
-	var dec *decode.Decoder
-	if n := len(p.free); n > 0 {
-		dec, p.free = p.free[n-1], p.free[:n-1]
+	var dec, other *decode.Decoder
+	for i := len(p.free) - 1; i >= 0; i-- {
+		if p.free[i].Codec() == codec {
+			dec = p.free[i]
+			p.free = slices.Delete(p.free, i, i+1)
+			break
+		}
+	}
+	if dec == nil && len(p.free) > 0 && len(p.free)+len(p.lent) > cap(p.lent) {
+		other, p.free = p.free[0], p.free[1:]
 	}
 	p.mu.Unlock()
-	if dec != nil && dec.Codec() == codec {
+	if dec != nil {
 		return dec, nil
 	}
-	if dec != nil {
-		dec.Close()
+	if other != nil {
+		other.Close()
 	}
 	dec, err := decode.NewStill(codec)
 	if err != nil {

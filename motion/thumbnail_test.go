@@ -278,21 +278,70 @@ func TestKeyframeDecodersClosedWithTheLastCamera(t *testing.T) {
 		st.Publish(u)
 	}
 	<-thumbs
-	if n := openStillDecoders(); n != 1 {
-		t.Errorf("%d keyframe decoders open while a camera makes thumbnails; want 1", n)
-	}
+	// The thumbnail is emitted before the decoder is given back.
+	waitUntil(t, "the keyframe decoder kept while the camera makes thumbnails", func() bool { return keptStillDecoders() == 1 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if n := openStillDecoders(); n != 0 {
+	if n := keptStillDecoders(); n != 0 {
 		t.Errorf("%d keyframe decoders open after the last camera stopped; want none", n)
 	}
 }
 
-// openStillDecoders counts the shared keyframe decoders kept open.
-func openStillDecoders() int {
+// keptStillDecoders counts the shared keyframe decoders kept open.
+func keptStillDecoders() int {
 	stillDecoders.mu.Lock()
 	defer stillDecoders.mu.Unlock()
 	return len(stillDecoders.free)
+}
+
+// A site with H.264 and H.265 cameras keeps a decoder of each codec instead of closing
+// one for the other at every keyframe (each would then pay a fresh decoder's set-up, the
+// cost the shared decoders are there to save), and both get their thumbnails.
+func TestKeyframeDecodersKeptPerCodec(t *testing.T) {
+	defer func(p *decoderPool) { stillDecoders = p }(stillDecoders)
+	stillDecoders = newDecoderPool(2)
+	stillDecoders.join()
+	defer stillDecoders.leave()
+	codecs := []ingest.Codec{ingest.CodecH264, ingest.CodecH265}
+	var cams [2]struct {
+		k      *KeyframeThumbnails
+		units  []*ingest.Unit
+		thumbs int
+	}
+	for i, encoder := range []string{"libx264", "libx265"} {
+		path := testclip.Make(t, "-i", bundledClip(simcam.ClipMotion), "-frames:v", "150", "-c:v", encoder,
+			"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-f", map[int]string{0: "h264", 1: "hevc"}[i])
+		c := &cams[i]
+		units, err := testclip.Load(path, codecs[i], simcam.FrameRate, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.units = units
+		c.k, err = NewKeyframeThumbnails("cam"+strconv.Itoa(i), "main", ingest.NewHub(), nil, func(report.Thumbnail) { c.thumbs++ })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.k.thumbs.close()
+	}
+	for j := range min(len(cams[0].units), len(cams[1].units)) {
+		for i := range cams {
+			cams[i].k.process(codecs[i], cams[i].units[j])
+		}
+	}
+	for i, c := range cams {
+		if c.thumbs == 0 {
+			t.Errorf("camera %d (%s): no thumbnail", i, codecs[i])
+		}
+	}
+	stillDecoders.mu.Lock()
+	var kept []ingest.Codec
+	for _, dec := range stillDecoders.free {
+		kept = append(kept, dec.Codec())
+	}
+	stillDecoders.mu.Unlock()
+	if !slices.Contains(kept, ingest.CodecH264) || !slices.Contains(kept, ingest.CodecH265) {
+		t.Errorf("kept decoders %v after the cameras took turns; want one of each codec", kept)
+	}
 }

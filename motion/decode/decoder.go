@@ -71,7 +71,7 @@ type Stats struct {
 	Skipped uint64 // units not decoded while waiting for a keyframe
 }
 
-// Decoder decodes one camera stream. Decode, Snapshot and Close must be called from one
+// Decoder decodes one camera stream (or, made by NewStill, keyframes of several). Decode, Snapshot and Close must be called from one
 // goroutine at a time; Stats may be called from any.
 type Decoder struct {
 	c       *C.tw_decoder
@@ -122,8 +122,9 @@ func New(codec ingest.Codec, width int) (*Decoder, error) {
 // H.265's SAO), which smooths block edges a few pixels wide that a picture scaled to 240 px
 // does not show, and each keyframe's picture comes out at once whatever the stream's
 // reordering delay (the codec is drained and flushed if it holds the picture back). So one
-// decoder serves keyframes of any camera in turn, each picture its own keyframe's, without
-// the cost of a fresh decoder per keyframe (allocating and zeroing its tables and picture
+// decoder serves keyframes of any camera in turn, each picture its own keyframe's; cameras
+// with the same parameter sets (encoder settings) share it without the cost of a fresh
+// decoder per keyframe (another camera's parameter sets restart it: allocating and zeroing its tables and picture
 // pools cost about as much CPU as decoding a 1080p keyframe). It refuses units that are
 // not keyframes: their reference pictures were not decoded, or not filtered.
 func NewStill(codec ingest.Codec) (*Decoder, error) {
