@@ -315,6 +315,9 @@ func (v *validator) motion(path string, m *Motion) {
 	if m.Cooldown < Duration(time.Second) {
 		v.add(path+".cooldown", "must be at least 1s")
 	}
+	if len(m.Zones) > MaxMotionZones {
+		v.add(path+".zones", "%d zones, at most %d", len(m.Zones), MaxMotionZones)
+	}
 	v.zones(path+".zones", m.Zones, true)
 	v.zones(path+".masks", m.Masks, false)
 }
@@ -326,6 +329,12 @@ const (
 	minMotionWidth = 64
 	maxMotionWidth = 1920
 )
+
+// MaxMotionZones bounds a camera's motion zones, so that the zones a frame hits fit one
+// 64-bit mask in the analyser. The server checks it here, where every configuration
+// passes: the analyser runs in the motion worker, whose refusal would leave the camera
+// without motion detection (and a motion-mode camera without recording).
+const MaxMotionZones = 64
 
 // zones checks polygons; zones need unique names because events report them by name.
 func (v *validator) zones(path string, zs []Zone, named bool) {

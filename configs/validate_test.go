@@ -2,6 +2,7 @@ package configs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -262,6 +263,8 @@ cameras:
 			"cameras[cam].motion.min_area: must be a percentage between 0 and 100",
 			"cameras[cam].motion.cooldown: must be at least 1s",
 		}},
+		{"motion too many zones", camera("rtsp://h/") + "    motion:\n      zones:\n" + namedZones(MaxMotionZones+1),
+			[]string{"cameras[cam].motion.zones: 65 zones, at most 64"}},
 		{"motion zones wrong", camera("rtsp://h/") + `    motion:
       zones:
         - {points: [[0, 0], [1, 0], [1, 1]]}
@@ -444,4 +447,13 @@ func TestStreamValidate(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// namedZones is n zones z0, z1, ... in the YAML of a camera's motion.zones.
+func namedZones(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "        - {name: z%d, points: [[0, 0], [1, 0], [1, 1]]}\n", i)
+	}
+	return b.String()
 }

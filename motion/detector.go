@@ -35,8 +35,6 @@ const (
 	// settleTime suppresses motion after a global change: exposure and white balance
 	// keep adjusting for a moment after the lights switch.
 	settleTime = time.Second
-	// maxZones bounds zones so that the zones hit fit one bit mask per frame.
-	maxZones = 64
 )
 
 // threshold maps sensitivity 1..100 to the per-pixel difference, in gray levels, that

@@ -69,8 +69,8 @@ func newParams(cam configs.Camera) (*params, error) {
 	if p.cooldown < time.Second {
 		bad("cooldown", "%v must be at least 1s", p.cooldown)
 	}
-	if len(m.Zones) > maxZones {
-		bad("zones", "%d zones, at most %d", len(m.Zones), maxZones)
+	if len(m.Zones) > configs.MaxMotionZones {
+		bad("zones", "%d zones, at most %d", len(m.Zones), configs.MaxMotionZones)
 	}
 	names := make(map[string]bool, len(m.Zones))
 	for i, z := range m.Zones {

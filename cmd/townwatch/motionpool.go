@@ -129,7 +129,7 @@ func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids f
 // and thumbed the cameras without motion detection that get thumbnails from keyframes.
 // The running worker is sent what differs from its lists (see cameraDelta); a camera
 // whose analysed stream changed is forwarded anew.
-func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks map[string]func(report.Event)) error {
+func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks map[string]func(report.Event)) {
 	routes := make(map[string]*route, len(cams)+len(thumbed))
 	for _, c := range cams {
 		routes[c.ID] = &route{stream: report.AnalysedStream(c)}
@@ -175,7 +175,6 @@ func (p *motionPool) setCameras(cams []configs.Camera, thumbed []string, sinks m
 		p.signalListed()
 		p.listed, p.signalListed = context.WithCancel(context.Background())
 	}
-	return nil
 }
 
 // setSinks makes sinks the cameras' event sinks, except that a camera with an event

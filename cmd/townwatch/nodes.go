@@ -175,9 +175,7 @@ func (sys *system) leasesChanged(held map[string]int64) {
 		return
 	}
 	sys.cams.set(next)
-	if err := sys.motion.setCameras(sys.motionCameras()); err != nil {
-		sys.log.Error("motion worker: cameras after a lease change", "err", err)
-	}
+	sys.motion.setCameras(sys.motionCameras())
 }
 
 // nodeProgressEvery is how often a node brings an open segment's row up to date: about

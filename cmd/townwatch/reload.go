@@ -326,9 +326,7 @@ func (sys *system) applyCameras(running context.Context, next *configs.Config) (
 	if err := sys.retention.Reconfigure(applied.Cameras); err != nil {
 		errs = append(errs, err)
 	}
-	if err := sys.motion.setCameras(sys.motionCameras()); err != nil {
-		errs = append(errs, err)
-	}
+	sys.motion.setCameras(sys.motionCameras())
 	return att, errors.Join(errs...)
 }
 

@@ -177,9 +177,7 @@ func openNode(ctx context.Context, cfg *configs.Config, node string, log *slog.L
 		liveCams = append(liveCams, u.live())
 	}
 	sys.cams.set(units)
-	if err := sys.motion.setCameras(sys.motionCameras()); err != nil {
-		return nil, err
-	}
+	sys.motion.setCameras(sys.motionCameras())
 	sys.health.cams = &sys.cams
 
 	clients := newClientLimiter(cfg, log)
