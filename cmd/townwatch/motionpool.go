@@ -120,6 +120,13 @@ func newMotionPool(hub *ingest.Hub, observe func(string, time.Duration), grids f
 	if err != nil {
 		return nil, err
 	}
+	// Said once, plainly, at start: the retries' log lines alone do not say what is lost.
+	// The server must not refuse to start for it, or every continuously recording camera
+	// would stop too.
+	if _, err := os.Stat(program); err != nil {
+		p.log.Error("motion worker program missing: no motion detection and no thumbnails, and cameras with record.mode motion record nothing, until it is installed",
+			"program", program, "err", err)
+	}
 	p.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, program, motionWorkerCommand) }
 	p.inputBound = workerInputBound
 	return p, nil

@@ -18,9 +18,10 @@ const motionWorkerProgramName = "townwatch-motion"
 // built with cgo is its own worker. One built without (CGO_ENABLED=0, as make build makes
 // bin/townwatch) links neither libavcodec nor OpenCV, which saves the server the memory of
 // about a hundred shared libraries (docs/architecture.md), and runs townwatch-motion
-// beside it. A missing worker program does not stop the server: starting the worker fails
-// naming the path, is logged and retried like any worker failure, and recording goes on
-// without motion detection and thumbnails.
+// beside it. A missing worker program does not stop the server (newMotionPool logs it as an
+// error at start; starting the worker then fails naming the path, is logged and retried
+// like any worker failure): continuous recording goes on, without motion detection and
+// thumbnails, and a camera recording in motion mode records nothing.
 func motionWorkerProgram() (string, error) {
 	self, err := os.Executable()
 	if err != nil {

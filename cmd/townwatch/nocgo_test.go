@@ -71,7 +71,12 @@ func TestServerBuiltWithoutCgoRunsMotionInTownwatchMotion(t *testing.T) {
 	}
 	p = startServeCmd(t, exec.Command(server, "serve", "-config", cfgPath))
 	p.waitRecording(t, "velitel", "ulice")
-	waitFor(t, 30*time.Second, "a log line naming the missing worker program", func() bool {
-		return strings.Contains(p.stderr.String(), worker)
+	waitFor(t, 30*time.Second, "an error naming the missing worker program", func() bool {
+		for line := range strings.Lines(p.stderr.String()) {
+			if strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, "motion worker program missing") && strings.Contains(line, worker) {
+				return true
+			}
+		}
+		return false
 	}, p)
 }
