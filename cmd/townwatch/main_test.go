@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,8 +37,8 @@ import (
 // parallel ones start.
 var binary string
 
-// e2eParallel is how many parallel tests of this package run at once unless -parallel is
-// given. go test's default is GOMAXPROCS (2 on CI), but these tests spend most of their
+// e2eParallel is how many parallel tests of this package run at once at least, unless
+// -parallel is given. go test's default is GOMAXPROCS (2 on CI, kept where it is more), but these tests spend most of their
 // time waiting on real-time video, timers and child processes, so two at a time left the
 // CPU mostly idle; see docs/testing.md for the measurement behind the figure.
 const e2eParallel = 4
@@ -45,7 +46,7 @@ const e2eParallel = 4
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if !flagSet("test.parallel") {
-		flag.Set("test.parallel", strconv.Itoa(e2eParallel))
+		flag.Set("test.parallel", strconv.Itoa(max(e2eParallel, runtime.GOMAXPROCS(0))))
 	}
 	dir, err := os.MkdirTemp("", "townwatch-bin")
 	if err != nil {

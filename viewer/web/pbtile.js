@@ -183,10 +183,13 @@ export class PlaybackTile {
 
   // #mark notes step what of seek generation gen in that seek's trace. Normal playback
   // keeps the generation, so the trace stops at MAX_TRACE_STEPS rather than grow for as long
-  // as the tile plays; a seek's own steps come well before that.
+  // as the tile plays. A seek's "frame" and "seeked" are noted past the cap: a slow seek
+  // logs many fetches first, and without its frame a benchmark would leave out exactly the
+  // slowest seeks.
   #mark(gen, what) {
     const tr = this.trace;
-    if (tr && tr.gen === gen && tr.steps.length < MAX_TRACE_STEPS) tr.steps.push([what, Math.round(performance.now() - tr.at)]);
+    const always = what === "frame" || what === "seeked";
+    if (tr && tr.gen === gen && (always || tr.steps.length < MAX_TRACE_STEPS)) tr.steps.push([what, Math.round(performance.now() - tr.at)]);
   }
 
   render() {
