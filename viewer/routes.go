@@ -269,6 +269,9 @@ func (s *Server) guard(rt route) http.Handler {
 		}
 		ok, err := s.auth.usersExist(r.Context())
 		if err != nil {
+			if clientGone(r) {
+				return
+			}
 			s.log.Error("reading accounts", "err", err)
 			writeError(w, http.StatusServiceUnavailable, "accounts cannot be read; see the server log")
 			return

@@ -19,14 +19,28 @@ func TestNoAnswerBeforeAdmit(t *testing.T) {
 	t.Parallel()
 	admitting := make(chan SessionInfo)
 	verdicts := make(chan error)
+	// testEnded lets a held Admit go when the test ends early (a failed check), so the
+	// server's handler and the rig's cleanup are not left waiting on it until go test's
+	// timeout.
+	testEnded := make(chan struct{})
 	var ends atomic.Int32
 	r := newRig(t, Options{Hooks: Hooks{
 		Admit: func(_ *http.Request, s SessionInfo) error {
-			admitting <- s
-			return <-verdicts
+			select {
+			case admitting <- s:
+			case <-testEnded:
+				return errors.New("test ended")
+			}
+			select {
+			case err := <-verdicts:
+				return err
+			case <-testEnded:
+				return errors.New("test ended")
+			}
 		},
 		OnEnd: func(SessionInfo, time.Time, string) { ends.Add(1) },
 	}})
+	t.Cleanup(func() { close(testEnded) }) // registered after newRig's, so it runs first
 	type dialed struct {
 		v   *viewer
 		err error
