@@ -10,7 +10,7 @@ import (
 // TestRetentionSteadyStateNeverHolds runs a week's archive of 60 s segments for four
 // cameras with a 7-day retention through a simulated day of sweeps every 30 s: ordinary
 // operation must never raise the mass-deletion guard, and no footage may outlive its
-// retention. Under the race detector (about twenty times slower SQLite) it runs a day's
+// retention. Under the race detector (several times slower, see retentionRace) it runs a day's
 // archive through two hours, which exercises the same floors.
 func TestRetentionSteadyStateNeverHolds(t *testing.T) {
 	t.Parallel()
