@@ -92,14 +92,22 @@ func TestViewerCyclesLeaveNothingBehind(t *testing.T) {
 }
 
 // TestChurnLeavesNothingBehindAndTheRecorderLosesNothing: 20 viewers connect and leave
-// over and over for a minute (some hang up with DELETE, some just vanish). Afterwards no
-// session, feed or goroutine is left, memory is back near where it started, and a
-// recorder-like reader on the same stream received every frame.
+// over and over, churnSessions sessions in all (some hang up with DELETE, some just
+// vanish and are ended by the session timeout). Afterwards no session, feed or goroutine
+// is left, memory is back near where it started, and a recorder-like reader on the same
+// stream received every frame.
+//
+// The churn is a number of sessions, not a time: a minute of it made some 3600 sessions
+// under the race detector on the 2-core CI machine, and the minute was most of this
+// package's time. 1000 sessions still run for several session timeouts, so vanished
+// viewers are ended while others arrive.
 func TestChurnLeavesNothingBehindAndTheRecorderLosesNothing(t *testing.T) {
-	churn := time.Minute
+	churnSessions := 1000
 	if testing.Short() {
-		churn = 10 * time.Second
+		churnSessions = 200
 	}
+	// A bound for a machine too slow to make them: the churn then ends with fewer.
+	churnBound := 2 * time.Minute
 	r := newRig(t, Options{MaxViewers: 32, MaxViewersPerCamera: 32, SessionTimeout: 5 * time.Second})
 
 	// The recorder's stand-in: a deep queue that must never drop, and DTS that advance one
@@ -142,16 +150,27 @@ func TestChurnLeavesNothingBehindAndTheRecorderLosesNothing(t *testing.T) {
 	settle := settled
 	baseG, baseHeap := settle()
 
-	end := time.Now().Add(churn)
+	start := time.Now()
+	end := start.Add(churnBound)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	connects, failures := 0, 0
+	more := func() bool { // claims one of the churn's sessions
+		mu.Lock()
+		defer mu.Unlock()
+		if connects+failures >= churnSessions || time.Now().After(end) {
+			return false
+		}
+		connects++ // counted back below if the session is refused
+		return true
+	}
 	for w := range 20 {
 		wg.Go(func() {
-			for i := 0; time.Now().Before(end); i++ {
+			for i := 0; more(); i++ {
 				v, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{})
 				if err != nil {
 					mu.Lock()
+					connects--
 					failures++
 					mu.Unlock()
 					t.Logf("viewer %d: %v", w, err)
@@ -165,14 +184,12 @@ func TestChurnLeavesNothingBehindAndTheRecorderLosesNothing(t *testing.T) {
 					v.location = "" // vanish without DELETE: the server must notice by itself
 				}
 				v.close(t, r.http.URL)
-				mu.Lock()
-				connects++
-				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	t.Logf("%d sessions in %v, %d refused", connects, churn, failures)
+	churn := time.Since(start)
+	t.Logf("%d sessions in %v, %d refused", connects, churn.Round(time.Millisecond), failures)
 	if connects < 40 || failures > connects/10 {
 		t.Errorf("%d sessions, %d refused: churn did not really run", connects, failures)
 	}
