@@ -75,6 +75,9 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 		time.Sleep(Interval)
 		synctest.Wait()
 		gogc := Read().GCPercent
+		if gogc != GCPercent {
+			t.Errorf("GOGC while Run runs = %d, want %d", gogc, GCPercent)
+		}
 		withData := debug.SetMemoryLimit(-1)
 		if withData == math.MaxInt64 {
 			t.Fatal("Run set no limit")
@@ -85,7 +88,10 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 		runtime.KeepAlive(live)
 
 		live = nil
-		runtime.GC()
+		// Freed pages count as the runtime's own memory until they go back to the
+		// system, which the scavenger does in the background; here at once, so that
+		// the limit's fall is the live heap's, not the scavenger's pace.
+		debug.FreeOSMemory()
 		time.Sleep(Interval)
 		synctest.Wait()
 		if after := debug.SetMemoryLimit(-1); after >= withData-held {
@@ -97,6 +103,10 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 		if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
 			t.Errorf("limit after Run ended = %d, want none (MaxInt64)", l)
 		}
+		if g := debug.SetGCPercent(-1); g != 100 {
+			t.Errorf("GOGC after Run ended = %d, want the runtime's 100 back", g)
+		}
+		debug.SetGCPercent(100)
 	})
 }
 
