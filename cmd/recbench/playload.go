@@ -136,39 +136,7 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 		return nil, err
 	}
 
-	cam, err := startChild("simcam", pc.bin, []string{"simcam", "-listen", "127.0.0.1:0", "-clip", clip,
-		"-cameras", strconv.Itoa(pc.n), "-log-format", "json"},
-		filepath.Join(pc.work, "simcam.out"), filepath.Join(pc.work, "simcam.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if stopErr := cam.stop(); stopErr != nil && err == nil {
-			r.notef("%v", stopErr)
-		}
-	}()
-	urls, err := waitURLs(ctx, cam, filepath.Join(pc.work, "simcam.out"), pc.n)
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	api, err := newAccess(pc.work, base)
-	if err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(pc.work, "townwatch.yaml")
-	if err := os.WriteFile(cfgPath, []byte(configYAML(storage, port, api.tokenFile, urls)), 0o644); err != nil {
-		return nil, err
-	}
-	password, err := addAccount(ctx, pc.bin, cfgPath, pc.work, officerAccount, "-role", "officer", "-cameras", "all")
-	if err != nil {
-		return nil, err
-	}
-	serveArgs := []string{"serve", "-config", cfgPath, "-log-format", "json"}
+	var serveArgs []string
 	pprofAddr := ""
 	if pc.profile != "" {
 		pp, err := freePort()
@@ -176,21 +144,15 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 			return nil, err
 		}
 		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
-		serveArgs = append(serveArgs, "-pprof", pprofAddr)
+		serveArgs = []string{"-pprof", pprofAddr}
 	}
-	serve, err := startChild("townwatch serve", pc.bin, serveArgs, filepath.Join(pc.work, "serve.out"), filepath.Join(pc.work, "serve.log"))
+	rec, err := startRecording(ctx, recordingSetup{bin: pc.bin, clip: clip, work: pc.work, n: pc.n,
+		account: officerAccount, accountArgs: []string{"-role", "officer", "-cameras", "all"}, serveArgs: serveArgs})
 	if err != nil {
 		return nil, err
 	}
-	serveStopped := false
-	defer func() {
-		if !serveStopped {
-			_ = serve.stop()
-		}
-	}()
-	if err := waitStreaming(ctx, api, pc.n, serve, cam); err != nil {
-		return nil, err
-	}
+	defer func() { rec.stop(err != nil, r.notef) }()
+	cam, serve, api, base, password := rec.cam, rec.serve, rec.api, rec.api.base, rec.password
 	recStart := time.Now()
 	pc.logf("%d cameras streaming; warming up %v, then %v with the recording alone", pc.n, pc.warmup, pc.window)
 	measure := func(name string, d time.Duration, during func() error) (window, error) {
@@ -354,7 +316,6 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 	r.lossByCamera = unrecorded(final)
 	r.drops, _ = final.sum(mRecorderDrop)
 	r.gaps, _ = final.sum(mGaps)
-	serveStopped = true
 	if err := serve.stop(); err != nil {
 		r.notef("%v", err)
 	}
