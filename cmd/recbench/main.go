@@ -62,7 +62,7 @@ func runPlayload(ctx context.Context, f playloadFlags, stdout, stderr io.Writer)
 	switch {
 	case err != nil:
 	case len(ns) != 1:
-		err = errors.New("-playload: -n takes one camera count")
+		err = fmt.Errorf("-n takes one camera count with -playload, not %q", f.n)
 	case f.duration <= 0 || f.warmup < 0 || f.pageWarmup < 0 || f.exportRange < time.Minute:
 		err = errors.New("-duration must be > 0, -warmup and -page-warmup >= 0, -export-range >= 1m")
 	}
@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	warmup := fs.Duration("warmup", 10*time.Second, "time after every camera streams before measuring")
 	bin := fs.String("townwatch", "", "townwatch binary to benchmark (default: go build ./cmd/townwatch)")
 	cache := fs.String("cache", benchkit.DefaultCacheDir(), "directory where the generated clip is kept between runs")
-	count := fs.Int("count", 1, "runs per N; with more than one, the table adds each N's median (timings on a shared host are noisy)")
+	count := fs.Int("count", 1, "runs per N (not with -playload); with more than one, the table adds each N's median (timings on a shared host are noisy)")
 	keep := fs.Bool("keep", false, "keep the work directory (configs, logs, recordings) and print its path")
 	playloadMode := fs.Bool("playload", false, "instead of the recording runs: the playback and export load run (one -n, default 16; -duration per window, default 10m)")
 	pageWarmup := fs.Duration("page-warmup", 30*time.Second, "-playload: time after every tile plays before measuring")
@@ -182,9 +182,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := modeFlags(set, *playloadMode); err != nil {
+		fmt.Fprintln(stderr, "recbench:", err)
+		return 2
+	}
 	if *playloadMode {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["n"] {
 			*nList = "16"
 		}
@@ -231,6 +235,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// playloadOnly and recordingOnly are the flags that apply to one mode only.
+var (
+	playloadOnly  = []string{"page-warmup", "export-range", "profile"}
+	recordingOnly = []string{"count"}
+)
+
+// modeFlags refuses a flag that was set but does not apply to the mode chosen: ignored,
+// it would let a run measure something else than its command line says.
+func modeFlags(set map[string]bool, playload bool) error {
+	if playload {
+		for _, name := range recordingOnly {
+			if set[name] {
+				return fmt.Errorf("-%s applies to the recording runs only, not with -playload", name)
+			}
+		}
+		return nil
+	}
+	for _, name := range playloadOnly {
+		if set[name] {
+			return fmt.Errorf("-%s applies with -playload only", name)
+		}
+	}
+	return nil
 }
 
 type benchConfig struct {

@@ -269,3 +269,25 @@ func TestParsePPid(t *testing.T) {
 		}
 	}
 }
+
+// A flag that does not apply to the mode chosen is refused, naming it, before anything
+// is built or started.
+func TestFlagsOfTheOtherModeAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-export-range", "30m"}, "-export-range"},
+		{[]string{"-n", "1,4", "-page-warmup", "1s"}, "-page-warmup"},
+		{[]string{"-profile", "cpu.pprof"}, "-profile"},
+		{[]string{"-playload", "-count", "3"}, "-count"},
+		{[]string{"-playload", "-n", "4,16"}, "-n"},
+	} {
+		var stdout, stderr strings.Builder
+		if code := run(t.Context(), tc.args, &stdout, &stderr); code != 2 || stdout.Len() != 0 ||
+			!strings.HasPrefix(stderr.String(), "recbench: "+tc.flag+" ") {
+			t.Errorf("recbench %s: exit %d, stdout %q, stderr %q; want 2 and an error naming %s", strings.Join(tc.args, " "), code,
+				stdout.String(), stderr.String(), tc.flag)
+		}
+	}
+}
