@@ -70,19 +70,13 @@ func runPlayload(ctx context.Context, f playloadFlags, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "recbench:", err)
 		return 2
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(stderr, "recbench: "+format+"\n", args...)
-	}
-	work, err := os.MkdirTemp("", "recbench-playload-")
+	logf := progress(stderr)
+	work, done, err := workDir("recbench-playload-", f.keep, logf)
 	if err != nil {
 		fmt.Fprintln(stderr, "recbench:", err)
 		return 1
 	}
-	if f.keep {
-		defer logf("work directory kept: %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	pc := playloadConfig{n: ns[0], window: f.duration, warmup: f.warmup, pageWarmup: f.pageWarmup, exportRange: f.exportRange,
 		profile: f.profile, bin: f.bin, cache: f.cache, work: work, logf: logf}
 	if f.duration < 10*time.Minute {
@@ -119,6 +113,31 @@ func runPlayload(ctx context.Context, f playloadFlags, stdout, stderr io.Writer)
 				pprofSeconds, f.profile, out)
 		}
 	}
+	return exitCode(ctx, err, logf)
+}
+
+// progress is recbench's log of what it is doing, on stderr.
+func progress(stderr io.Writer) func(string, ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(stderr, "recbench: "+format+"\n", args...)
+	}
+}
+
+// workDir makes a run's temporary directory (configs, logs, recordings); done, deferred by
+// the run, removes it or, with keep, says where it was kept.
+func workDir(prefix string, keep bool, logf func(string, ...any)) (dir string, done func(), err error) {
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", nil, err
+	}
+	if keep {
+		return dir, func() { logf("work directory kept: %s", dir) }, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// exitCode is a run's exit status, after saying why it did not end well: 130 when
+// interrupted, 1 when the harness failed (err), 0 otherwise.
+func exitCode(ctx context.Context, err error, logf func(string, ...any)) int {
 	switch {
 	case ctx.Err() != nil:
 		logf("interrupted; every process it started is stopped")
@@ -206,35 +225,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "recbench:", err)
 		return 2
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(stderr, "recbench: "+format+"\n", args...)
-	}
-
-	work, err := os.MkdirTemp("", "recbench-")
+	logf := progress(stderr)
+	work, done, err := workDir("recbench-", *keep, logf)
 	if err != nil {
 		fmt.Fprintln(stderr, "recbench:", err)
 		return 1
 	}
-	if *keep {
-		defer logf("work directory kept: %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 
 	results, header, err := bench(ctx, benchConfig{ns: ns, count: *count, duration: *duration, warmup: *warmup,
 		bin: *bin, cache: *cache, work: work}, logf)
 	if len(results) > 0 {
 		printReport(stdout, header, results)
 	}
-	switch {
-	case ctx.Err() != nil:
-		logf("interrupted; every process it started is stopped")
-		return 130
-	case err != nil:
-		logf("%v", err)
-		return 1
-	}
-	return 0
+	return exitCode(ctx, err, logf)
 }
 
 // playloadOnly and recordingOnly are the flags that apply to one mode only.
