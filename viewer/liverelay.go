@@ -48,7 +48,7 @@ const (
 	// relayCheckTimeout bounds the sweep's requests to a holder (its listing, a DELETE):
 	// they run one after another every sweep, and a few holders that do not answer must not
 	// stretch the sweep near relayOrphanAfter, past which the other holders would end this
-	// node's views.
+	// node's views. At shutdown it bounds all the DELETEs together (endAllRelays).
 	relayCheckTimeout = 5 * time.Second
 	// nodeLivePrefix is where the holder serves the WHEP routes to other nodes: the same
 	// routes as the browser's, under /api/node.
@@ -382,7 +382,7 @@ func (s *Server) endRelay(id, reason string) {
 	if rl == nil {
 		return
 	}
-	if err := s.deleteOnHolder(rl); err != nil {
+	if err := s.deleteOnHolder(context.Background(), rl); err != nil {
 		s.log.Warn("live relay: the holder did not end a session; asking again at the next sweep", "session", id, "node", rl.holder, "err", err)
 		return
 	}
@@ -392,9 +392,9 @@ func (s *Server) endRelay(id, reason string) {
 }
 
 // deleteOnHolder asks rl's holder to end the session: nil once it has (204) or never had
-// it (404).
-func (s *Server) deleteOnHolder(rl *relay) error {
-	ctx, cancel := context.WithTimeout(context.Background(), relayCheckTimeout)
+// it (404). It waits relayCheckTimeout at the most, less if ctx ends sooner.
+func (s *Server) deleteOnHolder(ctx context.Context, rl *relay) error {
+	ctx, cancel := context.WithTimeout(ctx, relayCheckTimeout)
 	defer cancel()
 	resp, err := s.toHolder(ctx, rl, http.MethodDelete, "", nil, nil)
 	if err != nil {
@@ -409,16 +409,22 @@ func (s *Server) deleteOnHolder(rl *relay) error {
 
 // endAllRelays ends every relayed view when this node stops: each gets one attempt on its
 // holder and its stop row, since nobody will sweep after this (a holder that missed the
-// DELETE ends the views when this node stops listing them, relayOrphanAfter).
-func (s *Server) endAllRelays(reason string) {
+// DELETE ends the views when this node stops listing them, relayOrphanAfter). The DELETEs
+// go out all at once and share ctx's deadline, so holders that do not answer hold the
+// shutdown up for that one deadline, not for one timeout per view.
+func (s *Server) endAllRelays(ctx context.Context, reason string) {
+	var wg sync.WaitGroup
 	for _, rl := range s.relays.all() {
-		if err := s.deleteOnHolder(rl); err != nil {
-			s.log.Warn("live relay: ending a session on its holder at shutdown", "session", rl.info.ID, "node", rl.holder, "err", err)
-		}
-		if rl, ok := s.relays.take(rl.info.ID); ok {
-			s.finishRelay(rl, reason)
-		}
+		wg.Go(func() {
+			if err := s.deleteOnHolder(ctx, rl); err != nil {
+				s.log.Warn("live relay: ending a session on its holder at shutdown", "session", rl.info.ID, "node", rl.holder, "err", err)
+			}
+			if rl, ok := s.relays.take(rl.info.ID); ok {
+				s.finishRelay(rl, reason)
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // finishRelay writes the stop row of a relayed session that has ended.

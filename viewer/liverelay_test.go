@@ -14,6 +14,7 @@ import (
 
 	"github.com/townwatch/townwatch/ingest"
 	"github.com/townwatch/townwatch/viewer/access"
+	"github.com/townwatch/townwatch/viewer/live"
 )
 
 // fakeHolder plays the holder node's side of the relay protocol on loopback, recording
@@ -274,5 +275,81 @@ func TestNodeLiveRouteServesOnlyCamerasHeldHere(t *testing.T) {
 	// namesti is held here: the WHEP handler answers (and refuses the rig's empty offer).
 	if rec := offer("namesti", "uzel-c"); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "SDP offer") {
 		t.Errorf("offer for namesti on the node route: %d %s; want the WHEP handler's 400 about the offer", rec.Code, rec.Body)
+	}
+}
+
+// A stopping node ends its relayed views all at once under one deadline: several views
+// on a holder that takes their DELETEs and never answers are all asked before that
+// deadline ends (asked one after another, the first alone would reach the holder before
+// it), the view on a node that is down fails by itself, each failure is logged naming the
+// view and its node, and every view gets its stop row.
+func TestStoppingEndsRelaysUnderOneDeadline(t *testing.T) {
+	rig := newRouteRig(t)
+	const hanging = 3
+	// The shared deadline, which the holder brings forward to the moment it has every
+	// DELETE: the views end by this context, not by a timeout of their own.
+	ctx, deadline := context.WithTimeout(t.Context(), relayCheckTimeout)
+	defer deadline()
+	var mu sync.Mutex
+	var deletes []string
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		deletes = append(deletes, r.Method+" "+r.URL.Path)
+		all := len(deletes) == hanging
+		mu.Unlock()
+		if all {
+			deadline()
+		}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(slow.Close)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+
+	add := func(id, holder, base string) {
+		rig.server.relays.mu.Lock()
+		defer rig.server.relays.mu.Unlock()
+		rig.server.relays.out[id] = &relay{info: live.SessionInfo{ID: id, Camera: "most", Stream: "main", Started: time.Now()},
+			holder: holder, base: base, remote: "R" + id}
+	}
+	var want []string
+	for _, id := range []string{"V1", "V2", "V3"} {
+		add(id, "uzel-b", slow.URL)
+		want = append(want, "DELETE /api/node/cameras/most/whep/R"+id)
+	}
+	add("V4", "uzel-c", down.URL)
+
+	rig.server.endAllRelays(ctx, "server stopping")
+
+	mu.Lock()
+	got := slices.Sorted(slices.Values(deletes))
+	mu.Unlock()
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("the slow holder got %q before the deadline, want %q: every DELETE at once", got, want)
+	}
+	logs := rig.logs.String()
+	for id, node := range map[string]string{"V1": "uzel-b", "V2": "uzel-b", "V3": "uzel-b", "V4": "uzel-c"} {
+		found := false
+		for line := range strings.Lines(logs) {
+			if strings.Contains(line, "ending a session on its holder at shutdown") && strings.Contains(line, "session="+id+" ") &&
+				strings.Contains(line, "node="+node+" ") && (node != "uzel-b" || strings.Contains(line, "context canceled")) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no warning naming session %s and node %s (the slow holder's by the shared deadline); log:\n%s", id, node, logs)
+		}
+	}
+	if left := rig.server.relays.all(); len(left) != 0 {
+		t.Errorf("%d relays left after the shutdown, want none", len(left))
+	}
+	stops := rig.fx.auditRows(t, access.AuditLiveStop)
+	if len(stops) != 4 {
+		t.Fatalf("%d live.stop rows, want 4: one per view", len(stops))
+	}
+	for _, row := range stops {
+		if !strings.Contains(string(row.Details), "server stopping") {
+			t.Errorf("live.stop row %s; want the reason server stopping", row.Details)
+		}
 	}
 }

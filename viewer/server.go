@@ -271,7 +271,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	<-served
 	if s.opt.Peers != nil {
-		s.endAllRelays("server stopping")
+		relaysCtx, cancelRelays := context.WithTimeout(context.Background(), relayCheckTimeout)
+		defer cancelRelays()
+		s.endAllRelays(relaysCtx, "server stopping")
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func runPlayload(ctx context.Context, f playloadFlags, stdout, stderr io.Writer)
 	switch {
 	case err != nil:
 	case len(ns) != 1:
-		err = errors.New("-playload: -n takes one camera count")
+		err = fmt.Errorf("-n takes one camera count with -playload, not %q", f.n)
 	case f.duration <= 0 || f.warmup < 0 || f.pageWarmup < 0 || f.exportRange < time.Minute:
 		err = errors.New("-duration must be > 0, -warmup and -page-warmup >= 0, -export-range >= 1m")
 	}
@@ -70,19 +70,13 @@ func runPlayload(ctx context.Context, f playloadFlags, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "recbench:", err)
 		return 2
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(stderr, "recbench: "+format+"\n", args...)
-	}
-	work, err := os.MkdirTemp("", "recbench-playload-")
+	logf := progress(stderr)
+	work, done, err := workDir("recbench-playload-", f.keep, logf)
 	if err != nil {
 		fmt.Fprintln(stderr, "recbench:", err)
 		return 1
 	}
-	if f.keep {
-		defer logf("work directory kept: %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	pc := playloadConfig{n: ns[0], window: f.duration, warmup: f.warmup, pageWarmup: f.pageWarmup, exportRange: f.exportRange,
 		profile: f.profile, bin: f.bin, cache: f.cache, work: work, logf: logf}
 	if f.duration < 10*time.Minute {
@@ -119,6 +113,31 @@ func runPlayload(ctx context.Context, f playloadFlags, stdout, stderr io.Writer)
 				pprofSeconds, f.profile, out)
 		}
 	}
+	return exitCode(ctx, err, logf)
+}
+
+// progress is recbench's log of what it is doing, on stderr.
+func progress(stderr io.Writer) func(string, ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(stderr, "recbench: "+format+"\n", args...)
+	}
+}
+
+// workDir makes a run's temporary directory (configs, logs, recordings); done, deferred by
+// the run, removes it or, with keep, says where it was kept.
+func workDir(prefix string, keep bool, logf func(string, ...any)) (dir string, done func(), err error) {
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", nil, err
+	}
+	if keep {
+		return dir, func() { logf("work directory kept: %s", dir) }, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// exitCode is a run's exit status, after saying why it did not end well: 130 when
+// interrupted, 1 when the harness failed (err), 0 otherwise.
+func exitCode(ctx context.Context, err error, logf func(string, ...any)) int {
 	switch {
 	case ctx.Err() != nil:
 		logf("interrupted; every process it started is stopped")
@@ -170,7 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	warmup := fs.Duration("warmup", 10*time.Second, "time after every camera streams before measuring")
 	bin := fs.String("townwatch", "", "townwatch binary to benchmark (default: go build ./cmd/townwatch)")
 	cache := fs.String("cache", benchkit.DefaultCacheDir(), "directory where the generated clip is kept between runs")
-	count := fs.Int("count", 1, "runs per N; with more than one, the table adds each N's median (timings on a shared host are noisy)")
+	count := fs.Int("count", 1, "runs per N (not with -playload); with more than one, the table adds each N's median (timings on a shared host are noisy)")
 	keep := fs.Bool("keep", false, "keep the work directory (configs, logs, recordings) and print its path")
 	playloadMode := fs.Bool("playload", false, "instead of the recording runs: the playback and export load run (one -n, default 16; -duration per window, default 10m)")
 	pageWarmup := fs.Duration("page-warmup", 30*time.Second, "-playload: time after every tile plays before measuring")
@@ -182,9 +201,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := modeFlags(set, *playloadMode); err != nil {
+		fmt.Fprintln(stderr, "recbench:", err)
+		return 2
+	}
 	if *playloadMode {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["n"] {
 			*nList = "16"
 		}
@@ -202,35 +225,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "recbench:", err)
 		return 2
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(stderr, "recbench: "+format+"\n", args...)
-	}
-
-	work, err := os.MkdirTemp("", "recbench-")
+	logf := progress(stderr)
+	work, done, err := workDir("recbench-", *keep, logf)
 	if err != nil {
 		fmt.Fprintln(stderr, "recbench:", err)
 		return 1
 	}
-	if *keep {
-		defer logf("work directory kept: %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 
 	results, header, err := bench(ctx, benchConfig{ns: ns, count: *count, duration: *duration, warmup: *warmup,
 		bin: *bin, cache: *cache, work: work}, logf)
 	if len(results) > 0 {
 		printReport(stdout, header, results)
 	}
-	switch {
-	case ctx.Err() != nil:
-		logf("interrupted; every process it started is stopped")
-		return 130
-	case err != nil:
-		logf("%v", err)
-		return 1
+	return exitCode(ctx, err, logf)
+}
+
+// playloadOnly and recordingOnly are the flags that apply to one mode only.
+var (
+	playloadOnly  = []string{"page-warmup", "export-range", "profile"}
+	recordingOnly = []string{"count"}
+)
+
+// modeFlags refuses a flag that was set but does not apply to the mode chosen: ignored,
+// it would let a run measure something else than its command line says.
+func modeFlags(set map[string]bool, playload bool) error {
+	if playload {
+		for _, name := range recordingOnly {
+			if set[name] {
+				return fmt.Errorf("-%s applies to the recording runs only, not with -playload", name)
+			}
+		}
+		return nil
 	}
-	return 0
+	for _, name := range playloadOnly {
+		if set[name] {
+			return fmt.Errorf("-%s applies with -playload only", name)
+		}
+	}
+	return nil
 }
 
 type benchConfig struct {

@@ -9,7 +9,8 @@ package main
 //     /playback, as an officer who gave a reason;
 //   - the browser export job's I/O never makes the recorder fall behind: the histogram
 //     townwatch_fragment_write_seconds while an export of an hour of one camera runs
-//     (POST /api/exports), against a window of the same length without it.
+//     (POST /api/exports), against a window of the same length without it. The export's
+//     own time is held to the 60 s for the hour, pro rata for another -export-range.
 //
 // The footage the pages play is what this run recorded; the exported hour is built
 // before townwatch starts, as copies of one encoded 60 s segment (recorder/archivetest)
@@ -45,8 +46,15 @@ const (
 	targetPagesPctCore = 5.0
 	pages              = 4
 	tilesPerPage       = 4
-	targetExport       = 60 * time.Second // an hour of one camera
+	// targetExportPerHour is the time for an export of an hour of one camera; a
+	// run exporting another length (-export-range) is held to it pro rata.
+	targetExportPerHour = 60 * time.Second
 )
+
+// exportTarget is the target time for an export of rng of one camera.
+func exportTarget(rng time.Duration) time.Duration {
+	return time.Duration(float64(targetExportPerHour) * rng.Hours())
+}
 
 const (
 	mFragWrite    = "townwatch_fragment_write_seconds"
@@ -136,39 +144,7 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 		return nil, err
 	}
 
-	cam, err := startChild("simcam", pc.bin, []string{"simcam", "-listen", "127.0.0.1:0", "-clip", clip,
-		"-cameras", strconv.Itoa(pc.n), "-log-format", "json"},
-		filepath.Join(pc.work, "simcam.out"), filepath.Join(pc.work, "simcam.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if stopErr := cam.stop(); stopErr != nil && err == nil {
-			r.notef("%v", stopErr)
-		}
-	}()
-	urls, err := waitURLs(ctx, cam, filepath.Join(pc.work, "simcam.out"), pc.n)
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	api, err := newAccess(pc.work, base)
-	if err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(pc.work, "townwatch.yaml")
-	if err := os.WriteFile(cfgPath, []byte(configYAML(storage, port, api.tokenFile, urls)), 0o644); err != nil {
-		return nil, err
-	}
-	password, err := addAccount(ctx, pc.bin, cfgPath, pc.work, officerAccount, "-role", "officer", "-cameras", "all")
-	if err != nil {
-		return nil, err
-	}
-	serveArgs := []string{"serve", "-config", cfgPath, "-log-format", "json"}
+	var serveArgs []string
 	pprofAddr := ""
 	if pc.profile != "" {
 		pp, err := freePort()
@@ -176,21 +152,15 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 			return nil, err
 		}
 		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
-		serveArgs = append(serveArgs, "-pprof", pprofAddr)
+		serveArgs = []string{"-pprof", pprofAddr}
 	}
-	serve, err := startChild("townwatch serve", pc.bin, serveArgs, filepath.Join(pc.work, "serve.out"), filepath.Join(pc.work, "serve.log"))
+	rec, err := startRecording(ctx, recordingSetup{bin: pc.bin, clip: clip, work: pc.work, n: pc.n,
+		account: officerAccount, accountArgs: []string{"-role", "officer", "-cameras", "all"}, serveArgs: serveArgs})
 	if err != nil {
 		return nil, err
 	}
-	serveStopped := false
-	defer func() {
-		if !serveStopped {
-			_ = serve.stop()
-		}
-	}()
-	if err := waitStreaming(ctx, api, pc.n, serve, cam); err != nil {
-		return nil, err
-	}
+	defer func() { rec.stop(err != nil, r.notef) }()
+	cam, serve, api, base, password := rec.cam, rec.serve, rec.api, rec.api.base, rec.password
 	recStart := time.Now()
 	pc.logf("%d cameras streaming; warming up %v, then %v with the recording alone", pc.n, pc.warmup, pc.window)
 	measure := func(name string, d time.Duration, during func() error) (window, error) {
@@ -354,7 +324,6 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 	r.lossByCamera = unrecorded(final)
 	r.drops, _ = final.sum(mRecorderDrop)
 	r.gaps, _ = final.sum(mGaps)
-	serveStopped = true
 	if err := serve.stop(); err != nil {
 		r.notef("%v", err)
 	}
@@ -550,9 +519,10 @@ func printPlayload(w io.Writer, pc playloadConfig, r *playloadResult, header str
 		map[bool]string{true: "drops nothing", false: "DROPS FOOTAGE"}[r.drops == 0 && r.gaps == 0 && lost == 0])
 	if r.exportState != "" {
 		mbps := r.exportBytes / r.exportTook.Seconds() / 1e6
-		fmt.Fprintf(w, "export: %v of cam1, %.0f MB of segments read from the disk, state %s%s: %.1f s (%.1f MB/s), bundle %.0f MB (target <= %v: %s)\n",
+		target := exportTarget(pc.exportRange)
+		fmt.Fprintf(w, "export: %v of cam1, %.0f MB of segments read from the disk, state %s%s: %.1f s (%.1f MB/s), bundle %.0f MB (target <= %v, %v per hour of footage: %s)\n",
 			pc.exportRange, r.exportBytes/1e6, r.exportState, errSuffix(r.exportErr), r.exportTook.Seconds(), mbps, r.bundleBytes/1e6,
-			targetExport, verdict(r.exportState == "done" && r.exportTook <= targetExport))
+			target, targetExportPerHour, verdict(r.exportState == "done" && r.exportTook <= target))
 	}
 	if len(r.windows) >= 4 {
 		e, q := r.windows[2].frag(), r.windows[3].frag()

@@ -269,3 +269,52 @@ func TestParsePPid(t *testing.T) {
 		}
 	}
 }
+
+// A flag that does not apply to the mode chosen is refused, naming it, before anything
+// is built or started.
+func TestFlagsOfTheOtherModeAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-export-range", "30m"}, "-export-range"},
+		{[]string{"-n", "1,4", "-page-warmup", "1s"}, "-page-warmup"},
+		{[]string{"-profile", "cpu.pprof"}, "-profile"},
+		{[]string{"-playload", "-count", "3"}, "-count"},
+		{[]string{"-playload", "-n", "4,16"}, "-n"},
+	} {
+		var stdout, stderr strings.Builder
+		if code := run(t.Context(), tc.args, &stdout, &stderr); code != 2 || stdout.Len() != 0 ||
+			!strings.HasPrefix(stderr.String(), "recbench: "+tc.flag+" ") {
+			t.Errorf("recbench %s: exit %d, stdout %q, stderr %q; want 2 and an error naming %s", strings.Join(tc.args, " "), code,
+				stdout.String(), stderr.String(), tc.flag)
+		}
+	}
+}
+
+// The export's verdict holds a range other than an hour to 60 s per hour of footage, and
+// the line says so.
+func TestExportTargetScalesWithTheRange(t *testing.T) {
+	for _, tc := range []struct {
+		rng, took time.Duration
+		want      string
+	}{
+		{time.Hour, 59 * time.Second, "(target <= 1m0s, 1m0s per hour of footage: meets the target)"},
+		{30 * time.Minute, 35 * time.Second, "(target <= 30s, 1m0s per hour of footage: MISSES the target)"},
+		{30 * time.Minute, 29 * time.Second, "(target <= 30s, 1m0s per hour of footage: meets the target)"},
+		{2 * time.Hour, 110 * time.Second, "(target <= 2m0s, 1m0s per hour of footage: meets the target)"},
+	} {
+		var b strings.Builder
+		printPlayload(&b, playloadConfig{exportRange: tc.rng}, &playloadResult{exportState: "done", exportTook: tc.took,
+			exportBytes: 900e6, bundleBytes: 900e6}, "HEADER")
+		var line string
+		for l := range strings.Lines(b.String()) {
+			if strings.HasPrefix(l, "export: ") {
+				line = l
+			}
+		}
+		if !strings.HasPrefix(line, "export: "+tc.rng.String()+" of cam1") || !strings.HasSuffix(line, tc.want+"\n") {
+			t.Errorf("export of %v in %v: %q, want it to end %q", tc.rng, tc.took, line, tc.want)
+		}
+	}
+}

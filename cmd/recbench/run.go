@@ -116,6 +116,86 @@ func takeSnapshot(ctx context.Context, a *access, storage string, serve, cam *ch
 	return s, errors.Join(errs[:]...)
 }
 
+// recordingSetup is what startRecording needs: both kinds of run record the same way.
+type recordingSetup struct {
+	bin, clip string
+	work      string // the run's directory: config, storage, logs
+	n         int
+	// The account made before serve starts (a fresh install answers nothing without one)
+	// and its role (and cameras), as `townwatch user add` arguments.
+	account     string
+	accountArgs []string
+	serveArgs   []string // added to serve's command line
+}
+
+// recording is simcam serving n copies of the clip and townwatch serve recording them.
+type recording struct {
+	cam, serve *child
+	api        *access
+	storage    string
+	password   string        // the account's
+	streamed   time.Duration // from serve's start until every camera streamed
+}
+
+// startRecording starts simcam, writes townwatch's configuration for its cameras, makes
+// the account, starts townwatch serve and waits until every camera streams. On success
+// the caller defers rec.stop; on error what it started is stopped already.
+func startRecording(ctx context.Context, rs recordingSetup) (_ *recording, err error) {
+	rec := &recording{storage: filepath.Join(rs.work, "storage")}
+	rec.cam, err = startChild("simcam", rs.bin, []string{"simcam", "-listen", "127.0.0.1:0", "-clip", rs.clip,
+		"-cameras", strconv.Itoa(rs.n), "-log-format", "json"},
+		filepath.Join(rs.work, "simcam.out"), filepath.Join(rs.work, "simcam.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			rec.stop(true, nil)
+		}
+	}()
+	urls, err := waitURLs(ctx, rec.cam, filepath.Join(rs.work, "simcam.out"), rs.n)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if rec.api, err = newAccess(rs.work, "http://127.0.0.1:"+strconv.Itoa(port)); err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(rs.work, "townwatch.yaml")
+	if err := os.WriteFile(cfgPath, []byte(configYAML(rec.storage, port, rec.api.tokenFile, urls)), 0o644); err != nil {
+		return nil, err
+	}
+	if rec.password, err = addAccount(ctx, rs.bin, cfgPath, rs.work, rs.account, rs.accountArgs...); err != nil {
+		return nil, err
+	}
+	rec.serve, err = startChild("townwatch serve", rs.bin, append([]string{"serve", "-config", cfgPath, "-log-format", "json"}, rs.serveArgs...),
+		filepath.Join(rs.work, "serve.out"), filepath.Join(rs.work, "serve.log"))
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if err := waitStreaming(ctx, rec.api, rs.n, rec.serve, rec.cam); err != nil {
+		return nil, err
+	}
+	rec.streamed = time.Since(t0)
+	return rec, nil
+}
+
+// stop stops townwatch serve, then simcam; a run defers it, and may have stopped either
+// itself before (child.stop is idempotent). Simcam's error goes to notef unless the run
+// failed, whose own error says more.
+func (rec *recording) stop(runFailed bool, notef func(string, ...any)) {
+	if rec.serve != nil {
+		_ = rec.serve.stop()
+	}
+	if err := rec.cam.stop(); err != nil && !runFailed {
+		notef("%v", err)
+	}
+}
+
 // runOne starts simcam serving rc.n copies of the clip and townwatch
 // recording them, measures, and stops both. It returns an error only for a
 // harness failure (a process that would not start or died, a camera that
@@ -123,57 +203,15 @@ func takeSnapshot(ctx context.Context, a *access, storage string, serve, cam *ch
 // wrong while running is a figure or a note.
 func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	r := &result{n: rc.n}
-	storage := filepath.Join(rc.work, "storage")
-
-	cam, err := startChild("simcam", rc.bin, []string{"simcam", "-listen", "127.0.0.1:0", "-clip", rc.clip,
-		"-cameras", strconv.Itoa(rc.n), "-log-format", "json"},
-		filepath.Join(rc.work, "simcam.out"), filepath.Join(rc.work, "simcam.log"))
+	rec, err := startRecording(ctx, recordingSetup{bin: rc.bin, clip: rc.clip, work: rc.work, n: rc.n,
+		account: benchAccount, accountArgs: []string{"-role", "supervisor"}})
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if stopErr := cam.stop(); stopErr != nil && err == nil {
-			r.notef("%v", stopErr)
-		}
-	}()
-	urls, err := waitURLs(ctx, cam, filepath.Join(rc.work, "simcam.out"), rc.n)
-	if err != nil {
-		return nil, err
-	}
-
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	api, err := newAccess(rc.work, "http://127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(rc.work, "townwatch.yaml")
-	if err := os.WriteFile(cfgPath, []byte(configYAML(storage, port, api.tokenFile, urls)), 0o644); err != nil {
-		return nil, err
-	}
-	if _, err := addAccount(ctx, rc.bin, cfgPath, rc.work, benchAccount, "-role", "supervisor"); err != nil {
-		return nil, err
-	}
-	serve, err := startChild("townwatch serve", rc.bin, []string{"serve", "-config", cfgPath, "-log-format", "json"},
-		filepath.Join(rc.work, "serve.out"), filepath.Join(rc.work, "serve.log"))
-	if err != nil {
-		return nil, err
-	}
-	serveStopped := false
-	defer func() {
-		if !serveStopped {
-			_ = serve.stop()
-		}
-	}()
-
-	t0 := time.Now()
-	if err := waitStreaming(ctx, api, rc.n, serve, cam); err != nil {
-		return nil, err
-	}
+	defer func() { rec.stop(err != nil, r.notef) }()
+	cam, serve, api, storage := rec.cam, rec.serve, rec.api, rec.storage
 	rc.logf("N=%d: %d cameras streaming after %.1f s; warming up %v, then measuring %v", rc.n, rc.n,
-		time.Since(t0).Seconds(), rc.warmup, rc.duration)
+		rec.streamed.Seconds(), rc.warmup, rc.duration)
 	if err := sleepAlive(ctx, rc.warmup, serve, cam); err != nil {
 		return nil, err
 	}
@@ -260,7 +298,6 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 		return nil, fmt.Errorf("RSS at the end: %w", err)
 	}
 	r.notef("RSS at the end %.1f MiB: anonymous %.1f MiB, file-backed %.1f MiB", mib(anon+file), mib(anon), mib(file))
-	serveStopped = true
 	if err := serve.stop(); err != nil {
 		r.notef("%v", err)
 	}

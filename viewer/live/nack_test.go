@@ -7,10 +7,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/townwatch/townwatch/ingest/simcam"
-	"github.com/townwatch/townwatch/viewer/live/whepclient"
 )
 
 // nackBack is how many packets before the newest one received the older of the two
@@ -27,45 +25,11 @@ const nackBack = 300
 // them is reused or changed after it was sent.
 func TestNACKedPacketsAreSentAgainIntact(t *testing.T) {
 	r := newRigFrom(t, simcam.CameraSpec{Path: "cam", File: busyClip(t)}, Options{})
-	// A browser asks only for packets it lost; this viewer asks for two it has, so its
-	// SRTP layer must not drop the second copies as replays.
-	api, err := whepclient.API(false, false, func(se *webrtc.SettingEngine) { se.DisableSRTPReplayProtection(true) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
-		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
 	pkts := make(chan *rtp.Packet, 4096)
-	readDone := make(chan struct{})
-	got := make(chan struct{})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		close(got)
-		defer close(readDone)
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			select {
-			case pkts <- p.Clone():
-			default: // the test has what it needs
-			}
-		}
-	})
-	location, err := whepclient.Exchange(pc, r.http.URL+"/api/cameras/cam/whep", whepclient.Hooks{})
+	v, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{acceptReplays: true, packets: pkts})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		v := &viewer{pc: pc, location: location, got: got, track: readDone}
-		v.close(t, r.http.URL)
-	})
 
 	next := func() *rtp.Packet {
 		t.Helper()
@@ -89,7 +53,7 @@ func TestNACKedPacketsAreSentAgainIntact(t *testing.T) {
 	newest := len(order) - 1
 	want := []uint16{order[newest-nackBack], order[newest-1]}
 	ssrc := first[want[0]].SSRC
-	if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc,
+	if err := v.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc,
 		Nacks: rtcp.NackPairsFromSequenceNumbers(want)}}); err != nil {
 		t.Fatal(err)
 	}

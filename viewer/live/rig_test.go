@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
@@ -150,7 +151,8 @@ type viewer struct {
 	track       chan struct{} // closed when the read loop ends
 	got         chan struct{} // closed when a track arrived
 	once        sync.Once
-	connectedAt atomic.Value // time.Time
+	connectedAt atomic.Value     // time.Time
+	packets     chan *rtp.Packet // viewerOpts.packets
 }
 
 type viewerOpts struct {
@@ -164,6 +166,12 @@ type viewerOpts struct {
 	// patient keeps the client's ICE up through a long silence (the stalled viewer hears
 	// nothing while its connection is blocked).
 	patient bool
+	// acceptReplays keeps the client's SRTP from dropping a packet it has had already: a
+	// browser asks again (NACK) only for packets it lost, the NACK test for some it has.
+	acceptReplays bool
+	// packets, if set, gets a copy of every RTP packet received, besides the frames
+	// reassembled from them; a packet is dropped while it is full.
+	packets chan *rtp.Packet
 }
 
 // dialWHEP offers a receive-only video session to base+/api/cameras/{camera}/whep. The
@@ -171,7 +179,11 @@ type viewerOpts struct {
 // before.
 func dialWHEP(t testing.TB, base, camera string, o viewerOpts) (*viewer, error) {
 	t.Helper()
-	api, err := whepclient.API(o.tcpOnly, o.patient)
+	var tune []func(*webrtc.SettingEngine)
+	if o.acceptReplays {
+		tune = append(tune, func(se *webrtc.SettingEngine) { se.DisableSRTPReplayProtection(true) })
+	}
+	api, err := whepclient.API(o.tcpOnly, o.patient, tune...)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +191,7 @@ func dialWHEP(t testing.TB, base, camera string, o viewerOpts) (*viewer, error) 
 	if err != nil {
 		return nil, err
 	}
-	v := &viewer{pc: pc, frames: make(chan rxFrame, 512), track: make(chan struct{}), got: make(chan struct{})}
+	v := &viewer{pc: pc, frames: make(chan rxFrame, 512), track: make(chan struct{}), got: make(chan struct{}), packets: o.packets}
 	t.Cleanup(func() { v.close(t, base) })
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
 		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -213,6 +225,12 @@ func (v *viewer) read(tr *webrtc.TrackRemote) {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
 			return
+		}
+		if v.packets != nil {
+			select {
+			case v.packets <- pkt.Clone():
+			default:
+			}
 		}
 		if !first && pkt.SequenceNumber != last+1 {
 			cur.broken = true
