@@ -59,15 +59,20 @@ export function busy() {
 // rejects with the signal's reason.
 export function acquire(kind, signal) {
   return new Promise((resolve, reject) => {
-    const entry = { kind, grant: () => resolve(take(kind)) };
+    const abandon = () => {
+      waiting.splice(waiting.indexOf(entry), 1);
+      reject(signal.reason);
+    };
+    // Once granted the listener goes: the scrub preview passes one signal for the page's
+    // life, and its holder releases the slot anyway.
+    const grant = () => {
+      signal.removeEventListener("abort", abandon);
+      resolve(take(kind));
+    };
+    const entry = { kind, grant };
     const at = waiting.findIndex((e) => e.kind > kind);
     waiting.splice(at < 0 ? waiting.length : at, 0, entry);
-    signal.addEventListener("abort", () => {
-      const i = waiting.indexOf(entry);
-      if (i < 0) return; // granted meanwhile: its holder releases it
-      waiting.splice(i, 1);
-      reject(signal.reason);
-    });
+    signal.addEventListener("abort", abandon);
     serve();
   });
 }
