@@ -269,7 +269,7 @@ func BenchmarkScrubPreview(b *testing.B) {
 
 // BenchmarkThumbsAPI is what the player asks for when an hour comes on screen: the index
 // of one camera's hour (60 segments, 360 thumbnails) and one segment's sprite (6 tiles
-// composed into one JPEG), in process.
+// composed into one JPEG, or already composed for another officer), in process.
 func BenchmarkThumbsAPI(b *testing.B) {
 	from := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
 	rig := newPlaybackRig(b, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: time.Hour})
@@ -278,8 +278,14 @@ func BenchmarkThumbsAPI(b *testing.B) {
 	b.Run("index-1h", func(b *testing.B) {
 		benchGET(b, h, "/api/cameras/namesti/thumbs?from="+from.Format(time.RFC3339)+"&to="+from.Add(time.Hour).Format(time.RFC3339))
 	})
+	sprite := fmt.Sprintf("/api/segments/%d/thumbs.jpg?n=6", rig.arch.segs["namesti"][0].ID)
+	b.Run("sprite-6-tiles-cached", func(b *testing.B) {
+		benchGET(b, h, sprite)
+	})
+	// A cache that keeps nothing: every request composes.
+	rig.server.opt.Playback.sprites = newSpriteCache(0)
 	b.Run("sprite-6-tiles", func(b *testing.B) {
-		benchGET(b, h, fmt.Sprintf("/api/segments/%d/thumbs.jpg", rig.arch.segs["namesti"][0].ID))
+		benchGET(b, h, sprite)
 	})
 }
 
