@@ -296,6 +296,16 @@ func TestSpriteCachedStillPassesTheGuard(t *testing.T) {
 	if unknown.Code != http.StatusNotFound {
 		t.Errorf("unknown segment: %d, want 404", unknown.Code)
 	}
+	// Each refusal of the cached sprite is in the access log, as the guard writes it.
+	refused := 0
+	for _, row := range sr.rig.fx.auditRows(t, access.AuditDenied) {
+		if row.Actor == "jinde" && row.Camera == "namesti" && row.Outcome == catalog.AuditDenied {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d refusals of jinde for namesti in the access log; want 2 (with and without the ETag)", refused)
+	}
 
 	noSession := withCookie(sr.rig.server.Handler(), login(t, sr.rig.server.Handler(), "straznik"))
 	if rec := askSprite(noSession, url, etag); rec.Code != http.StatusPreconditionRequired {
