@@ -89,7 +89,8 @@ func (pb *Playback) handleNodeThumbs(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body := recorder.EncodeThumbnails(pb.thumbnails(r.Context(), seg))
+	thumbs, _ := pb.thumbnails(r.Context(), seg) // what could be read, like handleThumbs
+	body := recorder.EncodeThumbnails(thumbs)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)

@@ -66,6 +66,7 @@ type Playback struct {
 	cameras  cameraSet // the server's list
 	peers    *Peers    // the other recorder nodes (Options.Peers); nil on one node
 	sessions playbackSessions
+	sprites  *spriteCache     // composed sprites of closed segments (handleSprite)
 	clock    func() time.Time // the server's clock (tests inject one)
 }
 

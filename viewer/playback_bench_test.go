@@ -171,16 +171,22 @@ func benchSeeks(b *testing.B, rig *playbackRig, cameras []string) {
 }
 
 // playbackAPI is an officer's logged-in handler with playback of every camera started.
-func playbackAPI(b *testing.B, rig *playbackRig) http.Handler {
-	b.Helper()
-	h := withCookie(rig.server.Handler(), login(b, rig.server.Handler(), "straznik"))
-	body := `{"cameras":["` + strings.Join(rig.arch.cameras, `","`) + `"],"reason":"benchmark"}`
+func playbackAPI(tb testing.TB, rig *playbackRig) http.Handler {
+	tb.Helper()
+	return playbackAs(tb, rig, "straznik", rig.arch.cameras...)
+}
+
+// playbackAs is user name's logged-in handler with playback of cameras started.
+func playbackAs(tb testing.TB, rig *playbackRig, name string, cameras ...string) http.Handler {
+	tb.Helper()
+	h := withCookie(rig.server.Handler(), login(tb, rig.server.Handler(), name))
+	body := `{"cameras":["` + strings.Join(cameras, `","`) + `"],"reason":"kontrola"}`
 	req := httptest.NewRequest(http.MethodPost, "/api/playback", bytes.NewBufferString(body))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusCreated {
-		b.Fatalf("POST /api/playback: %d %s", rec.Code, rec.Body)
+		tb.Fatalf("POST /api/playback as %s: %d %s", name, rec.Code, rec.Body)
 	}
 	return h
 }

@@ -9,11 +9,18 @@ import (
 	"image/png"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,6 +138,8 @@ type previewState struct {
 	Tile    string // "column row" of the sprite tile drawn on the preview canvas
 	Painted bool   // the canvas holds a picture
 	Range   *struct{ From, To float64 }
+	// Outstanding sprites near the pointer (or the clock): missing or being fetched.
+	Outstanding int
 }
 
 // timelineBox is the canvas's place on the page (CSS px) and the view it shows.
@@ -169,7 +178,7 @@ func openScrubbing(tb testing.TB) (*page, []time.Time, []image.Image, timelineBo
 	asked := time.Now()
 	eval[bool](p, `(window.townwatch.pause(), window.townwatch.view(`+fmt.Sprint(from.UnixMilli())+`, 3600e3), true)`)
 	waitJS[previewState](p, "the hour's previews loaded", 30*time.Second, `window.townwatch.preview()`, func(s previewState) bool {
-		return s.Range != nil && s.Range.From <= float64(from.UnixMilli()) && s.Range.To >= float64(from.Add(time.Hour).UnixMilli())
+		return s.Range != nil && s.Range.From <= float64(from.UnixMilli()) && s.Range.To >= float64(from.Add(time.Hour).UnixMilli()) && s.Outstanding == 0
 	})
 	tb.Logf("the hour's previews (index and 60 sprites) loaded %s after the view was set", time.Since(asked).Round(time.Millisecond))
 	return p, times, pictures, eval[timelineBox](p, timelineBoxJS)
@@ -260,7 +269,7 @@ func BenchmarkScrubPreview(b *testing.B) {
 
 // BenchmarkThumbsAPI is what the player asks for when an hour comes on screen: the index
 // of one camera's hour (60 segments, 360 thumbnails) and one segment's sprite (6 tiles
-// composed into one JPEG), in process.
+// composed into one JPEG, or already composed for another officer), in process.
 func BenchmarkThumbsAPI(b *testing.B) {
 	from := time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
 	rig := newPlaybackRig(b, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: time.Hour})
@@ -269,7 +278,160 @@ func BenchmarkThumbsAPI(b *testing.B) {
 	b.Run("index-1h", func(b *testing.B) {
 		benchGET(b, h, "/api/cameras/namesti/thumbs?from="+from.Format(time.RFC3339)+"&to="+from.Add(time.Hour).Format(time.RFC3339))
 	})
-	b.Run("sprite-6-tiles", func(b *testing.B) {
-		benchGET(b, h, fmt.Sprintf("/api/segments/%d/thumbs.jpg", rig.arch.segs["namesti"][0].ID))
+	sprite := fmt.Sprintf("/api/segments/%d/thumbs.jpg?n=6", rig.arch.segs["namesti"][0].ID)
+	b.Run("sprite-6-tiles-cached", func(b *testing.B) {
+		benchGET(b, h, sprite)
 	})
+	// A cache that keeps nothing: every request composes.
+	rig.server.opt.Playback.sprites = newSpriteCache(0)
+	b.Run("sprite-6-tiles", func(b *testing.B) {
+		benchGET(b, h, sprite)
+	})
+}
+
+// spriteLog counts, at a proxy in front of the server, the page's sprite and media
+// requests in flight (each answered after a delay, as over a slow link, so that requests
+// the page makes together overlap), and notes which segment each sprite request is for.
+type spriteLog struct {
+	mu                    sync.Mutex
+	sprites, media        int // in flight now
+	mostSprites, mostBoth int
+	asked                 []int64 // segment of each sprite request, in order of arrival
+}
+
+func (l *spriteLog) handler(tb testing.TB, backend string) http.Handler {
+	target, err := url.Parse(backend)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sprite := strings.HasSuffix(r.URL.Path, "/thumbs.jpg")
+		if !sprite && !strings.HasSuffix(r.URL.Path, "/media") {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		l.mu.Lock()
+		if sprite {
+			id, _ := strconv.ParseInt(strings.Split(r.URL.Path, "/")[3], 10, 64)
+			l.asked = append(l.asked, id)
+			l.sprites++
+		} else {
+			l.media++
+		}
+		l.mostSprites, l.mostBoth = max(l.mostSprites, l.sprites), max(l.mostBoth, l.sprites+l.media)
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			if sprite {
+				l.sprites--
+			} else {
+				l.media--
+			}
+			l.mu.Unlock()
+		}()
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})
+}
+
+// since is the sprite requests from the n-th on.
+func (l *spriteLog) since(n int) []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.asked[min(n, len(l.asked)):])
+}
+
+// Three hours of previews on screen, over a slow link: the sprites come nearest first
+// (under the clock, then outward), at most 2 at a time and never more than 4 media
+// requests with the video's; a seek far away or the pointer moving far away turns the
+// fetching there, and what was near the old place and not yet fetched is not fetched.
+func TestScrubSpritesNearestFirstAtMostTwo(t *testing.T) {
+	from := time.Date(2026, 11, 23, 13, 0, 0, 0, pragueZone(t))
+	rig := newPlaybackRig(t, archivetest.Spec{Cameras: []string{"namesti"}, From: from, Duration: 3 * time.Hour})
+	addThumbnails(t, rig.arch, "namesti", 10*time.Second)
+	segs := rig.arch.segs["namesti"]
+	minute := map[int64]int{} // segment id → its minute since from
+	for k, s := range segs {
+		minute[s.ID] = k
+	}
+	var log spriteLog
+	front := httptest.NewServer(log.handler(t, rig.url))
+	t.Cleanup(front.Close)
+	slow := *rig
+	slow.url = front.URL + "/"
+	// Mid-minute: at a segment's edge the two segments either side are equally near.
+	p := slow.openPlayer(t, "camera=namesti&t="+from.Add(30*time.Minute+30*time.Second).UTC().Format(time.RFC3339))
+	p.startPlayback("kontrola náhledů")
+	eval[bool](p, `(window.townwatch.pause(), window.townwatch.view(`+fmt.Sprint(from.UnixMilli())+`, 3*3600e3), true)`)
+
+	// nearFirst checks that the sprites asked for after something moved the focus to minute
+	// m come from there outward: skip requests may have been chosen before (at most the 2
+	// in flight), then m's is among the next 2 (two are chosen together, and their
+	// requests may reach the server in either order) and each of the next few lies within
+	// a few minutes.
+	nearFirst := func(what string, start, skip, m int) {
+		t.Helper()
+		var asked []int64
+		deadline := time.Now().Add(20 * time.Second)
+		for asked = log.since(start); len(asked) < skip+6 && time.Now().Before(deadline); asked = log.since(start) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if len(asked) < skip+6 {
+			t.Fatalf("%s: %d sprite requests in 20 s, want at least %d", what, len(asked), skip+6)
+		}
+		var got []int
+		for _, id := range asked[:skip+6] {
+			got = append(got, minute[id])
+		}
+		if i := slices.Index(got, m); i < 0 || i > skip+1 {
+			t.Errorf("%s: sprites of minutes %v asked for; want minute %d's among the first %d", what, got, m, skip+2)
+		}
+		for _, g := range got[skip:] {
+			if g < m-4 || g > m+4 {
+				t.Errorf("%s: sprites of minutes %v asked for; want the ones after the first %d within 4 minutes of %d", what, got, skip, m)
+				break
+			}
+		}
+	}
+	nearFirst("the player opened at minute 30", 0, 0, 30)
+
+	// A seek to minute 160: the hour around minute 30 is no longer near the clock.
+	before := len(log.since(0))
+	eval[bool](p, `(window.townwatch.seek(`+fmt.Sprint(from.Add(160*time.Minute+30*time.Second).UnixMilli())+`), true)`)
+	nearFirst("after a seek to minute 160", before, 2, 160)
+	// The pointer over minute 5: the surroundings of minute 160 are no longer near.
+	afterSeek := len(log.since(0))
+	box := eval[timelineBox](p, timelineBoxJS)
+	p.scrubMove(box, (5*60e3+30e3)/box.Span, false)
+	nearFirst("the pointer over minute 5", afterSeek, 2, 5)
+	waitJS[previewState](p, "the previews around the pointer", 60*time.Second, `window.townwatch.preview()`, func(s previewState) bool { return s.Outstanding == 0 })
+
+	// What was near minute 30 and not yet fetched at the seek was dropped: between the
+	// seek and the pointer's move nothing farther than an hour from minute 160 was asked
+	// for, but the 2 chosen before the seek; nor after the move anything farther than an
+	// hour from minute 5, but the 2 chosen before it.
+	for _, id := range log.since(before + 2)[:max(0, afterSeek-before-2)] {
+		if m := minute[id]; m < 99 {
+			t.Errorf("sprite of minute %d asked for after the seek to minute 160", m)
+		}
+	}
+	for _, id := range log.since(afterSeek + 2) {
+		if m := minute[id]; m > 65 {
+			t.Errorf("sprite of minute %d asked for while the pointer was over minute 5", m)
+		}
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	t.Logf("%d sprite requests, at most %d in flight, at most %d media requests with the video's", len(log.asked), log.mostSprites, log.mostBoth)
+	if log.mostSprites > 2 {
+		t.Errorf("%d sprite requests were in flight at once, want at most 2", log.mostSprites)
+	}
+	if log.mostBoth > 4 {
+		t.Errorf("%d media requests (video and sprites) were in flight at once, want at most 4", log.mostBoth)
+	}
 }

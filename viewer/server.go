@@ -188,6 +188,7 @@ func New(opt Options) (*Server, error) {
 		opt.Playback.clock = a.now
 		opt.Playback.cameras = s.cameras
 		opt.Playback.peers = opt.Peers
+		opt.Playback.sprites = newSpriteCache(spriteCacheBytes)
 	}
 	s.mount()
 	// The cross-origin check refuses a state-changing request that a browser marks as

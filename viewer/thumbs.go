@@ -43,7 +43,7 @@ type thumbsSegmentJSON struct {
 	ID      int64       `json:"id"`
 	Start   time.Time   `json:"start"`
 	End     time.Time   `json:"end"`
-	Sprite  string      `json:"sprite"`  // URL of the sprite
+	Sprite  string      `json:"sprite"`  // URL of the sprite of these tiles (spriteURL)
 	Columns int         `json:"columns"` // tiles per sprite row
 	Width   int         `json:"width"`   // one tile, px
 	Height  int         `json:"height"`
@@ -69,7 +69,7 @@ func (pb *Playback) handleThumbs(w http.ResponseWriter, r *http.Request) {
 		if s.Stream != "main" {
 			continue
 		}
-		thumbs := pb.thumbnails(r.Context(), s)
+		thumbs, _ := pb.thumbnails(r.Context(), s) // what could be read is shown
 		if len(thumbs) == 0 {
 			continue
 		}
@@ -80,7 +80,7 @@ func (pb *Playback) handleThumbs(w http.ResponseWriter, r *http.Request) {
 		}
 		js := thumbsSegmentJSON{ID: s.ID, Start: s.Start.UTC(), End: s.End.UTC(), Columns: spriteColumns,
 			Width: cfg.Width, Height: cfg.Height, Times: make([]time.Time, len(thumbs)),
-			Sprite: "/api/segments/" + strconv.FormatInt(s.ID, 10) + "/thumbs.jpg"}
+			Sprite: spriteURL(s.ID, len(thumbs))}
 		for i, th := range thumbs {
 			js.Times[i] = th.At
 		}
@@ -90,50 +90,96 @@ func (pb *Playback) handleThumbs(w http.ResponseWriter, r *http.Request) {
 }
 
 // thumbnails reads a segment's thumbnails; a damaged file yields what precedes the damage
-// (logged), and so does another node that cannot be asked for them: previews are a
-// convenience, never a reason to fail a request.
-func (pb *Playback) thumbnails(ctx context.Context, s catalog.Segment) []recorder.Thumbnail {
+// (logged, and returned with the error), and so does another node that cannot be asked
+// for them: previews are a convenience, never a reason to fail a request.
+func (pb *Playback) thumbnails(ctx context.Context, s catalog.Segment) ([]recorder.Thumbnail, error) {
 	if pb.Thumbnails == nil {
-		return nil
+		return nil, nil
 	}
 	thumbs, err := pb.Thumbnails(ctx, s)
 	if err != nil {
 		pb.log().Warn("playback: reading thumbnails", "segment", s.Path, "node", s.Node, "err", err)
 	}
-	return thumbs
+	return thumbs, err
 }
 
-// handleSprite answers GET /api/segments/{id}/thumbs.jpg: the segment's thumbnails as one
-// JPEG, spriteColumns tiles a row in capture order. It is composed on request (a 60 s
-// segment's 6 to 30 tiles take a few milliseconds) and revalidated by an ETag over the
-// tiles, so a browser that has it gets 304 until a tile is added.
+// spriteURL is the URL of a segment's sprite of n tiles. n is in it so that a sprite the
+// browser keeps under one URL is never stale for it: a closed segment can still gain a
+// thumbnail (the thumbnail sink places late ones by capture time), and then the index
+// names a new URL instead of one the browser would answer from its cache.
+func spriteURL(segment int64, n int) string {
+	return "/api/segments/" + strconv.FormatInt(segment, 10) + "/thumbs.jpg?n=" + strconv.Itoa(n)
+}
+
+// spriteMaxAge is how long a browser may keep a closed segment's sprite without asking,
+// as long as a closed segment's media (serveMedia).
+const spriteMaxAge = "private, max-age=86400"
+
+// spriteETag is a strong validator of the sprite made of thumbs: a digest of the tiles,
+// their number and the layout, so that neither a new tile nor a change of the grid or
+// quality leaves a browser or the server's cache with the old picture.
+func spriteETag(thumbs []recorder.Thumbnail) string {
+	sum := sha256.New()
+	fmt.Fprintf(sum, "sprite columns=%d quality=%d tiles=%d\n", spriteColumns, spriteQuality, len(thumbs))
+	for _, th := range thumbs {
+		fmt.Fprintf(sum, "%d\n", len(th.JPEG))
+		sum.Write(th.JPEG)
+	}
+	return `"` + hex.EncodeToString(sum.Sum(nil)[:16]) + `"`
+}
+
+// handleSprite answers GET /api/segments/{id}/thumbs.jpg?n=: the segment's thumbnails as
+// one JPEG, spriteColumns tiles a row in capture order, with an ETag over the tiles (304
+// when the browser has it).
+//
+// Composing (decoding the tiles, drawing, encoding: about 15 ms for a 60 s segment) is
+// what costs; reading the tiles is a small file. So every request reads them, for the
+// ETag, and a closed segment's composed sprite is kept in a small cache (spriteCache)
+// that answers the next officer asking for the same tiles. The guard (the segment's
+// camera) and pathSegment (the playback session; 410 for a segment deleted by retention)
+// have answered before the cache is asked.
+//
+// Caching by the browser: an open segment's sprite grows, so it is revalidated on every
+// use (no-cache). A closed segment's is kept for a day when the URL names the tile count
+// the answer has (n, see spriteURL); otherwise, and when the tiles could not all be read,
+// it is revalidated too, so a partial sprite is never kept.
 func (pb *Playback) handleSprite(w http.ResponseWriter, r *http.Request) {
 	seg, ok := pb.pathSegment(w, r)
 	if !ok {
 		return
 	}
-	id := seg.ID
-	thumbs := pb.thumbnails(r.Context(), seg)
+	thumbs, readErr := pb.thumbnails(r.Context(), seg)
 	if len(thumbs) == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("segment %d has no thumbnails", id))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("segment %d has no thumbnails", seg.ID))
 		return
 	}
-	sum := sha256.New()
-	for _, th := range thumbs {
-		sum.Write(th.JPEG)
-	}
-	etag := `"` + hex.EncodeToString(sum.Sum(nil)[:16]) + `"`
+	etag := spriteETag(thumbs)
+	// Only a closed segment's complete read is kept, here or by the browser.
+	settled := !seg.Open && readErr == nil
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", "private, no-cache")
+	if settled && r.URL.Query().Get("n") == strconv.Itoa(len(thumbs)) {
+		h.Set("Cache-Control", spriteMaxAge)
+	}
 	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	sprite, err := composeSprite(thumbs)
-	if err != nil {
-		pb.fail(w, "sprite", fmt.Errorf("segment %d: %w", id, err))
-		return
+	var sprite []byte
+	hit := false
+	if settled {
+		sprite, hit = pb.sprites.get(seg.ID, etag)
+	}
+	if !hit {
+		var err error
+		if sprite, err = composeSprite(thumbs); err != nil {
+			pb.fail(w, "sprite", fmt.Errorf("segment %d: %w", seg.ID, err))
+			return
+		}
+		if settled {
+			pb.sprites.put(seg.ID, etag, sprite)
+		}
 	}
 	h.Set("Content-Type", "image/jpeg")
 	h.Set("Content-Length", strconv.Itoa(len(sprite)))

@@ -6,11 +6,9 @@
 // data-state on the tile: loading | playing | gap | deleted | error.
 
 import { t, timeText } from "./i18n.js";
+import { URGENT, VIDEO, acquire, busy } from "./mediaslots.js";
 import { api, toLogin } from "./session.js";
 
-// MAX_IN_FLIGHT bounds the media requests of the whole page: 4 tiles at 1× need one
-// fragment each per second, and a seek must not queue behind a dozen prefetches.
-const MAX_IN_FLIGHT = 4;
 // WINDOW_MS: playlists are fetched an hour at a time (about 670 KiB of JSON for 60 s
 // segments of 1 s fragments), so a seek anywhere in the day waits for one such request
 // at most.
@@ -38,44 +36,11 @@ const MAX_TRACES = 500;
 // the playback that follows.
 const MAX_TRACE_STEPS = 64;
 
-let inFlight = 0;
-const waiting = [];
-
-// acquire waits for one of the page's media request slots. Urgent requests (what a seek
-// needs for its first frame) go before the others but after earlier urgent ones: the
-// tiles of one seek are served in turn, and a tile's init before its fragments.
-function acquire(urgent, signal) {
-  return new Promise((resolve, reject) => {
-    if (inFlight < MAX_IN_FLIGHT) {
-      inFlight++;
-      resolve();
-      return;
-    }
-    const entry = { resolve, urgent };
-    const at = urgent ? waiting.findIndex((e) => !e.urgent) : -1;
-    waiting.splice(at < 0 ? waiting.length : at, 0, entry);
-    signal.addEventListener("abort", () => {
-      const i = waiting.indexOf(entry);
-      if (i >= 0) waiting.splice(i, 1);
-      reject(signal.reason);
-    });
-  });
-}
-
-function release() {
-  inFlight--;
-  const next = waiting.shift();
-  if (next) {
-    inFlight++;
-    next.resolve();
-  }
-}
-
 // fetchRange fetches bytes [offset, offset+length) of a segment. A 410 rejects with
 // {status: 410, deletion} (the segment was deleted after its playlist was read). mark
 // notes the request's steps in the seek's trace.
 async function fetchRange(url, offset, length, { signal, urgent, mark }) {
-  await acquire(urgent, signal);
+  const release = await acquire(urgent ? URGENT : VIDEO, signal);
   try {
     mark("sent");
     const res = await fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal });
@@ -342,7 +307,7 @@ export class PlaybackTile {
       if (seg) this.trace.keyframe = seg.frags[this.#keyframeFragment(seg, w)].keyframe;
       // Work of the page still under way when the browser starts decoding.
       if (this.sb?.updating) this.#mark(gen, "busy sb");
-      if (inFlight > 0) this.#mark(gen, "busy fetch");
+      if (busy()) this.#mark(gen, "busy fetch");
       this.video.currentTime = s;
       this.#mark(gen, "time");
       this.seekingTo = null;

@@ -29,7 +29,12 @@ let cameras = []; // /api/cameras entries
 let tiles = [];
 let day = null; // {start, end} epoch ms of the viewed day's local midnights
 let timeline = null;
-const preview = new ScrubPreview(document.getElementById("preview"), () => document.getElementById("timeline"), () => lost());
+const preview = new ScrubPreview(
+  document.getElementById("preview"),
+  () => document.getElementById("timeline"),
+  () => clock.now(),
+  () => lost(),
+);
 let timelineData = new Map(); // camera id → its /api/timeline row, in ms
 let ticks = 0;
 let ticker = 0; // the tick interval while the player runs
@@ -214,6 +219,8 @@ function seekAll(w) {
   for (const tile of tiles) tile.seek(w);
   timeline.setPlayhead(w);
   renderTime();
+  // The previews around the new time come first (behind the seek's own requests).
+  preview.fetchNear();
 }
 
 // presentedFrame measures a seek when the main tile presents a new frame for it: within a
@@ -349,7 +356,8 @@ for (const button of document.querySelectorAll("[data-lang]")) {
 //   view(start, span)  shows that part of the timeline; viewRange() → {start, span};
 //             kindAt(id, ms) what it shows there
 //   previews  measured scrub previews {w, thumb (its capture time), ms (pointer event →
-//             picture on screen)}; preview() → {shown, camera, thumb, tile, painted, range}
+//             picture on screen)}; preview() → {shown, camera, thumb, tile, painted, range,
+//             outstanding}
 window.townwatch = {
   state: () => ({
     phase: document.body.dataset.phase,
@@ -378,6 +386,7 @@ window.townwatch = {
     // whether the canvas holds a picture (any opaque pixel), not only a tile number
     painted: preview.picContext.getImageData(0, 0, preview.pic.width, preview.pic.height).data.some((v, i) => i % 4 === 3 && v > 0),
     range: preview.range,
+    outstanding: preview.outstanding(), // sprites near the pointer or clock still to come
   }),
   language,
   setLanguage,

@@ -18,7 +18,9 @@
 //	         that the tiles, the events panel and the search share
 //	playback.js  the player (playback.html): start form with the reason, shared clock,
 //	         controls; pbtile.js one camera's MSE pipeline; timeline.js the day timeline;
-//	         scrub.js the scrub preview over the timeline (sprites loaded ahead)
+//	         scrub.js the scrub preview over the timeline (sprites loaded ahead, nearest
+//	         first); mediaslots.js the page's budget of media requests in flight, which
+//	         the tiles' fragments and the sprites share
 package web
 
 import "embed"
