@@ -46,6 +46,12 @@ export CGO_CFLAGS = -O2 -g -ffunction-sections -fdata-sections
 export CGO_CXXFLAGS = $(CGO_CFLAGS)
 export CGO_LDFLAGS = -Wl,--gc-sections -Wl,--as-needed $(OPENCV_LIBS)
 
+# How many test packages run at once. go test's default is the number of CPUs (2 on CI),
+# but most of the suite waits on real-time video, timers, browsers and child processes:
+# with 2 at a time the CPUs were busy 40 % of the wall time (423 CPU-s in 529 s on 2
+# cores), and the longest package (cmd/townwatch) started only after others had finished.
+TEST_PACKAGES ?= 4
+
 # Generous ceiling for the whole suite on CI's 2-core machine; a hung test fails instead of
 # eating the 90-minute budget.
 TEST_TIMEOUT ?= 30m
@@ -119,7 +125,7 @@ vet:
 RACE_EXEMPT := modernc.org/sqlite/lib modernc.org/memory
 test: GOFLAGS += $(foreach p,$(RACE_EXEMPT),-gcflags=$(p)=-race=false)
 test: deps vet race-exempt-check
-	$(GO) test -race -tags customenv,matprofile -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -p $(TEST_PACKAGES) -tags customenv,matprofile -count=1 -timeout $(TEST_TIMEOUT) ./...
 	promtool test rules configs/prometheus/townwatch-rules.test.yml
 
 ## race-exempt-check: the packages make test compiles without race instrumentation share no

@@ -41,7 +41,7 @@ var binary string
 // -parallel is given. go test's default is GOMAXPROCS (2 on CI, kept where it is more), but these tests spend most of their
 // time waiting on real-time video, timers and child processes, so two at a time left the
 // CPU mostly idle; see docs/testing.md for the measurement behind the figure.
-const e2eParallel = 4
+const e2eParallel = 8
 
 func TestMain(m *testing.M) {
 	flag.Parse()
