@@ -153,7 +153,16 @@ func TestWriterRecordsEveryFrameIntoPlayableSegments(t *testing.T) {
 
 	time.Sleep(10 * time.Second)
 	// Playback reads the open segment's fragments from memory: they must be the file's.
-	if open, ok := w.OpenSegment(); !ok || len(open.Fragments) == 0 {
+	// Asked at one instant, the segment may be new with no fragment yet (a fragment is a
+	// second; on a busy machine the new segment's first can take longer), so the test
+	// waits up to a segment's length for one that has fragments.
+	var open OpenSegment
+	var ok bool
+	waitFor(2*time.Second, func() bool {
+		open, ok = w.OpenSegment()
+		return ok && len(open.Fragments) > 0
+	})
+	if !ok || len(open.Fragments) == 0 {
 		t.Errorf("no open segment with fragments published while recording: %+v, %v", open, ok)
 	} else {
 		row, err := rig.catalog.Segment(ctx, open.ID)

@@ -78,7 +78,13 @@ func TestCameraAPIHotAdd(t *testing.T) {
 	}
 
 	// Parallel creates while the poll also sees cameras.d change: every camera ends up
-	// configured and running, and none already running is touched on the way.
+	// configured and running, and none already running is touched on the way. cam5 is
+	// streaming, but on a busy machine its first segment may not be open yet; that opening
+	// during the creates would look like a touch, so the snapshot waits for it.
+	waitFor(t, 15*time.Second, "cam5's first segment", func() bool {
+		v, _ := reloadView(t, c, p.base)
+		return v["cam5"].segments >= 1
+	})
 	before, _ = reloadView(t, c, p.base)
 	var wg sync.WaitGroup
 	ids := []string{"p1", "p2", "p3", "p4", "p5", "p6"}
