@@ -144,7 +144,10 @@ race-exempt-check:
 ## bench: run the benchmarks (figures are reported, never asserted): the Go benchmarks, then the
 ## recording benchmark (cmd/recbench: 1, 4 and 16 simulated 1080p cameras recorded by townwatch
 ## serve for 60 s each, about 5 minutes; its ffmpeg clip is cached in ~/.cache/townwatch-bench).
-## RECBENCH_FLAGS passes flags to it, e.g. RECBENCH_FLAGS='-n 16 -duration 120s'. Then the
+## RECBENCH_FLAGS passes flags to it, e.g. RECBENCH_FLAGS='-n 16 -duration 120s'; with
+## RECBENCH_FLAGS='-n 16 -mediamtx PATH' a MediaMTX binary records the same cameras in the same
+## window and the report adds its CPU and peak RSS and the ratios (the footprint issue's
+## side-by-side run; MediaMTX is not installed by make deps). Then the
 ## live-view benchmark (cmd/livebench: one 1080p camera to 1, 10 and 50 WebRTC viewers;
 ## LIVEBENCH_FLAGS passes flags to it). Last the officers' load on a recording townwatch
 ## (cmd/recbench -playload: 16 cameras recorded, 10 min alone, then 10 min with 4 headless

@@ -194,6 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	playloadMode := fs.Bool("playload", false, "instead of the recording runs: the playback and export load run (one -n, default 16; -duration per window, default 10m)")
 	pageWarmup := fs.Duration("page-warmup", 30*time.Second, "-playload: time after every tile plays before measuring")
 	exportRange := fs.Duration("export-range", time.Hour, "-playload: length of the footage the export job bundles")
+	mediamtx := fs.String("mediamtx", "", "MediaMTX binary to run side by side: it records the same cameras as fMP4 in the same window, and the table adds its CPU and peak RSS and the ratios")
 	profile := fs.String("profile", "", "-playload: write a CPU profile of townwatch, taken while the pages play after the measured window, to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -234,7 +235,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer done()
 
 	results, header, err := bench(ctx, benchConfig{ns: ns, count: *count, duration: *duration, warmup: *warmup,
-		bin: *bin, cache: *cache, work: work}, logf)
+		bin: *bin, cache: *cache, work: work, mediamtx: *mediamtx}, logf)
 	if len(results) > 0 {
 		printReport(stdout, header, results)
 	}
@@ -244,7 +245,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // playloadOnly and recordingOnly are the flags that apply to one mode only.
 var (
 	playloadOnly  = []string{"page-warmup", "export-range", "profile"}
-	recordingOnly = []string{"count"}
+	recordingOnly = []string{"count", "mediamtx"}
 )
 
 // modeFlags refuses a flag that was set but does not apply to the mode chosen: ignored,
@@ -271,6 +272,7 @@ type benchConfig struct {
 	count            int // runs per N
 	duration, warmup time.Duration
 	bin, cache, work string
+	mediamtx         string // MediaMTX binary to run side by side, or ""
 }
 
 // bench prepares (clip, binary) and runs every N; it returns the results
@@ -310,7 +312,7 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]*r
 				return results, header, err
 			}
 			r, err := runOne(ctx, runConfig{bin: bin, clip: clip, work: dir, n: n, warmup: bc.warmup,
-				duration: bc.duration, tck: float64(tck), logf: logf})
+				duration: bc.duration, tck: float64(tck), mediamtx: bc.mediamtx, logf: logf})
 			if err != nil {
 				return results, header, fmt.Errorf("N=%d: %w", n, err)
 			}
@@ -374,6 +376,10 @@ func printReport(w io.Writer, header string, results []*result) {
 				name, r.n, r.cpuSec, 100*r.cpuSysSec/r.cpuSec, r.pctCore(), r.cpuPerStreamHour(), mib(r.peakRSS),
 				r.inBytes/secs/1e6, r.diskBytes/secs/1e6, recMB, r.received, recFrames, lost, r.pktsLost,
 				100*r.simcamCPUSec/secs, 100*r.hostBusy)
+			if r.ref {
+				fmt.Fprintf(tw, "MediaMTX, same run\t%d\t%.2f\t-\t%.1f\t%.1f\t%.1f\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n",
+					r.n, r.refCPUSec, 100*r.refCPUSec/secs, r.refCPUSec/(float64(r.n)*r.dur.Hours()), mib(r.refPeakRSS))
+			}
 		}
 		if len(g) > 1 {
 			m := summarize(g)
@@ -413,6 +419,12 @@ func printReport(w io.Writer, header string, results []*result) {
 			m.cpuPerStreamHour, verdict(m.cpuPerStreamHour <= maxCPU), m.rssMiB, verdict(m.rssMiB < targetRSSMiB), lost)
 	}
 
+	for _, r := range results {
+		if r.ref && r.n == refStreams {
+			fmt.Fprintln(w, sideBySide(r))
+		}
+	}
+
 	runs := map[int]int{}
 	for _, r := range results {
 		runs[r.n]++
@@ -442,6 +454,19 @@ func printReport(w io.Writer, header string, results []*result) {
 		"recorder closed its segment (lost = in - rec); pkts lost: RTP packets townwatch saw missing (townwatch_camera_lost_packets_total),\n"+
 		"frames that never reached it; simcam %%core: the camera simulator's CPU on the same host; host %%: all CPUs busy, all processes:\n"+
 		"well above townwatch + simcam means other load competed with the run.)\n", results[0].dur.Seconds())
+}
+
+// targetRefRSS is the footprint issue's target for recording: townwatch's peak RSS at most
+// this share of MediaMTX's, measured side by side.
+const targetRefRSS = 0.8
+
+// sideBySide is the verdict of a run with MediaMTX beside townwatch: the ratios of their
+// peak RSS (the target) and of their CPU over the same window.
+func sideBySide(r *result) string {
+	rss := float64(r.peakRSS) / float64(r.refPeakRSS)
+	return fmt.Sprintf("side by side: N=%d #%d: townwatch/MediaMTX peak RSS %.1f/%.1f MiB = %.2f× (target <= %.1f×: %s); CPU %.2f/%.2f s = %.2f×",
+		r.n, r.run, mib(r.peakRSS), mib(r.refPeakRSS), rss, targetRefRSS, verdict(rss <= targetRefRSS),
+		r.cpuSec, r.refCPUSec, r.cpuSec/r.refCPUSec)
 }
 
 // groupByN groups results by N, in the order the Ns ran.

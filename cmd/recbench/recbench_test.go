@@ -281,6 +281,7 @@ func TestFlagsOfTheOtherModeAreRefused(t *testing.T) {
 		{[]string{"-n", "1,4", "-page-warmup", "1s"}, "-page-warmup"},
 		{[]string{"-profile", "cpu.pprof"}, "-profile"},
 		{[]string{"-playload", "-count", "3"}, "-count"},
+		{[]string{"-playload", "-mediamtx", "/usr/bin/mediamtx"}, "-mediamtx"},
 		{[]string{"-playload", "-n", "4,16"}, "-n"},
 	} {
 		var stdout, stderr strings.Builder
@@ -315,6 +316,40 @@ func TestExportTargetScalesWithTheRange(t *testing.T) {
 		}
 		if !strings.HasPrefix(line, "export: "+tc.rng.String()+" of cam1") || !strings.HasSuffix(line, tc.want+"\n") {
 			t.Errorf("export of %v in %v: %q, want it to end %q", tc.rng, tc.took, line, tc.want)
+		}
+	}
+}
+
+// MediaMTX side by side records every camera as fMP4, pulling it over TCP as townwatch
+// does, with nothing else of it listening (only RTSP, on loopback).
+func TestMediaMTXConfigRecordsEveryCameraAndServesNothingElse(t *testing.T) {
+	urls := []string{"rtsp://127.0.0.1:5554/cam1", "rtsp://127.0.0.1:5554/cam2"}
+	got := mediamtxConfigYAML("/tmp/work/mediamtx", 7554, urls)
+	for _, want := range []string{
+		"rtspAddress: 127.0.0.1:7554\n", "rtspTransports: [tcp]\n",
+		"rtmp: false\n", "hls: false\n", "webrtc: false\n", "srt: false\n", "moq: false\n", "api: false\n",
+		"  record: yes\n", "  recordFormat: fmp4\n", "  rtspTransport: tcp\n",
+		`  recordPath: "/tmp/work/mediamtx/%path/%Y-%m-%d_%H-%M-%S-%f"` + "\n",
+		"  cam1:\n    source: \"rtsp://127.0.0.1:5554/cam1\"\n", "  cam2:\n    source: \"rtsp://127.0.0.1:5554/cam2\"\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("MediaMTX configuration lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// The side-by-side verdict holds townwatch's peak RSS to 0.8 × MediaMTX's.
+func TestSideBySideVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		rss, refRSS uint64
+		want        string
+	}{
+		{60 << 20, 86 << 20, "= 0.70× (target <= 0.8×: meets the target)"},
+		{80 << 20, 90 << 20, "= 0.89× (target <= 0.8×: MISSES the target)"},
+	} {
+		r := &result{n: 16, run: 1, peakRSS: tc.rss, ref: true, refPeakRSS: tc.refRSS, cpuSec: 3.4, refCPUSec: 4.6}
+		if got := sideBySide(r); !strings.Contains(got, tc.want) || !strings.Contains(got, "CPU 3.40/4.60 s = 0.74×") {
+			t.Errorf("sideBySide(%d vs %d MiB) = %q, want it to contain %q and the CPU ratio", tc.rss>>20, tc.refRSS>>20, got, tc.want)
 		}
 	}
 }

@@ -53,6 +53,7 @@ type runConfig struct {
 	warmup   time.Duration
 	duration time.Duration
 	tck      float64 // clock ticks per second
+	mediamtx string  // MediaMTX binary recording the same cameras side by side; "" for none
 	logf     func(string, ...any)
 }
 
@@ -67,6 +68,12 @@ type result struct {
 	cpuSysSec            float64 // the kernel's share of cpuSec (stime)
 	hostBusy             float64 // fraction of all CPUs busy over the window
 	peakRSS              uint64  // VmHWM of townwatch, bytes
+
+	// MediaMTX recording the same cameras in the same window (-mediamtx): its CPU over
+	// the window and its peak RSS, as townwatch's are measured.
+	ref        bool
+	refCPUSec  float64
+	refPeakRSS uint64
 
 	inBytes    float64 // media bytes received in the window (metric)
 	diskBytes  float64 // growth of the storage directory in the window
@@ -126,11 +133,13 @@ type recordingSetup struct {
 	account     string
 	accountArgs []string
 	serveArgs   []string // added to serve's command line
+	mediamtx    string   // MediaMTX binary to record the same cameras beside townwatch; "" for none
 }
 
 // recording is simcam serving n copies of the clip and townwatch serve recording them.
 type recording struct {
 	cam, serve *child
+	ref        *child // MediaMTX recording the same cameras, or nil
 	api        *access
 	storage    string
 	password   string        // the account's
@@ -156,6 +165,11 @@ func startRecording(ctx context.Context, rs recordingSetup) (_ *recording, err e
 	urls, err := waitURLs(ctx, rec.cam, filepath.Join(rs.work, "simcam.out"), rs.n)
 	if err != nil {
 		return nil, err
+	}
+	if rs.mediamtx != "" {
+		if rec.ref, err = startMediaMTX(rs.mediamtx, rs.work, urls); err != nil {
+			return nil, err
+		}
 	}
 	port, err := freePort()
 	if err != nil {
@@ -191,9 +205,51 @@ func (rec *recording) stop(runFailed bool, notef func(string, ...any)) {
 	if rec.serve != nil {
 		_ = rec.serve.stop()
 	}
+	if rec.ref != nil {
+		_ = rec.ref.stop()
+	}
 	if err := rec.cam.stop(); err != nil && !runFailed {
 		notef("%v", err)
 	}
+}
+
+// refCPU reads MediaMTX's CPU counters; zero when there is none.
+func refCPU(ref *child) (procCPU, error) {
+	if ref == nil {
+		return procCPU{}, nil
+	}
+	return readProcCPU(ref.pid())
+}
+
+// startMediaMTX starts MediaMTX recording the cameras at urls as fMP4 into work/mediamtx,
+// pulling them over RTSP/TCP as townwatch does: the side-by-side run, in one
+// window on the same cameras. Only its RTSP server is on (on a free loopback port, TCP
+// only), so it does no work townwatch does not.
+func startMediaMTX(bin, work string, urls []string) (*child, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(work, "mediamtx.yml")
+	if err := os.WriteFile(cfgPath, []byte(mediamtxConfigYAML(filepath.Join(work, "mediamtx"), port, urls)), 0o644); err != nil {
+		return nil, err
+	}
+	return startChild("mediamtx", bin, []string{cfgPath}, filepath.Join(work, "mediamtx.out"), filepath.Join(work, "mediamtx.log"))
+}
+
+// mediamtxConfigYAML is MediaMTX's configuration for recording urls as cam1..camN.
+func mediamtxConfigYAML(recordDir string, rtspPort int, urls []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by cmd/recbench: MediaMTX recording the benchmark's cameras beside townwatch\n"+
+		"logLevel: warn\napi: false\nmetrics: false\npprof: false\nplayback: false\n"+
+		"rtsp: true\nrtspAddress: 127.0.0.1:%d\nrtspTransports: [tcp]\n"+
+		"rtmp: false\nhls: false\nwebrtc: false\nsrt: false\nmoq: false\n"+
+		"pathDefaults:\n  record: yes\n  recordFormat: fmp4\n  recordPath: %s\n  rtspTransport: tcp\npaths:\n",
+		rtspPort, strconv.Quote(filepath.Join(recordDir, "%path", "%Y-%m-%d_%H-%M-%S-%f")))
+	for i, u := range urls {
+		fmt.Fprintf(&b, "  cam%d:\n    source: %s\n", i+1, strconv.Quote(u))
+	}
+	return b.String()
 }
 
 // runOne starts simcam serving rc.n copies of the clip and townwatch
@@ -204,15 +260,20 @@ func (rec *recording) stop(runFailed bool, notef func(string, ...any)) {
 func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	r := &result{n: rc.n}
 	rec, err := startRecording(ctx, recordingSetup{bin: rc.bin, clip: rc.clip, work: rc.work, n: rc.n,
-		account: benchAccount, accountArgs: []string{"-role", "supervisor"}})
+		account: benchAccount, accountArgs: []string{"-role", "supervisor"}, mediamtx: rc.mediamtx})
 	if err != nil {
 		return nil, err
 	}
 	defer func() { rec.stop(err != nil, r.notef) }()
 	cam, serve, api, storage := rec.cam, rec.serve, rec.api, rec.storage
+	alive := []*child{serve, cam}
+	if rec.ref != nil {
+		alive = append(alive, rec.ref)
+		rc.logf("N=%d: MediaMTX records the same cameras side by side", rc.n)
+	}
 	rc.logf("N=%d: %d cameras streaming after %.1f s; warming up %v, then measuring %v", rc.n, rc.n,
 		rec.streamed.Seconds(), rc.warmup, rc.duration)
-	if err := sleepAlive(ctx, rc.warmup, serve, cam); err != nil {
+	if err := sleepAlive(ctx, rc.warmup, alive...); err != nil {
 		return nil, err
 	}
 
@@ -220,12 +281,28 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sleepAlive(ctx, rc.duration, serve, cam); err != nil {
+	ref0, err := refCPU(rec.ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := sleepAlive(ctx, rc.duration, alive...); err != nil {
 		return nil, err
 	}
 	s1, err := takeSnapshot(ctx, api, storage, serve, cam)
 	if err != nil {
 		return nil, err
+	}
+	ref1, err := refCPU(rec.ref)
+	if err != nil {
+		return nil, err
+	}
+	if rec.ref != nil {
+		// Read before simcam stops, while MediaMTX still records: its peak so far is the
+		// window's and the warm-up's, as townwatch's is.
+		r.ref, r.refCPUSec = true, float64(ref1.total()-ref0.total())/rc.tck
+		if r.refPeakRSS, err = readStatusKB(rec.ref.pid(), "VmHWM"); err != nil {
+			return nil, fmt.Errorf("MediaMTX's peak RSS: %w", err)
+		}
 	}
 	r.dur = s1.at.Sub(s0.at)
 	r.cpuSec = float64(s1.serve.total()-s0.serve.total()) / rc.tck
