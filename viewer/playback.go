@@ -438,10 +438,14 @@ func (pb *Playback) serveMedia(w http.ResponseWriter, r *http.Request, seg catal
 	if !seg.Open {
 		// Closed segments never change: the digest the catalog holds is a strong ETag.
 		h.Set("ETag", `"`+seg.SHA256+`"`)
-		h.Set("Cache-Control", "private, max-age=86400")
+		h.Set("Cache-Control", settledCacheControl)
 	}
 	http.ServeContent(w, r, "", seg.End, io.NewSectionReader(f, 0, size))
 }
+
+// settledCacheControl lets the officer's browser keep, for a day and for that officer
+// only, what a closed segment serves (its media, its scrub sprite): neither changes.
+const settledCacheControl = "private, max-age=86400"
 
 // openMedia opens a segment for range reads: OpenMedia, or OpenFile without one.
 func (pb *Playback) openMedia(ctx context.Context, seg catalog.Segment) (recorder.MediaReader, error) {

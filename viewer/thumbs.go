@@ -111,10 +111,6 @@ func spriteURL(segment int64, n int) string {
 	return "/api/segments/" + strconv.FormatInt(segment, 10) + "/thumbs.jpg?n=" + strconv.Itoa(n)
 }
 
-// spriteMaxAge is how long a browser may keep a closed segment's sprite without asking,
-// as long as a closed segment's media (serveMedia).
-const spriteMaxAge = "private, max-age=86400"
-
 // spriteETag is a strong validator of the sprite made of thumbs: a digest of the tiles,
 // their number and the layout, so that neither a new tile nor a change of the grid or
 // quality leaves a browser or the server's cache with the old picture.
@@ -160,7 +156,7 @@ func (pb *Playback) handleSprite(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", "private, no-cache")
 	if settled && r.URL.Query().Get("n") == strconv.Itoa(len(thumbs)) {
-		h.Set("Cache-Control", spriteMaxAge)
+		h.Set("Cache-Control", settledCacheControl)
 	}
 	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
