@@ -154,14 +154,14 @@ func TestChurnLeavesNothingBehindAndTheRecorderLosesNothing(t *testing.T) {
 	end := start.Add(churnBound)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	connects, failures := 0, 0
+	claimed, connects, failures := 0, 0, 0
 	more := func() bool { // claims one of the churn's sessions
 		mu.Lock()
 		defer mu.Unlock()
-		if connects+failures >= churnSessions || time.Now().After(end) {
+		if claimed >= churnSessions || time.Now().After(end) {
 			return false
 		}
-		connects++ // counted back below if the session is refused
+		claimed++
 		return true
 	}
 	for w := range 20 {
@@ -170,7 +170,6 @@ func TestChurnLeavesNothingBehindAndTheRecorderLosesNothing(t *testing.T) {
 				v, err := dialWHEP(t, r.http.URL, "cam", viewerOpts{})
 				if err != nil {
 					mu.Lock()
-					connects--
 					failures++
 					mu.Unlock()
 					t.Logf("viewer %d: %v", w, err)
@@ -184,6 +183,9 @@ func TestChurnLeavesNothingBehindAndTheRecorderLosesNothing(t *testing.T) {
 					v.location = "" // vanish without DELETE: the server must notice by itself
 				}
 				v.close(t, r.http.URL)
+				mu.Lock()
+				connects++
+				mu.Unlock()
 			}
 		})
 	}
@@ -222,7 +224,13 @@ func TestChurnLeavesNothingBehindAndTheRecorderLosesNothing(t *testing.T) {
 
 	stopRec()
 	res := <-recDone
-	if rec.Dropped() != 0 || res.holes != 0 || res.frames < int(churn/(50*time.Millisecond)) {
+	// Every frame the camera sent arrived: none dropped, and no step between two frames'
+	// times longer than one frame (holes). How many it sent depends on the simulated
+	// camera, which runs in this process: 20 viewers dialling at once under the race
+	// detector starve it below real time (182 frames in 9.2 s at 25 fps, none missing),
+	// most at the churn's start, which a minute's churn used to average out. So the floor
+	// on the count, there to show the reader read throughout, is half the camera's rate.
+	if rec.Dropped() != 0 || res.holes != 0 || res.frames < int(churn/(80*time.Millisecond)) {
 		t.Errorf("recorder-like reader: %d frames, %d dropped, %d holes over %v", res.frames, rec.Dropped(), res.holes, churn)
 	}
 }
