@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 )
 
@@ -44,25 +43,6 @@ func newAccess(dir, base string) (*access, error) {
 		return nil, err
 	}
 	return a, nil
-}
-
-// addAccount makes the account name with `townwatch user add` and the password in a file,
-// as an administrator on the host would: args give its role (and cameras). The password
-// is random; it is returned for a run that logs in with it (-playload) and otherwise
-// forgotten.
-func addAccount(ctx context.Context, bin, cfgPath, dir, name string, args ...string) (password string, err error) {
-	pwFile := filepath.Join(dir, "account.password")
-	password = rand.Text()
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	defer os.Remove(pwFile)
-	args = append([]string{"user", "add", "-config", cfgPath, "-name", name, "-password-file", pwFile}, args...)
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("townwatch user add %s: %w\n%s", name, err, out)
-	}
-	return password, nil
 }
 
 // scrape reads townwatch's /metrics with the bearer token, as Prometheus does.

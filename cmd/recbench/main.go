@@ -83,12 +83,12 @@ func runPlayload(ctx context.Context, f playloadFlags, stdout, stderr io.Writer)
 		logf("note: -duration %v is shorter than the 10 min the officer-workstation issue asks for", f.duration)
 	}
 	if pc.bin == "" {
-		if pc.bin, err = buildTownwatch(ctx, work, logf); err != nil {
+		if pc.bin, err = benchkit.BuildTownwatch(ctx, work, logf); err != nil {
 			logf("%v", err)
 			return 1
 		}
 	}
-	tck, err := clockTicks(ctx)
+	tck, err := benchkit.ClockTicks(ctx)
 	if err != nil {
 		logf("%v", err)
 		return 1
@@ -287,11 +287,11 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]*r
 	}
 	bin := bc.bin
 	if bin == "" {
-		if bin, err = buildTownwatch(ctx, bc.work, logf); err != nil {
+		if bin, err = benchkit.BuildTownwatch(ctx, bc.work, logf); err != nil {
 			return nil, "", err
 		}
 	}
-	tck, err := clockTicks(ctx)
+	tck, err := benchkit.ClockTicks(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -323,27 +323,6 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]*r
 		}
 	}
 	return results, header, nil
-}
-
-// buildTownwatch builds ./cmd/townwatch of the module recbench runs in as make build does:
-// the server without cgo and, beside it, townwatch-motion with cgo for its motion worker.
-func buildTownwatch(ctx context.Context, work string, logf func(string, ...any)) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside the townwatch module (go env GOMOD: %q, %v): run from the repository or pass -townwatch", gomod, err)
-	}
-	bin := filepath.Join(work, "townwatch")
-	logf("building townwatch ...")
-	for _, b := range []struct{ out, cgo string }{{bin, "0"}, {filepath.Join(work, "townwatch-motion"), "1"}} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, "./cmd/townwatch")
-		cmd.Dir = filepath.Dir(gomod)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build ./cmd/townwatch (CGO_ENABLED=%s): %w\n%s", b.cgo, err, out)
-		}
-	}
-	return bin, nil
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

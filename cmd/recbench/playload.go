@@ -80,19 +80,19 @@ type playloadConfig struct {
 type window struct {
 	name         string
 	s0, s1       snapshot
-	kids0, kids1 procCPU
+	kids0, kids1 benchkit.ProcCPU
 }
 
 func (w window) dur() time.Duration { return w.s1.at.Sub(w.s0.at) }
 
 // pctCore is townwatch's CPU over the window in % of one core.
 func (w window) pctCore(tck float64) float64 {
-	return 100 * float64(w.s1.serve.total()-w.s0.serve.total()) / tck / w.dur().Seconds()
+	return 100 * float64(w.s1.serve.Total()-w.s0.serve.Total()) / tck / w.dur().Seconds()
 }
 
 // workerPctCore is the CPU of townwatch's children over the window in % of one core.
 func (w window) workerPctCore(tck float64) float64 {
-	return 100 * (float64(w.kids1.total()) - float64(w.kids0.total())) / tck / w.dur().Seconds()
+	return 100 * (float64(w.kids1.Total()) - float64(w.kids0.Total())) / tck / w.dur().Seconds()
 }
 
 // hostPct is how busy all of the host's CPUs were, in %.
@@ -147,7 +147,7 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 	var serveArgs []string
 	pprofAddr := ""
 	if pc.profile != "" {
-		pp, err := freePort()
+		pp, err := benchkit.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +169,7 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 		if w.s0, err = takeSnapshot(ctx, api, storage, serve, cam); err != nil {
 			return w, err
 		}
-		if w.kids0, err = childrenCPU(serve.pid()); err != nil {
+		if w.kids0, err = childrenCPU(serve.Pid()); err != nil {
 			return w, err
 		}
 		if during != nil {
@@ -183,7 +183,7 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 		if w.s1, err = takeSnapshot(ctx, api, storage, serve, cam); err != nil {
 			return w, err
 		}
-		w.kids1, err = childrenCPU(serve.pid())
+		w.kids1, err = childrenCPU(serve.Pid())
 		return w, err
 	}
 	if err := sleepAlive(ctx, pc.warmup, serve, cam); err != nil {
@@ -306,10 +306,10 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 	r.windows = append(r.windows, quiet)
 
 	pc.logf("stopping simcam, waiting for the recorders to close their segments")
-	if err := cam.stop(); err != nil {
+	if err := cam.Stop(); err != nil {
 		r.notef("%v", err)
 	}
-	if dropped := simcamDrops(cam.logPath); dropped > 0 {
+	if dropped := simcamDrops(cam.LogPath); dropped > 0 {
 		r.notef("simcam dropped %d RTP packets because its queue for townwatch's session was full", dropped)
 	}
 	final, settled, err := settle(ctx, api, serve)
@@ -324,10 +324,10 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 	r.lossByCamera = unrecorded(final)
 	r.drops, _ = final.sum(mRecorderDrop)
 	r.gaps, _ = final.sum(mGaps)
-	if err := serve.stop(); err != nil {
+	if err := serve.Stop(); err != nil {
 		r.notef("%v", err)
 	}
-	if n, first := logErrors(serve.logPath); n > 0 {
+	if n, first := logErrors(serve.LogPath); n > 0 {
 		r.notef("townwatch logged %d errors, the first: %s", n, first)
 	}
 	return r, nil
@@ -396,7 +396,7 @@ type exportStatus struct {
 
 // runExport requests an export of cam1 from..to as the officer and polls it until it
 // ends (done, failed or cancelled).
-func runExport(ctx context.Context, base string, cookies []*http.Cookie, from, to time.Time, children ...*child) (exportStatus, error) {
+func runExport(ctx context.Context, base string, cookies []*http.Cookie, from, to time.Time, children ...*benchkit.Child) (exportStatus, error) {
 	body, _ := json.Marshal(map[string]any{"cameras": []string{"cam1"}, "from": from.Format(time.RFC3339), "to": to.Format(time.RFC3339),
 		"reason": playbackReason, "case": "RECBENCH-1/2026", "recipient": "recbench"})
 	var job exportStatus

@@ -9,39 +9,6 @@ import (
 	"time"
 )
 
-func TestParseProcStat(t *testing.T) {
-	// A command name with spaces and parentheses, as a process may set it;
-	// utime 1234 and stime 567 are fields 14 and 15.
-	const stat = "4242 (town (watch) x) S 1 4242 4242 0 -1 4194560 3500 0 0 0 1234 567 0 0 20 0 12 0 98765 1234567890 4321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
-	got, err := parseProcStat([]byte(stat))
-	if err != nil || got != (procCPU{utime: 1234, stime: 567}) || got.total() != 1801 {
-		t.Errorf("parseProcStat = %+v, %v; want utime 1234, stime 567", got, err)
-	}
-	for _, bad := range []string{"", "4242 townwatch S 1", "4242 (townwatch) S 1 2 3", "4242 (t) S 1 1 1 0 -1 0 0 0 0 0 x 567 0"} {
-		if _, err := parseProcStat([]byte(bad)); err == nil {
-			t.Errorf("parseProcStat(%q): no error", bad)
-		}
-	}
-}
-
-func TestParseStatusKB(t *testing.T) {
-	const status = "Name:\ttownwatch\nVmPeak:\t 1300000 kB\nVmHWM:\t   45678 kB\nVmRSS:\t   40000 kB\nThreads:\t12\n"
-	if got, err := parseStatusKB([]byte(status), "VmHWM"); err != nil || got != 45678*1024 {
-		t.Errorf("VmHWM = %d, %v; want %d", got, err, 45678*1024)
-	}
-	if got, err := parseStatusKB([]byte(status), "VmRSS"); err != nil || got != 40000*1024 {
-		t.Errorf("VmRSS = %d, %v", got, err)
-	}
-	for key, want := range map[string]string{
-		"VmSwap":  "proc status: no VmSwap",
-		"Threads": `proc status: Threads: unexpected value "12"`,
-	} {
-		if _, err := parseStatusKB([]byte(status), key); err == nil || err.Error() != want {
-			t.Errorf("%s: err %v, want %q", key, err, want)
-		}
-	}
-}
-
 func TestParseHostStat(t *testing.T) {
 	const stat = "cpu  100 5 50 800 40 3 2 0 7 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n"
 	got, err := parseHostStat([]byte(stat))
@@ -316,24 +283,6 @@ func TestExportTargetScalesWithTheRange(t *testing.T) {
 		}
 		if !strings.HasPrefix(line, "export: "+tc.rng.String()+" of cam1") || !strings.HasSuffix(line, tc.want+"\n") {
 			t.Errorf("export of %v in %v: %q, want it to end %q", tc.rng, tc.took, line, tc.want)
-		}
-	}
-}
-
-// MediaMTX side by side records every camera as fMP4, pulling it over TCP as townwatch
-// does, with nothing else of it listening (only RTSP, on loopback).
-func TestMediaMTXConfigRecordsEveryCameraAndServesNothingElse(t *testing.T) {
-	urls := []string{"rtsp://127.0.0.1:5554/cam1", "rtsp://127.0.0.1:5554/cam2"}
-	got := mediamtxConfigYAML("/tmp/work/mediamtx", 7554, urls)
-	for _, want := range []string{
-		"rtspAddress: 127.0.0.1:7554\n", "rtspTransports: [tcp]\n",
-		"rtmp: false\n", "hls: false\n", "webrtc: false\n", "srt: false\n", "moq: false\n", "api: false\n",
-		"  record: yes\n", "  recordFormat: fmp4\n", "  rtspTransport: tcp\n",
-		`  recordPath: "/tmp/work/mediamtx/%path/%Y-%m-%d_%H-%M-%S-%f"` + "\n",
-		"  cam1:\n    source: \"rtsp://127.0.0.1:5554/cam1\"\n", "  cam2:\n    source: \"rtsp://127.0.0.1:5554/cam2\"\n",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("MediaMTX configuration lacks %q:\n%s", want, got)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,19 +104,19 @@ func (r *result) notef(format string, args ...any) {
 // snapshot is the state sampled at each end of the measured window.
 type snapshot struct {
 	at         time.Time
-	serve, cam procCPU
+	serve, cam benchkit.ProcCPU
 	host       hostCPU
 	disk       uint64
 	m          metrics
 }
 
-func takeSnapshot(ctx context.Context, a *access, storage string, serve, cam *child) (snapshot, error) {
+func takeSnapshot(ctx context.Context, a *access, storage string, serve, cam *benchkit.Child) (snapshot, error) {
 	var s snapshot
 	var errs [5]error
 	s.m, errs[0] = scrape(ctx, a)
 	s.at = time.Now()
-	s.serve, errs[1] = readProcCPU(serve.pid())
-	s.cam, errs[2] = readProcCPU(cam.pid())
+	s.serve, errs[1] = benchkit.ReadProcCPU(serve.Pid())
+	s.cam, errs[2] = benchkit.ReadProcCPU(cam.Pid())
 	s.host, errs[3] = readHostCPU()
 	s.disk, errs[4] = dirBytes(storage)
 	return s, errors.Join(errs[:]...)
@@ -138,8 +137,8 @@ type recordingSetup struct {
 
 // recording is simcam serving n copies of the clip and townwatch serve recording them.
 type recording struct {
-	cam, serve *child
-	ref        *child // MediaMTX recording the same cameras, or nil
+	cam, serve *benchkit.Child
+	ref        *benchkit.Child // MediaMTX recording the same cameras, or nil
 	api        *access
 	storage    string
 	password   string        // the account's
@@ -151,7 +150,7 @@ type recording struct {
 // the caller defers rec.stop; on error what it started is stopped already.
 func startRecording(ctx context.Context, rs recordingSetup) (_ *recording, err error) {
 	rec := &recording{storage: filepath.Join(rs.work, "storage")}
-	rec.cam, err = startChild("simcam", rs.bin, []string{"simcam", "-listen", "127.0.0.1:0", "-clip", rs.clip,
+	rec.cam, err = benchkit.StartChild("simcam", rs.bin, []string{"simcam", "-listen", "127.0.0.1:0", "-clip", rs.clip,
 		"-cameras", strconv.Itoa(rs.n), "-log-format", "json"},
 		filepath.Join(rs.work, "simcam.out"), filepath.Join(rs.work, "simcam.log"))
 	if err != nil {
@@ -167,11 +166,14 @@ func startRecording(ctx context.Context, rs recordingSetup) (_ *recording, err e
 		return nil, err
 	}
 	if rs.mediamtx != "" {
-		if rec.ref, err = startMediaMTX(rs.mediamtx, rs.work, urls); err != nil {
+		// The side-by-side run, in one window on the same cameras: MediaMTX records
+		// them as fMP4 and does nothing else.
+		setup := benchkit.MediaMTXSetup{RecordDir: filepath.Join(rs.work, "mediamtx")}
+		if rec.ref, err = benchkit.StartMediaMTX(rs.mediamtx, rs.work, setup, urls); err != nil {
 			return nil, err
 		}
 	}
-	port, err := freePort()
+	port, err := benchkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -182,10 +184,10 @@ func startRecording(ctx context.Context, rs recordingSetup) (_ *recording, err e
 	if err := os.WriteFile(cfgPath, []byte(configYAML(rec.storage, port, rec.api.tokenFile, urls)), 0o644); err != nil {
 		return nil, err
 	}
-	if rec.password, err = addAccount(ctx, rs.bin, cfgPath, rs.work, rs.account, rs.accountArgs...); err != nil {
+	if rec.password, err = benchkit.AddAccount(ctx, rs.bin, cfgPath, rs.work, rs.account, rs.accountArgs...); err != nil {
 		return nil, err
 	}
-	rec.serve, err = startChild("townwatch serve", rs.bin, append([]string{"serve", "-config", cfgPath, "-log-format", "json"}, rs.serveArgs...),
+	rec.serve, err = benchkit.StartChild("townwatch serve", rs.bin, append([]string{"serve", "-config", cfgPath, "-log-format", "json"}, rs.serveArgs...),
 		filepath.Join(rs.work, "serve.out"), filepath.Join(rs.work, "serve.log"))
 	if err != nil {
 		return nil, err
@@ -203,53 +205,22 @@ func startRecording(ctx context.Context, rs recordingSetup) (_ *recording, err e
 // failed, whose own error says more.
 func (rec *recording) stop(runFailed bool, notef func(string, ...any)) {
 	if rec.serve != nil {
-		_ = rec.serve.stop()
+		_ = rec.serve.Stop()
 	}
 	if rec.ref != nil {
-		_ = rec.ref.stop()
+		_ = rec.ref.Stop()
 	}
-	if err := rec.cam.stop(); err != nil && !runFailed {
+	if err := rec.cam.Stop(); err != nil && !runFailed {
 		notef("%v", err)
 	}
 }
 
 // refCPU reads MediaMTX's CPU counters; zero when there is none.
-func refCPU(ref *child) (procCPU, error) {
+func refCPU(ref *benchkit.Child) (benchkit.ProcCPU, error) {
 	if ref == nil {
-		return procCPU{}, nil
+		return benchkit.ProcCPU{}, nil
 	}
-	return readProcCPU(ref.pid())
-}
-
-// startMediaMTX starts MediaMTX recording the cameras at urls as fMP4 into work/mediamtx,
-// pulling them over RTSP/TCP as townwatch does: the side-by-side run, in one
-// window on the same cameras. Only its RTSP server is on (on a free loopback port, TCP
-// only), so it does no work townwatch does not.
-func startMediaMTX(bin, work string, urls []string) (*child, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(work, "mediamtx.yml")
-	if err := os.WriteFile(cfgPath, []byte(mediamtxConfigYAML(filepath.Join(work, "mediamtx"), port, urls)), 0o644); err != nil {
-		return nil, err
-	}
-	return startChild("mediamtx", bin, []string{cfgPath}, filepath.Join(work, "mediamtx.out"), filepath.Join(work, "mediamtx.log"))
-}
-
-// mediamtxConfigYAML is MediaMTX's configuration for recording urls as cam1..camN.
-func mediamtxConfigYAML(recordDir string, rtspPort int, urls []string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# written by cmd/recbench: MediaMTX recording the benchmark's cameras beside townwatch\n"+
-		"logLevel: warn\napi: false\nmetrics: false\npprof: false\nplayback: false\n"+
-		"rtsp: true\nrtspAddress: 127.0.0.1:%d\nrtspTransports: [tcp]\n"+
-		"rtmp: false\nhls: false\nwebrtc: false\nsrt: false\nmoq: false\n"+
-		"pathDefaults:\n  record: yes\n  recordFormat: fmp4\n  recordPath: %s\n  rtspTransport: tcp\npaths:\n",
-		rtspPort, strconv.Quote(filepath.Join(recordDir, "%path", "%Y-%m-%d_%H-%M-%S-%f")))
-	for i, u := range urls {
-		fmt.Fprintf(&b, "  cam%d:\n    source: %s\n", i+1, strconv.Quote(u))
-	}
-	return b.String()
+	return benchkit.ReadProcCPU(ref.Pid())
 }
 
 // runOne starts simcam serving rc.n copies of the clip and townwatch
@@ -266,7 +237,7 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	}
 	defer func() { rec.stop(err != nil, r.notef) }()
 	cam, serve, api, storage := rec.cam, rec.serve, rec.api, rec.storage
-	alive := []*child{serve, cam}
+	alive := []*benchkit.Child{serve, cam}
 	if rec.ref != nil {
 		alive = append(alive, rec.ref)
 		rc.logf("N=%d: MediaMTX records the same cameras side by side", rc.n)
@@ -299,15 +270,15 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	if rec.ref != nil {
 		// Read before simcam stops, while MediaMTX still records: its peak so far is the
 		// window's and the warm-up's, as townwatch's is.
-		r.ref, r.refCPUSec = true, float64(ref1.total()-ref0.total())/rc.tck
-		if r.refPeakRSS, err = readStatusKB(rec.ref.pid(), "VmHWM"); err != nil {
+		r.ref, r.refCPUSec = true, float64(ref1.Total()-ref0.Total())/rc.tck
+		if r.refPeakRSS, err = benchkit.ReadStatusKB(rec.ref.Pid(), "VmHWM"); err != nil {
 			return nil, fmt.Errorf("MediaMTX's peak RSS: %w", err)
 		}
 	}
 	r.dur = s1.at.Sub(s0.at)
-	r.cpuSec = float64(s1.serve.total()-s0.serve.total()) / rc.tck
-	r.cpuSysSec = float64(s1.serve.stime-s0.serve.stime) / rc.tck
-	r.simcamCPUSec = float64(s1.cam.total()-s0.cam.total()) / rc.tck
+	r.cpuSec = float64(s1.serve.Total()-s0.serve.Total()) / rc.tck
+	r.cpuSysSec = float64(s1.serve.Stime-s0.serve.Stime) / rc.tck
+	r.simcamCPUSec = float64(s1.cam.Total()-s0.cam.Total()) / rc.tck
 	if dt := s1.host.total - s0.host.total; dt > 0 {
 		r.hostBusy = float64(s1.host.busy-s0.host.busy) / float64(dt)
 	}
@@ -329,10 +300,10 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	// Stop the cameras, let every recorder close its segment, then compare
 	// what came in with what was recorded, over the whole run.
 	rc.logf("N=%d: stopping simcam, waiting for the recorders to close their segments", rc.n)
-	if err := cam.stop(); err != nil {
+	if err := cam.Stop(); err != nil {
 		r.notef("%v", err)
 	}
-	if dropped := simcamDrops(cam.logPath); dropped > 0 {
+	if dropped := simcamDrops(cam.LogPath); dropped > 0 {
 		r.notef("simcam dropped %d RTP packets because its queue for townwatch's session was full "+
 			"(townwatch read too slowly, or the host starved both for seconds)", dropped)
 	}
@@ -364,21 +335,21 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	}
 	r.pktsLost, _ = final.sum(mLostPackets)
 
-	if r.peakRSS, err = readStatusKB(serve.pid(), "VmHWM"); err != nil {
+	if r.peakRSS, err = benchkit.ReadStatusKB(serve.Pid(), "VmHWM"); err != nil {
 		return nil, fmt.Errorf("peak RSS: %w", err)
 	}
 	// What the RSS is made of: file-backed pages are mostly the shared libraries townwatch
 	// maps (OpenCV's and FFmpeg's above all), anonymous ones its heaps.
-	anon, errAnon := readStatusKB(serve.pid(), "RssAnon")
-	file, errFile := readStatusKB(serve.pid(), "RssFile")
+	anon, errAnon := benchkit.ReadStatusKB(serve.Pid(), "RssAnon")
+	file, errFile := benchkit.ReadStatusKB(serve.Pid(), "RssFile")
 	if err := errors.Join(errAnon, errFile); err != nil {
 		return nil, fmt.Errorf("RSS at the end: %w", err)
 	}
 	r.notef("RSS at the end %.1f MiB: anonymous %.1f MiB, file-backed %.1f MiB", mib(anon+file), mib(anon), mib(file))
-	if err := serve.stop(); err != nil {
+	if err := serve.Stop(); err != nil {
 		r.notef("%v", err)
 	}
-	if n, first := logErrors(serve.logPath); n > 0 {
+	if n, first := logErrors(serve.LogPath); n > 0 {
 		r.notef("townwatch logged %d errors, the first: %s", n, first)
 	}
 	return r, nil
@@ -425,21 +396,9 @@ func configYAML(storage string, httpPort int, tokenFile string, urls []string) s
 	return b.String()
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
-// townwatch's HTTP listener (the config needs a number; simcam, which
-// prints its address, binds :0 itself).
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // waitURLs waits for simcam to print its n camera URLs (one per line,
 // "URL<TAB>clip") and returns them in the order printed (cam1..camN).
-func waitURLs(ctx context.Context, cam *child, outPath string, n int) ([]string, error) {
+func waitURLs(ctx context.Context, cam *benchkit.Child, outPath string, n int) ([]string, error) {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		b, err := os.ReadFile(outPath)
@@ -456,11 +415,11 @@ func waitURLs(ctx context.Context, cam *child, outPath string, n int) ([]string,
 		if len(urls) == n && strings.HasSuffix(string(b), "\n") {
 			return urls, nil
 		}
-		if cam.exited() {
-			return nil, fmt.Errorf("simcam exited before serving (%v):\n%s", cam.err, cam.logTail())
+		if cam.Exited() {
+			return nil, fmt.Errorf("simcam exited before serving (%v):\n%s", cam.Err(), cam.LogTail())
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("simcam printed %d of %d URLs within %v:\n%s", len(urls), n, startTimeout, cam.logTail())
+			return nil, fmt.Errorf("simcam printed %d of %d URLs within %v:\n%s", len(urls), n, startTimeout, cam.LogTail())
 		}
 		if err := sleepCtx(ctx, pollInterval); err != nil {
 			return nil, err
@@ -470,7 +429,7 @@ func waitURLs(ctx context.Context, cam *child, outPath string, n int) ([]string,
 
 // waitStreaming waits until /metrics shows n cameras, all streaming
 // (townwatch_camera_up 1: the main stream is streaming).
-func waitStreaming(ctx context.Context, a *access, n int, serve, cam *child) error {
+func waitStreaming(ctx context.Context, a *access, n int, serve, cam *benchkit.Child) error {
 	deadline := time.Now().Add(startTimeout)
 	last := "no answer from " + a.base
 	for {
@@ -500,7 +459,7 @@ func waitStreaming(ctx context.Context, a *access, n int, serve, cam *child) err
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cameras not streaming within %v: %s\n%s", startTimeout, last, serve.logTail())
+			return fmt.Errorf("cameras not streaming within %v: %s\n%s", startTimeout, last, serve.LogTail())
 		}
 		if err := sleepCtx(ctx, pollInterval); err != nil {
 			return err
@@ -512,13 +471,13 @@ func waitStreaming(ctx context.Context, a *access, n int, serve, cam *child) err
 // (or, without the recorder metric, the received one) has not changed for
 // settleQuiet, and returns that scrape; settled is false if it still
 // changed at settleTimeout.
-func settle(ctx context.Context, a *access, serve *child) (_ metrics, settled bool, _ error) {
+func settle(ctx context.Context, a *access, serve *benchkit.Child) (_ metrics, settled bool, _ error) {
 	deadline := time.Now().Add(settleTimeout)
 	var last metrics
 	lastVal, quietSince := math.NaN(), time.Now()
 	for {
-		if serve.exited() {
-			return nil, false, fmt.Errorf("townwatch exited (%v):\n%s", serve.err, serve.logTail())
+		if serve.Exited() {
+			return nil, false, fmt.Errorf("townwatch exited (%v):\n%s", serve.Err(), serve.LogTail())
 		}
 		m, err := scrape(ctx, a)
 		if err != nil {
@@ -545,7 +504,7 @@ func settle(ctx context.Context, a *access, serve *child) (_ metrics, settled bo
 }
 
 // sleepAlive waits d, failing as soon as a child exits.
-func sleepAlive(ctx context.Context, d time.Duration, children ...*child) error {
+func sleepAlive(ctx context.Context, d time.Duration, children ...*benchkit.Child) error {
 	end := time.Now().Add(d)
 	for {
 		if err := checkAlive(children...); err != nil {
@@ -561,10 +520,10 @@ func sleepAlive(ctx context.Context, d time.Duration, children ...*child) error 
 	}
 }
 
-func checkAlive(children ...*child) error {
+func checkAlive(children ...*benchkit.Child) error {
 	for _, c := range children {
-		if c.exited() {
-			return fmt.Errorf("%s exited unexpectedly (%v):\n%s", c.name, c.err, c.logTail())
+		if c.Exited() {
+			return fmt.Errorf("%s exited unexpectedly (%v):\n%s", c.Name, c.Err(), c.LogTail())
 		}
 	}
 	return nil

@@ -1,6 +1,8 @@
 // Package benchkit holds what the benchmark programs (cmd/recbench, cmd/livebench) share:
 // the cached 1080p clip they serve through simcam, so both measure against the same
-// footage, and their flags.
+// footage; their flags; and the processes they start and measure: townwatch (built as
+// make build does, with its account made as an operator would) and MediaMTX beside it,
+// their CPU time and peak RSS read from /proc.
 package benchkit
 
 import (

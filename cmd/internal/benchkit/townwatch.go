@@ -1,0 +1,51 @@
+package benchkit
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// AddAccount makes the account name with `townwatch user add` and the password in a file,
+// as an administrator on the host would: args give its role (and cameras). The password
+// is random; it is returned for a run that logs in with it (a browser or WHEP client) and otherwise
+// forgotten.
+func AddAccount(ctx context.Context, bin, cfgPath, dir, name string, args ...string) (password string, err error) {
+	pwFile := filepath.Join(dir, "account.password")
+	password = rand.Text()
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	defer os.Remove(pwFile)
+	args = append([]string{"user", "add", "-config", cfgPath, "-name", name, "-password-file", pwFile}, args...)
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("townwatch user add %s: %w\n%s", name, err, out)
+	}
+	return password, nil
+}
+
+// BuildTownwatch builds ./cmd/townwatch of the module the benchmark runs in as make build does:
+// the server without cgo and, beside it, townwatch-motion with cgo for its motion worker.
+func BuildTownwatch(ctx context.Context, work string, logf func(string, ...any)) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("not inside the townwatch module (go env GOMOD: %q, %v): run from the repository or pass -townwatch", gomod, err)
+	}
+	bin := filepath.Join(work, "townwatch")
+	logf("building townwatch ...")
+	for _, b := range []struct{ out, cgo string }{{bin, "0"}, {filepath.Join(work, "townwatch-motion"), "1"}} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, "./cmd/townwatch")
+		cmd.Dir = filepath.Dir(gomod)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build ./cmd/townwatch (CGO_ENABLED=%s): %w\n%s", b.cgo, err, out)
+		}
+	}
+	return bin, nil
+}
