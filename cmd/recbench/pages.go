@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,45 +25,6 @@ const (
 // pageTimeout bounds bringing a page up once the browser runs (the form, the player,
 // every tile playing): seconds on a healthy machine.
 const pageTimeout = 90 * time.Second
-
-// login logs name in through POST /api/login and returns the session cookie(s) it sets.
-// A connection that fails before an answer is tried twice more, a second apart: on a
-// starved host (16 tiles decoding beside the server) one was seen closed with no answer.
-func login(ctx context.Context, base, name, password string) (cookies []*http.Cookie, err error) {
-	for range 3 {
-		var answered bool
-		if cookies, answered, err = loginOnce(ctx, base, name, password); err == nil || answered {
-			return cookies, err
-		}
-		if err := sleepCtx(ctx, time.Second); err != nil {
-			return nil, err
-		}
-	}
-	return nil, err
-}
-
-// loginOnce is one login; answered says whether the server answered at all.
-func loginOnce(ctx context.Context, base, name, password string) (_ []*http.Cookie, answered bool, _ error) {
-	body, err := json.Marshal(map[string]string{"username": name, "password": password})
-	if err != nil {
-		return nil, true, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/login", bytes.NewReader(body))
-	if err != nil {
-		return nil, true, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, false, err
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || len(resp.Cookies()) == 0 {
-		return nil, true, fmt.Errorf("login as %s: %s %s", name, resp.Status, bytes.TrimSpace(answer))
-	}
-	return resp.Cookies(), true, nil
-}
 
 // player is one headless Chromium (a fresh profile) showing /playback with its tiles.
 type player struct {

@@ -212,7 +212,7 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 		for k := range tilesPerPage {
 			cams = append(cams, "cam"+strconv.Itoa((i*tilesPerPage+k)%pc.n+1))
 		}
-		cookies, err := login(ctx, base, officerAccount, password)
+		cookies, err := benchkit.Login(ctx, base, officerAccount, password)
 		if err != nil {
 			return r, err
 		}
@@ -278,7 +278,7 @@ func playload(ctx context.Context, pc playloadConfig) (_ *playloadResult, err er
 	if err := sleepAlive(ctx, 5*time.Second, serve, cam); err != nil {
 		return r, err
 	}
-	cookies, err := login(ctx, base, officerAccount, password)
+	cookies, err := benchkit.Login(ctx, base, officerAccount, password)
 	if err != nil {
 		return r, err
 	}

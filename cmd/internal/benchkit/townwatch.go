@@ -1,13 +1,18 @@
 package benchkit
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // AddAccount makes the account name with `townwatch user add` and the password in a file,
@@ -48,4 +53,45 @@ func BuildTownwatch(ctx context.Context, work string, logf func(string, ...any))
 		}
 	}
 	return bin, nil
+}
+
+// Login logs name in through POST /api/login and returns the session cookie(s) it sets.
+// A connection that fails before an answer is tried twice more, a second apart: on a
+// starved host (16 tiles decoding beside the server) one was seen closed with no answer.
+func Login(ctx context.Context, base, name, password string) (cookies []*http.Cookie, err error) {
+	for range 3 {
+		var answered bool
+		if cookies, answered, err = loginOnce(ctx, base, name, password); err == nil || answered {
+			return cookies, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return nil, err
+}
+
+// loginOnce is one login; answered says whether the server answered at all.
+func loginOnce(ctx context.Context, base, name, password string) (_ []*http.Cookie, answered bool, _ error) {
+	body, err := json.Marshal(map[string]string{"username": name, "password": password})
+	if err != nil {
+		return nil, true, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/login", bytes.NewReader(body))
+	if err != nil {
+		return nil, true, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || len(resp.Cookies()) == 0 {
+		return nil, true, fmt.Errorf("login as %s: %s %s", name, resp.Status, bytes.TrimSpace(answer))
+	}
+	return resp.Cookies(), true, nil
 }
