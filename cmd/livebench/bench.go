@@ -169,11 +169,11 @@ func measure(ctx context.Context, base string, n int, bc benchConfig) (row, erro
 	var viewers []*viewer
 	defer func() {
 		for _, v := range viewers {
-			v.close(base)
+			v.close()
 		}
 	}()
 	for range n {
-		v, err := dial(base)
+		v, err := dial(http.DefaultClient, base, "/api/cameras/cam/whep")
 		if err != nil {
 			return r, err
 		}
@@ -220,15 +220,19 @@ func measure(ctx context.Context, base string, n int, bc benchConfig) (row, erro
 // viewer is a pion WHEP client that counts what it receives.
 type viewer struct {
 	pc         *webrtc.PeerConnection
-	location   string
+	client     *http.Client // carries the session cookie where the server wants one
+	origin     string       // the server's http://host:port
+	location   string       // the session's resource, a path on origin
 	posted     time.Time
-	firstFrame atomic.Value // time.Time of the first complete frame
+	firstFrame atomic.Value // time.Time of the first complete keyframe: the first the viewer can decode
 	bytes      atomic.Uint64
+	frames     atomic.Uint64 // complete frames (RTP marker bits)
 	done       chan struct{}
 	gotTrack   atomic.Bool
 }
 
-func dial(base string) (*viewer, error) {
+// dial posts a WHEP offer to origin+whepPath with client and starts counting what arrives.
+func dial(client *http.Client, origin, whepPath string) (*viewer, error) {
 	api, err := whepclient.API(false, false)
 	if err != nil {
 		return nil, err
@@ -237,7 +241,7 @@ func dial(base string) (*viewer, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &viewer{pc: pc, done: make(chan struct{})}
+	v := &viewer{pc: pc, client: client, origin: origin, done: make(chan struct{})}
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
 		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		pc.Close()
@@ -246,29 +250,37 @@ func dial(base string) (*viewer, error) {
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		v.gotTrack.Store(true)
 		defer close(v.done)
+		keyframe := false // the frame being received carries an IDR slice
 		for {
 			pkt, _, err := tr.ReadRTP()
 			if err != nil {
 				return
 			}
 			v.bytes.Add(uint64(pkt.MarshalSize()))
-			if pkt.Marker && v.firstFrame.Load() == nil {
+			keyframe = keyframe || carriesIDR(pkt.Payload)
+			if !pkt.Marker {
+				continue
+			}
+			v.frames.Add(1)
+			if keyframe && v.firstFrame.Load() == nil {
 				v.firstFrame.Store(time.Now())
 			}
+			keyframe = false
 		}
 	})
-	v.location, err = whepclient.Exchange(pc, base+"/api/cameras/cam/whep", whepclient.Hooks{Posting: func() { v.posted = time.Now() }})
+	v.location, err = whepclient.ExchangeWith(client, pc, origin+whepPath, whepclient.Hooks{Posting: func() { v.posted = time.Now() }})
 	if err != nil {
-		v.close(base) // a refused offer has no location: only the connection is closed
+		v.close() // a refused offer has no location: only the connection is closed
 		return nil, fmt.Errorf("WHEP offer: %w", err)
 	}
 	return v, nil
 }
 
-func (v *viewer) close(base string) {
+// close ends the session (DELETE of its resource) and the connection.
+func (v *viewer) close() {
 	if v.location != "" {
-		req, _ := http.NewRequest(http.MethodDelete, base+v.location, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
+		req, _ := http.NewRequest(http.MethodDelete, v.origin+v.location, nil)
+		if resp, err := v.client.Do(req); err == nil {
 			resp.Body.Close()
 		}
 	}
@@ -304,6 +316,36 @@ func printReport(w io.Writer, rows []row, d time.Duration) {
 	fmt.Fprintln(w, "\n(CPU: the server process's user+system time over the window; CPU-s/viewer-h = CPU s / (viewers x hours), 'added' subtracts the\n"+
 		"no-viewer run (ingest + recorder stand-in); RSS: at the end of the window, peak RSS: the server's VmHWM since it started (so it\n"+
 		"covers the earlier, smaller viewer counts too); RSS/viewer = (RSS - RSS with no viewer) / viewers; first frame: offer posted to first\n"+
-		"complete frame, every viewer starts from the stream's latest keyframe; recorder lost: frames the recorder stand-in\n"+
-		"(the recorder's Hub queue) dropped, must be 0; recorder frames trail source frames only by the frames before it joined.)")
+		"complete keyframe (the first a viewer can decode), every viewer starts from the stream's latest keyframe; recorder lost:\n"+
+		"frames the recorder stand-in (the recorder's Hub queue) dropped, must be 0; recorder frames trail source frames only by the\n"+
+		"frames before it joined.)")
+}
+
+// carriesIDR reports whether an H.264 RTP payload (RFC 6184) carries an IDR slice: as a
+// single NAL unit, inside a STAP-A aggregate, or as the start of a FU-A fragment. A server
+// without a GOP cache starts a viewer on whatever frame comes next, which it cannot decode
+// before the next keyframe: the first frame that counts is the first keyframe.
+func carriesIDR(p []byte) bool {
+	const idr, stapA, fuA = 5, 24, 28
+	if len(p) == 0 {
+		return false
+	}
+	switch p[0] & 0x1f {
+	case idr:
+		return true
+	case stapA:
+		for rest := p[1:]; len(rest) > 2; {
+			n := int(rest[0])<<8 | int(rest[1])
+			if n == 0 || len(rest) < 2+n {
+				return false
+			}
+			if rest[2]&0x1f == idr {
+				return true
+			}
+			rest = rest[2+n:]
+		}
+	case fuA:
+		return len(p) > 1 && p[1]&0x80 != 0 && p[1]&0x1f == idr // the start bit and the fragment's type
+	}
+	return false
 }

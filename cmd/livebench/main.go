@@ -9,9 +9,15 @@
 // Usage (from the repository):
 //
 //	go run ./cmd/livebench [-n 1,10,50] [-duration 60s] [-warmup 5s] [-cache DIR] [-clip FILE]
+//	go run ./cmd/livebench -mediamtx BIN [-townwatch BIN] [-n 16] [-duration 60s] [-warmup 5s]
 //
 // The server runs in its own process (this binary with -serve) so that the viewers'
 // decryption does not count as server CPU. livebench stops it on exit, also on Ctrl+C.
+//
+// With -mediamtx it runs, instead, the footprint issue's side-by-side run for viewers
+// (sidebyside.go): the real `townwatch serve` (built from the repository unless -townwatch
+// names a binary) and MediaMTX pull the same camera, -n viewers watch each at the same
+// time, and it prints both servers' CPU and peak RSS, the ratios and the verdict.
 package main
 
 import (
@@ -44,6 +50,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cache := fs.String("cache", benchkit.DefaultCacheDir(), "directory where the generated clip is kept between runs")
 	clip := fs.String("clip", "", "raw H.264 (Annex-B) clip to serve instead of the generated one")
 	serveURL := fs.String("serve", "", "internal: run the server process for this RTSP URL")
+	mediamtx := fs.String("mediamtx", "", "MediaMTX binary: run the side-by-side run instead, the real townwatch serve and MediaMTX each watched by -n viewers (default 16)")
+	townwatch := fs.String("townwatch", "", "with -mediamtx: townwatch binary to run (default: go build ./cmd/townwatch)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -57,15 +65,30 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return 0
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *mediamtx != "" && !set["n"] {
+		*nList = "16"
+	}
 	ns, err := benchkit.ParseCounts(*nList, "viewer")
-	if err == nil && (*duration <= 0 || *warmup < 0) {
+	switch {
+	case err != nil:
+	case *duration <= 0 || *warmup < 0:
 		err = errors.New("-duration must be > 0 and -warmup >= 0")
+	case set["townwatch"] && *mediamtx == "":
+		// Without -mediamtx the server is this binary's stand-in: a -townwatch ignored
+		// would let the report say it measured a binary it never ran.
+		err = errors.New("-townwatch applies with -mediamtx only")
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "livebench:", err)
 		return 2
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "livebench: "+format+"\n", args...) }
+	if *mediamtx != "" {
+		return runSideBySide(ctx, sbsConfig{ns: ns, duration: *duration, warmup: *warmup, cache: *cache, clip: *clip,
+			townwatch: *townwatch, mediamtx: *mediamtx}, stdout, logf)
+	}
 	rows, err := bench(ctx, benchConfig{ns: ns, duration: *duration, warmup: *warmup, cache: *cache, clip: *clip}, logf)
 	if len(rows) > 0 {
 		printReport(stdout, rows, *duration)
@@ -73,6 +96,30 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case ctx.Err() != nil:
 		logf("interrupted; the server process is stopped")
+		return 130
+	case err != nil:
+		logf("%v", err)
+		return 1
+	}
+	return 0
+}
+
+// runSideBySide runs the side-by-side run in a temporary directory it removes afterwards.
+func runSideBySide(ctx context.Context, sc sbsConfig, stdout io.Writer, logf func(string, ...any)) int {
+	work, err := os.MkdirTemp("", "livebench-")
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	sc.work = work
+	names, rows, err := benchSideBySide(ctx, sc, logf)
+	if len(rows) > 0 {
+		printSideBySide(stdout, names, rows, sc.duration)
+	}
+	switch {
+	case ctx.Err() != nil:
+		logf("interrupted; the servers are stopped")
 		return 130
 	case err != nil:
 		logf("%v", err)
