@@ -52,6 +52,12 @@ export CGO_LDFLAGS = -Wl,--gc-sections -Wl,--as-needed $(OPENCV_LIBS)
 # cores), and the longest package (cmd/townwatch) started only after others had finished.
 TEST_PACKAGES ?= 4
 
+# go test starts packages in the order its command line names them (./... adds the rest,
+# alphabetically, each once). The packages that wait longest go first, so that none of
+# them starts late behind small ones and ends the run alone: recorder started after 52 s
+# of smaller packages and finished at 274 s, 20 s before cmd/townwatch.
+TEST_LONGEST_FIRST := ./cmd/townwatch ./recorder ./viewer ./viewer/live ./ingest
+
 # Generous ceiling for the whole suite on CI's 2-core machine; a hung test fails instead of
 # eating the 90-minute budget.
 TEST_TIMEOUT ?= 30m
@@ -125,7 +131,7 @@ vet:
 RACE_EXEMPT := modernc.org/sqlite/lib modernc.org/memory
 test: GOFLAGS += $(foreach p,$(RACE_EXEMPT),-gcflags=$(p)=-race=false)
 test: deps vet race-exempt-check
-	$(GO) test -race -p $(TEST_PACKAGES) -tags customenv,matprofile -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -p $(TEST_PACKAGES) -tags customenv,matprofile -count=1 -timeout $(TEST_TIMEOUT) $(TEST_LONGEST_FIRST) ./...
 	promtool test rules configs/prometheus/townwatch-rules.test.yml
 
 ## race-exempt-check: the packages make test compiles without race instrumentation share no
@@ -149,7 +155,9 @@ race-exempt-check:
 ## window and the report adds its CPU and peak RSS and the ratios (the footprint issue's
 ## side-by-side run; MediaMTX is not installed by make deps). Then the
 ## live-view benchmark (cmd/livebench: one 1080p camera to 1, 10 and 50 WebRTC viewers;
-## LIVEBENCH_FLAGS passes flags to it). Last the officers' load on a recording townwatch
+## LIVEBENCH_FLAGS passes flags to it; with LIVEBENCH_FLAGS='-mediamtx PATH' the real
+## townwatch serve and MediaMTX each serve 16 viewers of the same camera in the same window,
+## and it prints both servers' CPU and peak RSS and the ratios instead). Last the officers' load on a recording townwatch
 ## (cmd/recbench -playload: 16 cameras recorded, 10 min alone, then 10 min with 4 headless
 ## Chromium pages each playing 4 of them, then an export job of 1 h of footage: 20 min of
 ## windows plus start-up and the export, so about 25 minutes; on a loaded host the pages
