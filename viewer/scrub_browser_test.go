@@ -411,6 +411,19 @@ func TestScrubSpritesNearestFirstAtMostTwo(t *testing.T) {
 	nearFirst("the pointer over minute 5", afterSeek, 2, 5)
 	waitJS[previewState](p, "the previews around the pointer", 60*time.Second, `window.townwatch.preview()`, func(s previewState) bool { return s.Outstanding == 0 })
 
+	// A request whose signal was aborted before it asked is refused at once with the
+	// signal's reason: it takes no slot, even one that is free (before, it was granted one
+	// and held it until its holder noticed).
+	if got := eval[string](p, `(async () => {
+		const slots = await import(new URL("static/mediaslots.js", location.href));
+		const gone = new AbortController();
+		gone.abort(new Error("gone"));
+		const asked = slots.acquire(slots.VIDEO, gone.signal).then(() => "granted a slot", (e) => "refused: " + e.message);
+		return Promise.race([asked, new Promise((r) => setTimeout(() => r("still waiting after 2 s"), 2000))]);
+	})()`); got != "refused: gone" {
+		t.Errorf("a media request aborted before it asked for a slot: %s; want refused: gone", got)
+	}
+
 	// What was near minute 30 and not yet fetched at the seek was dropped: between the
 	// seek and the pointer's move nothing farther than an hour from minute 160 was asked
 	// for, but the 2 chosen before the seek; nor after the move anything farther than an

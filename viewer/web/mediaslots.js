@@ -56,9 +56,14 @@ export function busy() {
 // acquire waits for a slot for a request of kind; it resolves to the function that gives
 // the slot back (call it once the answer is read or abandoned). A request goes after the
 // waiting ones of its kind and before those of later kinds; aborting signal while it waits
-// rejects with the signal's reason.
+// rejects with the signal's reason, and so does a signal aborted already (a tile that moved
+// on before asking must not take a slot from the next request).
 export function acquire(kind, signal) {
   return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
     const abandon = () => {
       waiting.splice(waiting.indexOf(entry), 1);
       reject(signal.reason);
