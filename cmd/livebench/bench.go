@@ -43,25 +43,13 @@ type row struct {
 }
 
 func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]row, error) {
-	clip := bc.clip
-	if clip == "" {
-		var err error
-		if clip, err = benchkit.EnsureClip(ctx, bc.cache, logf); err != nil {
-			return nil, err
-		}
-	}
-	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: []simcam.CameraSpec{{Path: "cam", File: clip}}})
+	camURL, stopCam, err := startCamera(ctx, bc.cache, bc.clip, logf)
 	if err != nil {
 		return nil, err
 	}
-	camCtx, stopCam := context.WithCancel(ctx)
-	var camWG sync.WaitGroup
-	camWG.Go(func() { cam.Run(camCtx) })
-	defer camWG.Wait()
 	defer stopCam()
-	<-cam.Ready()
 
-	srv, base, err := startServer(ctx, cam.URL("cam"))
+	srv, base, err := startServer(ctx, camURL)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +67,25 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]ro
 		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+// startCamera serves the clip (clip, or the generated one cached in cache) as camera
+// "cam" of a simcam in this process, and returns its URL and what stops it.
+func startCamera(ctx context.Context, cache, clip string, logf func(string, ...any)) (url string, stop func(), err error) {
+	if clip == "" {
+		if clip, err = benchkit.EnsureClip(ctx, cache, logf); err != nil {
+			return "", nil, err
+		}
+	}
+	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: []simcam.CameraSpec{{Path: "cam", File: clip}}})
+	if err != nil {
+		return "", nil, err
+	}
+	camCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { cam.Run(camCtx) })
+	<-cam.Ready()
+	return cam.URL("cam"), func() { cancel(); wg.Wait() }, nil
 }
 
 // server is the server child process.

@@ -86,16 +86,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "livebench: "+format+"\n", args...) }
 	if *mediamtx != "" {
-		return runSideBySide(ctx, sbsConfig{ns: ns, duration: *duration, warmup: *warmup, cache: *cache, clip: *clip,
+		err = runSideBySide(ctx, sbsConfig{ns: ns, duration: *duration, warmup: *warmup, cache: *cache, clip: *clip,
 			townwatch: *townwatch, mediamtx: *mediamtx}, stdout, logf)
-	}
-	rows, err := bench(ctx, benchConfig{ns: ns, duration: *duration, warmup: *warmup, cache: *cache, clip: *clip}, logf)
-	if len(rows) > 0 {
-		printReport(stdout, rows, *duration)
+	} else {
+		var rows []row
+		rows, err = bench(ctx, benchConfig{ns: ns, duration: *duration, warmup: *warmup, cache: *cache, clip: *clip}, logf)
+		if len(rows) > 0 {
+			printReport(stdout, rows, *duration)
+		}
 	}
 	switch {
 	case ctx.Err() != nil:
-		logf("interrupted; the server process is stopped")
+		logf("interrupted; the servers livebench started are stopped")
 		return 130
 	case err != nil:
 		logf("%v", err)
@@ -104,12 +106,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 0
 }
 
-// runSideBySide runs the side-by-side run in a temporary directory it removes afterwards.
-func runSideBySide(ctx context.Context, sc sbsConfig, stdout io.Writer, logf func(string, ...any)) int {
+// runSideBySide runs the side-by-side run in a temporary directory it removes afterwards,
+// and prints the rows of the viewer counts it completed.
+func runSideBySide(ctx context.Context, sc sbsConfig, stdout io.Writer, logf func(string, ...any)) error {
 	work, err := os.MkdirTemp("", "livebench-")
 	if err != nil {
-		logf("%v", err)
-		return 1
+		return err
 	}
 	defer os.RemoveAll(work)
 	sc.work = work
@@ -117,13 +119,5 @@ func runSideBySide(ctx context.Context, sc sbsConfig, stdout io.Writer, logf fun
 	if len(rows) > 0 {
 		printSideBySide(stdout, names, rows, sc.duration)
 	}
-	switch {
-	case ctx.Err() != nil:
-		logf("interrupted; the servers are stopped")
-		return 130
-	case err != nil:
-		logf("%v", err)
-		return 1
-	}
-	return 0
+	return err
 }

@@ -17,12 +17,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/townwatch/townwatch/cmd/internal/benchkit"
-	"github.com/townwatch/townwatch/ingest/simcam"
 )
 
 // sideBySideRSSTarget is the target: townwatch's peak RSS serving the viewers at
@@ -67,12 +65,6 @@ type sbsRow struct {
 }
 
 func benchSideBySide(ctx context.Context, sc sbsConfig, logf func(string, ...any)) (names []string, rows []sbsRow, err error) {
-	clip := sc.clip
-	if clip == "" {
-		if clip, err = benchkit.EnsureClip(ctx, sc.cache, logf); err != nil {
-			return nil, nil, err
-		}
-	}
 	bin := sc.townwatch
 	if bin == "" {
 		if bin, err = benchkit.BuildTownwatch(ctx, sc.work, logf); err != nil {
@@ -83,23 +75,18 @@ func benchSideBySide(ctx context.Context, sc sbsConfig, logf func(string, ...any
 	if err != nil {
 		return nil, nil, err
 	}
-	cam, err := simcam.New(simcam.Config{Listen: "127.0.0.1:0", Cameras: []simcam.CameraSpec{{Path: "cam", File: clip}}})
+	camURL, stopCam, err := startCamera(ctx, sc.cache, sc.clip, logf)
 	if err != nil {
 		return nil, nil, err
 	}
-	camCtx, stopCam := context.WithCancel(ctx)
-	var camWG sync.WaitGroup
-	camWG.Go(func() { cam.Run(camCtx) })
-	defer camWG.Wait()
 	defer stopCam()
-	<-cam.Ready()
 
-	tw, err := startTownwatch(ctx, bin, sc.work, cam.URL("cam"))
+	tw, err := startTownwatch(ctx, bin, sc.work, camURL)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer tw.proc.Stop()
-	mtx, err := startMediaMTX(sc.mediamtx, sc.work, cam.URL("cam"))
+	mtx, err := startMediaMTX(sc.mediamtx, sc.work, camURL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,6 +101,9 @@ func benchSideBySide(ctx context.Context, sc sbsConfig, logf func(string, ...any
 	// The peak so far is start-up, townwatch's login (an Argon2id check: 19 MiB, once per
 	// dispatcher, not per viewer) and the probe viewer. Kept as its own figure, then reset
 	// (proc(5), clear_refs 5) so that the window's peak is what serving the viewers takes.
+	// The reset sets it to the RSS of the moment, which still holds what the login freed
+	// and the Go runtime has not yet returned to the OS (townwatch: about 56 MiB then, 36
+	// MiB at the end of a window with 4 viewers): a peak below that cannot show.
 	startup := make([]uint64, len(servers))
 	for i, s := range servers {
 		if startup[i], err = benchkit.ReadStatusKB(s.proc.Pid(), "VmHWM"); err != nil {
