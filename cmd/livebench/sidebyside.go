@@ -101,9 +101,8 @@ func benchSideBySide(ctx context.Context, sc sbsConfig, logf func(string, ...any
 	// The peak so far is start-up, townwatch's login (an Argon2id check: 19 MiB, once per
 	// dispatcher, not per viewer) and the probe viewer. Kept as its own figure, then reset
 	// (proc(5), clear_refs 5) so that the window's peak is what serving the viewers takes.
-	// The reset sets it to the RSS of the moment, which still holds what the login freed
-	// and the Go runtime has not yet returned to the OS (townwatch: about 56 MiB then, 36
-	// MiB at the end of a window with 4 viewers): a peak below that cannot show.
+	// The reset sets it to the RSS of the moment: what a server holds then counts in the
+	// window's peak.
 	startup := make([]uint64, len(servers))
 	for i, s := range servers {
 		if startup[i], err = benchkit.ReadStatusKB(s.proc.Pid(), "VmHWM"); err != nil {
