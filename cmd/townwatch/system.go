@@ -229,7 +229,7 @@ func openNode(ctx context.Context, cfg *configs.Config, node string, log *slog.L
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
 	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: &sys.cams, Metrics: metrics,
 		Live: sys.live, Events: events, Playback: playback, ConfigStatus: sys.reloads.currentStatus, ConfigCameras: &sys.cameraStore,
-		Exports: &viewer.Exports{Manager: sys.exports}, CameraAdmin: newCameraAdmin(playback.Frames, log), Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Peers: sys.peers(), Log: log}); err != nil {
+		Exports: &viewer.Exports{Manager: sys.exports}, CameraAdmin: newCameraAdmin(playback.Frames, log), Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Peers: sys.peers(), ReadTimeout: cfg.HTTP.ReadTimeout.Std(), Log: log}); err != nil {
 		return nil, err
 	}
 	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
