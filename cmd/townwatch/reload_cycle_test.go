@@ -130,7 +130,7 @@ func TestAddRemoveCyclesLeaveNothingBehind(t *testing.T) {
 // process runs throughout) and the event on the camera that stayed goes on, ending only
 // when its motion does, after the reloads.
 func TestReloadKeepsOtherCamerasMotionGoing(t *testing.T) {
-	cam := startSimcam(t, simcam.CameraSpec{Path: "ulice", Clip: simcam.ClipMotion}, simcam.CameraSpec{Path: "comes", Clip: simcam.ClipStatic})
+	cam := startSimcam(t, simcam.CameraSpec{Path: "ulice", Clip: simcam.ClipMotion, LoopStart: motionLoopStart}, simcam.CameraSpec{Path: "comes", Clip: simcam.ClipStatic})
 	dir := t.TempDir()
 	head := "storage:\n  path: " + strconv.Quote(filepath.Join(dir, "storage")) + "\n  min_free: 1MiB\nhttp:\n  listen: 127.0.0.1:0\n" +
 		"webrtc: {udp_port: 0, tcp_port: 0}\ncameras:\n" +
@@ -185,8 +185,15 @@ func ongoingMotionEvent(sys *system, camera string) (report.Event, bool) {
 	return ev, ok
 }
 
+// motionLoopStart starts a motion-clip camera 4 s before its car first drives
+// (simcam.MotionIntervals[0], 10 s to 18 s into the loop), so that the motion reload
+// tests wait 4 s for their event instead of the clip's first 10 s. The 4 s leave the
+// in-process townwatch time to connect and start its motion worker before the car moves;
+// the car then drives for the whole 8 s, as from the clip's start.
+const motionLoopStart = 6 * time.Second
+
 // waitMotionEvent waits for an event to go on on a camera playing the motion clip, whose
-// car drives for 8 s of every 30 s loop.
+// car drives in simcam.MotionIntervals of every loop.
 func waitMotionEvent(t *testing.T, sys *system, camera string) report.Event {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {

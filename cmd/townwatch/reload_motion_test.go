@@ -15,7 +15,7 @@ import (
 // redrawing its zone while its event goes on keeps the event (same id) and the worker
 // process; the event ends when its motion does, naming the new zone.
 func TestReloadReconfiguresMotionInPlace(t *testing.T) {
-	cam := startSimcam(t, simcam.CameraSpec{Path: "ulice", Clip: simcam.ClipMotion})
+	cam := startSimcam(t, simcam.CameraSpec{Path: "ulice", Clip: simcam.ClipMotion, LoopStart: motionLoopStart})
 	dir := t.TempDir()
 	whole := "[[0, 0], [1, 0], [1, 1], [0, 1]]"
 	config := func(name, zone, retention string) *configs.Config {
