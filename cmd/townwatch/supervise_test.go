@@ -52,6 +52,16 @@ func TestAPanickingComponentRestartsAlone(t *testing.T) {
 	// The worker is this package's townwatch binary (built by TestMain), not the test binary.
 	sys.motion.command = func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, binary, motionWorkerCommand) }
 	sys.motion.inputBound = time.Second
+	// A tenth of each restart backoff (1 s, then 2 s for the worker's second restart):
+	// the components still restart only after a wait, without the test waiting out 4 s.
+	sys.restartWait = func(ctx context.Context, d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d / 10):
+			return true
+		}
+	}
 	var armed atomic.Pointer[string] // "camera/component" to panic once
 	sys.faults = func(camera, component string) {
 		if want := armed.Load(); want != nil && *want == camera+"/"+component && armed.CompareAndSwap(want, nil) {

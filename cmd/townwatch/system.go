@@ -63,7 +63,11 @@ type system struct {
 	// faults is a test seam: when set, it runs inside each supervised per-camera component
 	// (see faultPoint) so a test can make one of them panic. nil in production.
 	faults func(camera, component string)
-	lock   *os.File // holds storageLockFile while the system is open
+	// restartWait is a test seam: when set, supervised components wait with it between a
+	// fault and their restart (supervise.Options.Wait), so a test that restarts them need
+	// not wait out the whole backoff. nil in production: supervise's timer.
+	restartWait func(ctx context.Context, d time.Duration) bool
+	lock        *os.File // holds storageLockFile while the system is open
 	// cluster is set on one of several recorder nodes (serve -node; nodes.go).
 	cluster *nodeCluster
 	health  *catalogHealth
@@ -398,7 +402,7 @@ func (sys *system) supervised(ctx context.Context, camera, component string, run
 	if camera != "" {
 		log = log.With("camera", camera)
 	}
-	return supervise.Run(ctx, supervise.Options{Log: log,
+	return supervise.Run(ctx, supervise.Options{Log: log, Wait: sys.restartWait,
 		OnFault: func(error) { sys.restarts.WithLabelValues(camera, component).Inc() }}, run)
 }
 
