@@ -283,7 +283,6 @@ func TestNodesShareCamerasAndTakeOverFromAKilledNode(t *testing.T) {
 	}
 
 	// The hole in each moved camera's footage, as the catalog indexes it.
-	time.Sleep(3 * time.Second) // b's first progress updates
 	for id, hole := range catalogHoles(t, cat, moved, killed) {
 		if hole > bound {
 			t.Errorf("camera %s: hole of %s in the catalog; want at most TTL + renewal interval + 5 s", id, hole)
@@ -294,25 +293,32 @@ func TestNodesShareCamerasAndTakeOverFromAKilledNode(t *testing.T) {
 // catalogHoles measures, for each camera that moved from node a to node b around since,
 // the hole in its footage as the catalog indexes it: from the end of a's last segment to
 // the start of b's first, which must be marked as following a gap. Each hole is logged.
+// It waits (up to 20 s) for b's first row of each camera, which b writes with its start as
+// it opens the segment: a's rows are final once a has exited, so the holes are the same
+// whenever they are read after that.
 func catalogHoles(t *testing.T, cat *catalog.Catalog, moved []string, since time.Time) map[string]time.Duration {
 	t.Helper()
 	holes := map[string]time.Duration{}
 	for _, id := range moved {
-		segs, err := cat.Segments(context.Background(), id, since.Add(-time.Hour), time.Now().Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
+		var segs []catalog.Segment
 		var lastA, firstB *catalog.Segment
-		for i := range segs {
-			switch s := &segs[i]; {
-			case s.Node == "a":
-				lastA = s
-			case s.Node == "b" && firstB == nil:
-				firstB = s
+		for deadline := time.Now().Add(20 * time.Second); lastA == nil || firstB == nil; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("camera %s: segments %+v; want a's then b's", id, segs)
 			}
-		}
-		if lastA == nil || firstB == nil {
-			t.Fatalf("camera %s: segments %+v; want a's then b's", id, segs)
+			var err error
+			if segs, err = cat.Segments(context.Background(), id, since.Add(-time.Hour), time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			lastA, firstB = nil, nil
+			for i := range segs {
+				switch s := &segs[i]; {
+				case s.Node == "a":
+					lastA = s
+				case s.Node == "b" && firstB == nil:
+					firstB = s
+				}
+			}
 		}
 		holes[id] = firstB.Start.Sub(lastA.End)
 		t.Logf("camera %s: catalog hole %s (a's footage indexed up to %s, b's from %s)", id, holes[id].Round(10*time.Millisecond),
@@ -377,7 +383,6 @@ func TestCleanStopHandsCamerasToTheOtherNode(t *testing.T) {
 	})
 	took += time.Since(stopped) - took
 	t.Logf("handover: b records a's cameras %s after SIGTERM to a (TTL 10s, renewal every 3.33s)", took.Round(100*time.Millisecond))
-	time.Sleep(3 * time.Second) // b's first progress updates
 	for id, hole := range catalogHoles(t, cat, moved, stopped) {
 		// A lease that ran out instead would leave at least TTL - interval (6.7 s); a
 		// released one is claimed within one interval (3.3 s), then the camera starts.
