@@ -185,12 +185,13 @@ func ongoingMotionEvent(sys *system, camera string) (report.Event, bool) {
 	return ev, ok
 }
 
-// motionLoopStart starts a motion-clip camera 4 s before its car first drives
+// motionLoopStart starts a motion-clip camera 2 s before its car first drives
 // (simcam.MotionIntervals[0], 10 s to 18 s into the loop), so that the motion reload
-// tests wait 4 s for their event instead of the clip's first 10 s. The 4 s leave the
-// in-process townwatch time to connect and start its motion worker before the car moves;
-// the car then drives for the whole 8 s, as from the clip's start.
-const motionLoopStart = 6 * time.Second
+// tests wait about 2 s for their event instead of the clip's first 10 s. The 2 s leave
+// the in-process townwatch time to connect and start its motion worker; one that came up
+// later still sees the car drive for most of its 8 s, and the tests only need the event
+// going on at the reload and ending after it, when the car stops.
+const motionLoopStart = 8 * time.Second
 
 // waitMotionEvent waits for an event to go on on a camera playing the motion clip, whose
 // car drives in simcam.MotionIntervals of every loop.
