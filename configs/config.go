@@ -145,6 +145,10 @@ type HTTP struct {
 	// besides http.listen's address, localhost and this machine's names and addresses.
 	// Requests for any other name are refused (DNS rebinding).
 	Hosts []string `yaml:"hosts"`
+	// ReadTimeout bounds reading one whole request, headers and body (default 15s, at
+	// least 1s): a client sending a byte a second holds a connection no longer than this.
+	// Every request of the API is small, so only a very slow link needs more.
+	ReadTimeout Duration `yaml:"read_timeout"`
 }
 
 // TLS names a PEM certificate chain and its private key.

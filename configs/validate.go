@@ -87,6 +87,9 @@ func (c *Config) problems() []Problem {
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		v.add("http.listen", "%v", err)
 	}
+	if c.HTTP.ReadTimeout != 0 && c.HTTP.ReadTimeout.Std() < time.Second {
+		v.add("http.read_timeout", "%s is too short (at least 1s: a request must have time to arrive)", c.HTTP.ReadTimeout.Std())
+	}
 	v.access(c)
 	v.webrtc(&c.WebRTC)
 	v.cameras(c.Cameras)

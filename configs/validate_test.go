@@ -75,6 +75,9 @@ func TestValidate(t *testing.T) {
 		{"listen named port", "http: {listen: '127.0.0.1:http'}\n", []string{`http.listen: invalid port "http" (want 0-65535)`}},
 		{"listen port 0 picks a free port", "http: {listen: '127.0.0.1:0'}\n", nil},
 		{"listen port too big", "http: {listen: '127.0.0.1:65536'}\n", []string{`http.listen: invalid port "65536" (want 0-65535)`}},
+		{"read timeout", "http: {read_timeout: 5s}\n", nil},
+		{"read timeout too short", "http: {read_timeout: 500ms}\n", []string{"http.read_timeout: 500ms is too short (at least 1s: a request must have time to arrive)"}},
+		{"read timeout negative", "http: {read_timeout: -5s}\n", []string{"http.read_timeout: -5s is too short (at least 1s: a request must have time to arrive)"}},
 		{"catalog url", "catalog: {url: 'postgres://townwatch@db.example.cz:5432/townwatch?sslmode=verify-full'}\n", nil},
 		{"catalog url postgresql", "catalog: {url: 'postgresql://townwatch@10.0.0.5/tw'}\n", nil},
 		{"catalog url not postgres", "catalog: {url: 'mysql://db/tw'}\n", []string{

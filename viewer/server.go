@@ -117,7 +117,10 @@ type Options struct {
 	// disk's media and relay their live views on the node routes. nil on a single node:
 	// no node route exists.
 	Peers *Peers
-	Log   *slog.Logger // nil discards
+	// ReadTimeout bounds reading one whole request, headers included (http.read_timeout);
+	// 0: readTimeout.
+	ReadTimeout time.Duration
+	Log         *slog.Logger // nil discards
 }
 
 // ConfigCameras is the camera configuration the API changes (configs.CameraStore).
@@ -244,10 +247,16 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.addr = ln.Addr()
 	close(s.ready)
+	wholeRequest := readTimeout
+	if s.opt.ReadTimeout > 0 {
+		wholeRequest = s.opt.ReadTimeout
+	}
 	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
+		Handler: s.handler,
+		// The headers are part of the request: a read timeout shorter than
+		// readHeaderTimeout bounds them too.
+		ReadHeaderTimeout: min(readHeaderTimeout, wholeRequest),
+		ReadTimeout:       wholeRequest,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

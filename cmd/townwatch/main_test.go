@@ -29,12 +29,13 @@ import (
 // The tests that run it (each with its own storage, simulated cameras and ports) mostly
 // wait on real-time video, so they call t.Parallel. Tests that run the server in this
 // process and count its goroutines or measure its heap (reload_cycle_test.go), the
-// supervise test, which gives its motion worker 20 s to analyse after each start, the two
-// motion reload tests, whose event must end after the reloads by the analysed frames'
-// time, the crawling camera clock test, which wants footage on disk within about a
-// second, the connection flood, which must not starve the others, and the two node handover
-// tests, which time the failover, do not: go test runs them one at a time before the
-// parallel ones start.
+// crawling camera clock test, which wants footage on disk within about a second, the
+// connection flood, which must not starve the others, and two groups do not: go test runs
+// them one at a time before the parallel ones start. In each group the tests run beside
+// each other only, as parallel subtests: the two node handover tests, which time the
+// failover (TestNodeHandovers), and the supervise test, which gives its motion worker
+// 20 s to analyse after each start, with the two motion reload tests, whose event must
+// end after the reloads by the analysed frames' time (TestMotionWorkerRestartsAndReloads).
 var binary string
 
 // e2eParallel is how many parallel tests of this package run at once at least, unless

@@ -63,7 +63,11 @@ type system struct {
 	// faults is a test seam: when set, it runs inside each supervised per-camera component
 	// (see faultPoint) so a test can make one of them panic. nil in production.
 	faults func(camera, component string)
-	lock   *os.File // holds storageLockFile while the system is open
+	// restartWait is a test seam: when set, supervised components wait with it between a
+	// fault and their restart (supervise.Options.Wait), so a test that restarts them need
+	// not wait out the whole backoff. nil in production: supervise's timer.
+	restartWait func(ctx context.Context, d time.Duration) bool
+	lock        *os.File // holds storageLockFile while the system is open
 	// cluster is set on one of several recorder nodes (serve -node; nodes.go).
 	cluster *nodeCluster
 	health  *catalogHealth
@@ -229,7 +233,7 @@ func openNode(ctx context.Context, cfg *configs.Config, node string, log *slog.L
 		MetricsToken: token, SecureCookies: tlsFiles != nil}
 	if sys.http, err = viewer.New(viewer.Options{Listen: cfg.HTTP.Listen, Cameras: &sys.cams, Metrics: metrics,
 		Live: sys.live, Events: events, Playback: playback, ConfigStatus: sys.reloads.currentStatus, ConfigCameras: &sys.cameraStore,
-		Exports: &viewer.Exports{Manager: sys.exports}, CameraAdmin: newCameraAdmin(playback.Frames, log), Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Peers: sys.peers(), Log: log}); err != nil {
+		Exports: &viewer.Exports{Manager: sys.exports}, CameraAdmin: newCameraAdmin(playback.Frames, log), Access: accessOpt, TLS: tlsFiles, Hosts: serverHostNames(cfg), Connections: clients, Degraded: sys.health.reasons, Peers: sys.peers(), ReadTimeout: cfg.HTTP.ReadTimeout.Std(), Log: log}); err != nil {
 		return nil, err
 	}
 	housekeeping := &auditHousekeeping{cat: sys.catalog, log: sys.audit, cfg: cfg.Audit, out: log.With("component", "audit"), now: time.Now}
@@ -398,7 +402,7 @@ func (sys *system) supervised(ctx context.Context, camera, component string, run
 	if camera != "" {
 		log = log.With("camera", camera)
 	}
-	return supervise.Run(ctx, supervise.Options{Log: log,
+	return supervise.Run(ctx, supervise.Options{Log: log, Wait: sys.restartWait,
 		OnFault: func(error) { sys.restarts.WithLabelValues(camera, component).Inc() }}, run)
 }
 

@@ -22,6 +22,7 @@ const maxLateness = time.Second
 type camera struct {
 	spec   CameraSpec
 	frames []accessUnit // one loop; tests may shorten it before Run
+	first  uint64       // the loop frame sent first (CameraSpec.LoopStart)
 	desc   *description.Session
 	forma  *format.H264
 
@@ -43,6 +44,7 @@ func newCamera(spec CameraSpec, cd *clipData) *camera {
 	return &camera{
 		spec:   spec,
 		frames: cd.frames,
+		first:  loopStartFrame(spec),
 		forma:  forma,
 		desc: &description.Session{
 			Medias: []*description.Media{{
@@ -51,6 +53,35 @@ func newCamera(spec CameraSpec, cd *clipData) *camera {
 			}},
 		},
 	}
+}
+
+// loopStartFrame is the loop frame at spec.LoopStart (spec.FPS set).
+func loopStartFrame(spec CameraSpec) uint64 {
+	return uint64(spec.LoopStart * time.Duration(spec.FPS) / time.Second)
+}
+
+// checkLoopStart says why spec.LoopStart cannot start cd's loop: it must fall on one of
+// its frames, and that frame must be a keyframe (a reader could decode nothing before the
+// next one).
+func checkLoopStart(spec CameraSpec, cd *clipData) error {
+	if spec.LoopStart == 0 {
+		return nil
+	}
+	if spec.FPS == 0 {
+		spec.FPS = FrameRate
+	}
+	k := loopStartFrame(spec)
+	switch {
+	case spec.LoopStart < 0:
+		return fmt.Errorf("%v is negative", spec.LoopStart)
+	case k >= uint64(len(cd.frames)):
+		return fmt.Errorf("%v is past the end of the %d-frame loop", spec.LoopStart, len(cd.frames))
+	case (spec.LoopStart*time.Duration(spec.FPS))%time.Second != 0:
+		return fmt.Errorf("%v is not the time of a frame at %d fps", spec.LoopStart, spec.FPS)
+	case !cd.frames[k].keyframe:
+		return fmt.Errorf("%v (frame %d) is not a keyframe", spec.LoopStart, k)
+	}
+	return nil
 }
 
 // media is the camera's only media, as passed to ServerStream writes.
@@ -102,7 +133,8 @@ func (c *camera) run(ctx context.Context, start time.Time, write packetWriter) e
 	// at a random number) so that SequenceStart holds exactly.
 	seq := c.spec.SequenceStart
 	// Start as after a skip: the first frame sent must be a keyframe.
-	// Frame 0 of every clip is one, so this costs nothing.
+	// The loop's first frame is one (frame 0, or LoopStart's, which New
+	// checks), so this costs nothing.
 	resync := true
 
 	for n := uint64(0); ; n++ {
@@ -117,7 +149,7 @@ func (c *camera) run(ctx context.Context, start time.Time, write packetWriter) e
 			return nil
 		}
 
-		au := c.frames[n%uint64(len(c.frames))]
+		au := c.frames[(n+c.first)%uint64(len(c.frames))]
 		skip := c.frozen.Load() || time.Since(due) > maxLateness || (resync && !au.keyframe)
 		if c.spec.StopKeyframesAfter > 0 && c.frameTime(n) > c.spec.StopKeyframesAfter {
 			// Never another keyframe, and no waiting for one after a skip either.

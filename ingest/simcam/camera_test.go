@@ -102,8 +102,8 @@ func checkFrame(t *testing.T, c *camera, start time.Time, n uint64, f sentFrame)
 	if want := start.Add(time.Duration(n * uint64(time.Second) / fps)); !f.ntp.Equal(want) {
 		t.Errorf("frame %d: ntp = %v after start, want %v", n, f.ntp.Sub(start), want.Sub(start))
 	}
-	if want := c.frames[n%uint64(len(c.frames))].nalus; !slices.EqualFunc(f.nalus, want, bytes.Equal) {
-		t.Errorf("frame %d: content differs from clip frame %d", n, n%uint64(len(c.frames)))
+	if k := (n + c.first) % uint64(len(c.frames)); !slices.EqualFunc(f.nalus, c.frames[k].nalus, bytes.Equal) {
+		t.Errorf("frame %d: content differs from clip frame %d", n, k)
 	}
 }
 
@@ -151,6 +151,30 @@ func TestCameraSchedule(t *testing.T) {
 		if frames[len(frames)-1].lastSeq > 1000 {
 			t.Errorf("last seq %d: sequence numbers did not wrap", frames[len(frames)-1].lastSeq)
 		}
+	})
+}
+
+// A camera with LoopStart sends the clip from there, wrapping to the clip's start at the
+// end of the loop, on the same schedule and RTP timestamps as from the clip's start.
+func TestCameraLoopStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := shortLoop(t, CameraSpec{Path: "cam", RTPTimestampStart: 1000, SequenceStart: 7, LoopStart: 2 * time.Second})
+		if c.first != 50 || !c.frames[50].keyframe {
+			t.Fatalf("first loop frame %d (keyframe %v), want keyframe 50 (2 s at 25 fps)", c.first, c.frames[c.first].keyframe)
+		}
+		rec := newFrameRecorder(t, c)
+		start, stop := runCamera(t, c, rec.write)
+		time.Sleep(2*time.Second + frameInterval/2) // frames 0..50: loop frames 50..74, then 0..25
+		stop()
+
+		frames := rec.sent()
+		if len(frames) != 51 {
+			t.Fatalf("sent %d frames in 2.02 s, want 51", len(frames))
+		}
+		for i, f := range frames {
+			checkFrame(t, c, start, uint64(i), f)
+		}
+		checkSeq(t, frames)
 	})
 }
 

@@ -54,6 +54,14 @@ type CameraSpec struct {
 	// starts (so a client connecting meanwhile gets one) and then only the clip's other
 	// frames: an encoder that never sends another IDR.
 	StopKeyframesAfter time.Duration
+
+	// LoopStart is how far into its clip the camera starts: frame n sent is the clip's
+	// frame n + LoopStart·FPS (modulo the loop), at the same time and RTP timestamp as
+	// without it. A test that waits for something in the clip (ClipMotion's car, from
+	// MotionIntervals) starts near it instead of waiting out the clip's first seconds.
+	// It must be the offset of one of the clip's keyframes (the bundled clips have one
+	// every 2 s), so that the first frame sent can be decoded.
+	LoopStart time.Duration
 }
 
 // Config configures a Server.

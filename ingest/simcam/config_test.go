@@ -2,6 +2,7 @@ package simcam
 
 import (
 	"testing"
+	"time"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -58,6 +59,30 @@ func TestNewValidates(t *testing.T) {
 				t.Error("New returned a server with an error")
 			}
 		})
+	}
+}
+
+// New refuses a LoopStart the clip cannot start at, naming the camera and why.
+func TestNewChecksLoopStart(t *testing.T) {
+	for _, tc := range []struct {
+		loopStart time.Duration
+		want      string // "" accepted
+	}{
+		{8 * time.Second, ""},
+		{-2 * time.Second, "simcam: camera cam: loop start: -2s is negative"},
+		{10 * time.Minute, "simcam: camera cam: loop start: 10m0s is past the end of the 1500-frame loop"},
+		{2*time.Second + time.Millisecond, "simcam: camera cam: loop start: 2.001s is not the time of a frame at 25 fps"},
+		{2*time.Second + 40*time.Millisecond, "simcam: camera cam: loop start: 2.04s (frame 51) is not a keyframe"},
+	} {
+		s, err := New(Config{Listen: "127.0.0.1:0", Cameras: []CameraSpec{{Path: "cam", Clip: ClipMotion, LoopStart: tc.loopStart}}})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("LoopStart %v: %v, want it accepted", tc.loopStart, err)
+		case tc.want == "" && s.cameras["cam"].first != uint64(tc.loopStart/frameInterval):
+			t.Errorf("LoopStart %v: first loop frame %d, want %d", tc.loopStart, s.cameras["cam"].first, tc.loopStart/frameInterval)
+		case tc.want != "" && (err == nil || err.Error() != tc.want):
+			t.Errorf("LoopStart %v: error %v, want %q", tc.loopStart, err, tc.want)
+		}
 	}
 }
 

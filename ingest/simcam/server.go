@@ -75,6 +75,9 @@ func New(cfg Config) (*Server, error) {
 		} else if cd, err = clipLoaders[spec.Clip](); err != nil {
 			return nil, err
 		}
+		if err := checkLoopStart(spec, cd); err != nil {
+			return nil, fmt.Errorf("simcam: camera %s: loop start: %w", spec.Path, err)
+		}
 		// RFC 3550 §5.1 asks for random initial values so that streams
 		// from different sessions cannot be confused.
 		if spec.RTPTimestampStart == 0 {
