@@ -147,15 +147,22 @@ func closedSegments(t *testing.T, cat *catalog.Catalog) []catalog.Segment {
 }
 
 // TestMotionWriterRecordsEventsWithPreAndPostRoll triggers a motion-mode Writer as the
-// detector would at the simcam clip's true motion intervals (confirmed 1.5 s late,
-// reporting the true start) and checks what an officer gets: one recording per event that
-// starts at least pre_roll before the motion and ends at least post_roll after it (by no
-// more than one group of pictures), plays, starts on a keyframe, nothing in between, and
-// an export of the event's span.
+// detector would (confirmed 1.5 s late, reporting the true start) and checks what an
+// officer gets: one recording per event that starts at least pre_roll before the motion
+// and ends at least post_roll after it (by no more than one group of pictures), plays,
+// starts on a keyframe, nothing in between, and an export of the event's span.
+//
+// The camera sends in real time, so the test lasts as long as its events, rolls and the
+// time between them. The Writer does not look at the pictures (the detector tests use the
+// clip's true motion), so the events are as early and the rolls as short as the checks
+// allow: the first pre-roll needs footage pre_roll plus a GOP back; post_roll is longer
+// than the detector's latency plus a GOP, so that a Writer ignoring it (ending at the
+// next keyframe after MotionEnded) always ends too early; and between the recordings
+// there must be a hole of at least a GOP plus clockSlack on each side.
 func TestMotionWriterRecordsEventsWithPreAndPostRoll(t *testing.T) {
 	t.Parallel()
 	noLeaks(t)
-	const preRoll, postRoll, latency = 5 * time.Second, 3 * time.Second, 1500 * time.Millisecond
+	const preRoll, postRoll, latency = 3 * time.Second, 4 * time.Second, 1500 * time.Millisecond
 	rig := newRecorderRig(t)
 	rig.startCamera(t)
 	clipStart := time.Now() // the clip's frame 0 is due when the camera is ready
@@ -163,7 +170,9 @@ func TestMotionWriterRecordsEventsWithPreAndPostRoll(t *testing.T) {
 	w, src := rig.writerAndSourceFor(t, motionCamera(time.Minute, preRoll, postRoll))
 	run := runWriter(t, w, src)
 
-	events := simcam.MotionIntervals[:2] // [10 s, 18 s) and [30 s, 35 s) of the loop
+	// The first recording ends by 9 s + post_roll + a GOP = 15 s; the second starts no
+	// earlier than 22 s - pre_roll - a GOP = 17 s.
+	events := []simcam.Interval{{Start: 6 * time.Second, End: 9 * time.Second}, {Start: 22 * time.Second, End: 25 * time.Second}}
 	for i, ev := range events {
 		sleepUntil(at(ev.Start + latency))
 		st := w.Stats()
