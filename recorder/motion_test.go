@@ -2,14 +2,14 @@ package recorder
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/townwatch/townwatch/configs"
 	"github.com/townwatch/townwatch/ingest"
@@ -56,14 +56,51 @@ func (r *motionRun) stop() {
 	})
 }
 
+// leakLabel is the pprof label key noLeaks marks a test's goroutines with.
+const leakLabel = "recorder-test"
+
 // noLeaks checks, after every other cleanup of the test (camera, writer, source), that
-// nothing the test started is still running. What runs already is not the test's. A
-// test that calls it (or measures the heap, like TestWriterFlushesOnTheWallClock) must
-// not call t.Parallel: go test runs such tests alone, before the parallel ones, whose
-// goroutines would otherwise look like leaks.
+// no goroutine the test started is still running. It gives the test's goroutine a pprof
+// label naming the test; a goroutine inherits its creator's labels, so every goroutine
+// the test starts, itself or through the Writer, Source and camera, carries it. The check
+// looks only at goroutines with that label, so tests that call it may run in parallel
+// with each other and with any other test, whose goroutines carry no such label. A test
+// calls it first thing after t.Parallel, before it starts anything. The one goroutine it
+// cannot see is a time.AfterFunc callback's, which the scheduler starts without labels;
+// the recorder, ingest and simcam use none (context.AfterFunc's are started by the
+// cancelling goroutine and carry its labels).
 func noLeaks(t *testing.T) {
-	before := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(leakLabel, t.Name())))
+	t.Cleanup(func() {
+		// The test's own goroutine runs this cleanup; it is not a leak.
+		pprof.SetGoroutineLabels(context.Background())
+		var left []string
+		// Goroutines that were told to stop may take a moment to return.
+		if !waitFor(5*time.Second, func() bool { left = goroutinesOf(t.Name()); return len(left) == 0 }) {
+			t.Errorf("goroutines started by the test still running after it ended:\n\n%s", strings.Join(left, "\n\n"))
+		}
+	})
+}
+
+// goroutinesOf returns the stacks of the running goroutines that noLeaks labelled with
+// test, one entry per distinct stack (as the goroutine profile groups them, with their
+// count).
+func goroutinesOf(test string) []string {
+	var b strings.Builder
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
+		panic(err) // a strings.Builder does not fail
+	}
+	// debug=1 prints one block per stack and label set, blocks separated by a blank line:
+	// "<count> @ <pcs>", then "# labels: {...}" for labelled goroutines, then the frames.
+	label := fmt.Sprintf("%q:%q", leakLabel, test)
+	var stacks []string
+	for _, block := range strings.Split(b.String(), "\n\n") {
+		lines := strings.SplitN(block, "\n", 3)
+		if len(lines) > 1 && strings.HasPrefix(lines[1], "# labels: {") && strings.Contains(lines[1], label) {
+			stacks = append(stacks, block)
+		}
+	}
+	return stacks
 }
 
 // sleepUntil waits for the camera's clip to reach a point: the camera sends in real time.
@@ -110,14 +147,22 @@ func closedSegments(t *testing.T, cat *catalog.Catalog) []catalog.Segment {
 }
 
 // TestMotionWriterRecordsEventsWithPreAndPostRoll triggers a motion-mode Writer as the
-// detector would at the simcam clip's true motion intervals (confirmed 1.5 s late,
-// reporting the true start) and checks what an officer gets: one recording per event that
-// starts at least pre_roll before the motion and ends at least post_roll after it (by no
-// more than one group of pictures), plays, starts on a keyframe, nothing in between, and
-// an export of the event's span.
+// detector would (confirmed 1.5 s late, reporting the true start) and checks what an
+// officer gets: one recording per event that starts at least pre_roll before the motion
+// and ends at least post_roll after it (by no more than one group of pictures), plays,
+// starts on a keyframe, nothing in between, and an export of the event's span.
+//
+// The camera sends in real time, so the test lasts as long as its events, rolls and the
+// time between them. The Writer does not look at the pictures (the detector tests use the
+// clip's true motion), so the events are as early and the rolls as short as the checks
+// allow: the first pre-roll needs footage pre_roll plus a GOP back; post_roll is longer
+// than the detector's latency plus a GOP, so that a Writer ignoring it (ending at the
+// next keyframe after MotionEnded) always ends too early; and between the recordings
+// there must be a hole of at least a GOP plus clockSlack on each side.
 func TestMotionWriterRecordsEventsWithPreAndPostRoll(t *testing.T) {
+	t.Parallel()
 	noLeaks(t)
-	const preRoll, postRoll, latency = 5 * time.Second, 3 * time.Second, 1500 * time.Millisecond
+	const preRoll, postRoll, latency = 3 * time.Second, 4 * time.Second, 1500 * time.Millisecond
 	rig := newRecorderRig(t)
 	rig.startCamera(t)
 	clipStart := time.Now() // the clip's frame 0 is due when the camera is ready
@@ -125,7 +170,9 @@ func TestMotionWriterRecordsEventsWithPreAndPostRoll(t *testing.T) {
 	w, src := rig.writerAndSourceFor(t, motionCamera(time.Minute, preRoll, postRoll))
 	run := runWriter(t, w, src)
 
-	events := simcam.MotionIntervals[:2] // [10 s, 18 s) and [30 s, 35 s) of the loop
+	// The first recording ends by 9 s + post_roll + a GOP = 15 s; the second starts no
+	// earlier than 22 s - pre_roll - a GOP = 17 s.
+	events := []simcam.Interval{{Start: 6 * time.Second, End: 9 * time.Second}, {Start: 22 * time.Second, End: 25 * time.Second}}
 	for i, ev := range events {
 		sleepUntil(at(ev.Start + latency))
 		st := w.Stats()
@@ -198,6 +245,7 @@ func TestMotionWriterRecordsEventsWithPreAndPostRoll(t *testing.T) {
 // during another's post-roll, make one recording without a hole; record.segment still
 // cuts it; after the last post-roll nothing more is recorded.
 func TestMotionWriterMergesOverlappingEvents(t *testing.T) {
+	t.Parallel()
 	noLeaks(t)
 	const preRoll, postRoll, segment = 2 * time.Second, 2 * time.Second, 4 * time.Second
 	rig := newRecorderRig(t)
@@ -272,6 +320,7 @@ func TestMotionWriterMergesOverlappingEvents(t *testing.T) {
 // pre-roll hold more than the bound; the drops are counted, and an event is still
 // recorded, from a keyframe, playable.
 func TestMotionWriterPreRollMemoryIsBounded(t *testing.T) {
+	t.Parallel()
 	noLeaks(t)
 	const bound = 512 << 10 // about 1 s of the clip; a GOP is about 2 MB
 	dir := t.TempDir()
@@ -314,6 +363,7 @@ func TestMotionWriterPreRollMemoryIsBounded(t *testing.T) {
 // TestRecoverCompletesATornMotionSegment: a motion-mode segment (pre-roll written, event
 // going on) is crash-safe like any other.
 func TestRecoverCompletesATornMotionSegment(t *testing.T) {
+	t.Parallel()
 	noLeaks(t)
 	rig := newRecorderRig(t)
 	rig.startCamera(t)

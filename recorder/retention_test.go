@@ -47,6 +47,7 @@ func (fx *retFixture) bytesOf() map[string]int64 {
 }
 
 func TestRetentionAgeDeletesExactlyWhatIsOlderThanRetention(t *testing.T) {
+	t.Parallel()
 	cfg := &configs.Config{Cameras: []configs.Camera{
 		retCamera("cam-a", 10*time.Minute, 0), retCamera("cam-b", 20*time.Minute, 0),
 	}}
@@ -106,6 +107,7 @@ func equalMaps[K comparable](a, b map[K]int64) bool {
 }
 
 func TestRetentionCameraQuotaKeepsTheNewest(t *testing.T) {
+	t.Parallel()
 	const quota = 10*retSize + retSize/2
 	cfg := &configs.Config{Cameras: []configs.Camera{
 		retCamera("cam-a", 7*24*time.Hour, quota), retCamera("cam-b", 7*24*time.Hour, 0),
@@ -141,6 +143,7 @@ func TestRetentionCameraQuotaKeepsTheNewest(t *testing.T) {
 }
 
 func TestRetentionStorageQuotaDeletesOldestOfAllCameras(t *testing.T) {
+	t.Parallel()
 	const quota = 25 * retSize
 	cfg := &configs.Config{Storage: configs.Storage{Quota: quota}, Cameras: []configs.Camera{
 		retCamera("cam-a", 7*24*time.Hour, 0), retCamera("cam-b", 7*24*time.Hour, 0),
@@ -183,6 +186,7 @@ func TestRetentionStorageQuotaDeletesOldestOfAllCameras(t *testing.T) {
 }
 
 func TestRetentionMinFreeKeepsSpace(t *testing.T) {
+	t.Parallel()
 	const disk = 40 * retSize
 	cfg := &configs.Config{Storage: configs.Storage{MinFree: configs.FreeSpace{Percent: 25}}, Cameras: []configs.Camera{
 		retCamera("cam-a", 7*24*time.Hour, 0), retCamera("cam-b", 7*24*time.Hour, 0),
@@ -216,6 +220,7 @@ func TestRetentionMinFreeKeepsSpace(t *testing.T) {
 }
 
 func TestRetentionNeverDeletesLockedFootage(t *testing.T) {
+	t.Parallel()
 	const ret = 20 * time.Minute
 	cfg := &configs.Config{Cameras: []configs.Camera{retCamera("cam-a", ret, 0)}}
 	fx := newRetFixture(t, "", cfg)
@@ -315,6 +320,7 @@ func TestRetentionNeverDeletesOpenSegments(t *testing.T) {
 }
 
 func TestRetentionClockJump400DaysHoldsUntilConfirmed(t *testing.T) {
+	t.Parallel()
 	const day = 24 * time.Hour
 	cfg := &configs.Config{
 		Storage: configs.Storage{MinFree: configs.FreeSpace{Percent: 5}},
@@ -489,6 +495,7 @@ func TestRetentionGuardFloors(t *testing.T) {
 }
 
 func TestRetentionKeepsUnconfiguredCamerasForTheLongestRetention(t *testing.T) {
+	t.Parallel()
 	cfg := &configs.Config{Cameras: []configs.Camera{
 		retCamera("cam-a", time.Hour, 0), retCamera("cam-b", 3*time.Hour, 0),
 	}}
@@ -657,6 +664,7 @@ func TestRetentionDeletionIsLogged(t *testing.T) {
 // age runs (a lost lock may cover it) until an administrator confirms, and the hold is
 // not lifted because the plan looks ordinary.
 func TestRetentionCatalogHoldDeletesNothingUntilConfirmed(t *testing.T) {
+	t.Parallel()
 	cfg := &configs.Config{Cameras: []configs.Camera{retCamera("cam-a", time.Hour, 0)}}
 	fx := newRetFixture(t, "", cfg)
 	rc := fx.recorder([]string{"cam-a"}, retSeg, retSize)

@@ -265,6 +265,7 @@ func TestScanSegmentFFmpeg(t *testing.T) {
 // TestScanSegmentWriterFiles scans files made exactly as the Writer makes them, including
 // a torn last fragment in every way a crash can leave it.
 func TestScanSegmentWriterFiles(t *testing.T) {
+	t.Parallel()
 	clip := makeClip(t, "320x240", 100, 25)
 	spec := segSpec{sps: clip.sps, pps: clip.pps, aus: clip.aus, fragFrames: 25, audio: true}
 	data, spans := spec.build(t)

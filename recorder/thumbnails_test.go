@@ -103,6 +103,7 @@ func TestRetentionDeletesThumbnailsWithTheSegment(t *testing.T) {
 // A deletion the catalog recorded but a crash interrupted is finished at start-up,
 // thumbnails included.
 func TestRecoverFinishesDeletionWithThumbnails(t *testing.T) {
+	t.Parallel()
 	rig := newRecorderRig(t)
 	segs := recordSome(t, rig, 5*time.Second)
 	ctx := context.Background()

@@ -15,6 +15,7 @@ import (
 // byte changed in a file is named; a row changed to match its edited file breaks the next
 // segment's link; a segment removed behind the catalog's back is named.
 func TestVerifyArchiveFindsEveryKindOfTampering(t *testing.T) {
+	t.Parallel()
 	rig := newRecorderRig(t)
 	rig.startCamera(t)
 	ctx, cancel := context.WithCancel(context.Background())

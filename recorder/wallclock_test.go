@@ -96,6 +96,9 @@ func heapInUse() uint64 {
 // 80 s. Footage must reach the disk on the wall clock (a crash loses at most about a
 // second), memory must stay bounded, and the camera must be reported as sending no
 // keyframes, with the segment closed and playable.
+//
+// It measures the process's heap, so it does not call t.Parallel: go test runs it alone,
+// before the parallel tests, whose allocations would otherwise count as its own.
 func TestWriterFlushesOnTheWallClock(t *testing.T) {
 	const (
 		frames    = 2000 // 80 s at 25 fps
