@@ -2,6 +2,7 @@
 // page that sent the person here (only a path on this server, never another site).
 
 import { applyTexts, setLanguage, t } from "./i18n.js";
+import { can, noteLive } from "./session.js";
 
 const form = document.getElementById("login");
 const error = document.getElementById("error");
@@ -27,6 +28,11 @@ form.addEventListener("submit", async (e) => {
     return;
   }
   if (res.ok) {
+    // The answer is the account's session check (as /api/me): the wall this leads to may
+    // ask for its camera list beside its own check, as on a reload, only if it allows
+    // live view.
+    const who = await res.json().catch(() => null);
+    noteLive(who !== null && can(who, "live"));
     location.assign(nextPath());
     return;
   }

@@ -10,9 +10,10 @@ export const POLL_HEADER = { "X-Townwatch-Poll": "1" };
 
 // LIVE_HINT (session storage, this tab only) remembers that the last session check of the
 // wall allowed live view, so that a reload can ask for the camera list beside the session
-// check instead of after it (app.js). Only a login that was allowed live view sets it, and
-// leaving for the login page or logging out forgets it: the next person at the same tab
-// does not send a camera list request their account would be refused (and logged).
+// check instead of after it (app.js). Only a session check or a login (login.js, from its
+// answer) that allowed live view sets it, and leaving for the login page or logging out
+// forgets it: the next person at the same tab does not send a camera list request their
+// account would be refused (and logged).
 const LIVE_HINT = "townwatch.live";
 
 // liveHinted reports whether this tab's last session check allowed live view.
