@@ -186,6 +186,8 @@ func (p *page) seekAndWait(w time.Time) float64 {
 
 // seekAndWaitWithin is seekAndWait with the time the frame may take: the benchmark on a
 // machine other jobs load gives it longer, to measure a slow seek rather than fail on it.
+// A seek that shows no frame in time fails with the page's state and each tile's trace of
+// the seek, step by step (what was fetched and appended, and when).
 func (p *page) seekAndWaitWithin(w time.Time, timeout time.Duration) float64 {
 	p.tb.Helper()
 	n := eval[int](p, `window.townwatch.seeks.length`)
@@ -193,7 +195,8 @@ func (p *page) seekAndWaitWithin(w time.Time, timeout time.Duration) float64 {
 	waitJS[string](p, "the frame of a seek to "+w.Format(time.RFC3339Nano), timeout, fmt.Sprintf(`window.townwatch.seeks.length > %d &&
 		!document.getElementById("time").classList.contains("pb-no-frame") ? "" : JSON.stringify({seeks: window.townwatch.seeks.slice(-2),
 		state: window.townwatch.state(), videos: [...document.querySelectorAll("video")].map((v) => ({t: v.currentTime, seeking: v.seeking,
-		ready: v.readyState, buffered: Array.from({length: v.buffered.length}, (_, i) => [v.buffered.start(i), v.buffered.end(i)])}))})`, n),
+		ready: v.readyState, buffered: Array.from({length: v.buffered.length}, (_, i) => [v.buffered.start(i), v.buffered.end(i)])})),
+		traces: window.townwatch.traces().map((tile) => ({id: tile.id, last: tile.traces.at(-1)}))})`, n),
 		func(v string) bool { return v == "" })
 	return p.shownTime()
 }
