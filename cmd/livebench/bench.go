@@ -151,22 +151,11 @@ func waitStreaming(ctx context.Context, base string) error {
 		if st, err := stats(ctx, base); err == nil && st.ReceivedFrames > 0 {
 			return nil
 		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := benchkit.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}
 	return fmt.Errorf("the camera never streamed to the server")
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // measure connects n viewers, warms up, measures the server over the duration, and
@@ -186,7 +175,7 @@ func measure(ctx context.Context, base string, n int, bc benchConfig) (row, erro
 		}
 		viewers = append(viewers, v)
 	}
-	if err := sleepCtx(ctx, bc.warmup); err != nil {
+	if err := benchkit.Sleep(ctx, bc.warmup); err != nil {
 		return r, err
 	}
 	for _, v := range viewers {
@@ -202,7 +191,7 @@ func measure(ctx context.Context, base string, n int, bc benchConfig) (row, erro
 	for _, v := range viewers {
 		rx0 += v.bytes.Load()
 	}
-	if err := sleepCtx(ctx, bc.duration); err != nil {
+	if err := benchkit.Sleep(ctx, bc.duration); err != nil {
 		return r, err
 	}
 	b, err := stats(ctx, base)

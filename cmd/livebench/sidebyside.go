@@ -164,7 +164,7 @@ func startTownwatch(ctx context.Context, bin, work, rtspURL string) (*sbsServer,
 			proc.Stop()
 			return nil, fmt.Errorf("townwatch serve: %w\n%s", err, proc.LogTail())
 		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := benchkit.Sleep(ctx, 200*time.Millisecond); err != nil {
 			proc.Stop()
 			return nil, err
 		}
@@ -205,7 +205,7 @@ func waitServing(ctx context.Context, s *sbsServer) error {
 					v.close()
 					return nil
 				}
-				if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+				if err := benchkit.Sleep(ctx, 100*time.Millisecond); err != nil {
 					v.close()
 					return err
 				}
@@ -214,7 +214,7 @@ func waitServing(ctx context.Context, s *sbsServer) error {
 			err = errors.New("a viewer had no frame within 5 s")
 		}
 		last = err
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		if err := benchkit.Sleep(ctx, 500*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -241,7 +241,7 @@ func measureSideBySide(ctx context.Context, servers []*sbsServer, n int, sc sbsC
 			viewers[i] = append(viewers[i], v)
 		}
 	}
-	if err := sleepCtx(ctx, sc.warmup); err != nil {
+	if err := benchkit.Sleep(ctx, sc.warmup); err != nil {
 		return nil, err
 	}
 	rows := make([]sbsRow, len(servers))
@@ -265,7 +265,7 @@ func measureSideBySide(ctx context.Context, servers []*sbsServer, n int, sc sbsC
 		}
 	}
 	start := time.Now()
-	if err := sleepCtx(ctx, sc.duration); err != nil {
+	if err := benchkit.Sleep(ctx, sc.duration); err != nil {
 		return nil, err
 	}
 	window := time.Since(start)
@@ -307,7 +307,7 @@ func printSideBySide(w io.Writer, names []string, rows []sbsRow, d time.Duration
 			p95 = ff[(len(ff)*95)/100].Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%s\t%s\t%d\t\n", names[r.server], r.n, r.cpuSec,
-			r.cpuSec/(float64(r.n)*d.Hours()), mib(r.peakRSS), mib(r.endRSS), mib(r.startupPeak), r.fps, r.mbps, p50, p95, r.noFrame)
+			r.cpuSec/(float64(r.n)*d.Hours()), benchkit.MiB(r.peakRSS), benchkit.MiB(r.endRSS), benchkit.MiB(r.startupPeak), r.fps, r.mbps, p50, p95, r.noFrame)
 	}
 	tw.Flush()
 	for _, line := range sideBySideVerdicts(rows) {
@@ -325,15 +325,13 @@ func sideBySideVerdicts(rows []sbsRow) []string {
 	var out []string
 	for i := 0; i+1 < len(rows); i += 2 {
 		t, m := rows[i], rows[i+1]
-		ratio := mib(t.peakRSS) / mib(m.peakRSS)
+		ratio := benchkit.MiB(t.peakRSS) / benchkit.MiB(m.peakRSS)
 		verdict := "met"
 		if ratio > sideBySideRSSTarget {
 			verdict = "NOT met"
 		}
 		out = append(out, fmt.Sprintf("side by side: %d viewers: townwatch/MediaMTX peak RSS %.1f/%.1f MiB = %.2f× (target <= %.1f×: %s); CPU %.2f/%.2f s = %.2f×",
-			t.n, mib(t.peakRSS), mib(m.peakRSS), ratio, sideBySideRSSTarget, verdict, t.cpuSec, m.cpuSec, t.cpuSec/m.cpuSec))
+			t.n, benchkit.MiB(t.peakRSS), benchkit.MiB(m.peakRSS), ratio, sideBySideRSSTarget, verdict, t.cpuSec, m.cpuSec, t.cpuSec/m.cpuSec))
 	}
 	return out
 }
-
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }

@@ -318,14 +318,12 @@ func bench(ctx context.Context, bc benchConfig, logf func(string, ...any)) ([]*r
 			}
 			r.run = k + 1
 			logf("N=%d: %.1f%% of one core, %.1f CPU-s/stream-h, peak RSS %.1f MiB", n, r.pctCore(),
-				r.cpuPerStreamHour(), mib(r.peakRSS))
+				r.cpuPerStreamHour(), benchkit.MiB(r.peakRSS))
 			results = append(results, r)
 		}
 	}
 	return results, header, nil
 }
-
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // printReport prints the table (a row per run and, when an N ran more than
 // once, its median), the target and whether townwatch meets it at N=16.
@@ -352,12 +350,12 @@ func printReport(w io.Writer, header string, results []*result) {
 				name = fmt.Sprintf("townwatch #%d", r.run)
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%s\t%.0f\t%s\t%s\t%.0f\t%.1f\t%.0f\t\n",
-				name, r.n, r.cpuSec, 100*r.cpuSysSec/r.cpuSec, r.pctCore(), r.cpuPerStreamHour(), mib(r.peakRSS),
+				name, r.n, r.cpuSec, 100*r.cpuSysSec/r.cpuSec, r.pctCore(), r.cpuPerStreamHour(), benchkit.MiB(r.peakRSS),
 				r.inBytes/secs/1e6, r.diskBytes/secs/1e6, recMB, r.received, recFrames, lost, r.pktsLost,
 				100*r.simcamCPUSec/secs, 100*r.hostBusy)
 			if r.ref {
 				fmt.Fprintf(tw, "MediaMTX, same run\t%d\t%.2f\t-\t%.1f\t%.1f\t%.1f\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n",
-					r.n, r.refCPUSec, 100*r.refCPUSec/secs, r.refCPUSec/(float64(r.n)*r.dur.Hours()), mib(r.refPeakRSS))
+					r.n, r.refCPUSec, 100*r.refCPUSec/secs, r.refCPUSec/(float64(r.n)*r.dur.Hours()), benchkit.MiB(r.refPeakRSS))
 			}
 		}
 		if len(g) > 1 {
@@ -444,7 +442,7 @@ const targetRefRSS = 0.8
 func sideBySide(r *result) string {
 	rss := float64(r.peakRSS) / float64(r.refPeakRSS)
 	return fmt.Sprintf("side by side: N=%d #%d: townwatch/MediaMTX peak RSS %.1f/%.1f MiB = %.2f× (target <= %.1f×: %s); CPU %.2f/%.2f s = %.2f×",
-		r.n, r.run, mib(r.peakRSS), mib(r.refPeakRSS), rss, targetRefRSS, verdict(rss <= targetRefRSS),
+		r.n, r.run, benchkit.MiB(r.peakRSS), benchkit.MiB(r.refPeakRSS), rss, targetRefRSS, verdict(rss <= targetRefRSS),
 		r.cpuSec, r.refCPUSec, r.cpuSec/r.refCPUSec)
 }
 
@@ -475,7 +473,7 @@ func summarize(runs []*result) summary {
 	for _, r := range runs {
 		pct = append(pct, r.pctCore())
 		cpu = append(cpu, r.cpuPerStreamHour())
-		rss = append(rss, mib(r.peakRSS))
+		rss = append(rss, benchkit.MiB(r.peakRSS))
 		s.lostOK = s.lostOK && r.recordedOK
 		s.maxLost = max(s.maxLost, r.lost())
 		s.maxPktsLost = max(s.maxPktsLost, r.pktsLost)

@@ -345,7 +345,7 @@ func runOne(ctx context.Context, rc runConfig) (_ *result, err error) {
 	if err := errors.Join(errAnon, errFile); err != nil {
 		return nil, fmt.Errorf("RSS at the end: %w", err)
 	}
-	r.notef("RSS at the end %.1f MiB: anonymous %.1f MiB, file-backed %.1f MiB", mib(anon+file), mib(anon), mib(file))
+	r.notef("RSS at the end %.1f MiB: anonymous %.1f MiB, file-backed %.1f MiB", benchkit.MiB(anon+file), benchkit.MiB(anon), benchkit.MiB(file))
 	if err := serve.Stop(); err != nil {
 		r.notef("%v", err)
 	}
@@ -421,7 +421,7 @@ func waitURLs(ctx context.Context, cam *benchkit.Child, outPath string, n int) (
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("simcam printed %d of %d URLs within %v:\n%s", len(urls), n, startTimeout, cam.LogTail())
 		}
-		if err := sleepCtx(ctx, pollInterval); err != nil {
+		if err := benchkit.Sleep(ctx, pollInterval); err != nil {
 			return nil, err
 		}
 	}
@@ -461,7 +461,7 @@ func waitStreaming(ctx context.Context, a *access, n int, serve, cam *benchkit.C
 		if time.Now().After(deadline) {
 			return fmt.Errorf("cameras not streaming within %v: %s\n%s", startTimeout, last, serve.LogTail())
 		}
-		if err := sleepCtx(ctx, pollInterval); err != nil {
+		if err := benchkit.Sleep(ctx, pollInterval); err != nil {
 			return err
 		}
 	}
@@ -497,7 +497,7 @@ func settle(ctx context.Context, a *access, serve *benchkit.Child) (_ metrics, s
 		if time.Now().After(deadline) {
 			return last, false, nil
 		}
-		if err := sleepCtx(ctx, pollInterval); err != nil {
+		if err := benchkit.Sleep(ctx, pollInterval); err != nil {
 			return nil, false, err
 		}
 	}
@@ -514,7 +514,7 @@ func sleepAlive(ctx context.Context, d time.Duration, children ...*benchkit.Chil
 		if left <= 0 {
 			return nil
 		}
-		if err := sleepCtx(ctx, min(left, time.Second)); err != nil {
+		if err := benchkit.Sleep(ctx, min(left, time.Second)); err != nil {
 			return err
 		}
 	}
@@ -527,17 +527,6 @@ func checkAlive(children ...*benchkit.Child) error {
 		}
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // jsonLogLines decodes each JSON line of a log file, skipping others.

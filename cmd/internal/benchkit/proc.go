@@ -191,3 +191,19 @@ func FreePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Sleep waits d, or returns the context's error when it ends first (Ctrl+C stops a
+// benchmark in the middle of a window).
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// MiB is a byte count in mebibytes, as the reports print them.
+func MiB(b uint64) float64 { return float64(b) / (1 << 20) }

@@ -64,10 +64,8 @@ func Login(ctx context.Context, base, name, password string) (cookies []*http.Co
 		if cookies, answered, err = loginOnce(ctx, base, name, password); err == nil || answered {
 			return cookies, err
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
+		if err := Sleep(ctx, time.Second); err != nil {
+			return nil, err
 		}
 	}
 	return nil, err
