@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/townwatch/townwatch/cmd/internal/benchkit"
@@ -222,7 +224,7 @@ type viewer struct {
 	posted     time.Time
 	firstFrame atomic.Value // time.Time of the first complete keyframe: the first the viewer can decode
 	bytes      atomic.Uint64
-	frames     atomic.Uint64 // complete frames (RTP marker bits)
+	frames     atomic.Uint64 // complete frames
 	done       chan struct{}
 	gotTrack   atomic.Bool
 }
@@ -243,25 +245,32 @@ func dial(client *http.Client, origin, whepPath string) (*viewer, error) {
 		pc.Close()
 		return nil, err
 	}
+	dec := &rtph264.Decoder{PacketizationMode: 1} // the viewer's one video track
+	if err := dec.Init(); err != nil {
+		pc.Close()
+		return nil, err
+	}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		v.gotTrack.Store(true)
 		defer close(v.done)
-		keyframe := false // the frame being received carries an IDR slice
+		// Frames are counted as the depacketizer completes them: a frame missing a packet
+		// is not one. A server without a GOP cache starts a viewer on whatever frame comes
+		// next, which it cannot decode before the next keyframe: the first frame that
+		// counts is the first keyframe.
 		for {
 			pkt, _, err := tr.ReadRTP()
 			if err != nil {
 				return
 			}
 			v.bytes.Add(uint64(pkt.MarshalSize()))
-			keyframe = keyframe || carriesIDR(pkt.Payload)
-			if !pkt.Marker {
-				continue
+			au, err := dec.Decode(pkt)
+			if err != nil {
+				continue // more packets needed, or a frame broken by a lost one
 			}
 			v.frames.Add(1)
-			if keyframe && v.firstFrame.Load() == nil {
+			if h264.IsRandomAccess(au) && v.firstFrame.Load() == nil {
 				v.firstFrame.Store(time.Now())
 			}
-			keyframe = false
 		}
 	})
 	v.location, err = whepclient.ExchangeWith(client, pc, origin+whepPath, whepclient.Hooks{Posting: func() { v.posted = time.Now() }})
@@ -315,33 +324,4 @@ func printReport(w io.Writer, rows []row, d time.Duration) {
 		"complete keyframe (the first a viewer can decode), every viewer starts from the stream's latest keyframe; recorder lost:\n"+
 		"frames the recorder stand-in (the recorder's Hub queue) dropped, must be 0; recorder frames trail source frames only by the\n"+
 		"frames before it joined.)")
-}
-
-// carriesIDR reports whether an H.264 RTP payload (RFC 6184) carries an IDR slice: as a
-// single NAL unit, inside a STAP-A aggregate, or as the start of a FU-A fragment. A server
-// without a GOP cache starts a viewer on whatever frame comes next, which it cannot decode
-// before the next keyframe: the first frame that counts is the first keyframe.
-func carriesIDR(p []byte) bool {
-	const idr, stapA, fuA = 5, 24, 28
-	if len(p) == 0 {
-		return false
-	}
-	switch p[0] & 0x1f {
-	case idr:
-		return true
-	case stapA:
-		for rest := p[1:]; len(rest) > 2; {
-			n := int(rest[0])<<8 | int(rest[1])
-			if n == 0 || len(rest) < 2+n {
-				return false
-			}
-			if rest[2]&0x1f == idr {
-				return true
-			}
-			rest = rest[2+n:]
-		}
-	case fuA:
-		return len(p) > 1 && p[1]&0x80 != 0 && p[1]&0x1f == idr // the start bit and the fragment's type
-	}
-	return false
 }

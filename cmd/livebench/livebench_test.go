@@ -6,33 +6,6 @@ import (
 	"testing"
 )
 
-// Only a payload that starts an IDR slice makes a frame count as the first a viewer can
-// decode: a single IDR NAL, a STAP-A holding one (after SPS and PPS, as cameras send
-// them), or the first fragment of a fragmented one.
-func TestCarriesIDR(t *testing.T) {
-	for _, c := range []struct {
-		name    string
-		payload []byte
-		want    bool
-	}{
-		{"IDR slice", []byte{0x65, 0x88, 0x84}, true},
-		{"P slice", []byte{0x41, 0x9a}, false},
-		{"SPS alone", []byte{0x67, 0x42}, false},
-		{"STAP-A with SPS, PPS, IDR", []byte{0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce, 0, 2, 0x65, 0x88}, true},
-		{"STAP-A with SPS, PPS only", []byte{0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce}, false},
-		{"STAP-A cut short", []byte{0x78, 0, 9, 0x65}, false},
-		{"FU-A start of an IDR", []byte{0x7c, 0x85, 0x88}, true},
-		{"FU-A middle of an IDR", []byte{0x7c, 0x05, 0x88}, false},
-		{"FU-A start of a P slice", []byte{0x7c, 0x81, 0x9a}, false},
-		{"FU-A without its header", []byte{0x7c}, false},
-		{"empty", nil, false},
-	} {
-		if got := carriesIDR(c.payload); got != c.want {
-			t.Errorf("%s: carriesIDR = %v, want %v", c.name, got, c.want)
-		}
-	}
-}
-
 // The verdict holds townwatch's peak RSS to 0.8 × MediaMTX's for each viewer count, with
 // the CPU ratio beside it.
 func TestSideBySideVerdicts(t *testing.T) {
