@@ -67,6 +67,10 @@ type AccessOptions struct {
 	// SecureCookies marks the session cookie Secure with the __Host- prefix: set when the
 	// browser reaches townwatch over HTTPS (http.tls, or a TLS proxy).
 	SecureCookies bool
+	// AfterPasswordChecks, when set, runs off the login's path once the last running
+	// password check has ended (access.LoginLimiter.AfterChecks): where the process hands
+	// the checks' memory back, as townwatch serve does when it manages its memory.
+	AfterPasswordChecks func()
 }
 
 // auth is the server's side of accounts: who is asking, login and logout.
@@ -88,7 +92,9 @@ func newAuth(opt AccessOptions, log *slog.Logger) (*auth, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &auth{opt: opt, now: now, limiter: access.NewLoginLimiter(now), log: log}, nil
+	limiter := access.NewLoginLimiter(now)
+	limiter.AfterChecks = opt.AfterPasswordChecks
+	return &auth{opt: opt, now: now, limiter: limiter, log: log}, nil
 }
 
 func (a *auth) cookieName() string {

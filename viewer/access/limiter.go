@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"net/netip"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,9 +33,13 @@ const (
 // LoginLimiter throttles login attempts and bounds concurrent password checks. It is
 // safe for concurrent use.
 type LoginLimiter struct {
-	now       func() time.Time
-	checks    chan struct{}
-	returning atomic.Bool // a hand-back of the checks' memory runs (returnMemory)
+	now    func() time.Time
+	checks chan struct{}
+	// AfterChecks, when set, runs off the request's path once the last running password
+	// check has ended (see afterCheck); set it before the first Check.
+	AfterChecks func()
+	afterAsked  atomic.Bool // a check ended since AfterChecks last started
+	afterRuns   atomic.Bool // a goroutine is running AfterChecks
 
 	mu        sync.Mutex
 	addresses map[string]*rate.Limiter
@@ -85,30 +88,37 @@ func (l *LoginLimiter) Check(ctx context.Context, check func()) error {
 	}
 	defer func() {
 		<-l.checks
-		l.returnMemory()
+		l.afterCheck()
 	}()
 	check()
 	return nil
 }
 
-// returnMemory hands the memory of finished password checks back to the OS. Each check
-// allocates 19 MiB (Argon2id) that is garbage as soon as it returns, but the next
-// collection comes only when the heap has grown by half of what was live when the check
-// ran, 19 MiB included: on a server whose cameras allocate little that was minutes away.
-// Measured on townwatch serve with one camera and no viewer, a login took it from 30 to
-// 50 MiB RSS, still 57 MiB a minute later (the 19 MiB counted as heap in use). One forced
-// collection and scavenge after the last running check costs a few milliseconds, off the
-// login's path, and logins are throttled (Allow).
-func (l *LoginLimiter) returnMemory() {
-	if len(l.checks) > 0 {
-		return // another check runs: the last to end hands back both
+// afterCheck runs AfterChecks once no check runs any more. Each check allocates 19 MiB
+// (Argon2id) that is garbage as soon as it returns; townwatch serve hands it back to the
+// OS there (see AccessOptions.AfterPasswordChecks in viewer). A check that ends while
+// AfterChecks runs asks for one more run: that run may have started while the check's
+// memory was still in use.
+func (l *LoginLimiter) afterCheck() {
+	if l.AfterChecks == nil || len(l.checks) > 0 {
+		return // another check runs: the last to end asks for both
 	}
-	if !l.returning.CompareAndSwap(false, true) {
-		return
+	l.afterAsked.Store(true)
+	if !l.afterRuns.CompareAndSwap(false, true) {
+		return // the running goroutine sees the request
 	}
 	go func() {
-		debug.FreeOSMemory()
-		l.returning.Store(false)
+		for {
+			for l.afterAsked.Swap(false) {
+				l.AfterChecks()
+			}
+			l.afterRuns.Store(false)
+			// A request between the last Swap and the Store found afterRuns set and left
+			// it to this goroutine: take it, unless another goroutine already has.
+			if !l.afterAsked.Load() || !l.afterRuns.CompareAndSwap(false, true) {
+				return
+			}
+		}
 	}()
 }
 

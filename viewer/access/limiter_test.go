@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -571,33 +570,56 @@ func TestCheckRunsTheCheck(t *testing.T) {
 	}
 }
 
-// A password check's 19 MiB of Argon2id memory are handed back when it ends, not at some
-// later collection: on a quiet server that came minutes later, the process holding 20 MiB
-// more than it needed after every login. Not parallel: other tests' allocations would
-// move the heap this reads.
-func TestCheckHandsBackTheArgon2Memory(t *testing.T) {
-	hash, err := HashPassword("Dlouhé heslo strážníka 2026")
-	if err != nil {
-		t.Fatal(err)
-	}
-	runtime.GC()
-	var before, now runtime.MemStats
-	runtime.ReadMemStats(&before)
-	l := NewLoginLimiter(time.Now)
-	if err := l.Check(context.Background(), func() { CheckPassword(hash, "špatné heslo") }); err != nil {
-		t.Fatal(err)
-	}
-	// The hand-back runs after the check, off the login's path: wait for it (a bound on
-	// something asynchronous, not a measure of its speed).
-	const argon2 = 19 << 20
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		runtime.ReadMemStats(&now)
-		if now.HeapInuse < before.HeapInuse+argon2/2 {
-			return
+// AfterChecks runs once the last of overlapping checks has ended, not after each: townwatch
+// serve hands the checks' memory back there, and a check still running holds its own.
+func TestAfterChecksRunsOnceTheLastCheckEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int32
+		l := NewLoginLimiter(time.Now)
+		l.AfterChecks = func() { runs.Add(1) }
+		release := make(chan struct{})
+		go l.Check(context.Background(), func() { <-release })
+		synctest.Wait()
+		if err := l.Check(context.Background(), func() {}); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("heap in use %.1f MiB 30 s after a password check, %.1f MiB before it: the check's memory was not collected",
-				float64(now.HeapInuse)/(1<<20), float64(before.HeapInuse)/(1<<20))
+		synctest.Wait()
+		if n := runs.Load(); n != 0 {
+			t.Errorf("AfterChecks ran %d times while another check still ran", n)
 		}
-	}
+		close(release)
+		synctest.Wait()
+		if n := runs.Load(); n != 1 {
+			t.Errorf("AfterChecks ran %d times after the last check ended, want 1", n)
+		}
+	})
+}
+
+// A check that ends while AfterChecks runs gets a run of its own after it: the running
+// one may have started while the check's memory was still in use.
+func TestACheckEndingDuringAfterChecksGetsAnotherRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int32
+		firstRun := make(chan struct{})
+		l := NewLoginLimiter(time.Now)
+		l.AfterChecks = func() {
+			if runs.Add(1) == 1 {
+				<-firstRun
+			}
+		}
+		for range 2 {
+			if err := l.Check(context.Background(), func() {}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait() // the first run is under way (and held) before the second check
+		}
+		if n := runs.Load(); n != 1 {
+			t.Fatalf("AfterChecks started %d times while its first run was held, want 1", n)
+		}
+		close(firstRun)
+		synctest.Wait()
+		if n := runs.Load(); n != 2 {
+			t.Errorf("AfterChecks ran %d times, want 2: the check that ended during the first run needs its own", n)
+		}
+	})
 }
