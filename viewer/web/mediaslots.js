@@ -65,7 +65,10 @@ export function acquire(kind, signal) {
       return;
     }
     const abandon = () => {
-      waiting.splice(waiting.indexOf(entry), 1);
+      const i = waiting.indexOf(entry);
+      // Always found while this listener is on (grant removes it first); splice(-1) would
+      // drop another request.
+      if (i >= 0) waiting.splice(i, 1);
       reject(signal.reason);
     };
     // Once granted the listener goes: the scrub preview passes one signal for the page's

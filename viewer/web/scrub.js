@@ -46,9 +46,8 @@ export class ScrubPreview {
     this.thumbs = new Map(); // camera → sorted [{t, segment (id), col, row, width, height}]
     this.segments = []; // the index's segments: [{camera, id, url, count, start, end}]
     this.sprites = new Map(); // segment id → {count (tiles fetched), bitmap (decoded, or null)}
-    this.fetching = new Set(); // segment ids whose sprite is being fetched
+    this.fetching = new Set(); // segment ids whose sprite is being fetched (each holds a slot)
     this.waitingSlots = 0; // fetches waiting for a media request slot
-    this.inFlight = 0; // fetches that have one
     this.stopper = new AbortController(); // stop() abandons the waiting fetches
     this.pointer = null; // {camera, w} while the pointer is over the timeline
     this.range = null; // {from, to, at}: what the index was read for, and when
@@ -110,7 +109,7 @@ export class ScrubPreview {
   // fetchNear starts fetches (up to MAX_SPRITES, counting those waiting for a slot) while
   // sprites near the pointer or the clock are missing. The page calls it after a seek.
   fetchNear() {
-    while (this.waitingSlots + this.inFlight < MAX_SPRITES && this.#missing().count > this.waitingSlots) this.#fetchOne();
+    while (this.waitingSlots + this.fetching.size < MAX_SPRITES && this.#missing().count > this.waitingSlots) this.#fetchOne();
   }
 
   // #missing finds the sprites to fetch: those of the index's segments within NEAR of the
@@ -151,13 +150,11 @@ export class ScrubPreview {
       release();
       return;
     }
-    this.inFlight++;
     this.fetching.add(seg.id);
     try {
       await this.#sprite(seg, signal);
     } finally {
       this.fetching.delete(seg.id);
-      this.inFlight--;
       release();
     }
     if (signal.aborted) return;
