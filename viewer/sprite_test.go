@@ -323,3 +323,37 @@ func TestSpriteCachedStillPassesTheGuard(t *testing.T) {
 		}
 	}
 }
+
+// A closed segment whose thumbnails file is damaged past some record shows the tiles
+// before the damage, but neither the browser nor the server keeps that sprite: the next
+// look, once the file is mended or rewritten, must not be answered by a partial one. The
+// URL names the count the index read (the same damaged file), so the count alone would
+// not tell.
+func TestSpriteOfADamagedThumbnailsFileIsNotKept(t *testing.T) {
+	sr := newSpriteRig(t)
+	seg := sr.rig.arch.segs["namesti"][1]
+	sr.addTiles(t, seg, 0, 6)
+	f, err := os.OpenFile(filepath.Join(sr.rig.arch.dir, recorder.ThumbnailsPath(seg.Path)), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record header claiming no picture: not a thumbnails file past this point.
+	if _, err := f.Write(make([]byte, 12)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	url := sr.spriteURLOf(t, seg)
+	if !strings.HasSuffix(url, "?n=6") {
+		t.Fatalf("sprite URL %q; want it to name the 6 tiles read before the damage", url)
+	}
+	rec := askSprite(sr.officer, url, "")
+	if rec.Code != http.StatusOK || rec.Header().Get("Cache-Control") != "private, no-cache" {
+		t.Fatalf("sprite of a damaged file: %d, Cache-Control %q; want 200, private, no-cache", rec.Code, rec.Header().Get("Cache-Control"))
+	}
+	checkTiles(t, "the sprite of a damaged file", rec.Body.Bytes(), 6)
+	if _, hit := sr.pb.sprites.get(seg.ID, rec.Header().Get("ETag")); hit {
+		t.Error("the server kept the sprite of a damaged file")
+	}
+}
