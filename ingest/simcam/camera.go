@@ -32,9 +32,7 @@ type camera struct {
 // newCamera builds the camera for spec from its parsed clip; spec.FPS 0
 // means FrameRate.
 func newCamera(spec CameraSpec, cd *clipData) *camera {
-	if spec.FPS == 0 {
-		spec.FPS = FrameRate
-	}
+	spec.FPS = spec.frameRate()
 	forma := &format.H264{
 		PayloadTyp:        96,
 		PacketizationMode: 1,
@@ -55,9 +53,17 @@ func newCamera(spec CameraSpec, cd *clipData) *camera {
 	}
 }
 
-// loopStartFrame is the loop frame at spec.LoopStart (spec.FPS set).
+// frameRate is the camera's frame rate: spec.FPS, or FrameRate when it is 0.
+func (spec CameraSpec) frameRate() int {
+	if spec.FPS == 0 {
+		return FrameRate
+	}
+	return spec.FPS
+}
+
+// loopStartFrame is the loop frame at spec.LoopStart.
 func loopStartFrame(spec CameraSpec) uint64 {
-	return uint64(spec.LoopStart * time.Duration(spec.FPS) / time.Second)
+	return uint64(spec.LoopStart * time.Duration(spec.frameRate()) / time.Second)
 }
 
 // checkLoopStart says why spec.LoopStart cannot start cd's loop: it must fall on one of
@@ -67,17 +73,14 @@ func checkLoopStart(spec CameraSpec, cd *clipData) error {
 	if spec.LoopStart == 0 {
 		return nil
 	}
-	if spec.FPS == 0 {
-		spec.FPS = FrameRate
-	}
 	k := loopStartFrame(spec)
 	switch {
 	case spec.LoopStart < 0:
 		return fmt.Errorf("%v is negative", spec.LoopStart)
 	case k >= uint64(len(cd.frames)):
 		return fmt.Errorf("%v is past the end of the %d-frame loop", spec.LoopStart, len(cd.frames))
-	case (spec.LoopStart*time.Duration(spec.FPS))%time.Second != 0:
-		return fmt.Errorf("%v is not the time of a frame at %d fps", spec.LoopStart, spec.FPS)
+	case (spec.LoopStart*time.Duration(spec.frameRate()))%time.Second != 0:
+		return fmt.Errorf("%v is not the time of a frame at %d fps", spec.LoopStart, spec.frameRate())
 	case !cd.frames[k].keyframe:
 		return fmt.Errorf("%v (frame %d) is not a keyframe", spec.LoopStart, k)
 	}
